@@ -1,0 +1,38 @@
+# Fittrack: `make run` starts the embedded server, `make test` runs everything.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: setup protos protos-check run test test-unit test-e2e lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+protos: setup
+	$(PY) scripts/gen_protos.py
+
+protos-check: setup
+	$(PY) scripts/gen_protos.py --check
+
+run: setup
+	$(PY) -m server
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: setup protos-check lint
+	$(PY) -m pytest tests
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

@@ -1,0 +1,1 @@
+"""Implementations of core.ports; core.bootstrap picks them by configuration."""

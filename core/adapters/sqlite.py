@@ -1,0 +1,591 @@
+"""The embedded profile's storage: one SQLite file for accounts, metrics and the ingest log.
+
+Each thread keeps its own connection (sqlite3 connections must not be shared
+across threads); WAL lets readers run while one writer commits, and
+synchronous=FULL makes a commit survive a power cut, because a batch is
+acknowledged to the device as soon as its commit returns.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from core.adapters.codec import decode_batch, encode_batch
+from core.domain.accounts import Credentials, Profile, Sex, User
+from core.domain.aggregation import DaySummary
+from core.domain.errors import AlreadyExists, NotFound, Unavailable
+from core.domain.goals import Goal, GoalPeriod
+from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
+from core.domain.notifications import Notification, NotificationKind
+from core.ports import (
+    AccountsUnitOfWork,
+    GoalRepository,
+    MetricStore,
+    NotificationPage,
+    NotificationRepository,
+    PublishOutcome,
+    ReadingBus,
+    RefreshRecord,
+    SessionRepository,
+    UserRepository,
+)
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE users (
+        user_id      TEXT PRIMARY KEY,
+        username     TEXT NOT NULL UNIQUE COLLATE NOCASE CHECK (length(username) BETWEEN 3 AND 32),
+        display_name TEXT NOT NULL DEFAULT '' CHECK (length(display_name) <= 64),
+        time_zone    TEXT NOT NULL DEFAULT 'UTC',
+        created_at   TEXT NOT NULL
+    );
+    CREATE TABLE credentials (
+        user_id       TEXT PRIMARY KEY REFERENCES users (user_id) ON DELETE CASCADE,
+        password_hash BLOB NOT NULL,
+        created_at    TEXT NOT NULL,
+        expires_at    TEXT
+    );
+    CREATE TABLE user_metric (
+        user_id    TEXT PRIMARY KEY REFERENCES users (user_id) ON DELETE CASCADE,
+        height_cm  REAL CHECK (height_cm IS NULL OR height_cm BETWEEN 50 AND 272),
+        weight_kg  REAL CHECK (weight_kg IS NULL OR weight_kg BETWEEN 2 AND 650),
+        birth_date TEXT,
+        stated_age INTEGER CHECK (stated_age IS NULL OR stated_age BETWEEN 1 AND 130),
+        sex        INTEGER NOT NULL DEFAULT 0 CHECK (sex BETWEEN 0 AND 3)
+    );
+    CREATE TABLE sessions (
+        session_id TEXT PRIMARY KEY,
+        user_id    TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    CREATE INDEX sessions_by_user ON sessions (user_id);
+    CREATE TABLE refresh_tokens (
+        token_hash TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions (session_id) ON DELETE CASCADE,
+        user_id    TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        expires_at TEXT NOT NULL,
+        used       INTEGER NOT NULL DEFAULT 0 CHECK (used IN (0, 1))
+    );
+    CREATE INDEX refresh_tokens_by_session ON refresh_tokens (session_id);
+    CREATE TABLE goals (
+        goal_id    TEXT PRIMARY KEY,
+        user_id    TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        metric     INTEGER NOT NULL CHECK (metric BETWEEN 1 AND 4),
+        period     INTEGER NOT NULL CHECK (period IN (1, 2)),
+        target     REAL NOT NULL CHECK (target > 0),
+        active     INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (user_id, metric, period)
+    );
+    CREATE TABLE notifications (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        notification_id TEXT NOT NULL UNIQUE,
+        user_id         TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        kind            INTEGER NOT NULL,
+        title           TEXT NOT NULL,
+        body            TEXT NOT NULL,
+        goal_id         TEXT NOT NULL DEFAULT '',
+        created_at      TEXT NOT NULL,
+        read            INTEGER NOT NULL DEFAULT 0 CHECK (read IN (0, 1)),
+        idempotency_key TEXT NOT NULL,
+        UNIQUE (user_id, idempotency_key)
+    );
+    CREATE INDEX notifications_by_user ON notifications (user_id, seq);
+    CREATE TABLE minute_values (
+        user_id    TEXT NOT NULL,
+        metric     INTEGER NOT NULL,
+        source     TEXT NOT NULL,
+        minute     INTEGER NOT NULL,
+        local_date INTEGER NOT NULL,
+        value      REAL NOT NULL CHECK (value >= 0),
+        PRIMARY KEY (user_id, metric, source, minute)
+    ) WITHOUT ROWID;
+    CREATE INDEX minute_values_by_day ON minute_values (user_id, metric, local_date);
+    CREATE TABLE daily_values (
+        user_id    TEXT NOT NULL,
+        metric     INTEGER NOT NULL,
+        local_date INTEGER NOT NULL,
+        value      REAL NOT NULL,
+        min        REAL NOT NULL,
+        max        REAL NOT NULL,
+        minutes    INTEGER NOT NULL,
+        PRIMARY KEY (user_id, metric, local_date)
+    ) WITHOUT ROWID;
+    CREATE TABLE ingest_log (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        payload BLOB NOT NULL
+    );
+    CREATE TABLE device_cursors (
+        user_id       TEXT NOT NULL,
+        source        TEXT NOT NULL,
+        last_sequence INTEGER NOT NULL,
+        PRIMARY KEY (user_id, source)
+    ) WITHOUT ROWID;
+    """,
+]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment else None
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+class SqliteDatabase:
+    """Thread-local connections to one SQLite file, plus its migrations."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def migrate(self) -> int:
+        """Apply the migrations not applied yet; returns the schema version. Safe to run again."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self.connection()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            # executescript commits on its own; the version bump rides in the same script.
+            conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+        return len(MIGRATIONS)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self.connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise Unavailable(f"the database is busy ({error}); try again") from error
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+class SqliteUnitOfWork(AccountsUnitOfWork):
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    def __enter__(self) -> SqliteUnitOfWork:
+        self._conn = self._db.connection()
+        # IMMEDIATE takes the write lock up front: a deferred transaction that
+        # reads and then writes fails at once if another writer got in between.
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise Unavailable(f"the database is busy ({error}); try again") from error
+        self.users = SqliteUsers(self._conn)
+        self.sessions = SqliteSessions(self._conn)
+        self.goals = SqliteGoals(self._conn)
+        self.notifications = SqliteNotifications(self._conn)
+        return self
+
+    def commit(self) -> None:
+        self._conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+
+class SqliteUsers(UserRepository):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def add(self, user: User, credentials: Credentials) -> None:
+        try:
+            self._conn.execute(
+                "INSERT INTO users (user_id, username, display_name, time_zone, created_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    user.user_id,
+                    user.username,
+                    user.profile.display_name,
+                    user.profile.time_zone,
+                    _iso(user.created_at),
+                ),
+            )
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f"username {user.username!r} is taken; choose another") from None
+        self._conn.execute("INSERT INTO user_metric (user_id) VALUES (?)", (user.user_id,))
+        self.update_profile(user.user_id, user.profile)
+        self.set_credentials(credentials)
+
+    _SELECT = """
+        SELECT u.user_id, u.username, u.display_name, u.time_zone, u.created_at,
+               m.height_cm, m.weight_kg, m.birth_date, m.stated_age, m.sex
+        FROM users u JOIN user_metric m USING (user_id)
+    """
+
+    def get(self, user_id: str) -> User | None:
+        return self._user(self._conn.execute(self._SELECT + " WHERE u.user_id = ?", (user_id,)).fetchone())
+
+    def get_by_username(self, username: str) -> User | None:
+        return self._user(self._conn.execute(self._SELECT + " WHERE u.username = ?", (username,)).fetchone())
+
+    @staticmethod
+    def _user(row) -> User | None:
+        if row is None:
+            return None
+        user_id, username, display_name, zone, created, height, weight, birth, age, sex = row
+        profile = Profile(
+            display_name=display_name,
+            height_cm=height,
+            weight_kg=weight,
+            birth_date=date.fromisoformat(birth) if birth else None,
+            stated_age=age,
+            sex=Sex(sex),
+            time_zone=zone,
+        )
+        return User(user_id, username, profile, _moment(created))
+
+    def update_profile(self, user_id: str, profile: Profile) -> None:
+        self._conn.execute(
+            "UPDATE users SET display_name = ?, time_zone = ? WHERE user_id = ?",
+            (profile.display_name, profile.time_zone, user_id),
+        )
+        self._conn.execute(
+            "UPDATE user_metric SET height_cm = ?, weight_kg = ?, birth_date = ?, stated_age = ?, sex = ?"
+            " WHERE user_id = ?",
+            (
+                profile.height_cm,
+                profile.weight_kg,
+                profile.birth_date.isoformat() if profile.birth_date else None,
+                profile.stated_age,
+                int(profile.sex),
+                user_id,
+            ),
+        )
+
+    def get_credentials(self, user_id: str) -> Credentials | None:
+        row = self._conn.execute(
+            "SELECT password_hash, created_at, expires_at FROM credentials WHERE user_id = ?", (user_id,)
+        ).fetchone()
+        return Credentials(user_id, bytes(row[0]), _moment(row[1]), _moment(row[2])) if row else None
+
+    def set_credentials(self, credentials: Credentials) -> None:
+        self._conn.execute(
+            "INSERT INTO credentials (user_id, password_hash, created_at, expires_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash,"
+            " created_at = excluded.created_at, expires_at = excluded.expires_at",
+            (
+                credentials.user_id,
+                credentials.password_hash,
+                _iso(credentials.created_at),
+                _iso(credentials.expires_at),
+            ),
+        )
+
+    def delete(self, user_id: str) -> None:
+        self._conn.execute("DELETE FROM device_cursors WHERE user_id = ?", (user_id,))
+        self._conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+
+
+class SqliteSessions(SessionRepository):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def create(self, session_id: str, user_id: str, now: datetime) -> None:
+        self._conn.execute(
+            "INSERT INTO sessions (session_id, user_id, created_at) VALUES (?, ?, ?)",
+            (session_id, user_id, _iso(now)),
+        )
+
+    def is_active(self, session_id: str) -> bool:
+        row = self._conn.execute("SELECT revoked_at FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+        return row is not None and row[0] is None
+
+    def revoke(self, session_id: str, now: datetime) -> None:
+        self._conn.execute(
+            "UPDATE sessions SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL",
+            (_iso(now), session_id),
+        )
+
+    def revoke_all(self, user_id: str, now: datetime) -> None:
+        self._conn.execute(
+            "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+            (_iso(now), user_id),
+        )
+
+    def add_refresh(self, record: RefreshRecord) -> None:
+        self._conn.execute(
+            "INSERT INTO refresh_tokens (token_hash, session_id, user_id, expires_at, used) VALUES (?, ?, ?, ?, ?)",
+            (record.token_hash, record.session_id, record.user_id, _iso(record.expires_at), int(record.used)),
+        )
+
+    def get_refresh(self, token_hash: str) -> RefreshRecord | None:
+        row = self._conn.execute(
+            "SELECT session_id, user_id, expires_at, used FROM refresh_tokens WHERE token_hash = ?",
+            (token_hash,),
+        ).fetchone()
+        return RefreshRecord(token_hash, row[0], row[1], _moment(row[2]), bool(row[3])) if row else None
+
+    def mark_refresh_used(self, token_hash: str) -> None:
+        self._conn.execute("UPDATE refresh_tokens SET used = 1 WHERE token_hash = ?", (token_hash,))
+
+
+class SqliteGoals(GoalRepository):
+    _COLUMNS = "goal_id, user_id, metric, period, target, active, created_at, updated_at"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def add(self, goal: Goal) -> None:
+        try:
+            self._conn.execute(
+                f"INSERT INTO goals ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    goal.goal_id,
+                    goal.user_id,
+                    int(goal.metric),
+                    int(goal.period),
+                    goal.target,
+                    int(goal.active),
+                    _iso(goal.created_at),
+                    _iso(goal.updated_at),
+                ),
+            )
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(
+                f"you already have a {goal.period.name.lower()} {goal.metric.label} goal; update it instead"
+            ) from None
+
+    def get(self, goal_id: str) -> Goal | None:
+        row = self._conn.execute(f"SELECT {self._COLUMNS} FROM goals WHERE goal_id = ?", (goal_id,)).fetchone()
+        return self._goal(row) if row else None
+
+    def list_for_user(self, user_id: str, include_inactive: bool = False) -> list[Goal]:
+        sql = f"SELECT {self._COLUMNS} FROM goals WHERE user_id = ?"
+        if not include_inactive:
+            sql += " AND active = 1"
+        return [self._goal(row) for row in self._conn.execute(sql + " ORDER BY created_at, goal_id", (user_id,))]
+
+    def update(self, goal: Goal) -> None:
+        self._conn.execute(
+            "UPDATE goals SET target = ?, active = ?, updated_at = ? WHERE goal_id = ?",
+            (goal.target, int(goal.active), _iso(goal.updated_at), goal.goal_id),
+        )
+
+    def delete(self, goal_id: str) -> None:
+        self._conn.execute("DELETE FROM goals WHERE goal_id = ?", (goal_id,))
+
+    @staticmethod
+    def _goal(row) -> Goal:
+        goal_id, user_id, metric, period, target, active, created, updated = row
+        return Goal(
+            goal_id,
+            user_id,
+            MetricKind(metric),
+            GoalPeriod(period),
+            target,
+            bool(active),
+            _moment(created),
+            _moment(updated),
+        )
+
+
+class SqliteNotifications(NotificationRepository):
+    _COLUMNS = "seq, notification_id, user_id, kind, title, body, goal_id, created_at, read, idempotency_key"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def add(self, notification: Notification) -> bool:
+        cursor = self._conn.execute(
+            "INSERT INTO notifications (notification_id, user_id, kind, title, body, goal_id, created_at, read,"
+            " idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, idempotency_key) DO NOTHING",
+            (
+                notification.notification_id,
+                notification.user_id,
+                int(notification.kind),
+                notification.title,
+                notification.body,
+                notification.goal_id,
+                _iso(notification.created_at),
+                int(notification.read),
+                notification.idempotency_key,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def page(self, user_id: str, unread_only: bool, limit: int, before: int | None) -> NotificationPage:
+        sql = f"SELECT {self._COLUMNS} FROM notifications WHERE user_id = ?"
+        args: list = [user_id]
+        if unread_only:
+            sql += " AND read = 0"
+        if before is not None:
+            sql += " AND seq < ?"
+            args.append(before)
+        rows = self._conn.execute(sql + " ORDER BY seq DESC LIMIT ?", (*args, limit + 1)).fetchall()
+        unread = self._conn.execute(
+            "SELECT count(*) FROM notifications WHERE user_id = ? AND read = 0", (user_id,)
+        ).fetchone()[0]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return NotificationPage([self._notification(r) for r in rows], rows[-1][0] if more else None, unread)
+
+    def mark_read(self, user_id: str, notification_ids: Sequence[str]) -> int:
+        marks = ",".join("?" * len(notification_ids))
+        owned = self._conn.execute(
+            f"SELECT notification_id, read FROM notifications WHERE user_id = ? AND notification_id IN ({marks})",
+            (user_id, *notification_ids),
+        ).fetchall()
+        missing = set(notification_ids) - {row[0] for row in owned}
+        if missing:
+            raise NotFound(f"you have no notification {sorted(missing)[0]!r}; nothing was marked")
+        unread = [row[0] for row in owned if not row[1]]
+        self._conn.executemany("UPDATE notifications SET read = 1 WHERE notification_id = ?", [(i,) for i in unread])
+        return len(unread)
+
+    @staticmethod
+    def _notification(row) -> Notification:
+        _, notification_id, user_id, kind, title, body, goal_id, created, read, key = row
+        return Notification(
+            notification_id,
+            user_id,
+            NotificationKind(kind),
+            title,
+            body,
+            _moment(created),
+            key,
+            goal_id,
+            bool(read),
+        )
+
+
+class SqliteMetricStore(MetricStore):
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    def upsert_minutes(
+        self, user_id: str, source: str, readings: Sequence[PlacedReading]
+    ) -> set[tuple[MetricKind, date]]:
+        # The local day is not updated on conflict: a minute stays on the day
+        # it was first placed on, even if a resend arrives after a time-zone change.
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO minute_values (user_id, metric, source, minute, local_date, value)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (user_id, metric, source, minute) DO UPDATE SET value = excluded.value",
+                [(user_id, int(r.metric), source, r.minute, r.local_date.toordinal(), r.value) for r in readings],
+            )
+            placed = conn.execute(
+                "SELECT DISTINCT metric, local_date FROM minute_values WHERE user_id = ? AND source = ? AND"
+                " minute IN (SELECT value FROM json_each(?))",
+                (user_id, source, "[" + ",".join(str(r.minute) for r in readings) + "]"),
+            ).fetchall()
+        return {(MetricKind(metric), date.fromordinal(day)) for metric, day in placed}
+
+    def minutes_of_day(self, user_id: str, metric: MetricKind, day: date) -> dict[str, dict[int, float]]:
+        by_source: dict[str, dict[int, float]] = {}
+        rows = self._db.connection().execute(
+            "SELECT source, minute, value FROM minute_values WHERE user_id = ? AND metric = ? AND local_date = ?",
+            (user_id, int(metric), day.toordinal()),
+        )
+        for source, minute, value in rows:
+            by_source.setdefault(source, {})[minute] = value
+        return by_source
+
+    def save_days(self, user_id: str, metric: MetricKind, summaries: Sequence[DaySummary]) -> None:
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO daily_values (user_id, metric, local_date, value, min, max, minutes)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(user_id, int(metric), s.day.toordinal(), s.value, s.min, s.max, s.minutes) for s in summaries],
+            )
+
+    def days(self, user_id: str, metric: MetricKind, start: date, end: date) -> list[DaySummary]:
+        rows = self._db.connection().execute(
+            "SELECT local_date, value, min, max, minutes FROM daily_values"
+            " WHERE user_id = ? AND metric = ? AND local_date BETWEEN ? AND ? ORDER BY local_date",
+            (user_id, int(metric), start.toordinal(), end.toordinal()),
+        )
+        return [DaySummary(date.fromordinal(day), value, low, high, minutes) for day, value, low, high, minutes in rows]
+
+    def delete_user(self, user_id: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM minute_values WHERE user_id = ?", (user_id,))
+            conn.execute("DELETE FROM daily_values WHERE user_id = ?", (user_id,))
+
+
+class SqliteReadingBus(ReadingBus):
+    """The embedded stand-in for the `readings` topic: an append-only log table.
+
+    `on_published` wakes the in-process persister after each commit.
+    """
+
+    def __init__(self, db: SqliteDatabase, on_published: Callable[[], None] = lambda: None) -> None:
+        self._db = db
+        self.on_published = on_published
+
+    def publish(self, batches: Sequence[AcceptedBatch]) -> list[str]:
+        outcomes = []
+        with self._db.transaction() as conn:
+            for batch in batches:
+                if batch.sequence and not self._advance_cursor(conn, batch):
+                    outcomes.append(PublishOutcome.DUPLICATE)
+                    continue
+                conn.execute("INSERT INTO ingest_log (payload) VALUES (?)", (encode_batch(batch),))
+                outcomes.append(PublishOutcome.ACCEPTED)
+        if PublishOutcome.ACCEPTED in outcomes:
+            self.on_published()
+        return outcomes
+
+    @staticmethod
+    def _advance_cursor(conn: sqlite3.Connection, batch: AcceptedBatch) -> bool:
+        cursor = conn.execute(
+            "INSERT INTO device_cursors (user_id, source, last_sequence) VALUES (?, ?, ?)"
+            " ON CONFLICT (user_id, source) DO UPDATE SET last_sequence = excluded.last_sequence"
+            " WHERE excluded.last_sequence > device_cursors.last_sequence",
+            (batch.user_id, batch.source, batch.sequence),
+        )
+        return cursor.rowcount == 1
+
+    def last_sequence(self, user_id: str, source: str) -> int:
+        row = (
+            self._db.connection()
+            .execute("SELECT last_sequence FROM device_cursors WHERE user_id = ? AND source = ?", (user_id, source))
+            .fetchone()
+        )
+        return row[0] if row else 0
+
+    def pending(self, limit: int) -> list[tuple[int, AcceptedBatch]]:
+        """The oldest batches not yet applied, with their log ids."""
+        rows = self._db.connection().execute("SELECT id, payload FROM ingest_log ORDER BY id LIMIT ?", (limit,))
+        return [(log_id, decode_batch(payload)) for log_id, payload in rows]
+
+    def acknowledge(self, up_to_id: int) -> None:
+        """The persister's offset commit: batches up to this id are applied."""
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM ingest_log WHERE id <= ?", (up_to_id,))

@@ -1,0 +1,83 @@
+"""Settings, read once at start-up from the environment (see the README's table)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROFILES = ("embedded", "production")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Config:
+    profile: str = "embedded"
+    listen: str = "127.0.0.1:50051"
+    data_dir: Path = Path("var")
+    sqlite_path: Path | None = None
+    token_secret: str = field(default="", repr=False)
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_days: int = 30
+    password_max_age_days: int = 90
+    bcrypt_rounds: int = 12
+    max_readings_per_batch: int = 1000
+    max_readings_per_upload: int = 200_000
+    max_message_bytes: int = 4 * 1024 * 1024
+    shutdown_grace_seconds: float = 5.0
+    log_level: str = "INFO"
+
+    @property
+    def database_path(self) -> Path:
+        return self.sqlite_path or self.data_dir / "fittrack.sqlite3"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Config:
+        env = os.environ if env is None else env
+        values: dict = {}
+        for name, kind in _VARIABLES.items():
+            raw = env.get(f"FITTRACK_{name.upper()}")
+            if raw is None or raw == "":
+                continue
+            try:
+                values[name] = kind(raw)
+            except ValueError:
+                raise ConfigError(f"FITTRACK_{name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+        values.update(overrides)
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.profile not in PROFILES:
+            raise ConfigError(f"FITTRACK_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
+        if not 4 <= self.bcrypt_rounds <= 31:
+            raise ConfigError("FITTRACK_BCRYPT_ROUNDS must be 4 to 31")
+        if self.password_max_age_days < 0:
+            raise ConfigError("FITTRACK_PASSWORD_MAX_AGE_DAYS must be 0 (never) or more")
+        if self.token_secret and len(self.token_secret.encode()) < 32:
+            raise ConfigError("FITTRACK_TOKEN_SECRET must be at least 32 bytes")
+        if not 0 < self.access_token_ttl_seconds <= 3600:
+            raise ConfigError("FITTRACK_ACCESS_TOKEN_TTL_SECONDS must be 1 to 3600")
+
+
+_VARIABLES = {
+    "profile": str,
+    "listen": str,
+    "data_dir": Path,
+    "sqlite_path": Path,
+    "token_secret": str,
+    "access_token_ttl_seconds": int,
+    "refresh_token_ttl_days": int,
+    "password_max_age_days": int,
+    "bcrypt_rounds": int,
+    "max_readings_per_batch": int,
+    "max_readings_per_upload": int,
+    "max_message_bytes": int,
+    "shutdown_grace_seconds": float,
+    "log_level": str,
+}

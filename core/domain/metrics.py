@@ -1,0 +1,166 @@
+"""Metric kinds, readings and the rules a reading must obey."""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from core.domain.errors import InvalidArgument, ResourceExhausted
+
+MINUTE = 60
+FUTURE_TOLERANCE = timedelta(hours=24)
+# Nothing a wearable reports predates this; older times are a clock or encoding bug.
+EARLIEST_READING = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_DEVICE_ID_LENGTH = 64
+MANUAL_SOURCE = "manual"
+
+
+class MetricKind(enum.IntEnum):
+    STEPS = 1
+    CALORIES_BURNED = 2
+    DISTANCE = 3
+    ACTIVE_MINUTES = 4
+    HEART_RATE = 5
+
+    @property
+    def unit(self) -> str:
+        return _UNITS[self]
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", " ")
+
+    @property
+    def is_cumulative(self) -> bool:
+        """Cumulative kinds are summed over a day; heart rate is averaged."""
+        return self is not MetricKind.HEART_RATE
+
+    @classmethod
+    def parse(cls, value: int) -> MetricKind:
+        try:
+            return cls(value)
+        except ValueError:
+            names = ", ".join(f"{k.name} ({k.value})" for k in cls)
+            raise InvalidArgument(f"unknown metric kind {value}; use one of {names}") from None
+
+
+_UNITS = {
+    MetricKind.STEPS: "steps",
+    MetricKind.CALORIES_BURNED: "kcal",
+    MetricKind.DISTANCE: "m",
+    MetricKind.ACTIVE_MINUTES: "min",
+    MetricKind.HEART_RATE: "bpm",
+}
+
+# What one minute can physically hold: a sprinting human takes ~250 steps a
+# minute, so 1,000 is a generous ceiling that still catches corrupt counters.
+PER_MINUTE_LIMITS: dict[MetricKind, tuple[float, float]] = {
+    MetricKind.STEPS: (0, 1000),
+    MetricKind.CALORIES_BURNED: (0, 100),
+    MetricKind.DISTANCE: (0, 1500),
+    MetricKind.ACTIVE_MINUTES: (0, 1),
+    MetricKind.HEART_RATE: (20, 250),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One minute of one metric from one source, as the device sent it."""
+
+    metric: MetricKind
+    minute: int  # start of the minute, in whole minutes since the Unix epoch (UTC)
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedReading:
+    """A reading with the user's local day it belongs to, fixed when it is accepted."""
+
+    metric: MetricKind
+    minute: int
+    value: float
+    local_date: date
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedBatch:
+    """A validated batch on its way from the server to the persister."""
+
+    user_id: str
+    source: str
+    sequence: int
+    readings: tuple[PlacedReading, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    max_readings_per_batch: int = 1000
+
+
+def source_of(device_id: str) -> str:
+    """The name readings are stored under; readings without a device are manual entries."""
+    return device_id or MANUAL_SOURCE
+
+
+def validate_device_id(device_id: str) -> None:
+    if len(device_id) > MAX_DEVICE_ID_LENGTH:
+        raise InvalidArgument(f"device_id is {len(device_id)} characters long; at most {MAX_DEVICE_ID_LENGTH}")
+    if not device_id.isprintable():
+        raise InvalidArgument("device_id must contain printable characters only")
+
+
+def validate_reading(metric_value: int, seconds: int, value: float, now: datetime, position: int) -> Reading:
+    """Check one raw reading and normalise its time to the start of its minute.
+
+    `position` (0-based) goes into every message so a client can find the bad
+    reading in its batch.
+    """
+    where = f"reading {position}"
+    try:
+        metric = MetricKind(metric_value)
+    except ValueError:
+        names = ", ".join(f"{k.name} ({k.value})" for k in MetricKind)
+        raise InvalidArgument(f"{where}: unknown metric kind {metric_value}; use one of {names}") from None
+    if not math.isfinite(value):
+        raise InvalidArgument(f"{where}: value must be a finite number, got {value}")
+    low, high = PER_MINUTE_LIMITS[metric]
+    if value < 0:
+        raise InvalidArgument(f"{where}: {metric.label} cannot be negative (got {value:g})")
+    if not low <= value <= high:
+        raise InvalidArgument(
+            f"{where}: {value:g} {metric.unit} is impossible for {metric.label} in one minute; "
+            f"expected {low:g} to {high:g}"
+        )
+    if seconds == 0:
+        raise InvalidArgument(f"{where}: time is missing; set it to the start of the minute measured, in UTC")
+    instant = datetime.fromtimestamp(seconds, UTC)
+    if instant > now + FUTURE_TOLERANCE:
+        raise InvalidArgument(
+            f"{where}: time {instant.isoformat()} is more than 24 hours in the future; check the device clock"
+        )
+    if instant < EARLIEST_READING:
+        raise InvalidArgument(f"{where}: time {instant.isoformat()} is before 2000-01-01; check the device clock")
+    return Reading(metric=metric, minute=seconds // MINUTE, value=float(value))
+
+
+def validate_batch_size(count: int, limits: BatchLimits) -> None:
+    if count == 0:
+        raise InvalidArgument("a batch must contain at least one reading")
+    if count > limits.max_readings_per_batch:
+        raise ResourceExhausted(f"a batch holds {count} readings; at most {limits.max_readings_per_batch}, so split it")
+
+
+def local_date_of(minute: int, zone: ZoneInfo) -> date:
+    return datetime.fromtimestamp(minute * MINUTE, zone).date()
+
+
+def place(readings: list[Reading], zone: ZoneInfo) -> tuple[PlacedReading, ...]:
+    """Pin each reading to the user's local day, in the time zone in force now.
+
+    Fixing the day at acceptance keeps a reading on the day the user lived it,
+    even if they move to another time zone later.
+    """
+    return tuple(PlacedReading(r.metric, r.minute, r.value, local_date_of(r.minute, zone)) for r in readings)

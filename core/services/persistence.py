@@ -1,0 +1,91 @@
+"""Applying accepted batches to the metric store: the persister's handler.
+
+Everything here is idempotent, because a worker may apply the same batch
+again after a crash (between its write and its offset commit) or when the
+topic is replayed: minute values are replaced, daily summaries recomputed
+from them, and notifications deduplicated by key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+
+from core.domain.aggregation import merge_sources, summarize_day
+from core.domain.calendar import local_today, zone_named
+from core.domain.goals import Goal
+from core.domain.metrics import AcceptedBatch, MetricKind
+from core.domain.notifications import Notification, NotificationKind, goal_met_key, goal_met_message
+from core.ports import AccountsUnitOfWork, MetricStore, NotificationSink
+
+
+class Persister:
+    def __init__(
+        self,
+        store: MetricStore,
+        uow: Callable[[], AccountsUnitOfWork],
+        sink: NotificationSink,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._store = store
+        self._uow = uow
+        self._sink = sink
+        self._now = clock
+
+    def apply(self, batches: Sequence[AcceptedBatch]) -> None:
+        touched: dict[str, set[tuple[MetricKind, date]]] = defaultdict(set)
+        for batch in batches:
+            touched[batch.user_id] |= self._store.upsert_minutes(batch.user_id, batch.source, batch.readings)
+        for user_id, pairs in touched.items():
+            by_metric: dict[MetricKind, list[date]] = defaultdict(list)
+            for metric, day in pairs:
+                by_metric[metric].append(day)
+            for metric, days in by_metric.items():
+                summaries = [
+                    summarize_day(metric, day, merge_sources(metric, self._store.minutes_of_day(user_id, metric, day)))
+                    for day in sorted(days)
+                ]
+                self._store.save_days(user_id, metric, summaries)
+            self._notify_goals_met(user_id, {metric for metric, _ in pairs})
+
+    def _notify_goals_met(self, user_id: str, metrics: set[MetricKind]) -> None:
+        with self._uow() as uow:
+            user = uow.users.get(user_id)
+            goals = [g for g in uow.goals.list_for_user(user_id) if g.metric in metrics] if user else []
+        if not goals:
+            return
+        now = self._now()
+        today = local_today(zone_named(user.profile.time_zone), now)
+        fresh: list[Notification] = []
+        with self._uow() as uow:
+            for goal in goals:
+                notification = self._goal_met(goal, today, now)
+                if notification and uow.notifications.add(notification):
+                    fresh.append(notification)
+            uow.commit()
+        for notification in fresh:
+            self._sink.deliver(notification)
+
+    def _goal_met(self, goal: Goal, today: date, now: datetime) -> Notification | None:
+        """A notification when the goal's current period is met, else None.
+
+        Only the current period counts: a backlog of old readings must not
+        congratulate the user for last March.
+        """
+        start, end = goal.period.bounds(today)
+        reached = sum(d.value for d in self._store.days(goal.user_id, goal.metric, start, end))
+        if reached < goal.target:
+            return None
+        title, body = goal_met_message(goal, reached)
+        return Notification(
+            notification_id=uuid.uuid4().hex,
+            user_id=goal.user_id,
+            kind=NotificationKind.GOAL_MET,
+            title=title,
+            body=body,
+            created_at=now,
+            idempotency_key=goal_met_key(goal, start),
+            goal_id=goal.goal_id,
+        )

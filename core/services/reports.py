@@ -1,0 +1,65 @@
+"""Week and month reports, and downloads of any range."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from core.domain.accounts import Principal
+from core.domain.calendar import check_range, local_today, zone_named
+from core.domain.errors import InvalidArgument, Unauthenticated
+from core.domain.metrics import MetricKind
+from core.domain.reports import (
+    MAX_DOWNLOAD_DAYS,
+    Report,
+    ReportPeriod,
+    metric_report,
+    previous_bounds,
+    render_csv,
+    report_bounds,
+)
+from core.ports import AccountsUnitOfWork, MetricStore
+
+CSV_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    filename: str
+    content_type: str
+    content: bytes
+
+
+class Reports:
+    def __init__(
+        self, uow: Callable[[], AccountsUnitOfWork], store: MetricStore, clock: Callable[[], datetime]
+    ) -> None:
+        self._uow = uow
+        self._store = store
+        self._now = clock
+
+    def view(self, principal: Principal, period_value: int, anchor: date | None) -> Report:
+        period = ReportPeriod.parse(period_value)
+        with self._uow() as uow:
+            user = uow.users.get(principal.user_id)
+            goals = uow.goals.list_for_user(principal.user_id)
+        if user is None:
+            raise Unauthenticated("this account no longer exists")
+        today = local_today(zone_named(user.profile.time_zone), self._now())
+        bounds = report_bounds(period, anchor, today)
+        before = previous_bounds(period, bounds[0])
+        sections = []
+        for metric in MetricKind:
+            stored = self._store.days(principal.user_id, metric, *bounds)
+            previous = self._store.days(principal.user_id, metric, *before)
+            own_goals = [g for g in goals if g.metric is metric]
+            sections.append(metric_report(metric, bounds, before, stored, previous, own_goals))
+        return Report(period, bounds[0], bounds[1], tuple(sections))
+
+    def download(self, principal: Principal, start: date, end: date, file_format: int) -> ReportFile:
+        if file_format != CSV_FORMAT:
+            raise InvalidArgument(f"unknown report format {file_format}; use CSV (1)")
+        check_range(start, end, MAX_DOWNLOAD_DAYS)
+        stored = {metric: self._store.days(principal.user_id, metric, start, end) for metric in MetricKind}
+        return ReportFile(f"fittrack-{start}-{end}.csv", "text/csv", render_csv(start, end, stored))

@@ -1,0 +1,1 @@
+"""The gRPC server: one grpc.aio server hosting every Fittrack service, health and reflection."""

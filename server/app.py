@@ -1,0 +1,129 @@
+"""Building and running the server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from core.bootstrap import App, build_app, utc_now
+from core.config import Config
+from generated.fittrack.v1 import (
+    account_pb2,
+    account_pb2_grpc,
+    goal_pb2,
+    goal_pb2_grpc,
+    metric_pb2,
+    metric_pb2_grpc,
+    notification_pb2,
+    notification_pb2_grpc,
+    report_pb2,
+    report_pb2_grpc,
+)
+from server.auth import AuthInterceptor
+from server.errors import ErrorInterceptor
+from server.servicers.account import AccountServicer
+from server.servicers.goal import GoalServicer
+from server.servicers.metric import MetricServicer
+from server.servicers.notification import NotificationServicer
+from server.servicers.report import ReportServicer
+from workers.persister import EmbeddedPersister
+
+log = logging.getLogger("fittrack.server")
+
+SERVICE_NAMES = tuple(
+    module.DESCRIPTOR.services_by_name[name].full_name
+    for module, name in (
+        (account_pb2, "AccountService"),
+        (goal_pb2, "GoalService"),
+        (metric_pb2, "MetricService"),
+        (report_pb2, "ReportService"),
+        (notification_pb2, "NotificationService"),
+    )
+)
+
+
+class Server:
+    """The grpc.aio server together with what runs beside it in the process."""
+
+    def __init__(self, grpc_server: grpc.aio.Server, app: App, persister: EmbeddedPersister, health_servicer) -> None:
+        self.grpc_server = grpc_server
+        self.app = app
+        self.health = health_servicer
+        self._persister = persister
+
+    async def start(self) -> None:
+        self.app.live.bind(asyncio.get_running_loop())
+        await self.grpc_server.start()
+        self._persister.start()
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking calls, let running ones finish within the grace period, then stop the workers."""
+        grace = self.app.config.shutdown_grace_seconds if grace is None else grace
+        await self.health.enter_graceful_shutdown()
+        await self.grpc_server.stop(grace)
+        await self._persister.stop()
+        self.app.close()
+
+    async def wait_for_termination(self) -> None:
+        await self.grpc_server.wait_for_termination()
+
+
+def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tuple[Server, int]:
+    """A server bound to config.listen (port 0 picks a free one), not started yet.
+
+    Call from inside the event loop that will run it.
+    """
+    app = build_app(config, clock)
+    # bcrypt and SQLite block: they run on this pool, off the event loop.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=16, thread_name_prefix="fittrack"))
+    options = [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+    ]
+    grpc_server = grpc.aio.server(
+        interceptors=[ErrorInterceptor(), AuthInterceptor(app.accounts.authenticate)], options=options
+    )
+
+    def today():
+        return clock().date()
+
+    account_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(app.accounts, today), grpc_server)
+    goal_pb2_grpc.add_GoalServiceServicer_to_server(GoalServicer(app.goals), grpc_server)
+    metric_pb2_grpc.add_MetricServiceServicer_to_server(MetricServicer(app.metrics), grpc_server)
+    report_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(app.reports), grpc_server)
+    notification_pb2_grpc.add_NotificationServiceServicer_to_server(
+        NotificationServicer(app.notifications, app.live), grpc_server
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), grpc_server)
+    port = grpc_server.add_insecure_port(config.listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {config.listen}")
+    persister = EmbeddedPersister(app.bus, app.persister)
+    return Server(grpc_server, app, persister, health_servicer), port
+
+
+async def serve(config: Config) -> None:
+    server, port = create_server(config)
+    await server.start()
+    host = config.listen.rsplit(":", 1)[0]
+    log.info("fittrack %s profile serving on %s:%d", config.profile, host, port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    log.info("shutting down: finishing calls in flight (up to %.0f s)", config.shutdown_grace_seconds)
+    await server.stop()
+    log.info("stopped")

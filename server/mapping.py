@@ -1,0 +1,221 @@
+"""The one place where protobuf messages and domain objects are converted."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.type.date_pb2 import Date
+
+from core.domain.accounts import ProfileChanges
+from core.domain.aggregation import RangeSummary
+from core.domain.calendar import make_date
+from core.domain.errors import InvalidArgument
+from core.domain.goals import Goal, GoalProgress
+from core.domain.notifications import Notification
+from core.domain.reports import MetricReport, Report
+from core.services.accounts import Account, Session
+from core.services.metrics import RawBatch
+from generated.fittrack.v1 import (
+    account_pb2,
+    goal_pb2,
+    metric_pb2,
+    notification_pb2,
+    report_pb2,
+)
+
+
+def timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def timestamp_of_minute(minute: int) -> Timestamp:
+    return Timestamp(seconds=minute * 60)
+
+
+def proto_date(day: date | None) -> Date | None:
+    return Date(year=day.year, month=day.month, day=day.day) if day else None
+
+
+def domain_date(message: Date, what: str) -> date:
+    return make_date(message.year, message.month, message.day, what)
+
+
+def optional_date(parent, field: str, what: str) -> date | None:
+    return domain_date(getattr(parent, field), what) if parent.HasField(field) else None
+
+
+# --- accounts ---
+
+
+def profile_changes(fields: account_pb2.ProfileFields) -> ProfileChanges:
+    def optional(name: str):
+        return getattr(fields, name) if fields.HasField(name) else None
+
+    return ProfileChanges(
+        display_name=optional("display_name"),
+        height_cm=optional("height_cm"),
+        weight_kg=optional("weight_kg"),
+        birth_date=optional_date(fields, "birth_date", "birth_date"),
+        stated_age=optional("age_years"),
+        sex=optional("sex"),
+        time_zone=optional("time_zone"),
+    )
+
+
+def profile(account: Account, today: date) -> account_pb2.Profile:
+    user, details = account.user, account.user.profile
+    return account_pb2.Profile(
+        user_id=user.user_id,
+        username=user.username,
+        display_name=details.display_name,
+        height_cm=details.height_cm or 0.0,
+        weight_kg=details.weight_kg or 0.0,
+        birth_date=proto_date(details.birth_date),
+        age_years=details.age_on(today) or 0,
+        sex=int(details.sex),
+        time_zone=details.time_zone,
+        created_at=timestamp(user.created_at),
+        password_expires_at=timestamp(account.password_expires_at),
+    )
+
+
+def session(session: Session) -> account_pb2.LoginResponse:
+    return account_pb2.LoginResponse(
+        access_token=session.access_token,
+        access_token_expires_at=timestamp(session.access_expires_at),
+        refresh_token=session.refresh_token,
+        refresh_token_expires_at=timestamp(session.refresh_expires_at),
+        user_id=session.user_id,
+        password_expires_at=timestamp(session.password_expires_at),
+    )
+
+
+# --- goals ---
+
+
+def goal(goal: Goal) -> goal_pb2.Goal:
+    return goal_pb2.Goal(
+        goal_id=goal.goal_id,
+        metric=int(goal.metric),
+        period=int(goal.period),
+        target=goal.target,
+        active=goal.active,
+        created_at=timestamp(goal.created_at),
+        updated_at=timestamp(goal.updated_at),
+    )
+
+
+def goal_progress(progress: GoalProgress) -> goal_pb2.GoalProgress:
+    return goal_pb2.GoalProgress(
+        goal=goal(progress.goal),
+        period_start=proto_date(progress.period_start),
+        period_end=proto_date(progress.period_end),
+        current=progress.current,
+        fraction=progress.fraction,
+        met=progress.met,
+        remaining=progress.remaining,
+        expected_by_now=progress.expected_by_now,
+        as_of=timestamp(progress.as_of),
+    )
+
+
+# --- metrics ---
+
+
+def raw_batch(batch: metric_pb2.ReadingBatch) -> RawBatch:
+    return RawBatch(
+        device_id=batch.device_id,
+        sequence=batch.sequence,
+        readings=[(r.metric, r.time.seconds, r.value) for r in batch.readings],
+    )
+
+
+def view_range(request: metric_pb2.ViewMetricRequest) -> tuple[int | None, tuple[date, date] | None]:
+    which = request.WhichOneof("range")
+    if which == "preset":
+        return request.preset, None
+    if which == "dates":
+        dates = request.dates
+        if not (dates.HasField("start") and dates.HasField("end")):
+            raise InvalidArgument("a date range needs both start and end")
+        return None, (domain_date(dates.start, "start"), domain_date(dates.end, "end"))
+    return None, None
+
+
+def metric_view(summary: RangeSummary) -> metric_pb2.ViewMetricResponse:
+    return metric_pb2.ViewMetricResponse(
+        metric=int(summary.metric),
+        unit=summary.metric.unit,
+        start=proto_date(summary.days[0].day),
+        end=proto_date(summary.days[-1].day),
+        days=[
+            metric_pb2.DailyValue(
+                date=proto_date(d.day),
+                value=d.value,
+                min=d.min if not summary.metric.is_cumulative else 0.0,
+                max=d.max if not summary.metric.is_cumulative else 0.0,
+                minutes_with_data=d.minutes,
+            )
+            for d in summary.days
+        ],
+        total=summary.total,
+        average=summary.average,
+        min=summary.min if not summary.metric.is_cumulative else 0.0,
+        max=summary.max if not summary.metric.is_cumulative else 0.0,
+        days_with_data=summary.days_with_data,
+    )
+
+
+# --- reports ---
+
+
+def _metric_report(section: MetricReport) -> report_pb2.MetricReport:
+    message = report_pb2.MetricReport(
+        metric=int(section.metric),
+        unit=section.metric.unit,
+        days=[
+            report_pb2.ReportDay(date=proto_date(d.day), value=d.value, goal_target=d.goal_target, goal_met=d.goal_met)
+            for d in section.days
+        ],
+        total=section.total,
+        average=section.average,
+        best_day=proto_date(section.best_day),
+        best_value=section.best_value,
+        days_goal_met=section.days_goal_met,
+        current_streak=section.current_streak,
+        daily_goal_target=section.daily_goal_target,
+        weekly_goal_target=section.weekly_goal_target,
+        previous_total=section.previous_total,
+    )
+    if section.change_percent is not None:
+        message.change_percent = section.change_percent
+    return message
+
+
+def report(report: Report) -> report_pb2.Report:
+    return report_pb2.Report(
+        period=int(report.period),
+        start=proto_date(report.start),
+        end=proto_date(report.end),
+        metrics=[_metric_report(m) for m in report.metrics],
+    )
+
+
+# --- notifications ---
+
+
+def notification(item: Notification) -> notification_pb2.Notification:
+    return notification_pb2.Notification(
+        notification_id=item.notification_id,
+        kind=int(item.kind),
+        title=item.title,
+        body=item.body,
+        goal_id=item.goal_id,
+        created_at=timestamp(item.created_at),
+        read=item.read,
+    )

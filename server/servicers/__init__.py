@@ -1,0 +1,1 @@
+"""Thin servicers: proto in, one service call (off the event loop), proto out."""
