@@ -4,7 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup protos protos-check run test test-unit test-e2e lint bench clean
+.PHONY: setup protos protos-check run test lint bench grpcurl clean
+
+GRPCURL_VERSION := v1.9.4
 
 setup: $(STAMP)
 
@@ -28,7 +30,14 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: setup protos-check lint
+# grpcurl is built from the Go module proxy: the e2e suite checks that it can
+# list and call every service through reflection, as the README shows.
+grpcurl: var/bin/grpcurl
+
+var/bin/grpcurl:
+	GOBIN=$(CURDIR)/var/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
+test: setup protos-check lint grpcurl
 	$(PY) -m pytest tests
 
 bench: setup

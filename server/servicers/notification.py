@@ -37,6 +37,9 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     async def SubscribeNotifications(self, request, context):
         user_id = current_principal().user_id
         queue = self._live.subscribe(user_id)
+        # Headers go out once the subscription is in place, so a client that
+        # waits for them knows no later notification can be missed.
+        await context.send_initial_metadata(())
         try:
             while True:
                 yield mapping.notification(await queue.get())

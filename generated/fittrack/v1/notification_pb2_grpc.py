@@ -73,8 +73,10 @@ class NotificationServiceServicer:
 
     def SubscribeNotifications(self, request, context):
         """Streams the caller's new notifications as they are created, until the
-        client cancels. Notifications created while no stream is open are still
-        in ListNotifications.
+        client cancels. The server sends the response headers (initial metadata)
+        once the subscription is in place: every notification created after
+        they arrive is delivered. Notifications created while no stream is open
+        are still in ListNotifications.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

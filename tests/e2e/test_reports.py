@@ -1,0 +1,142 @@
+"""Week and month reports, and the CSV download, over the real server."""
+
+import csv
+import io
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import grpc
+from google.type.date_pb2 import Date
+
+from generated.fittrack.v1 import common_pb2, goal_pb2, report_pb2
+from tests.support import batch, eventually, reading, rpc_error, upload
+
+Code = grpc.StatusCode
+STEPS = common_pb2.METRIC_KIND_STEPS
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def proto_date(day: date) -> Date:
+    return Date(year=day.year, month=day.month, day=day.day)
+
+
+def noon(day: date) -> int:
+    return int(datetime.combine(day, time(12), PARIS).timestamp())
+
+
+def last_full_week(clock) -> list[date]:
+    today = clock().astimezone(PARIS).date()
+    monday = today - timedelta(days=today.weekday() + 7)
+    return [monday + timedelta(days=i) for i in range(7)]
+
+
+def steps_on(stubs, user, days_and_steps):
+    """Store one reading a minute from local noon on each day, `steps` in all (100 a minute)."""
+    batches = []
+    for day, steps in days_and_steps:
+        minutes = [min(100, steps - 100 * i) for i in range((steps + 99) // 100)]
+        batches.append(batch([reading(STEPS, noon(day) + 60 * i, value) for i, value in enumerate(minutes)]))
+    upload(stubs, user, *batches)
+
+
+def steps_section(report):
+    return next(m for m in report.metrics if m.metric == STEPS)
+
+
+def test_the_weekly_report_compares_each_day_with_the_goal_and_the_week_before(stubs, alice, clock):
+    stubs.goals.CreateGoal(
+        goal_pb2.CreateGoalRequest(metric=STEPS, period=common_pb2.GOAL_PERIOD_DAILY, target=1000), metadata=alice.auth
+    )
+    week = last_full_week(clock)
+    previous = [d - timedelta(days=7) for d in week]
+    # Mon 1200, Tue 400, Wed nothing, Thu 900, Fri 1000, Sat 1500, Sun 2000; the week before: 3000 in all.
+    steps_on(
+        stubs,
+        alice,
+        [(week[0], 1200), (week[1], 400), (week[3], 900), (week[4], 1000), (week[5], 1500), (week[6], 2000)],
+    )
+    steps_on(stubs, alice, [(previous[2], 3000)])
+
+    def view():
+        return stubs.reports.ViewReport(
+            report_pb2.ViewReportRequest(period=report_pb2.REPORT_PERIOD_WEEK), metadata=alice.auth
+        )
+
+    report = eventually(view, lambda r: steps_section(r).total == 7000 and steps_section(r).previous_total == 3000)
+    assert (report.start, report.end) == (proto_date(week[0]), proto_date(week[6]))
+    section = steps_section(report)
+    assert [d.value for d in section.days] == [1200, 400, 0, 900, 1000, 1500, 2000]
+    assert [d.goal_met for d in section.days] == [True, False, False, False, True, True, True]
+    assert section.average == 7000 / 6
+    assert (section.best_day, section.best_value) == (proto_date(week[6]), 2000)
+    assert (section.days_goal_met, section.current_streak) == (4, 3)
+    assert section.daily_goal_target == 1000
+    assert round(section.change_percent, 2) == round((7000 - 3000) / 3000 * 100, 2)
+    assert {m.metric for m in report.metrics} == set(range(1, 6))
+
+
+def test_a_report_without_an_earlier_period_has_no_change_figure(stubs, alice, clock):
+    week = last_full_week(clock)
+    steps_on(stubs, alice, [(week[2], 500)])
+    request = report_pb2.ViewReportRequest(period=report_pb2.REPORT_PERIOD_WEEK, anchor=proto_date(week[4]))
+    report = eventually(
+        lambda: stubs.reports.ViewReport(request, metadata=alice.auth), lambda r: steps_section(r).total == 500
+    )
+    assert not steps_section(report).HasField("change_percent")
+
+
+def test_a_monthly_report_covers_the_whole_calendar_month(stubs, alice):
+    request = report_pb2.ViewReportRequest(
+        period=report_pb2.REPORT_PERIOD_MONTH, anchor=Date(year=2024, month=2, day=10)
+    )
+    report = stubs.reports.ViewReport(request, metadata=alice.auth)
+    assert (report.start, report.end) == (Date(year=2024, month=2, day=1), Date(year=2024, month=2, day=29))
+    assert len(steps_section(report).days) == 29
+
+
+def test_a_report_needs_a_known_period(stubs, alice):
+    error = rpc_error(lambda: stubs.reports.ViewReport(report_pb2.ViewReportRequest(), metadata=alice.auth))
+    assert error.code() == Code.INVALID_ARGUMENT
+    assert "WEEK" in error.details()
+
+
+def download(stubs, user, start: date, end: date):
+    request = report_pb2.DownloadReportRequest(
+        range=common_pb2.DateRange(start=proto_date(start), end=proto_date(end)), format=report_pb2.REPORT_FORMAT_CSV
+    )
+    return list(stubs.reports.DownloadReport(request, metadata=user.auth))
+
+
+def test_a_downloaded_csv_announces_its_size_and_holds_the_stored_values(stubs, alice, clock):
+    week = last_full_week(clock)
+    steps_on(stubs, alice, [(week[1], 250), (week[3], 1234)])
+    eventually(
+        lambda: stubs.reports.ViewReport(
+            report_pb2.ViewReportRequest(period=report_pb2.REPORT_PERIOD_WEEK), metadata=alice.auth
+        ),
+        lambda r: steps_section(r).total == 1484,
+    )
+    ten_years_back = week[6] - timedelta(days=3659)
+    first, *chunks = download(stubs, alice, ten_years_back, week[6])
+    content = b"".join(c.chunk for c in chunks)
+    assert first.info.content_type == "text/csv"
+    assert first.info.total_bytes == len(content)
+    assert len(chunks) > 1  # ten years do not fit one 64 KiB chunk
+    rows = list(csv.DictReader(io.StringIO(content.decode())))
+    assert len(rows) == 3660
+    by_day = {row["date"]: row for row in rows}
+    assert by_day[week[1].isoformat()]["steps"] == "250"
+    assert by_day[week[3].isoformat()]["steps"] == "1234"
+    assert by_day[week[2].isoformat()]["steps"] == ""
+
+
+def test_a_download_over_ten_years_or_without_a_format_is_refused(stubs, alice):
+    too_long = rpc_error(lambda: download(stubs, alice, date(2000, 1, 1), date(2020, 1, 1)))
+    assert too_long.code() == Code.INVALID_ARGUMENT
+    assert "at most 3660" in too_long.details()
+    request = report_pb2.DownloadReportRequest(
+        range=common_pb2.DateRange(start=Date(year=2026, month=1, day=1), end=Date(year=2026, month=1, day=2))
+    )
+    no_format = rpc_error(lambda: list(stubs.reports.DownloadReport(request, metadata=alice.auth)))
+    assert no_format.code() == Code.INVALID_ARGUMENT
+    assert "CSV" in no_format.details()
