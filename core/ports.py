@@ -65,7 +65,8 @@ class SessionRepository(abc.ABC):
     def revoke(self, session_id: str, now: datetime) -> None: ...
 
     @abc.abstractmethod
-    def revoke_all(self, user_id: str, now: datetime) -> None: ...
+    def revoke_all(self, user_id: str, now: datetime, keep: str | None = None) -> None:
+        """End every session of the user but `keep` (the caller's own, when there is one)."""
 
     @abc.abstractmethod
     def add_refresh(self, record: RefreshRecord) -> None: ...

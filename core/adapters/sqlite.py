@@ -332,10 +332,10 @@ class SqliteSessions(SessionRepository):
             (_iso(now), session_id),
         )
 
-    def revoke_all(self, user_id: str, now: datetime) -> None:
+    def revoke_all(self, user_id: str, now: datetime, keep: str | None = None) -> None:
         self._conn.execute(
-            "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
-            (_iso(now), user_id),
+            "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND session_id IS NOT ?",
+            (_iso(now), user_id, keep),
         )
 
     def add_refresh(self, record: RefreshRecord) -> None:

@@ -43,14 +43,16 @@ class JwtSigner(TokenSigner):
                 algorithms=["HS256"],
                 audience=AUDIENCE,
                 issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "sid", "typ"], "verify_exp": False},
+                # Time claims are checked against the injected clock below, not
+                # PyJWT's wall clock (which would also reject a token from a
+                # server whose clock runs a second ahead).
+                options={"require": ["exp", "iat", "sub", "sid", "typ"], "verify_exp": False, "verify_iat": False},
             )
         except jwt.InvalidTokenError:
             raise Unauthenticated("the access token is malformed or its signature is wrong; log in again") from None
         if claims["typ"] != TOKEN_TYPE:
             raise Unauthenticated("this is not an access token")
         expires = datetime.fromtimestamp(claims["exp"], UTC)
-        # Expiry is checked against the injected clock, not PyJWT's wall clock.
         if now >= expires:
             raise Unauthenticated("the access token has expired; refresh it or log in again")
         return AccessClaims(user_id=claims["sub"], session_id=claims["sid"], expires_at=expires)

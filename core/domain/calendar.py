@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from calendar import monthrange
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.domain.errors import InvalidArgument
@@ -77,8 +77,10 @@ def month_of(day: date) -> tuple[date, date]:
 
 def elapsed_fraction(start: date, end: date, zone: ZoneInfo, now: datetime) -> float:
     """How much of the local days start..end has passed at `now`, from 0 to 1."""
-    begin = datetime.combine(start, datetime.min.time(), zone)
-    finish = datetime.combine(end + timedelta(days=1), datetime.min.time(), zone)
+    # In UTC: subtracting two times of the same ZoneInfo counts wall-clock
+    # hours, which makes the days the clocks change 24 hours long.
+    begin = datetime.combine(start, datetime.min.time(), zone).astimezone(UTC)
+    finish = datetime.combine(end + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
     if now <= begin:
         return 0.0
     if now >= finish:

@@ -14,6 +14,8 @@ MINUTE = 60
 FUTURE_TOLERANCE = timedelta(hours=24)
 # Nothing a wearable reports predates this; older times are a clock or encoding bug.
 EARLIEST_READING = datetime(2000, 1, 1, tzinfo=UTC)
+# Far beyond any accepted reading, but inside what datetime can represent.
+LATEST_REPRESENTABLE = int(datetime(9000, 1, 1, tzinfo=UTC).timestamp())
 MAX_DEVICE_ID_LENGTH = 64
 MANUAL_SOURCE = "manual"
 
@@ -136,6 +138,8 @@ def validate_reading(metric_value: int, seconds: int, value: float, now: datetim
         )
     if seconds == 0:
         raise InvalidArgument(f"{where}: time is missing; set it to the start of the minute measured, in UTC")
+    if abs(seconds) > LATEST_REPRESENTABLE:
+        raise InvalidArgument(f"{where}: time {seconds} s since 1970 is out of range; check the device clock")
     instant = datetime.fromtimestamp(seconds, UTC)
     if instant > now + FUTURE_TOLERANCE:
         raise InvalidArgument(

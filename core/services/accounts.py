@@ -178,8 +178,9 @@ class Accounts:
         fresh = self._new_credentials(user.user_id, new, self._now())
         with self._uow() as uow:
             uow.users.set_credentials(fresh)
-            # Other sessions may belong to whoever knew the old password.
-            uow.sessions.revoke_all(user.user_id, self._now())
+            # Other sessions may belong to whoever knew the old password; the
+            # caller's own session goes on.
+            uow.sessions.revoke_all(user.user_id, self._now(), keep=principal.session_id if principal else None)
             uow.commit()
         return fresh.expires_at
 

@@ -21,7 +21,7 @@ class Notifications:
             raise InvalidArgument(f"page_size must be at most {MAX_PAGE}, got {page_size}")
         before = None
         if page_token:
-            if not page_token.isdigit():
+            if not (page_token.isascii() and page_token.isdigit()):
                 raise InvalidArgument("page_token is not one this server gave out; omit it for the first page")
             before = int(page_token)
         with self._uow() as uow:

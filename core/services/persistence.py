@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 
+from core.domain.accounts import User
 from core.domain.aggregation import merge_sources, summarize_day
 from core.domain.calendar import local_today, zone_named
 from core.domain.goals import Goal
@@ -35,9 +36,12 @@ class Persister:
         self._now = clock
 
     def apply(self, batches: Sequence[AcceptedBatch]) -> None:
+        users = self._existing_users({batch.user_id for batch in batches})
         touched: dict[str, set[tuple[MetricKind, date]]] = defaultdict(set)
         for batch in batches:
-            touched[batch.user_id] |= self._store.upsert_minutes(batch.user_id, batch.source, batch.readings)
+            # A batch still in flight when its account was deleted has no one to belong to.
+            if batch.user_id in users:
+                touched[batch.user_id] |= self._store.upsert_minutes(batch.user_id, batch.source, batch.readings)
         for user_id, pairs in touched.items():
             by_metric: dict[MetricKind, list[date]] = defaultdict(list)
             for metric, day in pairs:
@@ -48,12 +52,16 @@ class Persister:
                     for day in sorted(days)
                 ]
                 self._store.save_days(user_id, metric, summaries)
-            self._notify_goals_met(user_id, {metric for metric, _ in pairs})
+            self._notify_goals_met(users[user_id], {metric for metric, _ in pairs})
 
-    def _notify_goals_met(self, user_id: str, metrics: set[MetricKind]) -> None:
+    def _existing_users(self, user_ids: set[str]) -> dict[str, User]:
         with self._uow() as uow:
-            user = uow.users.get(user_id)
-            goals = [g for g in uow.goals.list_for_user(user_id) if g.metric in metrics] if user else []
+            found = {user_id: uow.users.get(user_id) for user_id in user_ids}
+        return {user_id: user for user_id, user in found.items() if user is not None}
+
+    def _notify_goals_met(self, user: User, metrics: set[MetricKind]) -> None:
+        with self._uow() as uow:
+            goals = [g for g in uow.goals.list_for_user(user.user_id) if g.metric in metrics]
         if not goals:
             return
         now = self._now()

@@ -109,7 +109,7 @@ def test_an_expired_password_blocks_login_until_it_is_changed(stubs, alice, cloc
     assert login(stubs, alice.username, "a brand new secret").user_id == alice.user_id
 
 
-def test_changing_the_password_ends_the_other_sessions(stubs, alice):
+def test_changing_the_password_ends_the_other_sessions_but_not_the_callers(stubs, alice):
     other_session = login(stubs, alice.username)
     stubs.accounts.ChangePassword(
         account_pb2.ChangePasswordRequest(current_password=PASSWORD, new_password="another long secret"),
@@ -119,6 +119,7 @@ def test_changing_the_password_ends_the_other_sessions(stubs, alice):
         lambda: stubs.accounts.GetProfile(account_pb2.GetProfileRequest(), metadata=bearer(other_session.access_token))
     )
     assert error.code() == Code.UNAUTHENTICATED
+    assert stubs.accounts.GetProfile(account_pb2.GetProfileRequest(), metadata=alice.auth).user_id == alice.user_id
     assert rpc_error(lambda: login(stubs, alice.username)).code() == Code.UNAUTHENTICATED
 
 

@@ -152,7 +152,9 @@ class AccountServiceServicer:
     def ChangePassword(self, request, context):
         """Sets a new password after checking the current one. Works with a bearer
         token, or without one by naming the username, which is how a user whose
-        password has expired (and so cannot log in) renews it.
+        password has expired (and so cannot log in) renews it. Every other
+        session of the account ends; the caller's own session (when the call
+        carries a token) goes on.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
