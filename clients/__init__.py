@@ -1,0 +1,1 @@
+"""Clients of the Fittrack API: the `fittrack` command line and the wearable simulator."""

@@ -1,0 +1,315 @@
+"""The `fittrack` command against a real server, run as a subprocess the way people and scripts run it."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+
+from clients.simulator import STEPS, simulate_day
+from generated.fittrack.v1 import account_pb2
+from tests.support import PASSWORD, RunningServer, eventually, rpc_error
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Cli:
+    """Runs `python -m clients.cli` against the test server with its own config directory."""
+
+    address: str
+    config_home: Path
+
+    @property
+    def session_file(self) -> Path:
+        return self.config_home / "fittrack" / "session.json"
+
+    def env(self) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if key != "FITTRACK_SERVER"}
+        env["XDG_CONFIG_HOME"] = str(self.config_home)
+        return env
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "clients.cli", "--server", self.address, *args]
+
+    def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run(
+            self.argv(*args), input=stdin, capture_output=True, text=True, cwd=REPO_ROOT, env=self.env(), timeout=60
+        )
+
+    def ok(self, *args: str, stdin: str = "") -> str:
+        result = self.run(*args, stdin=stdin)
+        assert result.returncode == 0, f"fittrack {' '.join(args)} failed:\n{result.stderr}"
+        return result.stdout
+
+    def json(self, *args: str) -> dict:
+        return json.loads(self.ok("--json", *args))
+
+
+@pytest.fixture
+def cli(server, tmp_path) -> Cli:
+    return Cli(server.address, tmp_path / "config")
+
+
+@pytest.fixture
+def logged_in(cli, stubs, new_username) -> str:
+    """A user in UTC, registered directly and logged in with the CLI; returns the username."""
+    username = new_username("cli")
+    stubs.accounts.Register(
+        account_pb2.RegisterRequest(
+            username=username, password=PASSWORD, profile=account_pb2.ProfileFields(time_zone="UTC")
+        )
+    )
+    cli.ok("login", username, "--password-stdin", stdin=PASSWORD + "\n")
+    return username
+
+
+def write_csv(path: Path, rows: list[tuple[str, str, float]]) -> Path:
+    path.write_text("time,metric,value\n" + "".join(f"{t},{m},{v}\n" for t, m, v in rows))
+    return path
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+def test_a_new_user_registers_logs_in_and_sees_their_profile(cli, new_username):
+    username = new_username("ann")
+    registered = cli.ok(
+        "register", username, "--password-stdin", "--time-zone", "Europe/Paris", "--height-cm", "172",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert f"Registered {username}" in registered
+
+    cli.ok("login", username, "--password-stdin", stdin=PASSWORD + "\n")
+    profile = cli.ok("profile", "show")
+
+    assert username in profile
+    assert "Europe/Paris" in profile
+    assert "172 cm" in profile
+
+
+def test_the_session_file_is_readable_by_its_owner_only(cli, logged_in):
+    assert stat.S_IMODE(cli.session_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(cli.session_file.parent.stat().st_mode) == 0o700
+    session = json.loads(cli.session_file.read_text())
+    assert session["username"] == logged_in
+    assert PASSWORD not in cli.session_file.read_text()
+
+
+def test_a_wrong_password_is_refused_with_unauthenticated(cli, stubs, new_username):
+    username = new_username("eve")
+    stubs.accounts.Register(account_pb2.RegisterRequest(username=username, password=PASSWORD))
+
+    result = cli.run("login", username, "--password-stdin", stdin="not the password\n")
+
+    assert result.returncode == 1
+    assert "error: UNAUTHENTICATED" in result.stderr
+    assert not cli.session_file.exists()
+
+
+def test_a_command_without_login_asks_to_log_in_first(cli):
+    result = cli.run("goals", "list")
+
+    assert result.returncode == 2
+    assert "not logged in" in result.stderr
+    assert "fittrack login" in result.stderr
+
+
+def test_goals_added_from_the_command_line_are_listed(cli, logged_in):
+    cli.ok("goals", "add", "--metric", "steps", "--period", "daily", "--target", "10000")
+    cli.ok("goals", "add", "--metric", "active-minutes", "--period", "weekly", "--target", "150")
+
+    listed = cli.json("goals", "list")["goals"]
+
+    assert [(g["metric"], g["period"], g["target"]) for g in listed] == [
+        ("METRIC_KIND_STEPS", "GOAL_PERIOD_DAILY", 10000),
+        ("METRIC_KIND_ACTIVE_MINUTES", "GOAL_PERIOD_WEEKLY", 150),
+    ]
+    assert "daily steps 10,000" in cli.ok("goals", "list")
+
+
+def test_pushed_readings_show_up_in_the_metric_view(cli, logged_in, tmp_path):
+    today = utc_today().isoformat()
+    readings = write_csv(
+        tmp_path / "readings.csv",
+        [
+            (f"{today}T00:00:00Z", "steps", 120),
+            (f"{today}T00:01:00Z", "steps", 95),
+            (f"{today}T00:01:00Z", "heart_rate", 88),
+        ],
+    )
+
+    pushed = cli.ok("readings", "push", str(readings))
+    assert "Uploaded 3 readings" in pushed
+
+    view = eventually(lambda: cli.json("metrics", "view", "steps", "--today"), lambda v: v["total"] == 215)
+    assert view["days"][0]["minutes_with_data"] == 2
+    assert "total 215 steps" in cli.ok("metrics", "view", "steps", "--today")
+
+
+def test_a_bad_csv_row_is_reported_by_line_and_nothing_is_sent(cli, logged_in, tmp_path):
+    today = utc_today().isoformat()
+    bad = write_csv(tmp_path / "bad.csv", [(f"{today}T00:00:00Z", "steps", 100), (f"{today}T00:01:00Z", "steps", 5000)])
+
+    result = cli.run("readings", "push", str(bad))
+
+    assert result.returncode == 1
+    assert f"{bad}:3:" in result.stderr
+    # Batches are applied in order: once a later push shows up, an earlier one would have too.
+    later = write_csv(tmp_path / "later.csv", [(f"{today}T00:02:00Z", "heart_rate", 70)])
+    cli.ok("readings", "push", str(later))
+    eventually(lambda: cli.json("metrics", "view", "heart-rate", "--today"), lambda v: v["days_with_data"] == 1)
+    assert cli.json("metrics", "view", "steps", "--today")["total"] == 0
+
+
+def test_a_simulated_day_is_accepted_and_resumes_after_the_last_durable_batch(cli, logged_in):
+    yesterday = utc_today() - timedelta(days=1)
+    expected_steps = sum(value for kind, _, value in simulate_day(yesterday, "UTC", seed=7) if kind == STEPS)
+
+    first = cli.json("simulate", "day", "--date", yesterday.isoformat(), "--seed", "7")
+
+    assert first["batches_accepted"] > 0
+    assert first["batches_rejected"] == first["batches_duplicate"] == 0
+    assert first["readings_accepted"] == first["readings"]
+    view = eventually(
+        lambda: cli.json("metrics", "view", "steps", "--from", yesterday.isoformat(), "--to", yesterday.isoformat()),
+        lambda v: v["total"] > 0,
+    )
+    assert view["total"] == expected_steps
+
+    again = cli.json("simulate", "day", "--date", yesterday.isoformat(), "--seed", "7")
+    assert again["resumed_after"] == first["batches_accepted"]
+
+
+def test_a_downloaded_report_holds_the_pushed_values(cli, logged_in, tmp_path):
+    two_days_ago, yesterday = utc_today() - timedelta(days=2), utc_today() - timedelta(days=1)
+    rows = [
+        (f"{two_days_ago}T10:00:00Z", "steps", 700),
+        (f"{two_days_ago}T10:01:00Z", "steps", 650),
+        (f"{yesterday}T18:30:00+02:00", "distance", 1200.5),
+    ]
+    cli.ok("readings", "push", str(write_csv(tmp_path / "readings.csv", rows)))
+    output = tmp_path / "report.csv"
+
+    def download() -> dict[str, dict[str, str]]:
+        cli.ok("report", "download", "--from", str(two_days_ago), "--to", str(yesterday), "--output", str(output))
+        with open(output, newline="") as file:
+            return {row["date"]: row for row in csv.DictReader(file)}
+
+    days = eventually(download, lambda d: d[str(two_days_ago)]["steps"] != "" and d[str(yesterday)]["distance_m"])
+
+    assert float(days[str(two_days_ago)]["steps"]) == 1350
+    assert float(days[str(yesterday)]["distance_m"]) == 1200.5
+    assert not output.with_name("report.csv.part").exists()
+
+
+@pytest.fixture
+def short_token_server(server_config, clock):
+    """A server whose access tokens last one second, so a session outlives several of them."""
+    running = RunningServer(dataclasses.replace(server_config, access_token_ttl_seconds=1), clock)
+    yield running
+    running.stop()
+
+
+def test_an_expired_access_token_is_refreshed_without_the_user_noticing(short_token_server, tmp_path):
+    cli = Cli(short_token_server.address, tmp_path / "config")
+    cli.ok("register", "refresher", "--password-stdin", "--time-zone", "UTC", stdin=PASSWORD + "\n")
+    cli.ok("login", "refresher", "--password-stdin", stdin=PASSWORD + "\n")
+    first = json.loads(cli.session_file.read_text())
+
+    def profile_and_session() -> tuple[str, dict]:
+        return cli.ok("profile", "show"), json.loads(cli.session_file.read_text())
+
+    # Every call must succeed; once the first token has run out, one of them refreshes it.
+    profile, renewed = eventually(
+        profile_and_session, lambda result: result[1]["access_token"] != first["access_token"]
+    )
+
+    assert "refresher" in profile
+    assert renewed["refresh_token"] != first["refresh_token"]
+    assert stat.S_IMODE(cli.session_file.stat().st_mode) == 0o600
+
+
+def test_an_expired_password_is_renewed_with_password_change(cli, logged_in, server):
+    server.clock.advance(timedelta(days=91))
+
+    refused = cli.run("login", logged_in, "--password-stdin", stdin=PASSWORD + "\n")
+    assert refused.returncode == 1
+    assert "FAILED_PRECONDITION" in refused.stderr
+    assert f"fittrack password change --username {logged_in}" in refused.stderr
+
+    new_password = "a brand new passphrase"
+    cli.ok("password", "change", "--username", logged_in, "--password-stdin", stdin=f"{PASSWORD}\n{new_password}\n")
+    assert "Logged in" in cli.ok("login", logged_in, "--password-stdin", stdin=new_password + "\n")
+
+
+def test_logout_ends_the_session_on_the_server_too(cli, logged_in, stubs):
+    access_token = json.loads(cli.session_file.read_text())["access_token"]
+
+    cli.ok("logout")
+
+    assert not cli.session_file.exists()
+    error = rpc_error(
+        lambda: stubs.accounts.GetProfile(
+            account_pb2.GetProfileRequest(), metadata=[("authorization", f"Bearer {access_token}")]
+        )
+    )
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_met_goal_notifies_and_the_notification_can_be_marked_read(cli, logged_in, tmp_path):
+    today = utc_today().isoformat()
+    cli.ok("goals", "add", "--metric", "active-minutes", "--period", "daily", "--target", "2")
+    rows = [(f"{today}T00:00:00Z", "active_minutes", 1), (f"{today}T00:01:00Z", "active_minutes", 1)]
+    cli.ok("readings", "push", str(write_csv(tmp_path / "active.csv", rows)))
+
+    unread = eventually(lambda: cli.json("notifications", "list", "--unread"), lambda r: r["unread_count"] == 1)
+    (notification,) = unread["notifications"]
+    assert notification["kind"] == "NOTIFICATION_KIND_GOAL_MET"
+
+    assert "Marked 1" in cli.ok("notifications", "read", notification["notification_id"])
+    assert cli.json("notifications", "list", "--unread")["notifications"] == []
+
+
+def test_notifications_watch_prints_a_goal_met_as_it_happens(cli, logged_in, tmp_path):
+    cli.ok("goals", "add", "--metric", "steps", "--period", "daily", "--target", "100")
+    watcher = subprocess.Popen(
+        cli.argv("--json", "notifications", "watch"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+        env=cli.env(),
+    )
+    try:
+        # The banner comes once the server has the subscription in place, so nothing after it is missed.
+        assert "Watching" in _read_line(watcher.stderr)
+        cli.ok("readings", "push", str(write_csv(tmp_path / "steps.csv", [(f"{utc_today()}T00:00:00Z", "steps", 150)])))
+        notification = json.loads(_read_line(watcher.stdout))
+    finally:
+        watcher.kill()
+        watcher.communicate(timeout=10)
+    assert notification["kind"] == "NOTIFICATION_KIND_GOAL_MET"
+    assert "steps" in notification["title"]
+
+
+def _read_line(stream, timeout: float = 10.0) -> str:
+    """The next line of a child's output, failing instead of hanging when none comes."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert lines and lines[0], f"no output within {timeout} s"
+    return lines[0]

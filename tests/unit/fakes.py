@@ -1,0 +1,488 @@
+"""In-memory fakes of every port in core/ports.py, plus a settable clock.
+
+They follow the SQLite adapters' semantics (core/adapters/sqlite.py) so that a
+service tested against them behaves as it does in the embedded server:
+
+- FakeUnitOfWork works on a deep copy of the committed account data and
+  publishes it only on commit; leaving the `with` block without committing
+  discards every change (like cosmicpython's FakeUnitOfWork, but it really
+  rolls back). Units of work are meant to be used one after another, as the
+  services do: a commit replaces the whole committed state.
+- usernames are unique regardless of case, a goal is unique per (user, metric,
+  period), a notification per (user, idempotency key); deleting a user removes
+  their credentials, sessions, refresh tokens, goals and notifications.
+- FakeMetricStore replaces a minute's value on a resend but keeps the local
+  day it was first placed on.
+- FakeReadingBus keeps a cursor per (user, source): a batch with a sequence not
+  above it is DUPLICATE; sequence 0 means "no sequence" and is always accepted.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+
+from core.adapters.tokens import JwtSigner
+from core.domain.accounts import Credentials, Principal, Profile, ProfileChanges, User
+from core.domain.aggregation import DaySummary
+from core.domain.errors import AlreadyExists, NotFound
+from core.domain.goals import Goal
+from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
+from core.domain.notifications import Notification
+from core.ports import (
+    AccountsUnitOfWork,
+    GoalRepository,
+    MetricStore,
+    NotificationPage,
+    NotificationRepository,
+    NotificationSink,
+    PasswordHasher,
+    PublishOutcome,
+    ReadingBus,
+    RefreshRecord,
+    SessionRepository,
+    UserRepository,
+)
+from core.services.accounts import Accounts, AccountSettings
+from core.services.goals import Goals
+from core.services.metrics import IngestLimits, Metrics, RawBatch
+from core.services.notifications import Notifications
+from core.services.persistence import Persister
+from core.services.reports import Reports
+
+TOKEN_SECRET = b"unit-test-secret-of-at-least-32-bytes!"
+ACCESS_TTL = timedelta(minutes=15)
+
+
+class FakeClock:
+    """A clock that stands still until the test sets or advances it."""
+
+    def __init__(self, now: datetime = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)) -> None:
+        if now.tzinfo is None:
+            raise ValueError("the fake clock needs an aware datetime")
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, now: datetime) -> None:
+        if now.tzinfo is None:
+            raise ValueError("the fake clock needs an aware datetime")
+        self.now = now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+# --- account data -----------------------------------------------------------
+
+
+@dataclass
+class _SessionRow:
+    user_id: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass
+class _StoredNotification:
+    seq: int
+    notification: Notification
+
+
+@dataclass
+class AccountsState:
+    """Everything the account database holds."""
+
+    users: dict[str, User] = field(default_factory=dict)
+    credentials: dict[str, Credentials] = field(default_factory=dict)
+    sessions: dict[str, _SessionRow] = field(default_factory=dict)
+    refresh_tokens: dict[str, RefreshRecord] = field(default_factory=dict)
+    goals: dict[str, Goal] = field(default_factory=dict)
+    notifications: list[_StoredNotification] = field(default_factory=list)
+    last_seq: int = 0
+
+
+class FakeUsers(UserRepository):
+    def __init__(self, state: AccountsState) -> None:
+        self._state = state
+
+    def add(self, user: User, credentials: Credentials) -> None:
+        if self._by_username(user.username) is not None or user.user_id in self._state.users:
+            raise AlreadyExists(f"username {user.username!r} is taken; choose another")
+        self._state.users[user.user_id] = user
+        self._state.credentials[user.user_id] = credentials
+
+    def get(self, user_id: str) -> User | None:
+        return self._state.users.get(user_id)
+
+    def get_by_username(self, username: str) -> User | None:
+        return self._by_username(username)
+
+    def _by_username(self, username: str) -> User | None:
+        # The SQLite column is COLLATE NOCASE.
+        wanted = username.lower()
+        return next((u for u in self._state.users.values() if u.username.lower() == wanted), None)
+
+    def update_profile(self, user_id: str, profile: Profile) -> None:
+        user = self._state.users.get(user_id)
+        if user is not None:
+            self._state.users[user_id] = replace(user, profile=profile)
+
+    def get_credentials(self, user_id: str) -> Credentials | None:
+        return self._state.credentials.get(user_id)
+
+    def set_credentials(self, credentials: Credentials) -> None:
+        self._state.credentials[credentials.user_id] = credentials
+
+    def delete(self, user_id: str) -> None:
+        state = self._state
+        state.users.pop(user_id, None)
+        state.credentials.pop(user_id, None)
+        state.sessions = {k: v for k, v in state.sessions.items() if v.user_id != user_id}
+        state.refresh_tokens = {k: v for k, v in state.refresh_tokens.items() if v.user_id != user_id}
+        state.goals = {k: v for k, v in state.goals.items() if v.user_id != user_id}
+        state.notifications = [n for n in state.notifications if n.notification.user_id != user_id]
+
+
+class FakeSessions(SessionRepository):
+    def __init__(self, state: AccountsState) -> None:
+        self._state = state
+
+    def create(self, session_id: str, user_id: str, now: datetime) -> None:
+        if session_id in self._state.sessions:
+            raise AlreadyExists(f"session {session_id} exists")
+        self._state.sessions[session_id] = _SessionRow(user_id, now)
+
+    def is_active(self, session_id: str) -> bool:
+        row = self._state.sessions.get(session_id)
+        return row is not None and row.revoked_at is None
+
+    def revoke(self, session_id: str, now: datetime) -> None:
+        row = self._state.sessions.get(session_id)
+        if row is not None and row.revoked_at is None:
+            row.revoked_at = now
+
+    def revoke_all(self, user_id: str, now: datetime, keep: str | None = None) -> None:
+        for session_id, row in self._state.sessions.items():
+            if row.user_id == user_id and row.revoked_at is None and session_id != keep:
+                row.revoked_at = now
+
+    def add_refresh(self, record: RefreshRecord) -> None:
+        if record.token_hash in self._state.refresh_tokens:
+            raise AlreadyExists("refresh token exists")
+        self._state.refresh_tokens[record.token_hash] = record
+
+    def get_refresh(self, token_hash: str) -> RefreshRecord | None:
+        return self._state.refresh_tokens.get(token_hash)
+
+    def mark_refresh_used(self, token_hash: str) -> None:
+        record = self._state.refresh_tokens.get(token_hash)
+        if record is not None:
+            self._state.refresh_tokens[token_hash] = replace(record, used=True)
+
+
+class FakeGoals(GoalRepository):
+    def __init__(self, state: AccountsState) -> None:
+        self._state = state
+
+    def add(self, goal: Goal) -> None:
+        clash = any(
+            g.user_id == goal.user_id and g.metric == goal.metric and g.period == goal.period
+            for g in self._state.goals.values()
+        )
+        if clash or goal.goal_id in self._state.goals:
+            raise AlreadyExists(
+                f"you already have a {goal.period.name.lower()} {goal.metric.label} goal; update it instead"
+            )
+        self._state.goals[goal.goal_id] = goal
+
+    def get(self, goal_id: str) -> Goal | None:
+        return self._state.goals.get(goal_id)
+
+    def list_for_user(self, user_id: str, include_inactive: bool = False) -> list[Goal]:
+        goals = [g for g in self._state.goals.values() if g.user_id == user_id and (include_inactive or g.active)]
+        return sorted(goals, key=lambda g: (g.created_at, g.goal_id))
+
+    def update(self, goal: Goal) -> None:
+        stored = self._state.goals.get(goal.goal_id)
+        if stored is not None:
+            # Like the SQL UPDATE: only target, active and updated_at change.
+            self._state.goals[goal.goal_id] = replace(
+                stored, target=goal.target, active=goal.active, updated_at=goal.updated_at
+            )
+
+    def delete(self, goal_id: str) -> None:
+        self._state.goals.pop(goal_id, None)
+
+
+class FakeNotifications(NotificationRepository):
+    def __init__(self, state: AccountsState) -> None:
+        self._state = state
+
+    def add(self, notification: Notification) -> bool:
+        for stored in self._state.notifications:
+            n = stored.notification
+            if n.user_id == notification.user_id and n.idempotency_key == notification.idempotency_key:
+                return False
+        self._state.last_seq += 1
+        self._state.notifications.append(_StoredNotification(self._state.last_seq, notification))
+        return True
+
+    def page(self, user_id: str, unread_only: bool, limit: int, before: int | None) -> NotificationPage:
+        rows = [
+            s
+            for s in self._state.notifications
+            if s.notification.user_id == user_id
+            and not (unread_only and s.notification.read)
+            and (before is None or s.seq < before)
+        ]
+        rows.sort(key=lambda s: s.seq, reverse=True)
+        mine = [s.notification for s in self._state.notifications if s.notification.user_id == user_id]
+        unread = sum(1 for n in mine if not n.read)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return NotificationPage([s.notification for s in rows], rows[-1].seq if more else None, unread)
+
+    def mark_read(self, user_id: str, notification_ids: Sequence[str]) -> int:
+        owned = {
+            s.notification.notification_id: s
+            for s in self._state.notifications
+            if s.notification.user_id == user_id and s.notification.notification_id in notification_ids
+        }
+        missing = set(notification_ids) - owned.keys()
+        if missing:
+            raise NotFound(f"you have no notification {sorted(missing)[0]!r}; nothing was marked")
+        marked = 0
+        for stored in owned.values():
+            if not stored.notification.read:
+                stored.notification = replace(stored.notification, read=True)
+                marked += 1
+        return marked
+
+
+class FakeAccountsDatabase:
+    """The committed account data, and the factory services call for a unit of work."""
+
+    def __init__(self) -> None:
+        self.state = AccountsState()
+        self.units: list[FakeUnitOfWork] = []
+
+    def __call__(self) -> FakeUnitOfWork:
+        unit = FakeUnitOfWork(self)
+        self.units.append(unit)
+        return unit
+
+    @property
+    def commits(self) -> int:
+        return sum(unit.commits for unit in self.units)
+
+    # Read-only views of what is committed, for assertions.
+    def user_named(self, username: str) -> User | None:
+        return FakeUsers(self.state).get_by_username(username)
+
+    def notifications_of(self, user_id: str) -> list[Notification]:
+        return [s.notification for s in self.state.notifications if s.notification.user_id == user_id]
+
+
+class FakeUnitOfWork(AccountsUnitOfWork):
+    users: FakeUsers
+    sessions: FakeSessions
+    goals: FakeGoals
+    notifications: FakeNotifications
+
+    def __init__(self, database: FakeAccountsDatabase) -> None:
+        self._database = database
+        self.committed = False
+        self.commits = 0
+        self._begin()
+
+    def _begin(self) -> None:
+        self._working = copy.deepcopy(self._database.state)
+        self.users = FakeUsers(self._working)
+        self.sessions = FakeSessions(self._working)
+        self.goals = FakeGoals(self._working)
+        self.notifications = FakeNotifications(self._working)
+
+    def __enter__(self) -> FakeUnitOfWork:
+        self._begin()
+        return self
+
+    def commit(self) -> None:
+        self._database.state = copy.deepcopy(self._working)
+        self.committed = True
+        self.commits += 1
+
+    def rollback(self) -> None:
+        # Whatever was not committed is discarded; committed data is untouched.
+        self._begin()
+
+
+# --- metrics ----------------------------------------------------------------
+
+
+class FakeMetricStore(MetricStore):
+    def __init__(self) -> None:
+        # (user, metric, source, minute) -> (local day it was first placed on, value)
+        self.minutes: dict[tuple[str, MetricKind, str, int], tuple[date, float]] = {}
+        self.daily: dict[tuple[str, MetricKind, date], DaySummary] = {}
+
+    def upsert_minutes(
+        self, user_id: str, source: str, readings: Sequence[PlacedReading]
+    ) -> set[tuple[MetricKind, date]]:
+        touched: set[tuple[MetricKind, date]] = set()
+        for reading in readings:
+            key = (user_id, MetricKind(reading.metric), source, reading.minute)
+            day = self.minutes[key][0] if key in self.minutes else reading.local_date
+            self.minutes[key] = (day, float(reading.value))
+            touched.add((MetricKind(reading.metric), day))
+        return touched
+
+    def minutes_of_day(self, user_id: str, metric: MetricKind, day: date) -> dict[str, dict[int, float]]:
+        by_source: dict[str, dict[int, float]] = {}
+        for (user, kind, source, minute), (placed, value) in self.minutes.items():
+            if user == user_id and kind == metric and placed == day:
+                by_source.setdefault(source, {})[minute] = value
+        return by_source
+
+    def save_days(self, user_id: str, metric: MetricKind, summaries: Sequence[DaySummary]) -> None:
+        for summary in summaries:
+            self.daily[(user_id, MetricKind(metric), summary.day)] = summary
+
+    def days(self, user_id: str, metric: MetricKind, start: date, end: date) -> list[DaySummary]:
+        found = [s for (user, kind, day), s in self.daily.items() if user == user_id and kind == metric]
+        return sorted((s for s in found if start <= s.day <= end), key=lambda s: s.day)
+
+    def delete_user(self, user_id: str) -> None:
+        self.minutes = {k: v for k, v in self.minutes.items() if k[0] != user_id}
+        self.daily = {k: v for k, v in self.daily.items() if k[0] != user_id}
+
+    # Helpers for tests.
+    def put_days(self, user_id: str, metric: MetricKind, *summaries: DaySummary) -> None:
+        self.save_days(user_id, metric, summaries)
+
+    def holds_anything_of(self, user_id: str) -> bool:
+        return any(k[0] == user_id for k in self.minutes) or any(k[0] == user_id for k in self.daily)
+
+
+class FakeReadingBus(ReadingBus):
+    def __init__(self) -> None:
+        self.cursors: dict[tuple[str, str], int] = {}
+        self.published: list[AcceptedBatch] = []
+
+    def publish(self, batches: Sequence[AcceptedBatch]) -> list[str]:
+        outcomes = []
+        for batch in batches:
+            key = (batch.user_id, batch.source)
+            if batch.sequence:
+                if batch.sequence <= self.cursors.get(key, 0):
+                    outcomes.append(PublishOutcome.DUPLICATE)
+                    continue
+                self.cursors[key] = batch.sequence
+            self.published.append(batch)
+            outcomes.append(PublishOutcome.ACCEPTED)
+        return outcomes
+
+    def last_sequence(self, user_id: str, source: str) -> int:
+        return self.cursors.get((user_id, source), 0)
+
+    def drain(self) -> list[AcceptedBatch]:
+        """What the persister would consume next, as the topic hands it over."""
+        batches, self.published = self.published, []
+        return batches
+
+
+# --- security and delivery --------------------------------------------------
+
+
+class FakeHasher(PasswordHasher):
+    """Cheap and transparent, but a wrong password never verifies."""
+
+    PREFIX = b"fake-hash:"
+
+    def __init__(self) -> None:
+        self.wasted: list[str] = []
+
+    def hash(self, password: str) -> bytes:
+        return self.PREFIX + password.encode()
+
+    def verify(self, password: str, password_hash: bytes) -> bool:
+        return password_hash.startswith(self.PREFIX) and password_hash == self.hash(password)
+
+    def waste_time(self, password: str) -> None:
+        self.wasted.append(password)
+
+
+def make_signer(ttl: timedelta = ACCESS_TTL) -> JwtSigner:
+    """The real signer: it does no I/O, so a fake would only hide bugs."""
+    return JwtSigner(TOKEN_SECRET, ttl)
+
+
+class FakeSink(NotificationSink):
+    def __init__(self) -> None:
+        self.delivered: list[Notification] = []
+
+    def deliver(self, notification: Notification) -> None:
+        self.delivered.append(notification)
+
+
+# --- the services wired to the fakes ----------------------------------------
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class FakeApp:
+    clock: FakeClock
+    database: FakeAccountsDatabase
+    store: FakeMetricStore
+    bus: FakeReadingBus
+    hasher: FakeHasher
+    sink: FakeSink
+    accounts: Accounts
+    goals: Goals
+    metrics: Metrics
+    reports: Reports
+    notifications: Notifications
+    persister: Persister
+
+    def sign_up(self, username: str, time_zone: str = "UTC", password: str = PASSWORD) -> Principal:
+        """Register and log in; the principal the session's access token authenticates as."""
+        self.accounts.register(username, password, ProfileChanges(time_zone=time_zone))
+        session = self.accounts.login(username, password)
+        return self.accounts.authenticate(session.access_token)
+
+    def upload(self, principal: Principal, readings: Sequence[tuple[int, int, float]], device_id: str = "watch-1"):
+        """Validate, publish and persist one batch the way the server and the persister do."""
+        ingest = self.metrics.open_ingest(principal)
+        batch = ingest.check(RawBatch(device_id, 0, readings))
+        ingest.publish([batch])
+        self.persister.apply(self.bus.drain())
+        return batch
+
+
+def fake_app(
+    now: datetime = datetime(2026, 6, 10, 12, 0, tzinfo=UTC), settings: AccountSettings | None = None
+) -> FakeApp:
+    clock = FakeClock(now)
+    database = FakeAccountsDatabase()
+    store = FakeMetricStore()
+    bus = FakeReadingBus()
+    hasher = FakeHasher()
+    sink = FakeSink()
+    return FakeApp(
+        clock=clock,
+        database=database,
+        store=store,
+        bus=bus,
+        hasher=hasher,
+        sink=sink,
+        accounts=Accounts(database, store, hasher, make_signer(), clock, settings or AccountSettings()),
+        goals=Goals(database, store, clock),
+        metrics=Metrics(database, store, bus, clock, IngestLimits()),
+        reports=Reports(database, store, clock),
+        notifications=Notifications(database),
+        persister=Persister(store, database, sink, clock),
+    )

@@ -1,0 +1,298 @@
+"""The fakes keep the promises of the real adapters: each check runs against both.
+
+If a fake drifts from core/adapters/sqlite.py, the service tests that use it
+would prove nothing; these tests catch that.
+"""
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from core.adapters.sqlite import SqliteDatabase, SqliteMetricStore, SqliteReadingBus, SqliteUnitOfWork
+from core.domain.accounts import Credentials, Profile, User
+from core.domain.aggregation import DaySummary
+from core.domain.errors import AlreadyExists, NotFound
+from core.domain.goals import Goal, GoalPeriod
+from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
+from core.domain.notifications import Notification, NotificationKind
+from core.ports import PublishOutcome, RefreshRecord
+from tests.unit.fakes import FakeAccountsDatabase, FakeClock, FakeHasher, FakeMetricStore, FakeReadingBus
+
+T0 = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
+DAY = date(2026, 6, 10)
+
+
+@pytest.fixture(params=["fake", "sqlite"])
+def backend(request, tmp_path):
+    if request.param == "fake":
+        yield FakeAccountsDatabase(), FakeMetricStore(), FakeReadingBus()
+        return
+    db = SqliteDatabase(tmp_path / "contract.sqlite3")
+    db.migrate()
+    yield (lambda: SqliteUnitOfWork(db)), SqliteMetricStore(db), SqliteReadingBus(db)
+    db.close()
+
+
+@pytest.fixture
+def uow(backend):
+    return backend[0]
+
+
+@pytest.fixture
+def store(backend):
+    return backend[1]
+
+
+@pytest.fixture
+def bus(backend):
+    return backend[2]
+
+
+def user(user_id: str = "u1", username: str = "alice") -> tuple[User, Credentials]:
+    return User(user_id, username, Profile(time_zone="Europe/Paris"), T0), Credentials(user_id, b"hash", T0, None)
+
+
+def add_user(uow, user_id: str = "u1", username: str = "alice") -> None:
+    with uow() as unit:
+        unit.users.add(*user(user_id, username))
+        unit.commit()
+
+
+def goal(goal_id: str = "g1", user_id: str = "u1", period: GoalPeriod = GoalPeriod.DAILY, active=True) -> Goal:
+    return Goal(goal_id, user_id, MetricKind.STEPS, period, 1000.0, active, T0, T0)
+
+
+def notification(notification_id: str, user_id: str = "u1", key: str | None = None) -> Notification:
+    return Notification(
+        notification_id, user_id, NotificationKind.GOAL_MET, "t", "b", T0, key or f"key-{notification_id}"
+    )
+
+
+# --- unit of work -------------------------------------------------------------------
+
+
+def test_changes_not_committed_are_discarded(uow):
+    with uow() as unit:
+        unit.users.add(*user())
+    with uow() as unit:
+        assert unit.users.get("u1") is None
+
+
+def test_committed_changes_are_kept(uow):
+    add_user(uow)
+    with uow() as unit:
+        assert unit.users.get_by_username("alice").user_id == "u1"
+
+
+def test_an_error_inside_the_unit_of_work_discards_its_changes(uow):
+    add_user(uow)
+    with pytest.raises(AlreadyExists), uow() as unit:
+        unit.goals.add(goal("g1"))
+        unit.users.add(*user("u2", "ALICE"))
+        unit.commit()
+    with uow() as unit:
+        assert unit.goals.list_for_user("u1") == []
+        assert unit.users.get("u2") is None
+
+
+def test_the_fake_unit_of_work_says_whether_it_committed():
+    database = FakeAccountsDatabase()
+    with database() as unit:
+        unit.users.add(*user())
+    assert not unit.committed
+    with database() as unit:
+        unit.users.add(*user())
+        unit.commit()
+    assert unit.committed
+    assert database.commits == 1
+
+
+# --- users and sessions -------------------------------------------------------------
+
+
+def test_usernames_are_unique_and_found_regardless_of_case(uow):
+    add_user(uow)
+    with uow() as unit:
+        assert unit.users.get_by_username("ALICE").user_id == "u1"
+        with pytest.raises(AlreadyExists):
+            unit.users.add(*user("u2", "Alice"))
+
+
+def test_deleting_a_user_removes_their_goals_notifications_and_sessions(uow):
+    add_user(uow)
+    add_user(uow, "u2", "bob")
+    with uow() as unit:
+        unit.goals.add(goal("g1"))
+        unit.goals.add(goal("g2", "u2"))
+        unit.notifications.add(notification("n1"))
+        unit.sessions.create("s1", "u1", T0)
+        unit.sessions.add_refresh(RefreshRecord("h1", "s1", "u1", T0 + timedelta(days=1), False))
+        unit.commit()
+    with uow() as unit:
+        unit.users.delete("u1")
+        unit.commit()
+    with uow() as unit:
+        assert unit.users.get("u1") is None
+        assert unit.users.get_credentials("u1") is None
+        assert unit.goals.get("g1") is None
+        assert unit.goals.get("g2") is not None
+        assert unit.notifications.page("u1", False, 10, None).notifications == []
+        assert not unit.sessions.is_active("s1")
+        assert unit.sessions.get_refresh("h1") is None
+
+
+def test_a_revoked_session_is_inactive_and_revoke_all_ends_only_that_users_sessions(uow):
+    add_user(uow)
+    add_user(uow, "u2", "bob")
+    with uow() as unit:
+        for session_id, user_id in [("s1", "u1"), ("s2", "u1"), ("s3", "u2")]:
+            unit.sessions.create(session_id, user_id, T0)
+        unit.sessions.revoke_all("u1", T0)
+        unit.commit()
+    with uow() as unit:
+        assert [unit.sessions.is_active(s) for s in ("s1", "s2", "s3", "nope")] == [False, False, True, False]
+
+
+def test_a_refresh_token_can_be_marked_used(uow):
+    add_user(uow)
+    with uow() as unit:
+        unit.sessions.create("s1", "u1", T0)
+        unit.sessions.add_refresh(RefreshRecord("h1", "s1", "u1", T0, False))
+        unit.sessions.mark_refresh_used("h1")
+        unit.commit()
+    with uow() as unit:
+        assert unit.sessions.get_refresh("h1") == RefreshRecord("h1", "s1", "u1", T0, True)
+
+
+# --- goals --------------------------------------------------------------------------
+
+
+def test_a_second_goal_for_the_same_metric_and_period_already_exists(uow):
+    add_user(uow)
+    with uow() as unit:
+        unit.goals.add(goal("g1"))
+        unit.goals.add(goal("g2", period=GoalPeriod.WEEKLY))
+        with pytest.raises(AlreadyExists):
+            unit.goals.add(goal("g3"))
+
+
+def test_goals_are_listed_oldest_first_and_inactive_ones_only_on_request(uow):
+    add_user(uow)
+    with uow() as unit:
+        unit.goals.add(goal("g1"))
+        unit.goals.add(goal("g2", period=GoalPeriod.WEEKLY, active=False))
+        unit.commit()
+    with uow() as unit:
+        assert [g.goal_id for g in unit.goals.list_for_user("u1")] == ["g1"]
+        assert [g.goal_id for g in unit.goals.list_for_user("u1", include_inactive=True)] == ["g1", "g2"]
+
+
+# --- notifications ------------------------------------------------------------------
+
+
+def test_a_notification_with_a_seen_idempotency_key_is_dropped(uow):
+    add_user(uow)
+    with uow() as unit:
+        assert unit.notifications.add(notification("n1", key="k"))
+        assert not unit.notifications.add(notification("n2", key="k"))
+        assert [n.notification_id for n in unit.notifications.page("u1", False, 10, None).notifications] == ["n1"]
+
+
+def test_notification_pages_are_newest_first_and_continue_from_their_cursor(uow):
+    add_user(uow)
+    with uow() as unit:
+        for i in range(5):
+            unit.notifications.add(notification(f"n{i}"))
+        first = unit.notifications.page("u1", False, 2, None)
+        second = unit.notifications.page("u1", False, 2, first.next_cursor)
+        third = unit.notifications.page("u1", False, 2, second.next_cursor)
+    assert [[n.notification_id for n in p.notifications] for p in (first, second, third)] == [
+        ["n4", "n3"],
+        ["n2", "n1"],
+        ["n0"],
+    ]
+    assert third.next_cursor is None
+    assert first.unread_count == 5
+
+
+def test_marking_read_with_one_foreign_id_marks_nothing(uow):
+    add_user(uow)
+    add_user(uow, "u2", "bob")
+    with uow() as unit:
+        unit.notifications.add(notification("mine"))
+        unit.notifications.add(notification("theirs", "u2"))
+        with pytest.raises(NotFound):
+            unit.notifications.mark_read("u1", ["mine", "theirs"])
+        assert unit.notifications.page("u1", True, 10, None).unread_count == 1
+        assert unit.notifications.mark_read("u1", ["mine"]) == 1
+        assert unit.notifications.mark_read("u1", ["mine"]) == 0
+
+
+# --- metric store and bus -----------------------------------------------------------
+
+
+def placed(minute: int, value: float, day: date = DAY) -> PlacedReading:
+    return PlacedReading(MetricKind.STEPS, minute, value, day)
+
+
+def test_a_resent_minute_replaces_its_value_and_keeps_its_original_day(store):
+    assert store.upsert_minutes("u1", "watch", [placed(100, 10)]) == {(MetricKind.STEPS, DAY)}
+    other_day = DAY - timedelta(days=1)
+    assert store.upsert_minutes("u1", "watch", [placed(100, 30, other_day)]) == {(MetricKind.STEPS, DAY)}
+    assert store.minutes_of_day("u1", MetricKind.STEPS, DAY) == {"watch": {100: 30.0}}
+    assert store.minutes_of_day("u1", MetricKind.STEPS, other_day) == {}
+
+
+def test_minutes_are_kept_per_source(store):
+    store.upsert_minutes("u1", "watch", [placed(100, 10)])
+    store.upsert_minutes("u1", "phone", [placed(100, 20), placed(101, 5)])
+    assert store.minutes_of_day("u1", MetricKind.STEPS, DAY) == {"watch": {100: 10.0}, "phone": {100: 20.0, 101: 5.0}}
+
+
+def test_stored_days_are_returned_in_order_within_the_range_and_deleted_with_the_user(store):
+    days = [DaySummary(DAY + timedelta(days=n), 10.0 * n, 1.0, 2.0, 3) for n in (2, 0, 5)]
+    store.save_days("u1", MetricKind.STEPS, days)
+    store.save_days("u1", MetricKind.STEPS, [DaySummary(DAY, 99.0, 1.0, 2.0, 3)])
+    assert [(d.day, d.value) for d in store.days("u1", MetricKind.STEPS, DAY, DAY + timedelta(days=4))] == [
+        (DAY, 99.0),
+        (DAY + timedelta(days=2), 20.0),
+    ]
+    store.delete_user("u1")
+    assert store.days("u1", MetricKind.STEPS, DAY, DAY + timedelta(days=9)) == []
+
+
+def test_the_bus_accepts_each_sequence_once_per_device(bus):
+    def batch(sequence: int, source: str = "watch") -> AcceptedBatch:
+        return AcceptedBatch("u1", source, sequence, (placed(100, 1),))
+
+    assert bus.publish([batch(1), batch(1), batch(3), batch(2), batch(1, "phone")]) == [
+        PublishOutcome.ACCEPTED,
+        PublishOutcome.DUPLICATE,
+        PublishOutcome.ACCEPTED,
+        PublishOutcome.DUPLICATE,
+        PublishOutcome.ACCEPTED,
+    ]
+    assert (bus.last_sequence("u1", "watch"), bus.last_sequence("u1", "phone"), bus.last_sequence("u2", "watch")) == (
+        3,
+        1,
+        0,
+    )
+    assert bus.publish([batch(0), batch(0)]) == [PublishOutcome.ACCEPTED, PublishOutcome.ACCEPTED]
+
+
+# --- the small fakes ----------------------------------------------------------------
+
+
+def test_the_fake_hasher_rejects_a_wrong_password():
+    hasher = FakeHasher()
+    stored = hasher.hash("correct horse")
+    assert hasher.verify("correct horse", stored)
+    assert not hasher.verify("correct hors", stored)
+    assert not hasher.verify("correct horse", b"correct horse")
+
+
+def test_the_fake_clock_stands_still_until_moved():
+    clock = FakeClock(T0)
+    assert clock() == clock() == T0
+    clock.advance(timedelta(hours=1))
+    assert clock() == T0 + timedelta(hours=1)

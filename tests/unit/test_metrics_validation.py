@@ -1,0 +1,215 @@
+"""The rules a device reading must obey before it is accepted, and the local day it lands on."""
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from core.domain.errors import InvalidArgument, ResourceExhausted
+from core.domain.metrics import (
+    BatchLimits,
+    MetricKind,
+    Reading,
+    local_date_of,
+    place,
+    source_of,
+    validate_batch_size,
+    validate_device_id,
+    validate_reading,
+)
+
+NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
+AN_HOUR_AGO = int((NOW - timedelta(hours=1)).timestamp())
+
+
+def check(metric: MetricKind | int, value: float, seconds: int = AN_HOUR_AGO, position: int = 0) -> Reading:
+    return validate_reading(int(metric), seconds, value, NOW, position)
+
+
+@pytest.mark.parametrize(
+    ("metric", "highest"),
+    [
+        (MetricKind.STEPS, 1000),
+        (MetricKind.CALORIES_BURNED, 100),
+        (MetricKind.DISTANCE, 1500),
+        (MetricKind.ACTIVE_MINUTES, 1),
+        (MetricKind.HEART_RATE, 250),
+    ],
+)
+def test_each_metric_accepts_its_per_minute_ceiling(metric, highest):
+    assert check(metric, highest).value == highest
+
+
+@pytest.mark.parametrize(
+    ("metric", "too_much"),
+    [
+        (MetricKind.STEPS, 1001),
+        (MetricKind.CALORIES_BURNED, 100.1),
+        (MetricKind.DISTANCE, 1500.5),
+        (MetricKind.ACTIVE_MINUTES, 1.01),
+        (MetricKind.HEART_RATE, 250.1),
+    ],
+)
+def test_a_value_just_above_the_per_minute_ceiling_is_rejected(metric, too_much):
+    with pytest.raises(InvalidArgument, match="impossible"):
+        check(metric, too_much)
+
+
+@pytest.mark.parametrize("metric", [MetricKind.STEPS, MetricKind.CALORIES_BURNED, MetricKind.DISTANCE])
+def test_a_minute_of_zero_activity_is_accepted(metric):
+    assert check(metric, 0).value == 0
+
+
+def test_a_heart_rate_of_20_bpm_is_accepted():
+    assert check(MetricKind.HEART_RATE, 20).value == 20
+
+
+def test_a_heart_rate_just_below_20_bpm_is_rejected():
+    with pytest.raises(InvalidArgument, match="expected 20 to 250"):
+        check(MetricKind.HEART_RATE, 19.9)
+
+
+def test_a_heart_rate_of_zero_is_rejected_as_impossible():
+    with pytest.raises(InvalidArgument, match="impossible for heart rate"):
+        check(MetricKind.HEART_RATE, 0)
+
+
+@pytest.mark.parametrize("metric", list(MetricKind))
+def test_a_negative_value_is_rejected_for_every_metric(metric):
+    with pytest.raises(InvalidArgument, match="cannot be negative"):
+        check(metric, -1)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_value_that_is_not_a_finite_number_is_rejected(value):
+    with pytest.raises(InvalidArgument, match="finite number"):
+        check(MetricKind.STEPS, value)
+
+
+@pytest.mark.parametrize("kind", [0, 6, -1])
+def test_an_unknown_metric_kind_is_rejected_and_the_valid_kinds_are_listed(kind):
+    with pytest.raises(InvalidArgument, match=f"unknown metric kind {kind}") as error:
+        check(kind, 10)
+    assert "STEPS (1)" in str(error.value) and "HEART_RATE (5)" in str(error.value)
+
+
+def test_a_reading_without_a_time_is_rejected():
+    with pytest.raises(InvalidArgument, match="time is missing"):
+        check(MetricKind.STEPS, 10, seconds=0)
+
+
+def test_a_reading_more_than_a_day_in_the_future_is_rejected():
+    seconds = int((NOW + timedelta(hours=24, seconds=1)).timestamp())
+    with pytest.raises(InvalidArgument, match="more than 24 hours in the future"):
+        check(MetricKind.STEPS, 10, seconds=seconds)
+
+
+def test_a_reading_exactly_a_day_in_the_future_is_accepted():
+    seconds = int((NOW + timedelta(hours=24)).timestamp())
+    assert check(MetricKind.STEPS, 10, seconds=seconds).minute == seconds // 60
+
+
+def test_a_reading_from_before_2000_is_rejected_as_a_clock_error():
+    seconds = int(datetime(1999, 12, 31, 23, 59, tzinfo=UTC).timestamp())
+    with pytest.raises(InvalidArgument, match="before 2000-01-01"):
+        check(MetricKind.STEPS, 10, seconds=seconds)
+
+
+@pytest.mark.parametrize("seconds", [10**12, 2**62])
+def test_a_time_far_beyond_any_calendar_is_rejected_as_an_invalid_argument(seconds):
+    with pytest.raises(InvalidArgument, match="reading 0"):
+        check(MetricKind.STEPS, 10, seconds=seconds)
+
+
+def test_seconds_inside_a_minute_are_normalised_to_the_start_of_the_minute():
+    start = int(datetime(2026, 6, 10, 9, 15, tzinfo=UTC).timestamp())
+    assert check(MetricKind.STEPS, 10, seconds=start + 59).minute == start // 60
+    assert check(MetricKind.STEPS, 10, seconds=start).minute == start // 60
+
+
+def test_an_error_message_names_the_position_of_the_bad_reading():
+    with pytest.raises(InvalidArgument, match=r"^reading 7: "):
+        check(MetricKind.STEPS, 5000, position=7)
+
+
+def test_an_accepted_reading_keeps_its_kind_and_value():
+    reading = check(MetricKind.DISTANCE, 12.5)
+    assert reading.metric is MetricKind.DISTANCE
+    assert reading.value == 12.5
+
+
+def test_an_empty_batch_is_rejected():
+    with pytest.raises(InvalidArgument, match="at least one reading"):
+        validate_batch_size(0, BatchLimits(1000))
+
+
+def test_a_batch_at_the_limit_is_accepted():
+    validate_batch_size(1000, BatchLimits(1000))
+
+
+def test_a_batch_over_the_limit_is_refused_and_the_client_is_told_to_split_it():
+    with pytest.raises(ResourceExhausted, match="1001 readings; at most 1000, so split it"):
+        validate_batch_size(1001, BatchLimits(1000))
+
+
+def test_a_device_id_of_64_characters_is_accepted():
+    validate_device_id("d" * 64)
+
+
+def test_a_device_id_longer_than_64_characters_is_rejected():
+    with pytest.raises(InvalidArgument, match="65 characters long; at most 64"):
+        validate_device_id("d" * 65)
+
+
+def test_a_device_id_with_control_characters_is_rejected():
+    with pytest.raises(InvalidArgument, match="printable"):
+        validate_device_id("watch\n1")
+
+
+def test_readings_without_a_device_are_stored_as_manual_entries():
+    assert source_of("") == "manual"
+    assert source_of("watch-1") == "watch-1"
+
+
+# --- placing readings on the user's local day ---------------------------------
+
+PARIS = ZoneInfo("Europe/Paris")
+NEW_YORK = ZoneInfo("America/New_York")
+HALF_PAST_ELEVEN_UTC = int(datetime(2026, 6, 10, 23, 30, tzinfo=UTC).timestamp()) // 60
+
+
+def test_a_reading_at_half_past_eleven_utc_lands_on_the_next_day_in_paris():
+    assert local_date_of(HALF_PAST_ELEVEN_UTC, PARIS) == date(2026, 6, 11)
+
+
+def test_a_reading_at_half_past_eleven_utc_lands_on_the_same_day_in_new_york():
+    assert local_date_of(HALF_PAST_ELEVEN_UTC, NEW_YORK) == date(2026, 6, 10)
+
+
+def test_placing_pins_each_reading_to_its_local_day_and_keeps_its_value():
+    readings = [Reading(MetricKind.STEPS, HALF_PAST_ELEVEN_UTC, 42.0)]
+    (placed,) = place(readings, PARIS)
+    assert (placed.metric, placed.minute, placed.value, placed.local_date) == (
+        MetricKind.STEPS,
+        HALF_PAST_ELEVEN_UTC,
+        42.0,
+        date(2026, 6, 11),
+    )
+
+
+def minutes_on(day: date, zone: ZoneInfo) -> int:
+    """How many UTC minutes of the surrounding days are placed on `day`."""
+    first = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) // 60 - 24 * 60
+    return sum(1 for minute in range(first, first + 3 * 24 * 60) if local_date_of(minute, zone) == day)
+
+
+def test_the_day_paris_moves_its_clocks_forward_has_23_hours_of_minutes():
+    assert minutes_on(date(2026, 3, 29), PARIS) == 23 * 60
+
+
+def test_the_day_paris_moves_its_clocks_back_has_25_hours_of_minutes():
+    assert minutes_on(date(2026, 10, 25), PARIS) == 25 * 60
+
+
+def test_an_ordinary_day_has_24_hours_of_minutes():
+    assert minutes_on(date(2026, 6, 10), PARIS) == 24 * 60

@@ -1,0 +1,275 @@
+"""Week and month reports against hand-computed figures, and the CSV download."""
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from core.domain.aggregation import DaySummary
+from core.domain.errors import InvalidArgument
+from core.domain.goals import GoalPeriod
+from core.domain.metrics import MetricKind
+from core.domain.reports import ReportPeriod
+from core.services.reports import CSV_FORMAT
+from tests.unit.fakes import FakeApp, fake_app
+
+WEEK, MONTH = ReportPeriod.WEEK, ReportPeriod.MONTH
+STEPS, HEART, DISTANCE, CALORIES = (
+    MetricKind.STEPS,
+    MetricKind.HEART_RATE,
+    MetricKind.DISTANCE,
+    MetricKind.CALORIES_BURNED,
+)
+# Wednesday 10 June 2026, noon in Paris: the last full week is 1-7 June.
+NOW = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)
+
+
+def d(day: int, month: int = 6) -> date:
+    return date(2026, month, day)
+
+
+@pytest.fixture
+def app() -> FakeApp:
+    return fake_app(NOW)
+
+
+@pytest.fixture
+def alice(app):
+    return app.sign_up("alice", time_zone="Europe/Paris")
+
+
+def put(app: FakeApp, user_id: str, metric: MetricKind, values: dict[date, float], minutes: int = 600) -> None:
+    app.store.put_days(user_id, metric, *(DaySummary(day, v, 1, 100, minutes) for day, v in values.items()))
+
+
+@pytest.fixture
+def week(app, alice):
+    """Steps of 1-7 June (Wednesday without data) against a 10,000 daily goal; 50,000 the week before."""
+    app.goals.create(alice, STEPS, GoalPeriod.DAILY, 10_000)
+    app.goals.create(alice, STEPS, GoalPeriod.WEEKLY, 70_000)
+    put(app, alice.user_id, STEPS, {d(1): 12_000, d(2): 8_000, d(4): 10_000, d(5): 15_000, d(6): 11_000, d(7): 10_500})
+    put(app, alice.user_id, STEPS, {d(26, 5): 20_000, d(30, 5): 30_000})
+    return app.reports.view(alice, WEEK, None)
+
+
+def section(report, metric: MetricKind):
+    (found,) = [m for m in report.metrics if m.metric is metric]
+    return found
+
+
+def test_a_week_report_covers_monday_to_sunday_with_one_section_per_metric(week):
+    assert (week.start, week.end) == (d(1), d(7))
+    assert [m.metric for m in week.metrics] == list(MetricKind)
+    assert [day.day for day in section(week, STEPS).days] == [d(n) for n in range(1, 8)]
+
+
+def test_a_week_report_totals_the_week(week):
+    assert section(week, STEPS).total == 66_500
+
+
+def test_a_week_report_averages_over_days_with_data_only(week):
+    assert section(week, STEPS).average == pytest.approx(66_500 / 6)
+
+
+def test_a_week_report_names_the_best_day(week):
+    steps = section(week, STEPS)
+    assert (steps.best_day, steps.best_value) == (d(5), 15_000)
+
+
+def test_a_week_report_counts_the_days_the_daily_goal_was_met(week):
+    steps = section(week, STEPS)
+    assert steps.days_goal_met == 5
+    assert [day.goal_met for day in steps.days] == [True, False, False, True, True, True, True]
+    assert all(day.goal_target == 10_000 for day in steps.days)
+
+
+def test_a_week_report_counts_the_streak_up_to_the_last_day_of_the_week(week):
+    assert section(week, STEPS).current_streak == 4  # Thursday to Sunday; Wednesday had no data
+
+
+def test_a_week_report_shows_both_goal_targets(week):
+    steps = section(week, STEPS)
+    assert (steps.daily_goal_target, steps.weekly_goal_target) == (10_000, 70_000)
+
+
+def test_a_week_report_compares_the_total_with_the_previous_week(week):
+    steps = section(week, STEPS)
+    assert steps.previous_total == 50_000
+    assert steps.change_percent == pytest.approx(33.0)
+
+
+def test_the_change_is_unset_when_the_previous_week_had_no_data(app, alice):
+    put(app, alice.user_id, CALORIES, {d(3): 2_000})
+    calories = section(app.reports.view(alice, WEEK, None), CALORIES)
+    assert calories.total == 2_000
+    assert calories.previous_total == 0
+    assert calories.change_percent is None
+
+
+def test_a_metric_without_any_data_has_no_best_day_and_no_change(week):
+    distance = section(week, DISTANCE)
+    assert (distance.total, distance.average, distance.best_day, distance.change_percent) == (0, 0, None, None)
+
+
+def test_without_a_daily_goal_no_day_counts_as_met(week):
+    distance = section(week, DISTANCE)
+    assert distance.days_goal_met == 0
+    assert distance.current_streak == 0
+    assert distance.daily_goal_target == 0
+
+
+def test_a_paused_goal_is_left_out_of_the_report(app, alice):
+    goal = app.goals.create(alice, STEPS, GoalPeriod.DAILY, 1_000)
+    app.goals.update(alice, goal.goal_id, None, False)
+    put(app, alice.user_id, STEPS, {d(7): 5_000})
+    steps = section(app.reports.view(alice, WEEK, None), STEPS)
+    assert (steps.daily_goal_target, steps.days_goal_met) == (0, 0)
+
+
+def test_the_heart_rate_section_compares_average_bpm_weighted_by_minutes(app, alice):
+    app.store.put_days(
+        alice.user_id,
+        HEART,
+        DaySummary(d(1), 70, 50, 120, 100),
+        DaySummary(d(2), 80, 55, 150, 300),
+        DaySummary(d(27, 5), 62, 48, 110, 500),
+    )
+    heart = section(app.reports.view(alice, WEEK, None), HEART)
+    assert heart.average == pytest.approx(77.5)
+    assert heart.total == 0
+    assert heart.change_percent == pytest.approx(25.0)
+
+
+def test_an_anchor_picks_the_week_that_contains_it(app, alice):
+    report = app.reports.view(alice, WEEK, d(17))
+    assert (report.start, report.end) == (d(15), d(21))
+
+
+def test_on_a_monday_the_default_week_is_the_one_that_just_ended(app, alice):
+    app.clock.set(datetime(2026, 6, 8, 10, 0, tzinfo=UTC))
+    report = app.reports.view(alice, WEEK, None)
+    assert (report.start, report.end) == (d(1), d(7))
+
+
+def test_on_a_sunday_the_default_week_is_the_one_before_the_current_week(app, alice):
+    app.clock.set(datetime(2026, 6, 7, 10, 0, tzinfo=UTC))
+    report = app.reports.view(alice, WEEK, None)
+    assert (report.start, report.end) == (d(25, 5), d(31, 5))
+
+
+def test_the_default_week_follows_the_users_local_date(app, alice):
+    # 23:30 UTC on Sunday is already Monday 01:30 in Paris: the week of 1-7 June has ended there.
+    app.clock.set(datetime(2026, 6, 7, 23, 30, tzinfo=UTC))
+    report = app.reports.view(alice, WEEK, None)
+    assert (report.start, report.end) == (d(1), d(7))
+
+
+def test_the_default_month_is_the_last_full_month(app, alice):
+    report = app.reports.view(alice, MONTH, None)
+    assert (report.start, report.end) == (d(1, 5), d(31, 5))
+
+
+def test_in_january_the_default_month_is_last_december(app, alice):
+    app.clock.set(datetime(2026, 1, 15, 12, 0, tzinfo=UTC))
+    report = app.reports.view(alice, MONTH, None)
+    assert (report.start, report.end) == (date(2025, 12, 1), date(2025, 12, 31))
+
+
+def test_a_month_report_compares_with_the_whole_previous_month(app, alice):
+    put(app, alice.user_id, STEPS, {d(1, 5): 1_000, d(31, 5): 2_000, d(30, 4): 4_000, d(1, 4): 2_000, d(31, 3): 99})
+    steps = section(app.reports.view(alice, MONTH, None), STEPS)
+    assert len(steps.days) == 31
+    assert steps.total == 3_000
+    assert steps.previous_total == 6_000
+    assert steps.change_percent == pytest.approx(-50.0)
+
+
+def test_an_unknown_report_period_is_refused(app, alice):
+    with pytest.raises(InvalidArgument, match="unknown report period 3"):
+        app.reports.view(alice, 3, None)
+
+
+def test_a_report_shows_only_the_callers_data(app, alice):
+    bob = app.sign_up("bob")
+    put(app, bob.user_id, STEPS, {d(3): 9_000})
+    assert section(app.reports.view(alice, WEEK, None), STEPS).total == 0
+
+
+# --- CSV -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stored(app, alice):
+    app.store.put_days(
+        alice.user_id, STEPS, DaySummary(d(1), 8_431, 0, 120, 500), DaySummary(d(3), 12_000, 0, 130, 700)
+    )
+    app.store.put_days(alice.user_id, DISTANCE, DaySummary(d(1), 6_123.5, 0, 150, 500))
+    app.store.put_days(alice.user_id, HEART, DaySummary(d(3), 72.25, 48, 171, 900))
+
+
+def rows_of(content: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(content.decode())))
+
+
+def test_the_csv_has_a_header_and_one_row_per_day(app, alice, stored):
+    file = app.reports.download(alice, d(1), d(4), CSV_FORMAT)
+    rows = rows_of(file.content)
+    assert [r["date"] for r in rows] == ["2026-06-01", "2026-06-02", "2026-06-03", "2026-06-04"]
+    assert list(rows[0]) == [
+        "date",
+        "steps",
+        "calories_kcal",
+        "distance_m",
+        "active_minutes",
+        "heart_rate_avg_bpm",
+        "heart_rate_min_bpm",
+        "heart_rate_max_bpm",
+    ]
+
+
+def test_the_csv_parses_back_to_the_stored_values(app, alice, stored):
+    rows = rows_of(app.reports.download(alice, d(1), d(4), CSV_FORMAT).content)
+    assert float(rows[0]["steps"]) == 8_431
+    assert float(rows[0]["distance_m"]) == 6_123.5
+    assert float(rows[2]["steps"]) == 12_000
+    assert [float(rows[2][k]) for k in ("heart_rate_avg_bpm", "heart_rate_min_bpm", "heart_rate_max_bpm")] == [
+        72.25,
+        48,
+        171,
+    ]
+
+
+def test_the_csv_leaves_cells_empty_where_a_day_has_no_data(app, alice, stored):
+    rows = rows_of(app.reports.download(alice, d(1), d(4), CSV_FORMAT).content)
+    assert rows[1] == {"date": "2026-06-02", **{k: "" for k in list(rows[1])[1:]}}
+    assert rows[0]["heart_rate_avg_bpm"] == ""
+    assert rows[0]["calories_kcal"] == ""
+
+
+def test_whole_numbers_are_written_without_decimals(app, alice, stored):
+    content = app.reports.download(alice, d(1), d(1), CSV_FORMAT).content.decode()
+    assert content.splitlines()[1] == "2026-06-01,8431,,6123.50,,,,"
+
+
+def test_the_csv_is_named_after_its_range_and_typed_as_csv(app, alice, stored):
+    file = app.reports.download(alice, d(1), d(4), CSV_FORMAT)
+    assert file.filename == "fittrack-2026-06-01-2026-06-04.csv"
+    assert file.content_type == "text/csv"
+
+
+def test_a_download_of_ten_years_is_allowed_and_longer_is_refused(app, alice):
+    start = date(2016, 1, 1)
+    assert len(rows_of(app.reports.download(alice, start, start + timedelta(days=3659), CSV_FORMAT).content)) == 3660
+    with pytest.raises(InvalidArgument, match="3661 days; at most 3660"):
+        app.reports.download(alice, start, start + timedelta(days=3660), CSV_FORMAT)
+
+
+def test_a_download_that_ends_before_it_starts_is_refused(app, alice):
+    with pytest.raises(InvalidArgument, match="before it starts"):
+        app.reports.download(alice, d(4), d(1), CSV_FORMAT)
+
+
+def test_an_unknown_download_format_is_refused(app, alice):
+    with pytest.raises(InvalidArgument, match="unknown report format 2"):
+        app.reports.download(alice, d(1), d(4), 2)
