@@ -256,7 +256,7 @@ pg_start() {
     else
         free_port_from_other_checkouts "$PG_PORT" postgresql
         log "starting PostgreSQL $PG_VERSION/$PG_CLUSTER on 127.0.0.1:$PG_PORT"
-        pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" start || { tail -n 30 "$PG_LOG" >&2 || true; die "PostgreSQL failed to start"; }
+        pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" start 9>&- || { tail -n 30 "$PG_LOG" >&2 || true; die "PostgreSQL failed to start"; }
     fi
     local deadline=$((SECONDS + START_TIMEOUT))
     until pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; do
@@ -284,7 +284,8 @@ pg_stop() {
 }
 
 pg_status() {
-    if pg_running && pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; then
+    if pg_running && [[ "$(pg_cluster_line "$PG_CLUSTER" | awk '{print $3}')" == "$PG_PORT" ]] \
+        && pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; then
         echo "postgresql: up   (cluster $PG_VERSION/$PG_CLUSTER, 127.0.0.1:$PG_PORT, data $PG_DATA)"
     else
         echo "postgresql: down (cluster $PG_VERSION/$PG_CLUSTER, port $PG_PORT)"
@@ -348,6 +349,10 @@ transaction.state.log.num.partitions=4
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# after a SIGKILL the restarted node waits for its old registration's session to expire
+# (default 9 s): keep that short for kill/restart tests
+broker.heartbeat.interval.ms=500
+broker.session.timeout.ms=3000
 num.network.threads=2
 num.io.threads=4
 log.retention.hours=168
@@ -396,7 +401,7 @@ kafka_start() {
             -Dlog4j2.configurationFile="$SCRIPT_DIR/kafka/log4j2.properties" \
             -Dkafka.logs.dir="$KAFKA_LOGS" \
             -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_PROPS"
-    ) </dev/null >>"$KAFKA_LOGS/stdout.log" 2>&1 &
+    ) </dev/null 9>&- >>"$KAFKA_LOGS/stdout.log" 2>&1 &
     pid=$!
     printf '%s\n' "$pid" >"$KAFKA_PID"
     wait_port "$KAFKA_PORT" kafka "$pid" "$logf"
@@ -437,7 +442,7 @@ kafka_kill() {
 
 kafka_status() {
     local pid
-    if pid="$(kafka_pid)" && port_open "$KAFKA_PORT"; then
+    if pid="$(kafka_pid)" && port_open "$KAFKA_PORT" && port_pids "$KAFKA_PORT" | grep -qx "$pid"; then
         echo "kafka:      up   (pid $pid, $KAFKA_BOOTSTRAP, controller 127.0.0.1:$KAFKA_CTL_PORT, Kafka $KAFKA_VERSION)"
     else
         echo "kafka:      down (port $KAFKA_PORT)"
@@ -476,7 +481,7 @@ ferret_start() {
         cd "$FERRET_DIR"
         exec setsid "$FERRET_BIN" -listen "127.0.0.1:$MONGO_PORT" -postgresql-url "$FERRET_PG_URL" \
             -log-level "${FITTRACK_FERRETDB_LOG_LEVEL:-warn}"
-    ) </dev/null >>"$FERRET_LOG" 2>&1 &
+    ) </dev/null 9>&- >>"$FERRET_LOG" 2>&1 &
     pid=$!
     printf '%s\n' "$pid" >"$FERRET_PID"
     wait_port "$MONGO_PORT" ferretdb "$pid" "$FERRET_LOG"
@@ -494,7 +499,7 @@ ferret_stop() {
 
 ferret_status() {
     local pid
-    if pid="$(ferret_pid)" && port_open "$MONGO_PORT"; then
+    if pid="$(ferret_pid)" && port_open "$MONGO_PORT" && port_pids "$MONGO_PORT" | grep -qx "$pid"; then
         echo "ferretdb:   up   (pid $pid, 127.0.0.1:$MONGO_PORT, backend postgres database $PG_FERRET_DB)"
     else
         echo "ferretdb:   down (port $MONGO_PORT)"
@@ -558,6 +563,18 @@ usage() {
     echo "usage: $0 {start|stop|status|kafka-kill|kafka-start|kafka-stop|pg-stop|pg-start|ferretdb-stop|ferretdb-start|env}" >&2
     exit 2
 }
+
+# Serialise concurrent invocations for this checkout (status does not lock). Daemons are
+# started with fd 9 closed so they do not inherit (and keep holding) the lock.
+lock() {
+    mkdir -p "$VAR"
+    exec 9>"$VAR/.services.lock"
+    flock -w 300 9 || die "another services.sh holds $VAR/.services.lock"
+}
+
+case "${1:-}" in
+    start|stop|restart|kafka-*|pg-*|ferretdb-*) lock ;;
+esac
 
 case "${1:-}" in
     start)          cmd_start ;;
