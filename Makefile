@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup protos protos-check run test lint bench grpcurl clean
+.PHONY: setup protos protos-check run up services services-stop services-status test lint bench grpcurl clean
 
 GRPCURL_VERSION := v1.9.4
 
@@ -26,6 +26,20 @@ protos-check: setup
 run: setup
 	$(PY) -m server
 
+# The production profile's services (PostgreSQL, Kafka, FerretDB) on loopback, data under ./var.
+services:
+	bash infra/services.sh start
+
+services-stop:
+	bash infra/services.sh stop
+
+services-status:
+	bash infra/services.sh status
+
+# The server and a persister process against the running services.
+up: setup services
+	bash scripts/up.sh
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -37,7 +51,7 @@ grpcurl: var/bin/grpcurl
 var/bin/grpcurl:
 	GOBIN=$(CURDIR)/var/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
-test: setup protos-check lint grpcurl
+test: setup protos-check lint grpcurl services
 	$(PY) -m pytest tests
 
 bench: setup

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from core.adapters.live import LiveNotifications
 from core.adapters.passwords import BcryptHasher
-from core.adapters.sqlite import SqliteDatabase, SqliteMetricStore, SqliteReadingBus, SqliteUnitOfWork
 from core.adapters.tokens import JwtSigner
-from core.config import Config, ConfigError
+from core.config import Config
 from core.domain.metrics import BatchLimits
+from core.ports import AccountsUnitOfWork, MetricStore, NotificationSink, ReadingBus
 from core.services.accounts import Accounts, AccountSettings
 from core.services.goals import Goals
 from core.services.metrics import IngestLimits, Metrics
@@ -25,6 +27,14 @@ from core.services.reports import Reports
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class Background(Protocol):
+    """Something that runs beside the gRPC server in the same process."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 @dataclass
@@ -38,52 +48,175 @@ class App:
     reports: Reports
     notifications: Notifications
     live: LiveNotifications
-    persister: Persister
-    bus: SqliteReadingBus
-    close: Callable[[], None]
+    background: list[Background] = field(default_factory=list)
+    # Production only: whether Kafka answers, for health and fast UNAVAILABLE.
+    kafka_liveness: object | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+
+
+@dataclass
+class Stores:
+    """The adapters of one profile."""
+
+    uow: Callable[[], AccountsUnitOfWork]
+    read_uow: Callable[[], AccountsUnitOfWork]
+    metric_store: MetricStore
+    bus: ReadingBus
+    closers: list[Callable[[], None]]
 
 
 def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
-    if config.profile != "embedded":
-        raise ConfigError(f"profile {config.profile!r} is not available in this build; use FITTRACK_PROFILE=embedded")
+    live = LiveNotifications()
+    background: list[Background] = []
+    liveness = None
+    if config.profile == "embedded":
+        stores = _embedded_stores(config)
+        persister = Persister(stores.metric_store, stores.uow, live, clock)
+        from workers.persister import EmbeddedPersister
+
+        background.append(EmbeddedPersister(stores.bus, persister))
+    else:
+        stores, liveness, relay = _production_stores(config, live)
+        background.append(relay)
+    signer = JwtSigner(_token_secret(config), timedelta(seconds=config.access_token_ttl_seconds))
+    limits = IngestLimits(BatchLimits(config.max_readings_per_batch), config.max_readings_per_upload)
+    settings = AccountSettings(config.password_max_age_days, timedelta(days=config.refresh_token_ttl_days))
+    hasher = BcryptHasher(config.bcrypt_rounds)
+    return App(
+        config=config,
+        accounts=Accounts(stores.uow, stores.metric_store, hasher, signer, clock, settings),
+        goals=Goals(stores.uow, stores.metric_store, clock),
+        metrics=Metrics(stores.uow, stores.metric_store, stores.bus, clock, limits),
+        reports=Reports(stores.read_uow, stores.metric_store, clock),
+        notifications=Notifications(stores.uow),
+        live=live,
+        background=background,
+        kafka_liveness=liveness,
+        closers=stores.closers,
+    )
+
+
+def _embedded_stores(config: Config) -> Stores:
+    from core.adapters.sqlite import SqliteDatabase, SqliteMetricStore, SqliteReadingBus, SqliteUnitOfWork
+
     db = SqliteDatabase(config.database_path)
     db.migrate()
 
     def uow() -> SqliteUnitOfWork:
         return SqliteUnitOfWork(db)
 
-    store = SqliteMetricStore(db)
-    bus = SqliteReadingBus(db)
-    live = LiveNotifications()
-    signer = JwtSigner(_token_secret(config), timedelta(seconds=config.access_token_ttl_seconds))
-    limits = IngestLimits(BatchLimits(config.max_readings_per_batch), config.max_readings_per_upload)
-    settings = AccountSettings(config.password_max_age_days, timedelta(days=config.refresh_token_ttl_days))
-    return App(
-        config=config,
-        accounts=Accounts(uow, store, BcryptHasher(config.bcrypt_rounds), signer, clock, settings),
-        goals=Goals(uow, store, clock),
-        metrics=Metrics(uow, store, bus, clock, limits),
-        reports=Reports(uow, store, clock),
-        notifications=Notifications(uow),
-        live=live,
-        persister=Persister(store, uow, live, clock),
-        bus=bus,
-        close=db.close,
+    return Stores(uow, uow, SqliteMetricStore(db), SqliteReadingBus(db), [db.close])
+
+
+def _production_stores(config: Config, live: LiveNotifications):
+    from core.adapters.kafka import (
+        KafkaLiveness,
+        KafkaReadingBus,
+        NotificationRelay,
+        ensure_topics,
+        make_producer,
     )
+    from core.adapters.mongo import MongoMetricStore
+    from core.adapters.postgres import PostgresDatabase, PostgresDeviceCursors, PostgresUnitOfWork
+
+    db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, config.pg_pool_max)
+    db.migrate()
+    store = MongoMetricStore(config.mongo_uri, config.mongo_database, config.mongo_read_preference)
+    store.ensure_indexes()
+    ensure_kafka_topics(config, ensure_topics)
+    liveness = KafkaLiveness(config.kafka_bootstrap)
+    bus = KafkaReadingBus(
+        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
+        config.readings_topic,
+        PostgresDeviceCursors(db),
+        liveness,
+        config.publish_timeout_seconds,
+    )
+    relay = RelayInBackground(NotificationRelay(config.kafka_bootstrap, config.notifications_topic, live.deliver))
+
+    def uow() -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(db)
+
+    def read_uow() -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(db, read_only=True)
+
+    closers = [db.close, store.close, bus.close]
+    return Stores(uow, read_uow, store, bus, closers), liveness, relay
+
+
+def ensure_kafka_topics(config: Config, ensure_topics) -> None:
+    ensure_topics(
+        config.kafka_bootstrap,
+        {
+            config.readings_topic: config.readings_partitions,
+            config.notifications_topic: config.notifications_partitions,
+        },
+        config.kafka_replication_factor,
+    )
+
+
+@dataclass
+class RelayInBackground:
+    relay: object
+    ready_timeout: float = 30.0
+
+    async def start(self) -> None:
+        self.relay.start()
+        # Live streams opened after start-up must not miss a notification.
+        await asyncio.to_thread(self.relay.ready.wait, self.ready_timeout)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.relay.stop)
+
+
+@dataclass
+class WorkerParts:
+    """What a persister process needs in the production profile."""
+
+    persister: Persister
+    closers: list[Callable[[], None]]
+
+
+def build_persister(config: Config, clock: Callable[[], datetime] = utc_now) -> WorkerParts:
+    from core.adapters.kafka import KafkaNotificationSink, make_producer
+    from core.adapters.mongo import MongoMetricStore
+    from core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
+
+    db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, config.pg_pool_max)
+    db.migrate()
+    store = MongoMetricStore(config.mongo_uri, config.mongo_database, "primary")
+    store.ensure_indexes()
+    producer = make_producer(config.kafka_bootstrap, config.publish_timeout_seconds)
+    sink: NotificationSink = KafkaNotificationSink(producer, config.notifications_topic)
+
+    def uow() -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(db)
+
+    persister = Persister(store, uow, sink, clock)
+    return WorkerParts(persister, [db.close, store.close, lambda: producer.close(timeout=5)])
 
 
 def _token_secret(config: Config) -> bytes:
     """The configured secret, or one generated on first start and kept beside the data.
 
     Keeping it means tokens survive a restart of a self-hosted server that
-    was never given a secret.
+    was never given a secret. Servers behind one load balancer must share
+    FITTRACK_TOKEN_SECRET.
     """
     if config.token_secret:
         return config.token_secret.encode()
     path = Path(config.data_dir) / "token-secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_hex(32))
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        else:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32))
     return path.read_text().strip().encode()

@@ -30,6 +30,21 @@ class Config:
     max_message_bytes: int = 4 * 1024 * 1024
     shutdown_grace_seconds: float = 5.0
     log_level: str = "INFO"
+    # Production profile.
+    pg_dsn: str = ""
+    pg_replica_dsn: str = ""  # read-only queries; the primary when empty
+    pg_pool_max: int = 20
+    kafka_bootstrap: str = ""
+    readings_topic: str = "readings"
+    notifications_topic: str = "notifications"
+    readings_partitions: int = 12
+    notifications_partitions: int = 4
+    kafka_replication_factor: int = 1
+    publish_timeout_seconds: float = 10.0
+    persister_group: str = "fittrack-persister"
+    mongo_uri: str = ""
+    mongo_database: str = "fittrack"
+    mongo_read_preference: str = "primaryPreferred"
 
     @property
     def database_path(self) -> Path:
@@ -63,7 +78,19 @@ class Config:
             raise ConfigError("FITTRACK_TOKEN_SECRET must be at least 32 bytes")
         if not 0 < self.access_token_ttl_seconds <= 3600:
             raise ConfigError("FITTRACK_ACCESS_TOKEN_TTL_SECONDS must be 1 to 3600")
+        if self.profile == "production":
+            missing = [
+                f"FITTRACK_{name.upper()}"
+                for name in ("pg_dsn", "kafka_bootstrap", "mongo_uri")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ConfigError(f"the production profile needs {', '.join(missing)} (see `make services`)")
+        if self.mongo_read_preference not in READ_PREFERENCES:
+            raise ConfigError(f"FITTRACK_MONGO_READ_PREFERENCE must be one of {', '.join(READ_PREFERENCES)}")
 
+
+READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
 
 _VARIABLES = {
     "profile": str,
@@ -80,4 +107,18 @@ _VARIABLES = {
     "max_message_bytes": int,
     "shutdown_grace_seconds": float,
     "log_level": str,
+    "pg_dsn": str,
+    "pg_replica_dsn": str,
+    "pg_pool_max": int,
+    "kafka_bootstrap": str,
+    "readings_topic": str,
+    "notifications_topic": str,
+    "readings_partitions": int,
+    "notifications_partitions": int,
+    "kafka_replication_factor": int,
+    "publish_timeout_seconds": float,
+    "persister_group": str,
+    "mongo_uri": str,
+    "mongo_database": str,
+    "mongo_read_preference": str,
 }

@@ -34,7 +34,6 @@ from server.servicers.goal import GoalServicer
 from server.servicers.metric import MetricServicer
 from server.servicers.notification import NotificationServicer
 from server.servicers.report import ReportServicer
-from workers.persister import EmbeddedPersister
 
 log = logging.getLogger("fittrack.server")
 
@@ -50,29 +49,55 @@ SERVICE_NAMES = tuple(
 )
 
 
+KAFKA_CHECK_SECONDS = 1.0
+METRIC_SERVICE = "fittrack.v1.MetricService"
+
+
 class Server:
     """The grpc.aio server together with what runs beside it in the process."""
 
-    def __init__(self, grpc_server: grpc.aio.Server, app: App, persister: EmbeddedPersister, health_servicer) -> None:
+    def __init__(self, grpc_server: grpc.aio.Server, app: App, health_servicer) -> None:
         self.grpc_server = grpc_server
         self.app = app
         self.health = health_servicer
-        self._persister = persister
+        self._monitor: asyncio.Task | None = None
 
     async def start(self) -> None:
         self.app.live.bind(asyncio.get_running_loop())
+        for part in self.app.background:
+            await part.start()
         await self.grpc_server.start()
-        self._persister.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self.app.kafka_liveness is not None:
+            self._monitor = asyncio.create_task(self._watch_kafka(self.app.kafka_liveness), name="kafka-health")
+
+    async def _watch_kafka(self, liveness) -> None:
+        """Report the metric service NOT_SERVING while Kafka is down, SERVING once it is back."""
+        serving = True
+        while True:
+            up = await asyncio.to_thread(liveness.check)
+            if up != serving:
+                serving = up
+                status = health_pb2.HealthCheckResponse.SERVING if up else health_pb2.HealthCheckResponse.NOT_SERVING
+                await self.health.set(METRIC_SERVICE, status)
+                log.warning(
+                    "Kafka is %s: metric service %s",
+                    "back" if up else "unreachable",
+                    "serving" if up else "not serving",
+                )
+            await asyncio.sleep(KAFKA_CHECK_SECONDS)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop taking calls, let running ones finish within the grace period, then stop the workers."""
+        """Stop taking calls, let running ones finish within the grace period, then stop the rest."""
         grace = self.app.config.shutdown_grace_seconds if grace is None else grace
         await self.health.enter_graceful_shutdown()
+        if self._monitor is not None:
+            self._monitor.cancel()
         await self.grpc_server.stop(grace)
-        await self._persister.stop()
-        self.app.close()
+        for part in reversed(self.app.background):
+            await part.stop()
+        await asyncio.to_thread(self.app.close)
 
     async def wait_for_termination(self) -> None:
         await self.grpc_server.wait_for_termination()
@@ -110,8 +135,7 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
     port = grpc_server.add_insecure_port(config.listen)
     if port == 0:
         raise OSError(f"cannot listen on {config.listen}")
-    persister = EmbeddedPersister(app.bus, app.persister)
-    return Server(grpc_server, app, persister, health_servicer), port
+    return Server(grpc_server, app, health_servicer), port
 
 
 async def serve(config: Config) -> None:

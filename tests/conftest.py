@@ -1,11 +1,17 @@
 import itertools
+import secrets
 
 import pytest
 
 from core.config import Config
+from tests.production import ProductionStack
 from tests.support import Clock, RunningServer, Stubs, register_and_login
 
 _names = itertools.count()
+# Usernames stay unique across runs: the production profile's databases are shared by a run's tests.
+_RUN = secrets.token_hex(3)
+
+PROFILES = ["embedded", "production"]
 
 
 @pytest.fixture
@@ -13,10 +19,28 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(scope="session")
+def production_stack():
+    """A slice of the production services for the whole run, with one persister process."""
+    stack = ProductionStack.create("e2e")
+    stack.start_persister()
+    yield stack
+    stack.destroy()
+
+
+@pytest.fixture(params=PROFILES)
+def profile(request) -> str:
+    return request.param
+
+
 @pytest.fixture
-def server_config(tmp_path) -> Config:
-    """Embedded profile with fast bcrypt, data in the test's own directory."""
-    return Config(listen="127.0.0.1:0", data_dir=tmp_path / "var", bcrypt_rounds=4, shutdown_grace_seconds=1)
+def server_config(profile, tmp_path, request) -> Config:
+    """The profile's server with fast bcrypt; embedded data in the test's own directory."""
+    common = {"listen": "127.0.0.1:0", "data_dir": tmp_path / "var", "bcrypt_rounds": 4, "shutdown_grace_seconds": 1}
+    if profile == "embedded":
+        return Config(**common)
+    stack = request.getfixturevalue("production_stack")
+    return Config(**common, **stack.config_values())
 
 
 @pytest.fixture
@@ -35,7 +59,7 @@ def stubs(server):
 
 @pytest.fixture
 def new_username():
-    return lambda prefix="user": f"{prefix}{next(_names)}"
+    return lambda prefix="user": f"{prefix}{next(_names)}-{_RUN}"
 
 
 @pytest.fixture

@@ -11,13 +11,14 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 
 from core.domain.accounts import User
 from core.domain.aggregation import merge_sources, summarize_day
 from core.domain.calendar import local_today, zone_named
 from core.domain.goals import Goal
-from core.domain.metrics import AcceptedBatch, MetricKind
+from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from core.domain.notifications import Notification, NotificationKind, goal_met_key, goal_met_message
 from core.ports import AccountsUnitOfWork, MetricStore, NotificationSink
 
@@ -38,10 +39,10 @@ class Persister:
     def apply(self, batches: Sequence[AcceptedBatch]) -> None:
         users = self._existing_users({batch.user_id for batch in batches})
         touched: dict[str, set[tuple[MetricKind, date]]] = defaultdict(set)
-        for batch in batches:
+        for (user_id, source), readings in _by_source(batches).items():
             # A batch still in flight when its account was deleted has no one to belong to.
-            if batch.user_id in users:
-                touched[batch.user_id] |= self._store.upsert_minutes(batch.user_id, batch.source, batch.readings)
+            if user_id in users:
+                touched[user_id] |= self._store.upsert_minutes(user_id, source, readings)
         for user_id, pairs in touched.items():
             by_metric: dict[MetricKind, list[date]] = defaultdict(list)
             for metric, day in pairs:
@@ -97,3 +98,20 @@ class Persister:
             idempotency_key=goal_met_key(goal, start),
             goal_id=goal.goal_id,
         )
+
+
+def _by_source(batches: Sequence[AcceptedBatch]) -> dict[tuple[str, str], list[PlacedReading]]:
+    """One write per user and source for the whole chunk: the store's cost is per call, not per reading.
+
+    Batches are in arrival order, so a later reading of a minute replaces an
+    earlier one's value, and the minute keeps the local day it came with
+    first, exactly as the store would have it.
+    """
+    latest: dict[tuple[str, str], dict[tuple[MetricKind, int], PlacedReading]] = defaultdict(dict)
+    for batch in batches:
+        minutes = latest[(batch.user_id, batch.source)]
+        for reading in batch.readings:
+            key = (reading.metric, reading.minute)
+            earlier = minutes.get(key)
+            minutes[key] = replace(reading, local_date=earlier.local_date) if earlier else reading
+    return {key: list(minutes.values()) for key, minutes in latest.items()}

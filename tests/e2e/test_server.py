@@ -155,7 +155,7 @@ GRPCURL = ROOT / "var" / "bin" / "grpcurl"
 
 
 @pytest.mark.skipif(not GRPCURL.exists() and shutil.which("grpcurl") is None, reason="run `make grpcurl` first")
-def test_grpcurl_lists_and_calls_the_services_through_reflection(server):
+def test_grpcurl_lists_and_calls_the_services_through_reflection(server, new_username):
     grpcurl = str(GRPCURL if GRPCURL.exists() else shutil.which("grpcurl"))
     listed = subprocess.run([grpcurl, "-plaintext", server.address, "list"], capture_output=True, text=True, check=True)
     assert set(SERVICES) <= set(listed.stdout.split())
@@ -164,7 +164,7 @@ def test_grpcurl_lists_and_calls_the_services_through_reflection(server):
             grpcurl,
             "-plaintext",
             "-d",
-            json.dumps({"username": "gina", "password": "a long password"}),
+            json.dumps({"username": (gina := new_username("gina")), "password": "a long password"}),
             server.address,
             "fittrack.v1.AccountService/Register",
         ],
@@ -172,7 +172,7 @@ def test_grpcurl_lists_and_calls_the_services_through_reflection(server):
         text=True,
         check=True,
     )
-    assert json.loads(registered.stdout)["profile"]["username"] == "gina"
+    assert json.loads(registered.stdout)["profile"]["username"] == gina
     described = subprocess.run(
         [grpcurl, "-plaintext", server.address, "describe", "fittrack.v1.MetricService"],
         capture_output=True,

@@ -1,0 +1,320 @@
+"""The production profile's metric store: MongoDB (FerretDB 1.x in our deployment).
+
+One document per user per local day, so a day view, a goal check or the
+persister's recomputation of a day reads one document:
+
+    {
+      "_id": "<user_id>:<YYYY-MM-DD>",
+      "user_id": "<user_id>",
+      "date": "YYYY-MM-DD",
+      "m": {"<metric>": {"<escaped source>": {"t<minute>": value, ...}, ...}, ...},
+      "d": {"<metric>": {"value": .., "min": .., "max": .., "minutes": ..}, ...}
+    }
+
+`date` is an ISO string so that string order is date order in range queries.
+Minute keys start with a letter so no server ever reads them as array indexes,
+and source names are escaped because device ids may hold '.', '$', '%' or
+spaces, which would split or break a field path.
+
+Only the update operators FerretDB 1.x implements are used ($set, $setOnInsert,
+upsert, unordered bulk_write). Minute values and daily figures are $set, never
+$inc, so a batch applied again leaves the same document.
+
+Concurrency: FerretDB 1.x reads a document, changes it and writes it back with
+no lock, so two concurrent updates of one document can lose one of them. This
+store is therefore only safe with ONE WRITER PER USER: every write of a user's
+documents comes from the persister consumer that owns the user's Kafka
+partition (the `readings` topic is keyed by user id). The API only reads. The
+one exception is delete_user, which the API calls after deleting the account:
+a document delete cannot be lost that way (FerretDB writes an update back by
+_id, which then matches nothing), but a batch the persister accepted just
+before the account went can re-create a day, the same window the SQLite store
+has between the persister's account check and its write.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime, timedelta
+from functools import wraps
+from typing import TypeVar
+from urllib.parse import unquote
+
+from pymongo import ASCENDING, MongoClient, UpdateOne
+from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError
+from pymongo.read_preferences import (
+    Nearest,
+    Primary,
+    PrimaryPreferred,
+    Secondary,
+    SecondaryPreferred,
+)
+from pymongo.write_concern import WriteConcern
+
+from core.domain.aggregation import DaySummary
+from core.domain.errors import Unavailable
+from core.domain.metrics import MINUTE, MetricKind, PlacedReading
+from core.ports import MetricStore
+
+COLLECTION = "metrics"
+SERVER_SELECTION_TIMEOUT_MS = 3000
+
+READ_PREFERENCES = {
+    "primary": Primary(),
+    "primaryPreferred": PrimaryPreferred(),
+    "secondary": Secondary(),
+    "secondaryPreferred": SecondaryPreferred(),
+    "nearest": Nearest(),
+}
+
+# Every civil time zone lies between UTC-12:00 and UTC+14:00, so these bound the
+# local days a minute can have been placed on, whatever zone the user was in.
+_WESTMOST = timedelta(hours=-12)
+_EASTMOST = timedelta(hours=14)
+_EPOCH = datetime(1970, 1, 1)
+
+# Characters left as they are in a source's field name; everything else is %XX
+# (UTF-8). Besides '.', '$' and '%', FerretDB 1.x rejects path elements with
+# leading or trailing spaces, so anything unusual is escaped.
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+# An empty field name is not allowed; '%' alone is never the escape of a non-empty name.
+_EMPTY_SOURCE = "%"
+
+_CONNECTION_ERRORS = (ServerSelectionTimeoutError, AutoReconnect, ConnectionFailure, NetworkTimeout)
+
+T = TypeVar("T")
+
+
+def escape_source(source: str) -> str:
+    if not source:
+        return _EMPTY_SOURCE
+    return "".join(ch if ch in _SAFE else "".join(f"%{byte:02X}" for byte in ch.encode()) for ch in source)
+
+
+def unescape_source(key: str) -> str:
+    return "" if key == _EMPTY_SOURCE else unquote(key, errors="strict")
+
+
+def doc_id(user_id: str, day: date) -> str:
+    return f"{user_id}:{day.isoformat()}"
+
+
+def _possible_days(minute: int) -> Iterable[date]:
+    """The local days a minute falls on across all time zones (two, or three near 10:00-12:00 UTC)."""
+    moment = _EPOCH + timedelta(seconds=minute * MINUTE)
+    first, last = (moment + _WESTMOST).date(), (moment + _EASTMOST).date()
+    return (first + timedelta(days=n) for n in range((last - first).days + 1))
+
+
+def _mapped_errors(method: Callable[..., T]) -> Callable[..., T]:
+    @wraps(method)
+    def wrapper(*args, **kwargs) -> T:
+        try:
+            return method(*args, **kwargs)
+        except _CONNECTION_ERRORS as error:
+            raise Unavailable("the metric store is unavailable; try again") from error
+
+    return wrapper
+
+
+class MongoMetricStore(MetricStore):
+    """MetricStore on a `metrics` collection; see the module docstring for the document shape.
+
+    Call ensure_indexes() once at start-up (the constructor does not touch the
+    network, so building the store never fails because the server is down).
+    """
+
+    def __init__(
+        self,
+        client_or_uri: MongoClient | str,
+        database: str = "fittrack",
+        read_preference: str = "primaryPreferred",
+    ) -> None:
+        if read_preference not in READ_PREFERENCES:
+            raise ValueError(f"read_preference must be one of {', '.join(READ_PREFERENCES)}, not {read_preference!r}")
+        if isinstance(client_or_uri, str):
+            # A short selection timeout turns an outage into UNAVAILABLE in seconds rather than pymongo's 30 s.
+            self._client = MongoClient(
+                client_or_uri,
+                serverSelectionTimeoutMS=SERVER_SELECTION_TIMEOUT_MS,
+                connectTimeoutMS=SERVER_SELECTION_TIMEOUT_MS,
+            )
+            self._owns_client = True
+        else:
+            self._client = client_or_uri
+            self._owns_client = False
+        db = self._client[database]
+        # The persister reads back what it has just written to recompute a day, so
+        # its reads and writes go to the primary. Writes wait for a majority: the
+        # persister commits its Kafka offset right after, and a write rolled back
+        # by a fail-over would then never be replayed.
+        self._primary = db.get_collection(
+            COLLECTION, read_preference=Primary(), write_concern=WriteConcern(w="majority")
+        )
+        # Views, reports and goal checks tolerate replica lag.
+        self._reader = db.get_collection(COLLECTION, read_preference=READ_PREFERENCES[read_preference])
+
+    @_mapped_errors
+    def ensure_indexes(self) -> None:
+        """Idempotent; call it at start-up. The (user_id, date) index serves days() on MongoDB.
+
+        FerretDB 1.x creates it, but it does not help there: its SQL compares
+        fields with jsonb containment (@>), which a btree index cannot serve.
+        """
+        self._primary.create_index([("user_id", ASCENDING), ("date", ASCENDING)], name="user_id_date")
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    @_mapped_errors
+    def upsert_minutes(
+        self, user_id: str, source: str, readings: Sequence[PlacedReading]
+    ) -> set[tuple[MetricKind, date]]:
+        if not readings:
+            return set()
+        key = escape_source(source)
+        # Like the SQL upsert run reading by reading: a repeated minute keeps the
+        # day it first came with, and its last value.
+        wanted: dict[tuple[int, int], tuple[date, float]] = {}
+        for reading in readings:
+            slot = (int(reading.metric), reading.minute)
+            day = wanted[slot][0] if slot in wanted else reading.local_date
+            wanted[slot] = (day, float(reading.value))
+        placed = self._placed_elsewhere(user_id, key, wanted)
+
+        fields: dict[date, dict[str, float]] = defaultdict(dict)
+        touched: set[tuple[MetricKind, date]] = set()
+        for (metric, minute), (day, value) in wanted.items():
+            # A minute stays on the local day it was first placed on, even when
+            # it is resent after a time-zone change put it on another day.
+            day = placed.get((metric, minute), day)
+            fields[day][f"m.{metric}.{key}.t{minute}"] = value
+            touched.add((MetricKind(metric), day))
+        self._primary.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": doc_id(user_id, day)},
+                    {"$set": values, "$setOnInsert": {"user_id": user_id, "date": day.isoformat()}},
+                    upsert=True,
+                )
+                for day, values in sorted(fields.items())
+            ],
+            ordered=False,
+        )
+        return touched
+
+    def _placed_elsewhere(
+        self, user_id: str, key: str, wanted: dict[tuple[int, int], tuple[date, float]]
+    ) -> dict[tuple[int, int], date]:
+        """The minutes of this source already stored on another day than the one they come with.
+
+        Only the days the minute falls on in some time zone can hold it: for
+        most minutes one day besides its own (the day before or the day after),
+        for those between 10:00 and 12:00 UTC both. Each such day is one
+        document, read by _id with only the minute fields needed projected.
+        Every read costs about as much as a write on FerretDB 1.x, so a batch
+        on one local day costs one or two extra reads.
+        """
+        candidates: dict[date, list[tuple[int, int]]] = defaultdict(list)
+        for (metric, minute), (day, _) in wanted.items():
+            possible = set(_possible_days(minute))
+            if day not in possible:
+                # A day no time zone gives this minute (hand-made data, as in the
+                # contract checks): fall back to the days next to it.
+                possible |= {day - timedelta(days=1), day + timedelta(days=1)}
+            for other in possible - {day}:
+                candidates[other].append((metric, minute))
+        found: dict[tuple[int, int], date] = {}
+        # One find per day rather than one `$in` query: FerretDB 1.x pushes only
+        # equality filters down to PostgreSQL and would evaluate `$in` over every
+        # document of the collection itself.
+        for other in sorted(candidates):
+            slots = candidates[other]
+            document = self._primary.find_one(
+                {"_id": doc_id(user_id, other)},
+                {f"m.{metric}.{key}.t{minute}": 1 for metric, minute in slots},
+            )
+            if not document:
+                continue
+            buckets = document.get("m", {})
+            for metric, minute in slots:
+                if f"t{minute}" in buckets.get(str(metric), {}).get(key, {}):
+                    # The earliest such day wins; only a past double write could leave two.
+                    found.setdefault((metric, minute), other)
+        return found
+
+    @_mapped_errors
+    def minutes_of_day(self, user_id: str, metric: MetricKind, day: date) -> dict[str, dict[int, float]]:
+        document = self._primary.find_one({"_id": doc_id(user_id, day)}, {f"m.{int(metric)}": 1})
+        sources = (document or {}).get("m", {}).get(str(int(metric)), {})
+        return {
+            unescape_source(source): {int(minute[1:]): float(value) for minute, value in minutes.items()}
+            for source, minutes in sources.items()
+            if minutes
+        }
+
+    @_mapped_errors
+    def save_days(self, user_id: str, metric: MetricKind, summaries: Sequence[DaySummary]) -> None:
+        if not summaries:
+            return
+        self._primary.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": doc_id(user_id, summary.day)},
+                    {
+                        "$set": {
+                            f"d.{int(metric)}": {
+                                "value": float(summary.value),
+                                "min": float(summary.min),
+                                "max": float(summary.max),
+                                "minutes": int(summary.minutes),
+                            }
+                        },
+                        "$setOnInsert": {"user_id": user_id, "date": summary.day.isoformat()},
+                    },
+                    upsert=True,
+                )
+                for summary in summaries
+            ],
+            ordered=False,
+        )
+
+    @_mapped_errors
+    def days(self, user_id: str, metric: MetricKind, start: date, end: date) -> list[DaySummary]:
+        field = f"d.{int(metric)}"
+        if start == end:
+            # The persister's daily goal check and a day view. FerretDB 1.x hands only
+            # equality filters to PostgreSQL, so the range query below makes it load
+            # every document of the user; by _id it loads one.
+            found = self._reader.find_one(
+                {"_id": doc_id(user_id, start), field: {"$exists": True}}, {"date": 1, field: 1}
+            )
+            documents = [found] if found else []
+        else:
+            documents = self._reader.find(
+                {
+                    "user_id": user_id,
+                    "date": {"$gte": start.isoformat(), "$lte": end.isoformat()},
+                    field: {"$exists": True},
+                },
+                {"date": 1, field: 1},
+            ).sort("date", ASCENDING)
+        summaries = []
+        for document in documents:
+            daily = document["d"][str(int(metric))]
+            summaries.append(
+                DaySummary(
+                    date.fromisoformat(document["date"]),
+                    float(daily["value"]),
+                    float(daily["min"]),
+                    float(daily["max"]),
+                    int(daily["minutes"]),
+                )
+            )
+        return summaries
+
+    @_mapped_errors
+    def delete_user(self, user_id: str) -> None:
+        self._primary.delete_many({"user_id": user_id})

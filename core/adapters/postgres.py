@@ -1,0 +1,638 @@
+"""The production profile's account database: PostgreSQL, through pooled psycopg2 connections.
+
+Semantics follow the embedded adapter (core/adapters/sqlite.py) so the services
+behave the same on both. Where the two engines differ:
+
+- SQLite runs one writer at a time (BEGIN IMMEDIATE); PostgreSQL runs writers
+  side by side at READ COMMITTED, so reads that decide a write (a refresh
+  token's `used` flag, the unread state of notifications) lock their rows.
+- A failed INSERT aborts a whole PostgreSQL transaction, but only the statement
+  in SQLite; inserts that may collide use ON CONFLICT DO NOTHING instead, so a
+  unit of work stays usable after AlreadyExists, as with SQLite.
+- Every lost or refused connection becomes Unavailable, and the connection is
+  thrown away rather than pooled, so the adapter heals once the server is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2.pool import PoolError, ThreadedConnectionPool
+
+from core.domain.accounts import Credentials, Profile, Sex, User
+from core.domain.errors import AlreadyExists, NotFound, Unavailable
+from core.domain.goals import Goal, GoalPeriod
+from core.domain.metrics import MetricKind
+from core.domain.notifications import Notification, NotificationKind
+from core.ports import (
+    AccountsUnitOfWork,
+    GoalRepository,
+    NotificationPage,
+    NotificationRepository,
+    RefreshRecord,
+    SessionRepository,
+    UserRepository,
+)
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations") / "postgres"
+UNAVAILABLE = "the account database is unavailable; try again"
+# Any constant works as long as every Fittrack process uses the same one.
+_MIGRATION_LOCK = 0x6669_7474_7261_636B  # "fittrack"
+_CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+_MIGRATION_FILE = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment.astimezone(UTC) if moment is not None else None
+
+
+def describe_dsn(dsn: str) -> str:
+    """user@host:port/dbname, for logs: never the password."""
+    try:
+        params = psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError:
+        return "<malformed DSN>"
+    user = params.get("user", "")
+    where = f"{params.get('host', 'localhost')}:{params.get('port', '5432')}/{params.get('dbname', '')}"
+    return f"{user}@{where}" if user else where
+
+
+class _Pool(ThreadedConnectionPool):
+    """A ThreadedConnectionPool that starts empty, keeps what it lends and never blocks on a connect.
+
+    psycopg2's pool connects `minconn` connections up front (so a server that is
+    down at start would stop ours from starting) and closes every returned
+    connection beyond `minconn` (so minconn=0 would pool nothing). It also
+    connects while holding its lock, so one unreachable host would queue every
+    other thread behind a connect timeout. This subclass fixes the three; the
+    semaphore bounds the connections instead of PoolError("exhausted").
+    """
+
+    def __init__(self, dsn: str, maxconn: int, wait_seconds: float, **connect_kwargs) -> None:
+        super().__init__(0, maxconn, dsn, **connect_kwargs)
+        self.minconn = maxconn
+        self.description = describe_dsn(dsn)
+        self._slots = threading.BoundedSemaphore(maxconn)
+        self._wait_seconds = wait_seconds
+
+    def acquire(self) -> psycopg2.extensions.connection:
+        if not self._slots.acquire(timeout=self._wait_seconds):
+            raise Unavailable(f"the account database is busy (all {self.maxconn} connections in use); try again")
+        try:
+            return self._take()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _take(self) -> psycopg2.extensions.connection:
+        with self._lock:
+            if self.closed:
+                raise Unavailable(UNAVAILABLE)
+            if self._pool:
+                return self._lend(self._pool.pop())
+        try:
+            conn = psycopg2.connect(*self._args, **self._kwargs)
+        except _CONNECTION_ERRORS as error:
+            log.warning("cannot connect to PostgreSQL at %s: %s", self.description, str(error).strip())
+            raise Unavailable(UNAVAILABLE) from error
+        with self._lock:
+            if self.closed:
+                conn.close()
+                raise Unavailable(UNAVAILABLE)
+            return self._lend(conn)
+
+    def _lend(self, conn: psycopg2.extensions.connection) -> psycopg2.extensions.connection:
+        key = self._getkey()
+        self._used[key] = conn
+        self._rused[id(conn)] = key
+        return conn
+
+    def release(self, conn: psycopg2.extensions.connection, broken: bool) -> None:
+        try:
+            self.putconn(conn, close=broken or bool(conn.closed))
+        except PoolError:
+            # Closed while the connection was out: closeall() has closed it already.
+            pass
+        finally:
+            self._slots.release()
+
+
+class PostgresDatabase:
+    """Connection pools to the primary and to a read replica (the primary again when there is none)."""
+
+    def __init__(
+        self,
+        primary_dsn: str,
+        replica_dsn: str = "",
+        pool_max: int = 20,
+        connect_timeout: int = 3,
+        wait_seconds: float = 5.0,
+    ) -> None:
+        if pool_max < 1:
+            raise ValueError("pool_max must be at least 1")
+        for dsn in (primary_dsn, replica_dsn):
+            try:
+                psycopg2.extensions.parse_dsn(dsn)
+            except psycopg2.ProgrammingError:
+                # The parser's message quotes the DSN, password included.
+                raise ValueError("the PostgreSQL DSN is malformed") from None
+        connect_kwargs = {
+            "connect_timeout": connect_timeout,
+            "application_name": "fittrack",
+            # Timestamps come back in UTC, as the SQLite adapter returns them.
+            "options": "-c TimeZone=UTC",
+            # A peer that vanished without closing the socket is noticed in ~1 min instead of ~2 h.
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
+        self.primary = _Pool(primary_dsn, pool_max, wait_seconds, **connect_kwargs)
+        self.replica = _Pool(replica_dsn or primary_dsn, pool_max, wait_seconds, **connect_kwargs)
+
+    def __repr__(self) -> str:
+        return f"PostgresDatabase(primary={self.primary.description!r}, replica={self.replica.description!r})"
+
+    @contextmanager
+    def transaction(self, read_only: bool = False) -> Iterator[_Transaction]:
+        """One transaction, committed when the block ends normally and rolled back otherwise."""
+        tx = _Transaction(self.replica if read_only else self.primary, read_only)
+        try:
+            yield tx
+            tx.commit()
+        finally:
+            tx.close()
+
+    def migrate(self) -> int:
+        """Apply the migrations not applied yet, each once; returns the schema version. Safe to run again."""
+        migrations = _migrations()
+        with self.transaction() as tx:
+            # Two processes migrating at once take turns here: the second then
+            # finds everything applied instead of failing on CREATE TABLE.
+            tx.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            tx.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            applied = {row[0] for row in tx.execute("SELECT version FROM schema_migrations").fetchall()}
+            for version, path in migrations:
+                if version not in applied:
+                    log.info("applying PostgreSQL migration %s", path.name)
+                    tx.execute(path.read_text(encoding="utf-8"))
+                    tx.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                    applied.add(version)
+        return max(applied, default=0)
+
+    def close(self) -> None:
+        for pool in (self.primary, self.replica):
+            if not pool.closed:
+                pool.closeall()
+
+
+def _migrations() -> list[tuple[int, Path]]:
+    found: dict[int, Path] = {}
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        match = _MIGRATION_FILE.fullmatch(path.name)
+        if match is None:
+            raise RuntimeError(f"migration {path.name} is not named NNNN_description.sql")
+        version = int(match.group(1))
+        if version in found:
+            raise RuntimeError(f"migrations {found[version].name} and {path.name} share version {version}")
+        found[version] = path
+    return sorted(found.items())
+
+
+class _Transaction:
+    """One pooled connection for the span of a transaction; a lost connection is Unavailable and never pooled."""
+
+    def __init__(self, pool: _Pool, read_only: bool) -> None:
+        self._pool = pool
+        self.read_only = read_only
+        self._conn: psycopg2.extensions.connection | None = pool.acquire()
+        # Until a statement succeeds, nothing of this transaction exists on the
+        # server, so a pooled connection found dead can be swapped for another.
+        self._pristine = True
+        if read_only:
+            self.execute("SET TRANSACTION READ ONLY")
+
+    def execute(self, sql: str, args: Sequence | None = None) -> psycopg2.extensions.cursor:
+        attempts = 0
+        while True:
+            if self._conn is None:
+                raise Unavailable(UNAVAILABLE)
+            cursor = self._conn.cursor()
+            try:
+                cursor.execute(sql, args)
+            except _CONNECTION_ERRORS as error:
+                lost = bool(self._conn.closed)
+                self._discard(error)
+                # After a restart of the server every idle pooled connection is
+                # dead; each fails at once, and at worst the pool is emptied.
+                if self._pristine and lost and attempts < self._pool.maxconn:
+                    attempts += 1
+                    self._conn = self._pool.acquire()
+                    continue
+                raise Unavailable(UNAVAILABLE) from error
+            self._pristine = False
+            return cursor
+
+    def commit(self) -> None:
+        if self._conn is None:
+            raise Unavailable(UNAVAILABLE)
+        try:
+            self._conn.commit()
+        except _CONNECTION_ERRORS as error:
+            self._discard(error)
+            raise Unavailable(UNAVAILABLE) from error
+
+    def rollback(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            self._conn.rollback()
+        except _CONNECTION_ERRORS as error:
+            # The server rolls back what a dead session left open; nothing to undo here.
+            self._discard(error)
+
+    def close(self) -> None:
+        """Roll back whatever was not committed and give the connection back."""
+        self.rollback()
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            self._pool.release(conn, broken=False)
+
+    def _discard(self, error: Exception) -> None:
+        log.warning("PostgreSQL connection to %s lost: %s", self._pool.description, str(error).strip())
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._pool.release(conn, broken=True)
+
+
+class PostgresUnitOfWork(AccountsUnitOfWork):
+    """Account changes in one PostgreSQL transaction: rolled back unless committed.
+
+    read_only=True runs on the replica pool in a READ ONLY transaction; it may
+    lag the primary slightly, so use it only where a read need not see the
+    caller's own latest write.
+    """
+
+    def __init__(self, db: PostgresDatabase, read_only: bool = False) -> None:
+        self._db = db
+        self._read_only = read_only
+        self._tx: _Transaction | None = None
+
+    def __enter__(self) -> PostgresUnitOfWork:
+        self._tx = _Transaction(self._db.replica if self._read_only else self._db.primary, self._read_only)
+        self.users = PostgresUsers(self._tx)
+        self.sessions = PostgresSessions(self._tx)
+        self.goals = PostgresGoals(self._tx)
+        self.notifications = PostgresNotifications(self._tx)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._tx is not None:
+            tx, self._tx = self._tx, None
+            tx.close()
+
+    def commit(self) -> None:
+        if self._tx is None:
+            raise RuntimeError("commit outside the unit of work's `with` block")
+        self._tx.commit()
+
+    def rollback(self) -> None:
+        if self._tx is not None:
+            self._tx.rollback()
+
+
+class PostgresUsers(UserRepository):
+    def __init__(self, tx: _Transaction) -> None:
+        self._tx = tx
+
+    def add(self, user: User, credentials: Credentials) -> None:
+        # The schema keeps usernames canonical; lower-casing here makes a
+        # differently cased name collide (AlreadyExists) as it does in SQLite's
+        # NOCASE column instead of failing the CHECK.
+        cursor = self._tx.execute(
+            "INSERT INTO users (user_id, username, display_name, time_zone, created_at) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (
+                user.user_id,
+                user.username.lower(),
+                user.profile.display_name,
+                user.profile.time_zone,
+                _utc(user.created_at),
+            ),
+        )
+        if cursor.rowcount != 1:
+            raise AlreadyExists(f"username {user.username!r} is taken; choose another")
+        profile = user.profile
+        self._tx.execute(
+            "INSERT INTO user_metric (user_id, height_cm, weight_kg, birth_date, stated_age, sex)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (
+                user.user_id,
+                profile.height_cm,
+                profile.weight_kg,
+                profile.birth_date,
+                profile.stated_age,
+                int(profile.sex),
+            ),
+        )
+        self.set_credentials(credentials)
+
+    _SELECT = """
+        SELECT u.user_id, u.username, u.display_name, u.time_zone, u.created_at,
+               m.height_cm, m.weight_kg, m.birth_date, m.stated_age, m.sex
+        FROM users u JOIN user_metric m USING (user_id)
+    """
+
+    def get(self, user_id: str) -> User | None:
+        return self._user(self._tx.execute(self._SELECT + " WHERE u.user_id = %s", (user_id,)).fetchone())
+
+    def get_by_username(self, username: str) -> User | None:
+        # lower() on both sides matches the unique index on lower(username).
+        row = self._tx.execute(self._SELECT + " WHERE lower(u.username) = lower(%s)", (username,)).fetchone()
+        return self._user(row)
+
+    @staticmethod
+    def _user(row) -> User | None:
+        if row is None:
+            return None
+        user_id, username, display_name, zone, created, height, weight, birth, age, sex = row
+        profile = Profile(
+            display_name=display_name,
+            height_cm=height,
+            weight_kg=weight,
+            birth_date=birth,
+            stated_age=age,
+            sex=Sex(sex),
+            time_zone=zone,
+        )
+        return User(user_id, username, profile, _utc(created))
+
+    def update_profile(self, user_id: str, profile: Profile) -> None:
+        self._tx.execute(
+            "UPDATE users SET display_name = %s, time_zone = %s WHERE user_id = %s;"
+            " UPDATE user_metric SET height_cm = %s, weight_kg = %s, birth_date = %s, stated_age = %s, sex = %s"
+            " WHERE user_id = %s",
+            (
+                profile.display_name,
+                profile.time_zone,
+                user_id,
+                profile.height_cm,
+                profile.weight_kg,
+                profile.birth_date,
+                profile.stated_age,
+                int(profile.sex),
+                user_id,
+            ),
+        )
+
+    def get_credentials(self, user_id: str) -> Credentials | None:
+        row = self._tx.execute(
+            "SELECT password_hash, created_at, expires_at FROM credentials WHERE user_id = %s", (user_id,)
+        ).fetchone()
+        return Credentials(user_id, bytes(row[0]), _utc(row[1]), _utc(row[2])) if row else None
+
+    def set_credentials(self, credentials: Credentials) -> None:
+        self._tx.execute(
+            "INSERT INTO credentials (user_id, password_hash, created_at, expires_at) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash,"
+            " created_at = excluded.created_at, expires_at = excluded.expires_at",
+            (
+                credentials.user_id,
+                psycopg2.Binary(credentials.password_hash),
+                _utc(credentials.created_at),
+                _utc(credentials.expires_at),
+            ),
+        )
+
+    def delete(self, user_id: str) -> None:
+        # Everything else goes by ON DELETE CASCADE; device cursors have no foreign key.
+        self._tx.execute(
+            "DELETE FROM device_cursors WHERE user_id = %s; DELETE FROM users WHERE user_id = %s", (user_id, user_id)
+        )
+
+
+class PostgresSessions(SessionRepository):
+    def __init__(self, tx: _Transaction) -> None:
+        self._tx = tx
+
+    def create(self, session_id: str, user_id: str, now: datetime) -> None:
+        self._tx.execute(
+            "INSERT INTO sessions (session_id, user_id, created_at) VALUES (%s, %s, %s)",
+            (session_id, user_id, _utc(now)),
+        )
+
+    def is_active(self, session_id: str) -> bool:
+        row = self._tx.execute("SELECT revoked_at FROM sessions WHERE session_id = %s", (session_id,)).fetchone()
+        return row is not None and row[0] is None
+
+    def revoke(self, session_id: str, now: datetime) -> None:
+        self._tx.execute(
+            "UPDATE sessions SET revoked_at = %s WHERE session_id = %s AND revoked_at IS NULL",
+            (_utc(now), session_id),
+        )
+
+    def revoke_all(self, user_id: str, now: datetime, keep: str | None = None) -> None:
+        self._tx.execute(
+            "UPDATE sessions SET revoked_at = %s"
+            " WHERE user_id = %s AND revoked_at IS NULL AND session_id IS DISTINCT FROM %s",
+            (_utc(now), user_id, keep),
+        )
+
+    def add_refresh(self, record: RefreshRecord) -> None:
+        self._tx.execute(
+            "INSERT INTO refresh_tokens (token_hash, session_id, user_id, expires_at, used)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (record.token_hash, record.session_id, record.user_id, _utc(record.expires_at), record.used),
+        )
+
+    def get_refresh(self, token_hash: str) -> RefreshRecord | None:
+        sql = "SELECT session_id, user_id, expires_at, used FROM refresh_tokens WHERE token_hash = %s"
+        # A refresh reads `used` and then sets it: the row lock makes a second,
+        # concurrent refresh with the same token wait and then see it used, as
+        # SQLite's single writer would.
+        if not self._tx.read_only:
+            sql += " FOR UPDATE"
+        row = self._tx.execute(sql, (token_hash,)).fetchone()
+        return RefreshRecord(token_hash, row[0], row[1], _utc(row[2]), row[3]) if row else None
+
+    def mark_refresh_used(self, token_hash: str) -> None:
+        self._tx.execute("UPDATE refresh_tokens SET used = true WHERE token_hash = %s", (token_hash,))
+
+
+class PostgresGoals(GoalRepository):
+    _COLUMNS = "goal_id, user_id, metric, period, target, active, created_at, updated_at"
+
+    def __init__(self, tx: _Transaction) -> None:
+        self._tx = tx
+
+    def add(self, goal: Goal) -> None:
+        cursor = self._tx.execute(
+            f"INSERT INTO goals ({self._COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (
+                goal.goal_id,
+                goal.user_id,
+                int(goal.metric),
+                int(goal.period),
+                goal.target,
+                goal.active,
+                _utc(goal.created_at),
+                _utc(goal.updated_at),
+            ),
+        )
+        if cursor.rowcount != 1:
+            raise AlreadyExists(
+                f"you already have a {goal.period.name.lower()} {goal.metric.label} goal; update it instead"
+            )
+
+    def get(self, goal_id: str) -> Goal | None:
+        row = self._tx.execute(f"SELECT {self._COLUMNS} FROM goals WHERE goal_id = %s", (goal_id,)).fetchone()
+        return self._goal(row) if row else None
+
+    def list_for_user(self, user_id: str, include_inactive: bool = False) -> list[Goal]:
+        sql = f"SELECT {self._COLUMNS} FROM goals WHERE user_id = %s"
+        if not include_inactive:
+            sql += " AND active"
+        return [self._goal(row) for row in self._tx.execute(sql + " ORDER BY created_at, goal_id", (user_id,))]
+
+    def update(self, goal: Goal) -> None:
+        self._tx.execute(
+            "UPDATE goals SET target = %s, active = %s, updated_at = %s WHERE goal_id = %s",
+            (goal.target, goal.active, _utc(goal.updated_at), goal.goal_id),
+        )
+
+    def delete(self, goal_id: str) -> None:
+        self._tx.execute("DELETE FROM goals WHERE goal_id = %s", (goal_id,))
+
+    @staticmethod
+    def _goal(row) -> Goal:
+        goal_id, user_id, metric, period, target, active, created, updated = row
+        return Goal(
+            goal_id,
+            user_id,
+            MetricKind(metric),
+            GoalPeriod(period),
+            target,
+            active,
+            _utc(created),
+            _utc(updated),
+        )
+
+
+class PostgresNotifications(NotificationRepository):
+    _COLUMNS = "seq, notification_id, user_id, kind, title, body, goal_id, created_at, read, idempotency_key"
+
+    def __init__(self, tx: _Transaction) -> None:
+        self._tx = tx
+
+    def add(self, notification: Notification) -> bool:
+        cursor = self._tx.execute(
+            "INSERT INTO notifications (notification_id, user_id, kind, title, body, goal_id, created_at, read,"
+            " idempotency_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (user_id, idempotency_key) DO NOTHING",
+            (
+                notification.notification_id,
+                notification.user_id,
+                int(notification.kind),
+                notification.title,
+                notification.body,
+                notification.goal_id,
+                _utc(notification.created_at),
+                notification.read,
+                notification.idempotency_key,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def page(self, user_id: str, unread_only: bool, limit: int, before: int | None) -> NotificationPage:
+        sql = f"SELECT {self._COLUMNS} FROM notifications WHERE user_id = %s"
+        args: list = [user_id]
+        if unread_only:
+            sql += " AND NOT read"
+        if before is not None:
+            sql += " AND seq < %s"
+            args.append(before)
+        rows = self._tx.execute(sql + " ORDER BY seq DESC LIMIT %s", (*args, limit + 1)).fetchall()
+        unread = self._tx.execute(
+            "SELECT count(*) FROM notifications WHERE user_id = %s AND NOT read", (user_id,)
+        ).fetchone()[0]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return NotificationPage([self._notification(r) for r in rows], rows[-1][0] if more else None, unread)
+
+    def mark_read(self, user_id: str, notification_ids: Sequence[str]) -> int:
+        if not notification_ids:
+            return 0
+        # FOR UPDATE: two requests marking the same notification must not both count it.
+        owned = self._tx.execute(
+            "SELECT notification_id, read FROM notifications WHERE user_id = %s AND notification_id = ANY(%s::text[])"
+            " FOR UPDATE",
+            (user_id, list(notification_ids)),
+        ).fetchall()
+        missing = set(notification_ids) - {row[0] for row in owned}
+        if missing:
+            raise NotFound(f"you have no notification {sorted(missing)[0]!r}; nothing was marked")
+        unread = [row[0] for row in owned if not row[1]]
+        if unread:
+            self._tx.execute("UPDATE notifications SET read = true WHERE notification_id = ANY(%s::text[])", (unread,))
+        return len(unread)
+
+    @staticmethod
+    def _notification(row) -> Notification:
+        _, notification_id, user_id, kind, title, body, goal_id, created, read, key = row
+        return Notification(
+            notification_id,
+            user_id,
+            NotificationKind(kind),
+            title,
+            body,
+            _utc(created),
+            key,
+            goal_id,
+            read,
+        )
+
+
+class PostgresDeviceCursors:
+    """The highest batch sequence recorded per (user, device source), on the primary.
+
+    Reads go to the primary too: a lagging replica would show an old cursor and
+    let a resent batch pass as new.
+    """
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+
+    def last_sequence(self, user_id: str, source: str) -> int:
+        with self._db.transaction() as tx:
+            row = tx.execute(
+                "SELECT last_sequence FROM device_cursors WHERE user_id = %s AND source = %s", (user_id, source)
+            ).fetchone()
+        return row[0] if row else 0
+
+    def advance(self, user_id: str, source: str, sequence: int) -> bool:
+        """Record `sequence` if it is above the stored one; False when it is not (a duplicate)."""
+        with self._db.transaction() as tx:
+            cursor = tx.execute(
+                "INSERT INTO device_cursors (user_id, source, last_sequence) VALUES (%s, %s, %s)"
+                " ON CONFLICT (user_id, source) DO UPDATE SET last_sequence = excluded.last_sequence"
+                " WHERE excluded.last_sequence > device_cursors.last_sequence",
+                (user_id, source, sequence),
+            )
+            return cursor.rowcount == 1
+
+    def delete_user(self, user_id: str) -> None:
+        with self._db.transaction() as tx:
+            tx.execute("DELETE FROM device_cursors WHERE user_id = %s", (user_id,))

@@ -1,0 +1,51 @@
+"""`fittrack-migrate`: bring the configured profile's database to the schema this build expects.
+
+Run before starting servers of a new version; running it again, or from two
+machines at once, is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from core.config import Config, ConfigError
+from core.domain.errors import Unavailable
+
+
+def migrate(config: Config) -> int:
+    """Migrate the database of `config`'s profile; returns its schema version."""
+    if config.profile == "production":
+        from core.adapters.postgres import PostgresDatabase
+
+        database = PostgresDatabase(config.pg_dsn, pool_max=1)
+        try:
+            return database.migrate()
+        finally:
+            database.close()
+    from core.adapters.sqlite import SqliteDatabase
+
+    database = SqliteDatabase(config.database_path)
+    try:
+        return database.migrate()
+    finally:
+        database.close()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = Config.from_env()
+        version = migrate(config)
+    except ConfigError as error:
+        print(f"fittrack-migrate: {error}", file=sys.stderr)
+        return 2
+    except Unavailable as error:
+        print(f"fittrack-migrate: {error}", file=sys.stderr)
+        return 1
+    print(f"{config.profile} database at schema version {version}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

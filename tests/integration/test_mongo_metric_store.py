@@ -1,0 +1,364 @@
+"""MongoMetricStore against the FerretDB that `make services` runs (never skipped: it fails if FerretDB is down).
+
+Each module run works in its own scratch database, dropped at the end; each
+test starts from an empty `metrics` collection.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import secrets
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from core.adapters.mongo import COLLECTION, MongoMetricStore, escape_source
+from core.domain.accounts import Credentials, Profile, User
+from core.domain.aggregation import DaySummary
+from core.domain.errors import Unavailable
+from core.domain.goals import Goal, GoalPeriod
+from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading, local_date_of
+from core.services.persistence import Persister
+from tests.unit import test_fakes as contract
+from tests.unit.fakes import FakeAccountsDatabase, FakeClock, FakeMetricStore, FakeSink
+
+pytestmark = pytest.mark.production
+
+ROOT = Path(__file__).resolve().parents[2]
+NOT_RUNNING = "FerretDB is not running: run `make services`"
+STEPS, HEART = MetricKind.STEPS, MetricKind.HEART_RATE
+PARIS = ZoneInfo("Europe/Paris")
+TOKYO = ZoneInfo("Asia/Tokyo")
+NOW = datetime(2026, 6, 10, 16, 0, tzinfo=UTC)
+DAY = date(2026, 6, 10)
+
+
+def minute_of(moment: datetime) -> int:
+    return int(moment.timestamp()) // 60
+
+
+MORNING = minute_of(datetime(2026, 6, 10, 7, 0, tzinfo=UTC))  # 09:00 in Paris
+
+
+def placed(minute: int, value: float, zone: ZoneInfo = PARIS, metric: MetricKind = STEPS) -> PlacedReading:
+    return PlacedReading(metric, minute, value, local_date_of(minute, zone))
+
+
+def mongo_uri() -> str:
+    if os.environ.get("FITTRACK_MONGO_URI"):
+        return os.environ["FITTRACK_MONGO_URI"]
+    services_env = ROOT / "var" / "services.env"
+    if services_env.exists():
+        for line in services_env.read_text().splitlines():
+            name, _, value = line.partition("=")
+            if name == "FITTRACK_MONGO_URI" and value.strip():
+                return value.strip()
+    pytest.fail(f"{NOT_RUNNING} (FITTRACK_MONGO_URI is unset and var/services.env has none)")
+
+
+@pytest.fixture(scope="module")
+def mongo_client():
+    client = MongoClient(mongo_uri(), serverSelectionTimeoutMS=3000)
+    try:
+        client.admin.command("ping")
+        problem = None
+    except PyMongoError as error:
+        client.close()
+        problem = str(error).split(" (configured timeouts")[0]
+    if problem:
+        pytest.fail(f"{NOT_RUNNING} ({problem})", pytrace=False)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def mongo_database(mongo_client):
+    name = f"fittrack_mongotest_{secrets.token_hex(4)}"
+    yield name
+    mongo_client.drop_database(name)
+
+
+@pytest.fixture
+def mongo_collection(mongo_client, mongo_database):
+    mongo_client[mongo_database].drop_collection(COLLECTION)
+    return mongo_client[mongo_database][COLLECTION]
+
+
+@pytest.fixture
+def mongo_store(mongo_client, mongo_database, mongo_collection):
+    store = MongoMetricStore(mongo_client, mongo_database)
+    store.ensure_indexes()
+    return store
+
+
+def raw_documents(collection) -> list[dict]:
+    return list(collection.find().sort("_id", 1))
+
+
+# --- the promises the fakes and SQLite keep -----------------------------------------------
+
+
+METRIC_STORE_CHECKS = [
+    check
+    for name, check in vars(contract).items()
+    if name.startswith("test_") and callable(check) and list(inspect.signature(check).parameters) == ["store"]
+]
+
+
+def test_the_metric_store_contract_checks_are_found_in_the_unit_suite():
+    assert len(METRIC_STORE_CHECKS) >= 3
+
+
+@pytest.mark.parametrize("check", METRIC_STORE_CHECKS, ids=lambda check: check.__name__.removeprefix("test_"))
+def test_the_mongo_store_keeps_each_promise_the_fakes_and_sqlite_keep(check, mongo_store):
+    check(mongo_store)
+
+
+# --- document shape -----------------------------------------------------------------------
+
+
+def test_each_user_has_one_document_per_local_day_holding_minutes_and_daily_figures(mongo_store, mongo_collection):
+    late = minute_of(datetime(2026, 6, 10, 22, 30, tzinfo=UTC))  # 00:30 on 11 June in Paris
+    touched = mongo_store.upsert_minutes(
+        "u1", "watch", [placed(MORNING, 10), placed(MORNING, 70, metric=HEART), placed(late, 5)]
+    )
+    assert touched == {(STEPS, DAY), (HEART, DAY), (STEPS, DAY + timedelta(days=1))}
+    mongo_store.upsert_minutes("u1", "phone", [placed(MORNING + 1, 7)])
+    mongo_store.upsert_minutes("u2", "watch", [placed(MORNING, 3)])
+    mongo_store.save_days("u1", STEPS, [DaySummary(DAY, 17.0, 7.0, 10.0, 2)])
+
+    documents = raw_documents(mongo_collection)
+    assert [(d["_id"], d["user_id"], d["date"]) for d in documents] == [
+        ("u1:2026-06-10", "u1", "2026-06-10"),
+        ("u1:2026-06-11", "u1", "2026-06-11"),
+        ("u2:2026-06-10", "u2", "2026-06-10"),
+    ]
+    assert documents[0]["m"] == {
+        "1": {"watch": {f"t{MORNING}": 10.0}, "phone": {f"t{MORNING + 1}": 7.0}},
+        "5": {"watch": {f"t{MORNING}": 70.0}},
+    }
+    assert documents[0]["d"] == {"1": {"value": 17.0, "min": 7.0, "max": 10.0, "minutes": 2}}
+    assert documents[1]["m"] == {"1": {"watch": {f"t{late}": 5.0}}}
+    assert "d" not in documents[1]
+
+
+def test_the_user_and_date_index_exists(mongo_store, mongo_collection):
+    mongo_store.ensure_indexes()
+    keys = [list(index["key"].items()) for index in mongo_collection.list_indexes()]
+    assert [("user_id", 1), ("date", 1)] in keys
+
+
+def test_applying_the_same_readings_twice_leaves_identical_documents(mongo_store, mongo_collection):
+    readings = [placed(MORNING + i, 10 + i) for i in range(30)] + [placed(MORNING, 80, metric=HEART)]
+    summary = DaySummary(DAY, 735.0, 10.0, 39.0, 30)
+    first = mongo_store.upsert_minutes("u1", "watch", readings)
+    mongo_store.save_days("u1", STEPS, [summary])
+    once = raw_documents(mongo_collection)
+    second = mongo_store.upsert_minutes("u1", "watch", readings)
+    mongo_store.save_days("u1", STEPS, [summary])
+    assert second == first
+    assert raw_documents(mongo_collection) == once
+
+
+def test_a_resent_minute_replaces_its_value_instead_of_adding_to_it(mongo_store):
+    mongo_store.upsert_minutes("u1", "watch", [placed(MORNING, 10)])
+    mongo_store.upsert_minutes("u1", "watch", [placed(MORNING, 12)])
+    assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {"watch": {MORNING: 12.0}}
+
+
+def test_a_repeated_minute_within_one_batch_keeps_its_last_value(mongo_store):
+    mongo_store.upsert_minutes("u1", "watch", [placed(MORNING, 10), placed(MORNING, 11)])
+    assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {"watch": {MORNING: 11.0}}
+
+
+def test_two_sources_reporting_the_same_minute_are_kept_apart(mongo_store, mongo_collection):
+    mongo_store.upsert_minutes("u1", "watch", [placed(MORNING, 10)])
+    mongo_store.upsert_minutes("u1", "phone", [placed(MORNING, 20)])
+    assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {"watch": {MORNING: 10.0}, "phone": {MORNING: 20.0}}
+    assert raw_documents(mongo_collection)[0]["m"]["1"] == {
+        "watch": {f"t{MORNING}": 10.0},
+        "phone": {f"t{MORNING}": 20.0},
+    }
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["garmin.fenix.7", "$watch", "a$b", "100%", "%2E", "my watch ", " padded", "montre-é", "manual", ""],
+)
+def test_source_names_that_would_break_a_field_path_round_trip(mongo_store, mongo_collection, source):
+    mongo_store.upsert_minutes("u1", source, [placed(MORNING, 10)])
+    mongo_store.upsert_minutes("u1", "plain", [placed(MORNING, 20)])
+    assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {source: {MORNING: 10.0}, "plain": {MORNING: 20.0}}
+    stored = set(raw_documents(mongo_collection)[0]["m"]["1"])
+    assert stored == {escape_source(source), "plain"}
+    assert not any(ch in key for key in stored for ch in ".$ ")
+
+
+def test_escaped_names_never_collide_with_a_source_named_like_an_escape(mongo_store):
+    mongo_store.upsert_minutes("u1", "a.b", [placed(MORNING, 1)])
+    mongo_store.upsert_minutes("u1", "a%2Eb", [placed(MORNING, 2)])
+    assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {"a.b": {MORNING: 1.0}, "a%2Eb": {MORNING: 2.0}}
+
+
+# --- time-zone changes --------------------------------------------------------------------
+
+
+def test_a_minute_resent_after_flying_east_stays_on_the_day_it_was_first_placed_on(mongo_store, mongo_collection):
+    evening = minute_of(datetime(2026, 6, 10, 21, 30, tzinfo=UTC))  # 23:30 in Paris, 06:30 next day in Tokyo
+    assert mongo_store.upsert_minutes("u1", "watch", [placed(evening, 10)]) == {(STEPS, DAY)}
+    resent = [placed(evening, 12, TOKYO), placed(evening + 1, 3, TOKYO)]
+    assert mongo_store.upsert_minutes("u1", "watch", resent) == {(STEPS, DAY), (STEPS, DAY + timedelta(days=1))}
+    assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {"watch": {evening: 12.0}}
+    assert mongo_store.minutes_of_day("u1", STEPS, DAY + timedelta(days=1)) == {"watch": {evening + 1: 3.0}}
+
+
+def test_a_minute_resent_after_flying_west_stays_on_the_day_it_was_first_placed_on(mongo_store):
+    early = minute_of(datetime(2026, 6, 10, 20, 0, tzinfo=UTC))  # 05:00 on 11 June in Tokyo, 22:00 on 10 June in Paris
+    assert mongo_store.upsert_minutes("u1", "watch", [placed(early, 10, TOKYO)]) == {(STEPS, DAY + timedelta(days=1))}
+    assert mongo_store.upsert_minutes("u1", "watch", [placed(early, 12, PARIS)]) == {(STEPS, DAY + timedelta(days=1))}
+    assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {}
+    assert mongo_store.minutes_of_day("u1", STEPS, DAY + timedelta(days=1)) == {"watch": {early: 12.0}}
+
+
+def test_a_minute_stays_put_even_across_the_widest_time_zone_jump(mongo_store):
+    noon = minute_of(datetime(2026, 6, 10, 11, 0, tzinfo=UTC))  # 01:00 on 11 June at UTC+14, 23:00 on 9 June at UTC-12
+    kiritimati, baker = ZoneInfo("Pacific/Kiritimati"), ZoneInfo("Etc/GMT+12")
+    assert mongo_store.upsert_minutes("u1", "watch", [placed(noon, 10, kiritimati)]) == {(STEPS, date(2026, 6, 11))}
+    assert mongo_store.upsert_minutes("u1", "watch", [placed(noon, 12, baker)]) == {(STEPS, date(2026, 6, 11))}
+    assert mongo_store.minutes_of_day("u1", STEPS, date(2026, 6, 9)) == {}
+
+
+def test_the_same_minute_from_another_source_or_metric_is_placed_on_its_own_day(mongo_store):
+    evening = minute_of(datetime(2026, 6, 10, 21, 30, tzinfo=UTC))
+    mongo_store.upsert_minutes("u1", "watch", [placed(evening, 10)])
+    assert mongo_store.upsert_minutes("u1", "phone", [placed(evening, 4, TOKYO)]) == {(STEPS, DAY + timedelta(days=1))}
+    assert mongo_store.upsert_minutes("u1", "watch", [placed(evening, 90, TOKYO, HEART)]) == {
+        (HEART, DAY + timedelta(days=1))
+    }
+
+
+# --- daily summaries ----------------------------------------------------------------------
+
+
+def test_days_across_month_boundaries_come_in_date_order_with_missing_days_absent(mongo_store):
+    stored = [date(2026, 3, 1), date(2026, 1, 31), date(2026, 2, 3), date(2026, 1, 30), date(2026, 2, 1)]
+    mongo_store.save_days("u1", STEPS, [DaySummary(day, float(day.day), 1.0, 2.0, 3) for day in stored])
+    mongo_store.save_days("u1", HEART, [DaySummary(date(2026, 2, 2), 70.0, 60.0, 80.0, 5)])
+    mongo_store.save_days("u2", STEPS, [DaySummary(date(2026, 2, 2), 5.0, 1.0, 2.0, 3)])
+    mongo_store.upsert_minutes("u1", "watch", [PlacedReading(STEPS, MORNING, 1.0, date(2026, 2, 4))])
+
+    found = mongo_store.days("u1", STEPS, date(2026, 1, 31), date(2026, 3, 1))
+    assert found == [
+        DaySummary(date(2026, 1, 31), 31.0, 1.0, 2.0, 3),
+        DaySummary(date(2026, 2, 1), 1.0, 1.0, 2.0, 3),
+        DaySummary(date(2026, 2, 3), 3.0, 1.0, 2.0, 3),
+        DaySummary(date(2026, 3, 1), 1.0, 1.0, 2.0, 3),
+    ]
+    assert [d.day for d in mongo_store.days("u1", STEPS, date(2025, 12, 1), date(2026, 12, 31))] == sorted(stored)
+    assert mongo_store.days("u1", HEART, date(2026, 2, 2), date(2026, 2, 2)) == [
+        DaySummary(date(2026, 2, 2), 70.0, 60.0, 80.0, 5)
+    ]
+    assert mongo_store.days("u1", STEPS, date(2026, 2, 2), date(2026, 2, 2)) == []  # only heart rate that day
+    assert mongo_store.days("u1", STEPS, date(2026, 2, 4), date(2026, 2, 4)) == []  # minutes, no summary yet
+
+
+def test_deleting_a_user_removes_all_their_documents_and_no_one_elses(mongo_store, mongo_collection):
+    for user_id in ("u1", "u2"):
+        mongo_store.upsert_minutes(user_id, "watch", [placed(MORNING, 10), placed(MORNING + 24 * 60, 10)])
+        mongo_store.save_days(user_id, STEPS, [DaySummary(DAY, 10.0, 10.0, 10.0, 1)])
+    mongo_store.delete_user("u1")
+    assert {d["user_id"] for d in raw_documents(mongo_collection)} == {"u2"}
+    assert mongo_store.days("u1", STEPS, DAY, DAY + timedelta(days=1)) == []
+    assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {}
+    assert len(mongo_store.days("u2", STEPS, DAY, DAY)) == 1
+
+
+# --- the persister over the store ---------------------------------------------------------
+
+
+def persister_over(store, accounts: FakeAccountsDatabase) -> tuple[Persister, FakeSink]:
+    sink = FakeSink()
+    return Persister(store, accounts, sink, FakeClock(NOW)), sink
+
+
+def accounts_with_alice() -> FakeAccountsDatabase:
+    accounts = FakeAccountsDatabase()
+    with accounts() as unit:
+        unit.users.add(
+            User("alice", "alice", Profile(time_zone="Europe/Paris"), NOW), Credentials("alice", b"x", NOW, None)
+        )
+        unit.goals.add(Goal("g1", "alice", STEPS, GoalPeriod.DAILY, 1000.0, True, NOW, NOW))
+        unit.commit()
+    return accounts
+
+
+def a_day_and_a_half_of_batches() -> list[AcceptedBatch]:
+    yesterday_evening = minute_of(datetime(2026, 6, 9, 20, 0, tzinfo=UTC))
+    batches = []
+    for number, start in enumerate(range(yesterday_evening, MORNING + 60, 97), start=1):
+        for source, steps, bpm in (("watch", 12.0, 70.0), ("phone", 15.0, 80.0)):
+            readings = [placed(start + i, steps + i % 5) for i in range(40)]
+            readings += [placed(start + i, bpm + i % 3, metric=HEART) for i in range(0, 40, 4)]
+            batches.append(AcceptedBatch("alice", source, number, tuple(readings)))
+    return batches
+
+
+def test_the_persister_over_the_mongo_store_gives_the_same_totals_when_batches_are_applied_twice(mongo_store):
+    accounts = accounts_with_alice()
+    persister, sink = persister_over(mongo_store, accounts)
+    batches = a_day_and_a_half_of_batches()
+
+    def totals():
+        return [mongo_store.days("alice", metric, DAY - timedelta(days=1), DAY) for metric in (STEPS, HEART)]
+
+    persister.apply(batches)
+    once = totals()
+    persister.apply(batches)
+    persister.apply(batches[: len(batches) // 2])
+    assert totals() == once
+    assert [d.day for d in once[0]] == [DAY - timedelta(days=1), DAY]
+    assert len(sink.delivered) == 1  # the daily goal is met once, however often the batches come
+
+    reference = FakeMetricStore()
+    persister_over(reference, accounts_with_alice())[0].apply(batches)
+    expected = [reference.days("alice", metric, DAY - timedelta(days=1), DAY) for metric in (STEPS, HEART)]
+    assert once == expected
+
+
+def test_the_persister_drops_batches_of_a_user_who_no_longer_exists(mongo_store, mongo_collection):
+    persister, _ = persister_over(mongo_store, FakeAccountsDatabase())
+    persister.apply(a_day_and_a_half_of_batches()[:2])
+    assert raw_documents(mongo_collection) == []
+
+
+# --- outages and configuration ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda store: store.upsert_minutes("u1", "watch", [placed(MORNING, 1)]),
+        lambda store: store.days("u1", STEPS, DAY, DAY),
+    ],
+    ids=["write", "read"],
+)
+def test_a_store_without_a_server_is_unavailable_within_five_seconds(call):
+    store = MongoMetricStore("mongodb://127.0.0.1:1/")
+    started = time.monotonic()
+    try:
+        with pytest.raises(Unavailable, match="the metric store is unavailable; try again"):
+            call(store)
+    finally:
+        store.close()
+    assert time.monotonic() - started < 5
+
+
+def test_an_unknown_read_preference_is_refused_up_front():
+    with pytest.raises(ValueError, match="read_preference must be one of"):
+        MongoMetricStore("mongodb://127.0.0.1:1/", read_preference="fastest")

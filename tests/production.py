@@ -1,0 +1,134 @@
+"""The production profile for tests: the services `make services` started, plus
+per-run databases, topics and persister processes so runs never see each other's data."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import pymongo
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES_ENV = ROOT / "var" / "services.env"
+SERVICES = ["bash", str(ROOT / "infra" / "services.sh")]
+NOT_RUNNING = "the production services are not running: run `make services` (make test does it for you)"
+
+
+def service_settings() -> dict[str, str]:
+    """DSN, bootstrap servers and URI of the running services, from the environment or var/services.env."""
+    settings = {}
+    if SERVICES_ENV.exists():
+        for line in SERVICES_ENV.read_text().splitlines():
+            name, _, value = line.partition("=")
+            if name.startswith("FITTRACK_"):
+                settings[name] = value.strip()
+    for name in ("FITTRACK_PG_DSN", "FITTRACK_KAFKA_BOOTSTRAP", "FITTRACK_MONGO_URI"):
+        if os.environ.get(name):
+            settings[name] = os.environ[name]
+    missing = {"FITTRACK_PG_DSN", "FITTRACK_KAFKA_BOOTSTRAP", "FITTRACK_MONGO_URI"} - settings.keys()
+    if missing:
+        raise RuntimeError(f"{NOT_RUNNING} ({', '.join(sorted(missing))} unknown)")
+    return settings
+
+
+def with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def run_services(command: str) -> None:
+    subprocess.run([*SERVICES, command], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
+@dataclass
+class ProductionStack:
+    """One isolated slice of the shared services: its own database, topics and persister group."""
+
+    name: str
+    settings: dict[str, str]
+    persisters: list[subprocess.Popen] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, purpose: str) -> ProductionStack:
+        settings = service_settings()
+        name = f"ft_{purpose}_{secrets.token_hex(4)}"
+        try:
+            _administer(settings["FITTRACK_PG_DSN"], f'CREATE DATABASE "{name}"')
+        except psycopg2.OperationalError as error:
+            raise RuntimeError(f"{NOT_RUNNING}: {error}") from error
+        return cls(name, settings)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The production profile's settings for this slice, as environment variables."""
+        return {
+            "FITTRACK_PROFILE": "production",
+            "FITTRACK_PG_DSN": with_database(self.settings["FITTRACK_PG_DSN"], self.name),
+            "FITTRACK_KAFKA_BOOTSTRAP": self.settings["FITTRACK_KAFKA_BOOTSTRAP"],
+            "FITTRACK_MONGO_URI": self.settings["FITTRACK_MONGO_URI"],
+            "FITTRACK_MONGO_DATABASE": self.name,
+            "FITTRACK_READINGS_TOPIC": f"{self.name}.readings",
+            "FITTRACK_NOTIFICATIONS_TOPIC": f"{self.name}.notifications",
+            "FITTRACK_READINGS_PARTITIONS": "4",
+            "FITTRACK_NOTIFICATIONS_PARTITIONS": "2",
+            "FITTRACK_PERSISTER_GROUP": f"{self.name}.persister",
+            "FITTRACK_PUBLISH_TIMEOUT_SECONDS": "8",
+        }
+
+    def config_values(self) -> dict:
+        """The same settings as Config keyword arguments."""
+        values = {name.removeprefix("FITTRACK_").lower(): value for name, value in self.env.items()}
+        for number in ("readings_partitions", "notifications_partitions"):
+            values[number] = int(values[number])
+        values["publish_timeout_seconds"] = float(values["publish_timeout_seconds"])
+        return values
+
+    def start_persister(self, **extra_env: str) -> subprocess.Popen:
+        env = {**os.environ, **self.env, "FITTRACK_LOG_LEVEL": "WARNING", **extra_env}
+        process = subprocess.Popen([sys.executable, "-m", "workers.persister"], cwd=ROOT, env=env)
+        self.persisters.append(process)
+        return process
+
+    def stop_persisters(self) -> None:
+        for process in self.persisters:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.persisters:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.persisters.clear()
+
+    def mongo(self) -> pymongo.database.Database:
+        return pymongo.MongoClient(self.settings["FITTRACK_MONGO_URI"], serverSelectionTimeoutMS=5000)[self.name]
+
+    def destroy(self) -> None:
+        self.stop_persisters()
+        client = pymongo.MongoClient(self.settings["FITTRACK_MONGO_URI"], serverSelectionTimeoutMS=5000)
+        try:
+            client.drop_database(self.name)
+        except pymongo.errors.PyMongoError:
+            pass  # the run's data stays behind in ./var; nothing depends on it
+        finally:
+            client.close()
+        with contextlib.suppress(psycopg2.Error):
+            _administer(self.settings["FITTRACK_PG_DSN"], f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def _administer(dsn: str, statement: str) -> None:
+    """Run a statement that cannot be inside a transaction (CREATE/DROP DATABASE)."""
+    connection = psycopg2.connect(dsn, connect_timeout=5)
+    try:
+        connection.autocommit = True
+        connection.cursor().execute(statement)
+    finally:
+        connection.close()
