@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# `make up`: the production profile on this machine: persister processes plus the server,
-# configured from var/services.env (written by `make services`) and the environment.
-# Ctrl-C or SIGTERM stops them all.
+# `make up`: the production profile on this machine: persister processes plus the server.
+# Settings come from the environment; what it leaves unset comes from var/services.env
+# (written by `make services`). Ctrl-C or SIGTERM stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-set -a
-# shellcheck disable=SC1091
-. var/services.env
-set +a
+if [ -f var/services.env ]; then
+  while IFS='=' read -r name value; do
+    [ -n "$name" ] && [ -z "${!name:-}" ] && export "$name=$value"
+  done < var/services.env
+fi
 export FITTRACK_PROFILE=production
 PERSISTERS="${FITTRACK_PERSISTERS:-2}"
 pids=()
@@ -25,4 +26,5 @@ for _ in $(seq "$PERSISTERS"); do
 done
 .venv/bin/python -m server &
 pids+=($!)
+# When any of them ends, stop the others: a half-running stack is worse than none.
 wait -n "${pids[@]}"

@@ -17,6 +17,8 @@ def main() -> int:
         print(f"fittrack-server: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # kafka-python narrates every connection at INFO; its warnings are what an operator needs.
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(config.log_level)))
     asyncio.run(serve(config))
     return 0
 

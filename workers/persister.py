@@ -160,6 +160,8 @@ def main() -> int:
         print(f"fittrack-persister: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # kafka-python narrates every connection at INFO; its warnings are what an operator needs.
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(config.log_level)))
     ensure_kafka_topics(config, ensure_topics)
     parts = build_persister(config)
     consumer = make_consumer(config)

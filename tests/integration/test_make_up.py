@@ -1,0 +1,69 @@
+"""`make up` runs the production stack: the server and persister processes against the services."""
+
+import os
+import signal
+import subprocess
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from generated.fittrack.v1 import common_pb2
+from tests.production import ROOT, ProductionStack
+from tests.support import (
+    Clock,
+    Stubs,
+    batch,
+    eventually,
+    local_midnight,
+    reading,
+    register_and_login,
+    upload,
+    view_today,
+)
+
+pytestmark = pytest.mark.production
+
+
+def serving(address: str) -> bool:
+    try:
+        with grpc.insecure_channel(address) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False
+
+
+def test_make_up_serves_the_walk_through_with_its_own_persisters(tmp_path):
+    stack = ProductionStack.create("up")
+    port = 50000 + os.getpid() % 10000
+    address = f"127.0.0.1:{port}"
+    env = {**os.environ, **stack.env, "FITTRACK_LISTEN": address, "FITTRACK_DATA_DIR": str(tmp_path)}
+    env["FITTRACK_BCRYPT_ROUNDS"] = "4"
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "up"],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        eventually(lambda: serving(address), bool, timeout=120, interval=0.3)
+        stubs = Stubs.connect(address)
+        user = register_and_login(stubs, f"upuser{time.time_ns() % 10**9}")
+        minute = local_midnight(Clock(), "UTC") + 600
+        upload(stubs, user, batch([reading(common_pb2.METRIC_KIND_STEPS, minute - 60 * i, 42) for i in range(3)]))
+        # The server in `make up` persists nothing itself: the total appears only through its persisters.
+        eventually(lambda: view_today(stubs, user, common_pb2.METRIC_KIND_STEPS).total, lambda t: t == 126, timeout=60)
+        stubs.channel.close()
+        groups = subprocess.run(
+            ["pgrep", "-f", "-s", str(process.pid), "workers.persister"], capture_output=True, text=True
+        )
+        assert len(groups.stdout.split()) == 2
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+        stack.destroy()
