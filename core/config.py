@@ -29,6 +29,7 @@ class Config:
     max_readings_per_upload: int = 200_000
     max_message_bytes: int = 4 * 1024 * 1024
     shutdown_grace_seconds: float = 5.0
+    stream_recheck_seconds: float = 15.0
     log_level: str = "INFO"
     # Production profile.
     pg_dsn: str = ""
@@ -106,6 +107,7 @@ _VARIABLES = {
     "max_readings_per_upload": int,
     "max_message_bytes": int,
     "shutdown_grace_seconds": float,
+    "stream_recheck_seconds": float,
     "log_level": str,
     "pg_dsn": str,
     "pg_replica_dsn": str,

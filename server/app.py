@@ -124,10 +124,13 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
 
     account_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(app.accounts, today), grpc_server)
     goal_pb2_grpc.add_GoalServiceServicer_to_server(GoalServicer(app.goals), grpc_server)
-    metric_pb2_grpc.add_MetricServiceServicer_to_server(MetricServicer(app.metrics), grpc_server)
+    metric_pb2_grpc.add_MetricServiceServicer_to_server(
+        MetricServicer(app.metrics, app.accounts.check_session, config.stream_recheck_seconds), grpc_server
+    )
     report_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(app.reports), grpc_server)
     notification_pb2_grpc.add_NotificationServiceServicer_to_server(
-        NotificationServicer(app.notifications, app.live), grpc_server
+        NotificationServicer(app.notifications, app.live, app.accounts.check_session, config.stream_recheck_seconds),
+        grpc_server,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)

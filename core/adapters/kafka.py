@@ -25,7 +25,10 @@ from core.ports import NotificationSink, PublishOutcome, ReadingBus
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE = "the reading bus (Kafka) is unavailable; nothing of this request was acknowledged, so send it again"
+UNAVAILABLE = (
+    "the reading bus (Kafka) is unavailable, so this request was not acknowledged; send it again "
+    "(readings already stored are replaced, never counted twice)"
+)
 
 
 def bootstrap_list(bootstrap: str) -> list[str]:

@@ -180,11 +180,15 @@ class SqliteDatabase:
             raise Unavailable(f"the database is busy ({error}); try again") from error
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
             conn.execute("COMMIT")
+        except BaseException as error:
+            # Also after a failed COMMIT (a full disk): a connection left in its
+            # transaction would hold the write lock until the process ends.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(error, sqlite3.OperationalError):
+                raise Unavailable(f"the database could not store this ({error}); try again") from error
+            raise
 
     def close(self) -> None:
         with self._lock:

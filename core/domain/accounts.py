@@ -125,6 +125,14 @@ class Principal:
     session_id: str
 
 
+ID = re.compile(r"[0-9a-f]{32}")
+
+
+def is_id(value: str) -> bool:
+    """Whether `value` has the shape of the ids this server hands out (uuid4 hex)."""
+    return ID.fullmatch(value) is not None
+
+
 def normalize_username(raw: str) -> str:
     """The canonical, lower-case form; INVALID_ARGUMENT when it cannot be a username."""
     username = raw.strip().lower()

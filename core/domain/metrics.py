@@ -114,6 +114,14 @@ def validate_device_id(device_id: str) -> None:
         raise InvalidArgument("device_id must contain printable characters only")
 
 
+MAX_SEQUENCE = 2**63 - 1  # what a signed 64-bit column holds
+
+
+def validate_sequence(sequence: int) -> None:
+    if sequence > MAX_SEQUENCE:
+        raise InvalidArgument(f"sequence {sequence} is too large; at most {MAX_SEQUENCE}")
+
+
 def validate_reading(metric_value: int, seconds: int, value: float, now: datetime, position: int) -> Reading:
     """Check one raw reading and normalise its time to the start of its minute.
 
@@ -138,7 +146,7 @@ def validate_reading(metric_value: int, seconds: int, value: float, now: datetim
         )
     if seconds == 0:
         raise InvalidArgument(f"{where}: time is missing; set it to the start of the minute measured, in UTC")
-    if abs(seconds) > LATEST_REPRESENTABLE:
+    if not 0 < seconds <= LATEST_REPRESENTABLE:
         raise InvalidArgument(f"{where}: time {seconds} s since 1970 is out of range; check the device clock")
     instant = datetime.fromtimestamp(seconds, UTC)
     if instant > now + FUTURE_TOLERANCE:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from core.domain.accounts import (
+    USERNAME,
     Credentials,
     Principal,
     Profile,
@@ -78,10 +79,7 @@ class Accounts:
         return Account(user, credentials.expires_at)
 
     def login(self, raw_username: str, password: str) -> Session:
-        username = raw_username.strip().lower()
-        with self._uow() as uow:
-            user = uow.users.get_by_username(username)
-            credentials = uow.users.get_credentials(user.user_id) if user else None
+        user, credentials = self._find(raw_username)
         if user is None or credentials is None:
             self._hasher.waste_time(password)
             raise Unauthenticated(WRONG_CREDENTIALS)
@@ -115,6 +113,12 @@ class Accounts:
             if now >= record.expires_at:
                 raise Unauthenticated("the refresh token has expired; log in again")
             credentials = uow.users.get_credentials(record.user_id)
+            # Refreshing must not keep a session alive past the password's expiry.
+            if credentials is not None and credentials.expired(now):
+                raise FailedPrecondition(
+                    f"your password expired on {credentials.expires_at:%Y-%m-%d}; set a new one with "
+                    "ChangePassword (username, current and new password), then log in again"
+                )
             uow.sessions.mark_refresh_used(token_hash)
             session = self._rotate(uow, record.user_id, record.session_id, credentials, now)
             uow.commit()
@@ -126,6 +130,12 @@ class Accounts:
             if not uow.sessions.is_active(claims.session_id):
                 raise Unauthenticated("the session of this token has ended; log in again")
         return Principal(claims.user_id, claims.session_id)
+
+    def check_session(self, principal: Principal) -> None:
+        """Unauthenticated once the session has ended (logout, password change, account deleted)."""
+        with self._uow() as uow:
+            if not uow.sessions.is_active(principal.session_id):
+                raise Unauthenticated("your session has ended; log in again")
 
     def logout(self, principal: Principal) -> None:
         with self._uow() as uow:
@@ -162,14 +172,14 @@ class Accounts:
         check_new_password(new)
         if new == current:
             raise InvalidArgument("the new password must differ from the current one")
-        with self._uow() as uow:
-            if principal is not None:
+        if principal is not None:
+            with self._uow() as uow:
                 user = uow.users.get(principal.user_id)
-            elif raw_username:
-                user = uow.users.get_by_username(raw_username.strip().lower())
-            else:
-                raise Unauthenticated("send a bearer token, or the username with the current password")
-            credentials = uow.users.get_credentials(user.user_id) if user else None
+                credentials = uow.users.get_credentials(user.user_id) if user else None
+        elif raw_username:
+            user, credentials = self._find(raw_username)
+        else:
+            raise Unauthenticated("send a bearer token, or the username with the current password")
         if user is None or credentials is None:
             self._hasher.waste_time(current)
             raise Unauthenticated(WRONG_CREDENTIALS)
@@ -191,10 +201,21 @@ class Accounts:
             raise Unauthenticated("this account no longer exists")
         if not self._hasher.verify(password, credentials.password_hash):
             raise Unauthenticated("the password is wrong; the account was not deleted")
+        # Metrics first: if their store is down the account still exists, so
+        # the user can retry; the other way round would strand the data.
+        self._metrics.delete_user(principal.user_id)
         with self._uow() as uow:
             uow.users.delete(principal.user_id)
             uow.commit()
-        self._metrics.delete_user(principal.user_id)
+
+    def _find(self, raw_username: str) -> tuple[User | None, Credentials | None]:
+        """The user and credentials a login names; (None, None) for a name that cannot exist."""
+        username = raw_username.strip().lower()
+        if not USERNAME.fullmatch(username):
+            return None, None
+        with self._uow() as uow:
+            user = uow.users.get_by_username(username)
+            return user, uow.users.get_credentials(user.user_id) if user else None
 
     def _new_credentials(self, user_id: str, password: str, now: datetime) -> Credentials:
         return Credentials(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime
 
-from core.domain.accounts import Principal
+from core.domain.accounts import Principal, is_id
 from core.domain.calendar import local_today, zone_named
 from core.domain.errors import InvalidArgument, NotFound, Unauthenticated
 from core.domain.goals import (
@@ -89,7 +89,8 @@ class Goals:
     def _owned(uow: AccountsUnitOfWork, principal: Principal, goal_id: str) -> Goal:
         if not goal_id:
             raise InvalidArgument("goal_id is missing")
-        goal = uow.goals.get(goal_id)
+        # Ids are 32 hex digits; anything else cannot name a goal, so skip the store.
+        goal = uow.goals.get(goal_id) if is_id(goal_id) else None
         # Someone else's goal looks exactly like a missing one: ids are not an oracle.
         if goal is None or goal.user_id != principal.user_id:
             raise NotFound(f"you have no goal {goal_id!r}")

@@ -20,6 +20,7 @@ from core.domain.metrics import (
     validate_batch_size,
     validate_device_id,
     validate_reading,
+    validate_sequence,
 )
 from core.ports import AccountsUnitOfWork, MetricStore, ReadingBus
 
@@ -57,6 +58,7 @@ class Ingest:
         """The batch ready to publish, or INVALID_ARGUMENT naming what is wrong in it."""
         try:
             validate_device_id(raw.device_id)
+            validate_sequence(raw.sequence)
             validate_batch_size(len(raw.readings), self._limits.batch)
             now = self._now()
             readings = [validate_reading(m, s, v, now, i) for i, (m, s, v) in enumerate(raw.readings)]

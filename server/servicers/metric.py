@@ -7,14 +7,16 @@ from core.ports import PublishOutcome
 from core.services.metrics import Metrics
 from generated.fittrack.v1 import metric_pb2, metric_pb2_grpc
 from server import mapping
-from server.auth import current_principal
+from server.auth import SessionWatch, current_principal
 
 Ack = metric_pb2.BatchAck
 
 
 class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, check_session, recheck: float) -> None:
         self._metrics = metrics
+        self._check_session = check_session
+        self._recheck = recheck
 
     async def UploadReadings(self, request_iterator, context):
         """All or nothing: batches are checked as they arrive and published
@@ -42,8 +44,11 @@ class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
     async def SyncReadings(self, request_iterator, context):
         """One ack per batch, in order, each sent once the batch is durable.
         A bad batch is rejected in its ack and the stream goes on."""
-        ingest = await asyncio.to_thread(self._metrics.open_ingest, current_principal())
+        principal = current_principal()
+        ingest = await asyncio.to_thread(self._metrics.open_ingest, principal)
+        watch = SessionWatch(self._check_session, principal, self._recheck)
         async for request in request_iterator:
+            await watch.check()
             if request.WhichOneof("message") == "hello":
                 device_id = request.hello.device_id
                 last = await asyncio.to_thread(ingest.last_sequence, device_id)

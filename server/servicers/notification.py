@@ -6,13 +6,15 @@ from core.adapters.live import LiveNotifications
 from core.services.notifications import Notifications
 from generated.fittrack.v1 import notification_pb2, notification_pb2_grpc
 from server import mapping
-from server.auth import current_principal
+from server.auth import SessionWatch, current_principal
 
 
 class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
-    def __init__(self, notifications: Notifications, live: LiveNotifications) -> None:
+    def __init__(self, notifications: Notifications, live: LiveNotifications, check_session, recheck: float) -> None:
         self._notifications = notifications
         self._live = live
+        self._check_session = check_session
+        self._recheck = recheck
 
     async def ListNotifications(self, request, context):
         page = await asyncio.to_thread(
@@ -35,13 +37,20 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         return notification_pb2.MarkReadResponse(marked=marked)
 
     async def SubscribeNotifications(self, request, context):
-        user_id = current_principal().user_id
-        queue = self._live.subscribe(user_id)
-        # Headers go out once the subscription is in place, so a client that
-        # waits for them knows no later notification can be missed.
-        await context.send_initial_metadata(())
+        principal = current_principal()
+        watch = SessionWatch(self._check_session, principal, self._recheck)
+        queue = self._live.subscribe(principal.user_id)
         try:
+            # Headers go out once the subscription is in place, so a client that
+            # waits for them knows no later notification can be missed.
+            await context.send_initial_metadata(())
             while True:
-                yield mapping.notification(await queue.get())
+                try:
+                    notification = await asyncio.wait_for(queue.get(), watch.interval)
+                except TimeoutError:
+                    notification = None
+                await watch.check()
+                if notification is not None:
+                    yield mapping.notification(notification)
         finally:
-            self._live.unsubscribe(user_id, queue)
+            self._live.unsubscribe(principal.user_id, queue)

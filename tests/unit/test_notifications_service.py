@@ -1,5 +1,6 @@
 """Listing notifications page by page and marking them read."""
 
+import hashlib
 from datetime import timedelta
 
 import pytest
@@ -30,7 +31,8 @@ def notify(app: FakeApp, user_id: str, count: int, prefix: str = "n") -> list[st
     with app.database() as uow:
         for i in range(count):
             app.clock.advance(timedelta(minutes=1))
-            notification_id = f"{prefix}{i}"
+            # The shape of the ids the server hands out: 32 hex digits.
+            notification_id = hashlib.md5(f"{prefix}{i}".encode()).hexdigest()
             uow.notifications.add(
                 Notification(
                     notification_id,
@@ -130,7 +132,7 @@ def test_marking_read_returns_how_many_were_unread(app, alice):
 def test_marking_someone_elses_notification_is_not_found_and_marks_nothing(app, alice, bob):
     mine = notify(app, alice.user_id, 2, prefix="alice")
     (theirs,) = notify(app, bob.user_id, 1, prefix="bob")
-    with pytest.raises(NotFound, match="bob0"):
+    with pytest.raises(NotFound, match=theirs):
         app.notifications.mark_read(alice, [mine[0], theirs, mine[1]])
     assert app.notifications.page(alice, False, 10, "").unread_count == 2
     assert app.notifications.page(bob, False, 10, "").unread_count == 1

@@ -1,0 +1,126 @@
+"""Inputs at the edges answer with a status that says what to fix, never INTERNAL;
+long-lived streams end when their session does."""
+
+import dataclasses
+from datetime import timedelta
+
+import grpc
+import pytest
+from google.type.date_pb2 import Date
+
+from generated.fittrack.v1 import account_pb2, common_pb2, goal_pb2, metric_pb2, notification_pb2, report_pb2
+from tests.support import PASSWORD, batch, local_midnight, reading, rpc_error, upload
+
+Code = grpc.StatusCode
+STEPS = common_pb2.METRIC_KIND_STEPS
+
+
+@pytest.fixture
+def server_config(server_config):
+    # Streams re-check their session this often; short, so the test sees it happen.
+    return dataclasses.replace(server_config, stream_recheck_seconds=0.2)
+
+
+@pytest.mark.parametrize("zone", ["Europe", "America/", "x" * 300, "../etc/passwd", "Europe/Paris\x00"])
+def test_a_time_zone_that_is_not_an_iana_name_is_invalid(stubs, alice, zone):
+    update = account_pb2.UpdateProfileRequest(profile=account_pb2.ProfileFields(time_zone=zone))
+    error = rpc_error(lambda: stubs.accounts.UpdateProfile(update, metadata=alice.auth))
+    assert error.code() == Code.INVALID_ARGUMENT
+    assert "IANA" in error.details()
+
+
+@pytest.mark.parametrize("year", [1, 9999])
+def test_dates_at_the_ends_of_the_calendar_are_invalid(stubs, alice, year):
+    goal = stubs.goals.CreateGoal(
+        goal_pb2.CreateGoalRequest(metric=STEPS, period=common_pb2.GOAL_PERIOD_WEEKLY, target=1000), metadata=alice.auth
+    )
+    edge = Date(year=year, month=12 if year > 1 else 1, day=31 if year > 1 else 1)
+    calls = [
+        lambda: stubs.goals.GetGoalProgress(
+            goal_pb2.GetGoalProgressRequest(goal_id=goal.goal_id, date=edge), metadata=alice.auth
+        ),
+        lambda: stubs.reports.ViewReport(
+            report_pb2.ViewReportRequest(period=report_pb2.REPORT_PERIOD_WEEK, anchor=edge), metadata=alice.auth
+        ),
+    ]
+    for call in calls:
+        error = rpc_error(call)
+        assert error.code() == Code.INVALID_ARGUMENT
+        assert "year" in error.details()
+
+
+@pytest.mark.parametrize("seconds", [-62135596801, -60, 2**62])
+def test_a_reading_time_out_of_range_is_invalid(stubs, alice, seconds):
+    error = rpc_error(lambda: upload(stubs, alice, batch([reading(STEPS, seconds, 1)])))
+    assert error.code() == Code.INVALID_ARGUMENT
+    assert "check the device clock" in error.details()
+
+
+def test_a_sequence_beyond_64_signed_bits_is_invalid(stubs, alice, clock):
+    when = local_midnight(clock, "Europe/Paris") + 600
+    error = rpc_error(lambda: upload(stubs, alice, batch([reading(STEPS, when, 1)], sequence=2**63)))
+    assert error.code() == Code.INVALID_ARGUMENT
+    assert "sequence" in error.details()
+
+
+def test_malformed_ids_and_names_are_simply_not_found(stubs, alice):
+    for goal_id in ["\x00", "x" * 5000, "'; DROP TABLE goals; --"]:
+        request = goal_pb2.DeleteGoalRequest(goal_id=goal_id)
+        assert rpc_error(lambda r=request: stubs.goals.DeleteGoal(r, metadata=alice.auth)).code() == Code.NOT_FOUND
+    mark = notification_pb2.MarkReadRequest(notification_ids=["\x00"])
+    assert rpc_error(lambda: stubs.notifications.MarkRead(mark, metadata=alice.auth)).code() == Code.NOT_FOUND
+    login = account_pb2.LoginRequest(username="ali\x00ce", password=PASSWORD)
+    assert rpc_error(lambda: stubs.accounts.Login(login)).code() == Code.UNAUTHENTICATED
+    huge_token = notification_pb2.ListNotificationsRequest(page_token="9" * 30)
+    error = rpc_error(lambda: stubs.notifications.ListNotifications(huge_token, metadata=alice.auth))
+    assert error.code() == Code.INVALID_ARGUMENT
+
+
+def test_refreshing_cannot_keep_a_session_alive_past_the_password_expiry(stubs, alice, clock):
+    refresh_token = alice.login.refresh_token
+    for _ in range(3):  # days 25, 50 and 75: each refresh token is good for 30 days
+        clock.advance(timedelta(days=25))
+        refresh_token = stubs.accounts.RefreshToken(
+            account_pb2.RefreshTokenRequest(refresh_token=refresh_token)
+        ).refresh_token
+    clock.advance(timedelta(days=25))  # day 100: the password expired on day 90
+    error = rpc_error(lambda: stubs.accounts.RefreshToken(account_pb2.RefreshTokenRequest(refresh_token=refresh_token)))
+    assert error.code() == Code.FAILED_PRECONDITION
+    assert "ChangePassword" in error.details()
+
+
+def test_an_open_notification_stream_ends_when_its_session_does(stubs, alice):
+    stream = stubs.notifications.SubscribeNotifications(
+        notification_pb2.SubscribeNotificationsRequest(), metadata=alice.auth, timeout=20
+    )
+    stream.initial_metadata()
+    stubs.accounts.Logout(account_pb2.LogoutRequest(), metadata=alice.auth)
+    with pytest.raises(grpc.RpcError) as ended:
+        next(stream)
+    assert ended.value.code() == Code.UNAUTHENTICATED
+
+
+def test_an_open_sync_stream_refuses_batches_once_its_session_has_ended(stubs, alice, clock):
+    import queue
+
+    outgoing: queue.Queue = queue.Queue()
+
+    def requests():
+        while (item := outgoing.get()) is not None:
+            yield item
+
+    responses = stubs.metrics.SyncReadings(requests(), metadata=alice.auth, timeout=20)
+    start = local_midnight(clock, "Europe/Paris") + 600
+    outgoing.put(metric_pb2.SyncReadingsRequest(batch=batch([reading(STEPS, start, 5)], sequence=1)))
+    assert next(responses).ack.status == metric_pb2.BatchAck.STATUS_ACCEPTED
+    stubs.accounts.Logout(account_pb2.LogoutRequest(), metadata=alice.auth)
+    with pytest.raises(grpc.RpcError) as ended:
+        for sequence in range(2, 200):
+            outgoing.put(
+                metric_pb2.SyncReadingsRequest(
+                    batch=batch([reading(STEPS, start - 60 * sequence, 5)], sequence=sequence)
+                )
+            )
+            next(responses)
+    outgoing.put(None)
+    assert ended.value.code() == Code.UNAUTHENTICATED
