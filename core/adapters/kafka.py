@@ -169,7 +169,7 @@ class KafkaReadingBus(ReadingBus):
         with self._producer_lock:
             if self._producer is producer:
                 self._producer = None
-        threading.Thread(target=producer.close, kwargs={"timeout": 0}, daemon=True).start()
+        threading.Thread(target=_close_quietly, args=(producer,), daemon=True).start()
 
     def close(self) -> None:
         with self._producer_lock:
@@ -179,6 +179,12 @@ class KafkaReadingBus(ReadingBus):
 
     def last_sequence(self, user_id: str, source: str) -> int:
         return self._cursors.last_sequence(user_id, source)
+
+
+def _close_quietly(producer: KafkaProducer) -> None:
+    """Close a producer given up on; what it still held was already answered UNAVAILABLE."""
+    with contextlib.suppress(KafkaError):
+        producer.close(timeout=0)
 
 
 class KafkaNotificationSink(NotificationSink):
