@@ -208,7 +208,7 @@ class MongoMetricStore(MetricStore):
     def _placed_elsewhere(
         self, user_id: str, key: str, wanted: dict[tuple[int, int], tuple[date, float]]
     ) -> dict[tuple[int, int], date]:
-        """The minutes of this source already stored on another day than the one they come with.
+        """The minutes already stored, by any source, on another day than the one they come with.
 
         Only the days the minute falls on in some time zone can hold it: for
         most minutes one day besides its own (the day before or the day after),
@@ -232,15 +232,18 @@ class MongoMetricStore(MetricStore):
         # document of the collection itself.
         for other in sorted(candidates):
             slots = candidates[other]
+            # Every source's buckets of the metrics concerned: a minute another
+            # device placed on that day pins it there too (FerretDB reads the
+            # whole document either way, so the wider projection costs nothing).
             document = self._primary.find_one(
-                {"_id": doc_id(user_id, other)},
-                {f"m.{metric}.{key}.t{minute}": 1 for metric, minute in slots},
+                {"_id": doc_id(user_id, other)}, {f"m.{metric}": 1 for metric in {metric for metric, _ in slots}}
             )
             if not document:
                 continue
             buckets = document.get("m", {})
             for metric, minute in slots:
-                if f"t{minute}" in buckets.get(str(metric), {}).get(key, {}):
+                by_source = buckets.get(str(metric), {})
+                if any(f"t{minute}" in minutes for minutes in by_source.values()):
                     # The earliest such day wins; only a past double write could leave two.
                     found.setdefault((metric, minute), other)
         return found

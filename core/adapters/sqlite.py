@@ -129,6 +129,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (user_id, source)
     ) WITHOUT ROWID;
     """,
+    # A minute keeps the local day any source first placed it on: looked up by minute across sources.
+    """
+    CREATE INDEX minute_values_by_minute ON minute_values (user_id, metric, minute);
+    """,
 ]
 
 
@@ -495,21 +499,38 @@ class SqliteMetricStore(MetricStore):
     def upsert_minutes(
         self, user_id: str, source: str, readings: Sequence[PlacedReading]
     ) -> set[tuple[MetricKind, date]]:
-        # The local day is not updated on conflict: a minute stays on the day
-        # it was first placed on, even if a resend arrives after a time-zone change.
         with self._db.transaction() as conn:
+            # A minute keeps the local day it was first placed on, by any source:
+            # after a time-zone change, a resend or another device's copy of it
+            # would otherwise land on a second day and count twice.
+            placed = {
+                (metric, minute): day
+                for metric, minute, day in conn.execute(
+                    "SELECT metric, minute, MIN(local_date) FROM minute_values WHERE user_id = ?"
+                    " AND (metric, minute) IN"
+                    " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
+                    " GROUP BY metric, minute",
+                    (user_id, "[" + ",".join(f"[{int(r.metric)},{r.minute}]" for r in readings) + "]"),
+                )
+            }
+            rows = [
+                (
+                    user_id,
+                    int(r.metric),
+                    source,
+                    r.minute,
+                    placed.get((int(r.metric), r.minute), r.local_date.toordinal()),
+                    r.value,
+                )
+                for r in readings
+            ]
             conn.executemany(
                 "INSERT INTO minute_values (user_id, metric, source, minute, local_date, value)"
                 " VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (user_id, metric, source, minute) DO UPDATE SET value = excluded.value",
-                [(user_id, int(r.metric), source, r.minute, r.local_date.toordinal(), r.value) for r in readings],
+                rows,
             )
-            placed = conn.execute(
-                "SELECT DISTINCT metric, local_date FROM minute_values WHERE user_id = ? AND source = ? AND"
-                " minute IN (SELECT value FROM json_each(?))",
-                (user_id, source, "[" + ",".join(str(r.minute) for r in readings) + "]"),
-            ).fetchall()
-        return {(MetricKind(metric), date.fromordinal(day)) for metric, day in placed}
+        return {(MetricKind(metric), date.fromordinal(day)) for _, metric, _, _, day, _ in rows}
 
     def minutes_of_day(self, user_id: str, metric: MetricKind, day: date) -> dict[str, dict[int, float]]:
         by_source: dict[str, dict[int, float]] = {}

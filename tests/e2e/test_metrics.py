@@ -6,7 +6,7 @@ import grpc
 import pytest
 from google.type.date_pb2 import Date
 
-from generated.fittrack.v1 import common_pb2, metric_pb2
+from generated.fittrack.v1 import account_pb2, common_pb2, metric_pb2
 from tests.support import batch, eventually, local_midnight, minute_start, reading, rpc_error, upload, view_today
 
 Code = grpc.StatusCode
@@ -232,3 +232,23 @@ def test_a_view_needs_a_known_metric_and_a_range(stubs, alice):
     error = rpc_error(lambda: stubs.metrics.ViewMetric(no_range, metadata=alice.auth))
     assert error.code() == Code.INVALID_ARGUMENT
     assert "range" in error.details()
+
+
+def test_a_minute_counted_before_a_move_is_not_counted_again_by_another_device_after_it(stubs, alice, clock):
+    # 02:00 UTC two days ago: 03:00 that day in Paris, 21:00 the day before in New York.
+    day = clock().date() - timedelta(days=2)
+    instant = int(datetime(day.year, day.month, day.day, 2, 0, tzinfo=UTC).timestamp())
+    upload(stubs, alice, batch([reading(STEPS, instant, 200)], device_id="watch"))
+    move = account_pb2.UpdateProfileRequest(profile=account_pb2.ProfileFields(time_zone="America/New_York"))
+    stubs.accounts.UpdateProfile(move, metadata=alice.auth)
+    upload(stubs, alice, batch([reading(STEPS, instant, 300)], device_id="phone"))
+    before = day - timedelta(days=1)
+    request = metric_pb2.ViewMetricRequest(
+        metric=STEPS,
+        dates=common_pb2.DateRange(
+            start=Date(year=before.year, month=before.month, day=before.day),
+            end=Date(year=day.year, month=day.month, day=day.day),
+        ),
+    )
+    view = eventually(lambda: stubs.metrics.ViewMetric(request, metadata=alice.auth), lambda v: v.total == 300)
+    assert [d.value for d in view.days] == [0, 300]

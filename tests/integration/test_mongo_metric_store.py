@@ -234,10 +234,13 @@ def test_a_minute_stays_put_even_across_the_widest_time_zone_jump(mongo_store):
     assert mongo_store.minutes_of_day("u1", STEPS, date(2026, 6, 9)) == {}
 
 
-def test_the_same_minute_from_another_source_or_metric_is_placed_on_its_own_day(mongo_store):
+def test_another_sources_copy_of_a_minute_joins_its_day_but_another_metric_does_not(mongo_store):
     evening = minute_of(datetime(2026, 6, 10, 21, 30, tzinfo=UTC))
     mongo_store.upsert_minutes("u1", "watch", [placed(evening, 10)])
-    assert mongo_store.upsert_minutes("u1", "phone", [placed(evening, 4, TOKYO)]) == {(STEPS, DAY + timedelta(days=1))}
+    # Same metric and minute from the phone after a move to Tokyo: merged with the watch's on its day,
+    # not counted again on the next one.
+    assert mongo_store.upsert_minutes("u1", "phone", [placed(evening, 4, TOKYO)]) == {(STEPS, DAY)}
+    assert mongo_store.minutes_of_day("u1", STEPS, DAY + timedelta(days=1)) == {}
     assert mongo_store.upsert_minutes("u1", "watch", [placed(evening, 90, TOKYO, HEART)]) == {
         (HEART, DAY + timedelta(days=1))
     }

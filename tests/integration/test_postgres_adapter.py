@@ -21,6 +21,7 @@ import pytest
 
 from core import migrate as migrate_command
 from core.adapters.postgres import UNAVAILABLE, PostgresDatabase, PostgresDeviceCursors, PostgresUnitOfWork
+from core.adapters.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 from core.adapters.sqlite import SqliteDatabase, SqliteUnitOfWork
 from core.domain.accounts import Credentials, Profile, Sex, User
 from core.domain.errors import AlreadyExists, Unavailable
@@ -212,7 +213,7 @@ def test_fittrack_migrate_migrates_the_embedded_database(tmp_path, monkeypatch, 
     monkeypatch.setenv("FITTRACK_PROFILE", "embedded")
     monkeypatch.setenv("FITTRACK_DATA_DIR", str(tmp_path / "var"))
     assert migrate_command.main() == 0
-    assert "embedded database at schema version 1" in capsys.readouterr().out
+    assert f"embedded database at schema version {len(SQLITE_MIGRATIONS)}" in capsys.readouterr().out
     assert (tmp_path / "var" / "fittrack.sqlite3").is_file()
 
 

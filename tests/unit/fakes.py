@@ -334,10 +334,15 @@ class FakeMetricStore(MetricStore):
     ) -> set[tuple[MetricKind, date]]:
         touched: set[tuple[MetricKind, date]] = set()
         for reading in readings:
-            key = (user_id, MetricKind(reading.metric), source, reading.minute)
-            day = self.minutes[key][0] if key in self.minutes else reading.local_date
+            metric = MetricKind(reading.metric)
+            key = (user_id, metric, source, reading.minute)
+            # A minute keeps the day any source first placed it on.
+            placed = [
+                day for (u, m, _, minute), (day, _) in self.minutes.items() if (u, m, minute) == key[:2] + key[3:]
+            ]
+            day = placed[0] if placed else reading.local_date
             self.minutes[key] = (day, float(reading.value))
-            touched.add((MetricKind(reading.metric), day))
+            touched.add((metric, day))
         return touched
 
     def minutes_of_day(self, user_id: str, metric: MetricKind, day: date) -> dict[str, dict[int, float]]:

@@ -243,6 +243,17 @@ def test_a_resent_minute_replaces_its_value_and_keeps_its_original_day(store):
     assert store.minutes_of_day("u1", MetricKind.STEPS, other_day) == {}
 
 
+def test_a_minute_another_source_placed_keeps_that_day_after_a_time_zone_change(store):
+    # The watch placed minute 100 on DAY; after the user moved, the phone's copy
+    # of the same minute comes with the day before. Counting it there as well
+    # would count the minute twice across the two days.
+    store.upsert_minutes("u1", "watch", [placed(100, 10)])
+    other_day = DAY - timedelta(days=1)
+    assert store.upsert_minutes("u1", "phone", [placed(100, 20, other_day)]) == {(MetricKind.STEPS, DAY)}
+    assert store.minutes_of_day("u1", MetricKind.STEPS, DAY) == {"watch": {100: 10.0}, "phone": {100: 20.0}}
+    assert store.minutes_of_day("u1", MetricKind.STEPS, other_day) == {}
+
+
 def test_minutes_are_kept_per_source(store):
     store.upsert_minutes("u1", "watch", [placed(100, 10)])
     store.upsert_minutes("u1", "phone", [placed(100, 20), placed(101, 5)])
