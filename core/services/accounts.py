@@ -86,11 +86,7 @@ class Accounts:
         if not self._hasher.verify(password, credentials.password_hash):
             raise Unauthenticated(WRONG_CREDENTIALS)
         now = self._now()
-        if credentials.expired(now):
-            raise FailedPrecondition(
-                f"your password expired on {credentials.expires_at:%Y-%m-%d}; set a new one with "
-                "ChangePassword (username, current and new password), then log in again"
-            )
+        _refuse_if_expired(credentials, now)
         return self._open_session(user.user_id, now)
 
     def login_sso(self) -> Session:
@@ -114,11 +110,8 @@ class Accounts:
                 raise Unauthenticated("the refresh token has expired; log in again")
             credentials = uow.users.get_credentials(record.user_id)
             # Refreshing must not keep a session alive past the password's expiry.
-            if credentials is not None and credentials.expired(now):
-                raise FailedPrecondition(
-                    f"your password expired on {credentials.expires_at:%Y-%m-%d}; set a new one with "
-                    "ChangePassword (username, current and new password), then log in again"
-                )
+            if credentials is not None:
+                _refuse_if_expired(credentials, now)
             uow.sessions.mark_refresh_used(token_hash)
             session = self._rotate(uow, record.user_id, record.session_id, credentials, now)
             uow.commit()
@@ -253,6 +246,14 @@ class Accounts:
             refresh_token=refresh_token,
             refresh_expires_at=refresh_expires,
             password_expires_at=credentials.expires_at if credentials else None,
+        )
+
+
+def _refuse_if_expired(credentials: Credentials, now: datetime) -> None:
+    if credentials.expired(now):
+        raise FailedPrecondition(
+            f"your password expired on {credentials.expires_at:%Y-%m-%d}; set a new one with "
+            "ChangePassword (username, current and new password), then log in again"
         )
 
 
