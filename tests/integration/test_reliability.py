@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from core.config import Config
 from generated.fittrack.v1 import account_pb2, common_pb2, metric_pb2
 from tests.production import ProductionStack, run_services
-from tests.support import Clock, RunningServer, Stubs, batch, eventually, reading, register_and_login, rpc_error
+from tests.support import Stubs, batch, eventually, reading, register_and_login, rpc_error
 from workers.persister import CRASH_EXIT_CODE
 
 STEPS = common_pb2.METRIC_KIND_STEPS
@@ -36,24 +36,15 @@ def stack():
 
 
 @pytest.fixture
-def server(stack, tmp_path):
-    config = Config(
+def server_config(stack, tmp_path):
+    """Production only, on this module's own slice; `server` and `stubs` come from tests/conftest.py."""
+    return Config(
         listen="127.0.0.1:0",
         data_dir=tmp_path / "var",
         bcrypt_rounds=4,
         shutdown_grace_seconds=1,
         **stack.config_values(),
     )
-    running = RunningServer(config, Clock())
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def stubs(server):
-    connected = Stubs.connect(server.address)
-    yield connected
-    connected.channel.close()
 
 
 @pytest.fixture

@@ -21,16 +21,6 @@ def app() -> FakeApp:
     return fake_app(NOON_IN_PARIS)
 
 
-@pytest.fixture
-def alice(app):
-    return app.sign_up("alice", time_zone="Europe/Paris")
-
-
-@pytest.fixture
-def bob(app):
-    return app.sign_up("bob", time_zone="America/New_York")
-
-
 def test_a_new_goal_is_active_and_listed(app, alice):
     goal = app.goals.create(alice, STEPS, DAILY, 10_000)
     assert (goal.metric, goal.period, goal.target, goal.active) == (STEPS, DAILY, 10_000.0, True)

@@ -22,16 +22,6 @@ def app() -> FakeApp:
     return fake_app(NOW)
 
 
-@pytest.fixture
-def alice(app):
-    return app.sign_up("alice", time_zone="Europe/Paris")
-
-
-@pytest.fixture
-def bob(app):
-    return app.sign_up("bob", time_zone="America/New_York")
-
-
 def test_a_batch_is_placed_on_the_local_days_of_the_users_time_zone(app, alice, bob):
     readings = [(STEPS, HALF_PAST_ELEVEN_UTC, 10)]
     in_paris = app.metrics.open_ingest(alice).check(RawBatch("watch", 1, readings))

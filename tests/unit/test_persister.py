@@ -20,11 +20,6 @@ def app() -> FakeApp:
     return fake_app(NOW)
 
 
-@pytest.fixture
-def alice(app):
-    return app.sign_up("alice", time_zone="Europe/Paris")
-
-
 def minute_of(moment: datetime) -> int:
     return int(moment.timestamp()) // 60
 

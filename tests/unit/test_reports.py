@@ -34,11 +34,6 @@ def app() -> FakeApp:
     return fake_app(NOW)
 
 
-@pytest.fixture
-def alice(app):
-    return app.sign_up("alice", time_zone="Europe/Paris")
-
-
 def put(app: FakeApp, user_id: str, metric: MetricKind, values: dict[date, float], minutes: int = 600) -> None:
     app.store.put_days(user_id, metric, *(DaySummary(day, v, 1, 100, minutes) for day, v in values.items()))
 
