@@ -24,42 +24,45 @@ _sym_db = _symbol_database.Default()
 
 from generated.fittrack.v1 import common_pb2 as fittrack_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.rpc import code_pb2 as google_dot_rpc_dot_code__pb2
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66ittrack/v1/metric.proto\x12\x0b\x66ittrack.v1\x1a\x18\x66ittrack/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"k\n\x07Reading\x12\'\n\x06metric\x18\x01 \x01(\x0e\x32\x17.fittrack.v1.MetricKind\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x03 \x01(\x01\"[\n\x0cReadingBatch\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12&\n\x08readings\x18\x03 \x03(\x0b\x32\x14.fittrack.v1.Reading\"A\n\x15UploadReadingsRequest\x12(\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x19.fittrack.v1.ReadingBatch\"\xce\x01\n\rUploadSummary\x12\x18\n\x10\x62\x61tches_accepted\x18\x01 \x01(\r\x12\x19\n\x11\x62\x61tches_duplicate\x18\x02 \x01(\r\x12\x19\n\x11readings_accepted\x18\x03 \x01(\x04\x12\x36\n\x12\x66irst_reading_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_reading_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x13SyncReadingsRequest\x12\'\n\x05hello\x18\x01 \x01(\x0b\x32\x16.fittrack.v1.SyncHelloH\x00\x12*\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x19.fittrack.v1.ReadingBatchH\x00\x42\t\n\x07message\"\x1e\n\tSyncHello\x12\x11\n\tdevice_id\x18\x01 \x01(\t\"t\n\x14SyncReadingsResponse\x12+\n\x07welcome\x18\x01 \x01(\x0b\x32\x18.fittrack.v1.SyncWelcomeH\x00\x12$\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x15.fittrack.v1.BatchAckH\x00\x42\t\n\x07message\"?\n\x0bSyncWelcome\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x1d\n\x15last_durable_sequence\x18\x02 \x01(\x04\"\xea\x01\n\x08\x42\x61tchAck\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.fittrack.v1.BatchAck.Status\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x19\n\x11readings_accepted\x18\x05 \x01(\r\"`\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTATUS_ACCEPTED\x10\x01\x12\x14\n\x10STATUS_DUPLICATE\x10\x02\x12\x13\n\x0fSTATUS_REJECTED\x10\x03\"\x9a\x01\n\x11ViewMetricRequest\x12\'\n\x06metric\x18\x01 \x01(\x0e\x32\x17.fittrack.v1.MetricKind\x12*\n\x06preset\x18\x02 \x01(\x0e\x32\x18.fittrack.v1.RangePresetH\x00\x12\'\n\x05\x64\x61tes\x18\x03 \x01(\x0b\x32\x16.fittrack.v1.DateRangeH\x00\x42\x07\n\x05range\"q\n\nDailyValue\x12\x1f\n\x04\x64\x61te\x18\x01 \x01(\x0b\x32\x11.google.type.Date\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0b\n\x03min\x18\x03 \x01(\x01\x12\x0b\n\x03max\x18\x04 \x01(\x01\x12\x19\n\x11minutes_with_data\x18\x05 \x01(\r\"\x86\x02\n\x12ViewMetricResponse\x12\'\n\x06metric\x18\x01 \x01(\x0e\x32\x17.fittrack.v1.MetricKind\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12 \n\x05start\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12\x1e\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x11.google.type.Date\x12%\n\x04\x64\x61ys\x18\x05 \x03(\x0b\x32\x17.fittrack.v1.DailyValue\x12\r\n\x05total\x18\x06 \x01(\x01\x12\x0f\n\x07\x61verage\x18\x07 \x01(\x01\x12\x0b\n\x03min\x18\x08 \x01(\x01\x12\x0b\n\x03max\x18\t \x01(\x01\x12\x16\n\x0e\x64\x61ys_with_data\x18\n \x01(\r2\x8b\x02\n\rMetricService\x12R\n\x0eUploadReadings\x12\".fittrack.v1.UploadReadingsRequest\x1a\x1a.fittrack.v1.UploadSummary(\x01\x12W\n\x0cSyncReadings\x12 .fittrack.v1.SyncReadingsRequest\x1a!.fittrack.v1.SyncReadingsResponse(\x01\x30\x01\x12M\n\nViewMetric\x12\x1e.fittrack.v1.ViewMetricRequest\x1a\x1f.fittrack.v1.ViewMetricResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66ittrack/v1/metric.proto\x12\x0b\x66ittrack.v1\x1a\x18\x66ittrack/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15google/rpc/code.proto\x1a\x16google/type/date.proto\"k\n\x07Reading\x12\'\n\x06metric\x18\x01 \x01(\x0e\x32\x17.fittrack.v1.MetricKind\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x03 \x01(\x01\"[\n\x0cReadingBatch\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12&\n\x08readings\x18\x03 \x03(\x0b\x32\x14.fittrack.v1.Reading\"A\n\x15UploadReadingsRequest\x12(\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x19.fittrack.v1.ReadingBatch\"\xce\x01\n\rUploadSummary\x12\x18\n\x10\x62\x61tches_accepted\x18\x01 \x01(\r\x12\x19\n\x11\x62\x61tches_duplicate\x18\x02 \x01(\r\x12\x19\n\x11readings_accepted\x18\x03 \x01(\x04\x12\x36\n\x12\x66irst_reading_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_reading_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x13SyncReadingsRequest\x12\'\n\x05hello\x18\x01 \x01(\x0b\x32\x16.fittrack.v1.SyncHelloH\x00\x12*\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x19.fittrack.v1.ReadingBatchH\x00\x42\t\n\x07message\"\x1e\n\tSyncHello\x12\x11\n\tdevice_id\x18\x01 \x01(\t\"t\n\x14SyncReadingsResponse\x12+\n\x07welcome\x18\x01 \x01(\x0b\x32\x18.fittrack.v1.SyncWelcomeH\x00\x12$\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x15.fittrack.v1.BatchAckH\x00\x42\t\n\x07message\"Z\n\x0bSyncWelcome\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x1d\n\x15last_durable_sequence\x18\x02 \x01(\x04\x12\x19\n\x11missing_sequences\x18\x03 \x03(\x04\"\x8a\x02\n\x08\x42\x61tchAck\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.fittrack.v1.BatchAck.Status\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x19\n\x11readings_accepted\x18\x05 \x01(\r\x12\x1e\n\x04\x63ode\x18\x06 \x01(\x0e\x32\x10.google.rpc.Code\"`\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTATUS_ACCEPTED\x10\x01\x12\x14\n\x10STATUS_DUPLICATE\x10\x02\x12\x13\n\x0fSTATUS_REJECTED\x10\x03\"\x9a\x01\n\x11ViewMetricRequest\x12\'\n\x06metric\x18\x01 \x01(\x0e\x32\x17.fittrack.v1.MetricKind\x12*\n\x06preset\x18\x02 \x01(\x0e\x32\x18.fittrack.v1.RangePresetH\x00\x12\'\n\x05\x64\x61tes\x18\x03 \x01(\x0b\x32\x16.fittrack.v1.DateRangeH\x00\x42\x07\n\x05range\"\x9c\x01\n\nDailyValue\x12\x1f\n\x04\x64\x61te\x18\x01 \x01(\x0b\x32\x11.google.type.Date\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0b\n\x03min\x18\x03 \x01(\x01\x12\x0b\n\x03max\x18\x04 \x01(\x01\x12\x19\n\x11minutes_with_data\x18\x05 \x01(\r\x12)\n\x07sources\x18\x06 \x03(\x0b\x32\x18.fittrack.v1.SourceValue\"G\n\x0bSourceValue\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x19\n\x11minutes_with_data\x18\x03 \x01(\r\"\xb1\x02\n\x12ViewMetricResponse\x12\'\n\x06metric\x18\x01 \x01(\x0e\x32\x17.fittrack.v1.MetricKind\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12 \n\x05start\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12\x1e\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x11.google.type.Date\x12%\n\x04\x64\x61ys\x18\x05 \x03(\x0b\x32\x17.fittrack.v1.DailyValue\x12\r\n\x05total\x18\x06 \x01(\x01\x12\x0f\n\x07\x61verage\x18\x07 \x01(\x01\x12\x0b\n\x03min\x18\x08 \x01(\x01\x12\x0b\n\x03max\x18\t \x01(\x01\x12\x16\n\x0e\x64\x61ys_with_data\x18\n \x01(\r\x12)\n\x07sources\x18\x0b \x03(\x0b\x32\x18.fittrack.v1.SourceValue2\x8b\x02\n\rMetricService\x12R\n\x0eUploadReadings\x12\".fittrack.v1.UploadReadingsRequest\x1a\x1a.fittrack.v1.UploadSummary(\x01\x12W\n\x0cSyncReadings\x12 .fittrack.v1.SyncReadingsRequest\x1a!.fittrack.v1.SyncReadingsResponse(\x01\x30\x01\x12M\n\nViewMetric\x12\x1e.fittrack.v1.ViewMetricRequest\x1a\x1f.fittrack.v1.ViewMetricResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fittrack.v1.metric_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_READING']._serialized_start=124
-  _globals['_READING']._serialized_end=231
-  _globals['_READINGBATCH']._serialized_start=233
-  _globals['_READINGBATCH']._serialized_end=324
-  _globals['_UPLOADREADINGSREQUEST']._serialized_start=326
-  _globals['_UPLOADREADINGSREQUEST']._serialized_end=391
-  _globals['_UPLOADSUMMARY']._serialized_start=394
-  _globals['_UPLOADSUMMARY']._serialized_end=600
-  _globals['_SYNCREADINGSREQUEST']._serialized_start=602
-  _globals['_SYNCREADINGSREQUEST']._serialized_end=719
-  _globals['_SYNCHELLO']._serialized_start=721
-  _globals['_SYNCHELLO']._serialized_end=751
-  _globals['_SYNCREADINGSRESPONSE']._serialized_start=753
-  _globals['_SYNCREADINGSRESPONSE']._serialized_end=869
-  _globals['_SYNCWELCOME']._serialized_start=871
-  _globals['_SYNCWELCOME']._serialized_end=934
-  _globals['_BATCHACK']._serialized_start=937
-  _globals['_BATCHACK']._serialized_end=1171
-  _globals['_BATCHACK_STATUS']._serialized_start=1075
-  _globals['_BATCHACK_STATUS']._serialized_end=1171
-  _globals['_VIEWMETRICREQUEST']._serialized_start=1174
-  _globals['_VIEWMETRICREQUEST']._serialized_end=1328
-  _globals['_DAILYVALUE']._serialized_start=1330
-  _globals['_DAILYVALUE']._serialized_end=1443
-  _globals['_VIEWMETRICRESPONSE']._serialized_start=1446
-  _globals['_VIEWMETRICRESPONSE']._serialized_end=1708
-  _globals['_METRICSERVICE']._serialized_start=1711
-  _globals['_METRICSERVICE']._serialized_end=1978
+  _globals['_READING']._serialized_start=147
+  _globals['_READING']._serialized_end=254
+  _globals['_READINGBATCH']._serialized_start=256
+  _globals['_READINGBATCH']._serialized_end=347
+  _globals['_UPLOADREADINGSREQUEST']._serialized_start=349
+  _globals['_UPLOADREADINGSREQUEST']._serialized_end=414
+  _globals['_UPLOADSUMMARY']._serialized_start=417
+  _globals['_UPLOADSUMMARY']._serialized_end=623
+  _globals['_SYNCREADINGSREQUEST']._serialized_start=625
+  _globals['_SYNCREADINGSREQUEST']._serialized_end=742
+  _globals['_SYNCHELLO']._serialized_start=744
+  _globals['_SYNCHELLO']._serialized_end=774
+  _globals['_SYNCREADINGSRESPONSE']._serialized_start=776
+  _globals['_SYNCREADINGSRESPONSE']._serialized_end=892
+  _globals['_SYNCWELCOME']._serialized_start=894
+  _globals['_SYNCWELCOME']._serialized_end=984
+  _globals['_BATCHACK']._serialized_start=987
+  _globals['_BATCHACK']._serialized_end=1253
+  _globals['_BATCHACK_STATUS']._serialized_start=1157
+  _globals['_BATCHACK_STATUS']._serialized_end=1253
+  _globals['_VIEWMETRICREQUEST']._serialized_start=1256
+  _globals['_VIEWMETRICREQUEST']._serialized_end=1410
+  _globals['_DAILYVALUE']._serialized_start=1413
+  _globals['_DAILYVALUE']._serialized_end=1569
+  _globals['_SOURCEVALUE']._serialized_start=1571
+  _globals['_SOURCEVALUE']._serialized_end=1642
+  _globals['_VIEWMETRICRESPONSE']._serialized_start=1645
+  _globals['_VIEWMETRICRESPONSE']._serialized_end=1950
+  _globals['_METRICSERVICE']._serialized_start=1953
+  _globals['_METRICSERVICE']._serialized_end=2220
 # @@protoc_insertion_point(module_scope)

@@ -2,6 +2,7 @@ import datetime
 
 from generated.fittrack.v1 import common_pb2 as _common_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.rpc import code_pb2 as _code_pb2
 from google.type import date_pb2 as _date_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -75,15 +76,17 @@ class SyncReadingsResponse(_message.Message):
     def __init__(self, welcome: _Optional[_Union[SyncWelcome, _Mapping]] = ..., ack: _Optional[_Union[BatchAck, _Mapping]] = ...) -> None: ...
 
 class SyncWelcome(_message.Message):
-    __slots__ = ("device_id", "last_durable_sequence")
+    __slots__ = ("device_id", "last_durable_sequence", "missing_sequences")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     LAST_DURABLE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    MISSING_SEQUENCES_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     last_durable_sequence: int
-    def __init__(self, device_id: _Optional[str] = ..., last_durable_sequence: _Optional[int] = ...) -> None: ...
+    missing_sequences: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, device_id: _Optional[str] = ..., last_durable_sequence: _Optional[int] = ..., missing_sequences: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class BatchAck(_message.Message):
-    __slots__ = ("device_id", "sequence", "status", "reason", "readings_accepted")
+    __slots__ = ("device_id", "sequence", "status", "reason", "readings_accepted", "code")
     class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATUS_UNSPECIFIED: _ClassVar[BatchAck.Status]
@@ -99,12 +102,14 @@ class BatchAck(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     READINGS_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     sequence: int
     status: BatchAck.Status
     reason: str
     readings_accepted: int
-    def __init__(self, device_id: _Optional[str] = ..., sequence: _Optional[int] = ..., status: _Optional[_Union[BatchAck.Status, str]] = ..., reason: _Optional[str] = ..., readings_accepted: _Optional[int] = ...) -> None: ...
+    code: _code_pb2.Code
+    def __init__(self, device_id: _Optional[str] = ..., sequence: _Optional[int] = ..., status: _Optional[_Union[BatchAck.Status, str]] = ..., reason: _Optional[str] = ..., readings_accepted: _Optional[int] = ..., code: _Optional[_Union[_code_pb2.Code, str]] = ...) -> None: ...
 
 class ViewMetricRequest(_message.Message):
     __slots__ = ("metric", "preset", "dates")
@@ -117,21 +122,33 @@ class ViewMetricRequest(_message.Message):
     def __init__(self, metric: _Optional[_Union[_common_pb2.MetricKind, str]] = ..., preset: _Optional[_Union[_common_pb2.RangePreset, str]] = ..., dates: _Optional[_Union[_common_pb2.DateRange, _Mapping]] = ...) -> None: ...
 
 class DailyValue(_message.Message):
-    __slots__ = ("date", "value", "min", "max", "minutes_with_data")
+    __slots__ = ("date", "value", "min", "max", "minutes_with_data", "sources")
     DATE_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     MIN_FIELD_NUMBER: _ClassVar[int]
     MAX_FIELD_NUMBER: _ClassVar[int]
     MINUTES_WITH_DATA_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
     date: _date_pb2.Date
     value: float
     min: float
     max: float
     minutes_with_data: int
-    def __init__(self, date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., value: _Optional[float] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., minutes_with_data: _Optional[int] = ...) -> None: ...
+    sources: _containers.RepeatedCompositeFieldContainer[SourceValue]
+    def __init__(self, date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., value: _Optional[float] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., minutes_with_data: _Optional[int] = ..., sources: _Optional[_Iterable[_Union[SourceValue, _Mapping]]] = ...) -> None: ...
+
+class SourceValue(_message.Message):
+    __slots__ = ("source", "value", "minutes_with_data")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    MINUTES_WITH_DATA_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    value: float
+    minutes_with_data: int
+    def __init__(self, source: _Optional[str] = ..., value: _Optional[float] = ..., minutes_with_data: _Optional[int] = ...) -> None: ...
 
 class ViewMetricResponse(_message.Message):
-    __slots__ = ("metric", "unit", "start", "end", "days", "total", "average", "min", "max", "days_with_data")
+    __slots__ = ("metric", "unit", "start", "end", "days", "total", "average", "min", "max", "days_with_data", "sources")
     METRIC_FIELD_NUMBER: _ClassVar[int]
     UNIT_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
@@ -142,6 +159,7 @@ class ViewMetricResponse(_message.Message):
     MIN_FIELD_NUMBER: _ClassVar[int]
     MAX_FIELD_NUMBER: _ClassVar[int]
     DAYS_WITH_DATA_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
     metric: _common_pb2.MetricKind
     unit: str
     start: _date_pb2.Date
@@ -152,4 +170,5 @@ class ViewMetricResponse(_message.Message):
     min: float
     max: float
     days_with_data: int
-    def __init__(self, metric: _Optional[_Union[_common_pb2.MetricKind, str]] = ..., unit: _Optional[str] = ..., start: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., days: _Optional[_Iterable[_Union[DailyValue, _Mapping]]] = ..., total: _Optional[float] = ..., average: _Optional[float] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., days_with_data: _Optional[int] = ...) -> None: ...
+    sources: _containers.RepeatedCompositeFieldContainer[SourceValue]
+    def __init__(self, metric: _Optional[_Union[_common_pb2.MetricKind, str]] = ..., unit: _Optional[str] = ..., start: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., end: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., days: _Optional[_Iterable[_Union[DailyValue, _Mapping]]] = ..., total: _Optional[float] = ..., average: _Optional[float] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., days_with_data: _Optional[int] = ..., sources: _Optional[_Iterable[_Union[SourceValue, _Mapping]]] = ...) -> None: ...

@@ -73,8 +73,15 @@ class MetricServiceServicer:
 
     def SyncReadings(self, request_iterator, context):
         """Wearables keep a stream open: the device may first say hello to learn
-        where to resume, then sends batches and gets one ack per batch, in order.
+        where to resume, then sends batches and gets one ack per batch, in the
+        order sent. The device need not wait for an ack before sending the next
+        batch; the server keeps a bounded number of batches in flight per stream
+        and stops reading (HTTP/2 flow control) while they are being stored.
         An invalid batch is rejected in its ack; the stream stays open.
+        A user may hold a limited number of open streams (8 by default); one
+        more fails with RESOURCE_EXHAUSTED. When the reading bus is down the
+        stream ends with UNAVAILABLE: reconnect with backoff, say hello again and
+        resend every batch not yet acknowledged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
