@@ -109,7 +109,9 @@ def _embedded_stores(config: Config) -> Stores:
     def uow() -> SqliteUnitOfWork:
         return SqliteUnitOfWork(db)
 
-    return Stores(uow, uow, SqliteMetricStore(db), SqliteReadingBus(db), [db.close])
+    bus = SqliteReadingBus(db)
+    # The bus's writer goes first: what it still holds is stored before the database closes.
+    return Stores(uow, uow, SqliteMetricStore(db), bus, [db.close, bus.close])
 
 
 def _production_stores(config: Config, live: LiveNotifications):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -18,6 +19,7 @@ from core.domain.aggregation import DaySummary
 from core.domain.goals import Goal
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from core.domain.notifications import Notification
+from core.domain.sequences import DeviceCursor
 
 
 class UserRepository(abc.ABC):
@@ -174,22 +176,28 @@ class PublishOutcome:
 class ReadingBus(abc.ABC):
     """Where accepted batches go on their way to the persister.
 
-    `publish` returns only once every batch is durable (committed, or
-    acknowledged by all in-sync replicas), because the device deletes what
+    A batch is acknowledged to the device only once it is durable (committed,
+    or acknowledged by all in-sync replicas), because the device deletes what
     we acknowledge.
     """
 
     @abc.abstractmethod
-    def publish(self, batches: Sequence[AcceptedBatch]) -> list[str]:
-        """Make the batches durable, in order; one PublishOutcome per batch.
+    def submit(self, batches: Sequence[AcceptedBatch]) -> Future[list[str]]:
+        """Start making the batches durable, in order, without waiting.
 
-        A batch whose (user, source, sequence) was published before is
-        DUPLICATE and is not published again.
+        The future resolves once all of them are durable, to one
+        PublishOutcome per batch: a batch whose (user, source, sequence) is
+        already held is DUPLICATE and not published again. It fails with
+        Unavailable when the bus cannot take them.
         """
 
+    def publish(self, batches: Sequence[AcceptedBatch]) -> list[str]:
+        """`submit` and wait."""
+        return self.submit(batches).result()
+
     @abc.abstractmethod
-    def last_sequence(self, user_id: str, source: str) -> int:
-        """Highest sequence of this source that is durable; 0 when none."""
+    def cursor(self, user_id: str, source: str) -> DeviceCursor:
+        """Which sequences of this source are durable."""
 
 
 class PasswordHasher(abc.ABC):

@@ -32,6 +32,7 @@ from core.domain.errors import AlreadyExists, NotFound, Unavailable
 from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import MetricKind
 from core.domain.notifications import Notification, NotificationKind
+from core.domain.sequences import DeviceCursor
 from core.ports import (
     AccountsUnitOfWork,
     GoalRepository,
@@ -606,7 +607,7 @@ class PostgresNotifications(NotificationRepository):
 
 
 class PostgresDeviceCursors:
-    """The highest batch sequence recorded per (user, device source), on the primary.
+    """Which batch sequences are held per (user, device source), on the primary.
 
     Reads go to the primary too: a lagging replica would show an old cursor and
     let a resent batch pass as new.
@@ -615,23 +616,52 @@ class PostgresDeviceCursors:
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
 
-    def last_sequence(self, user_id: str, source: str) -> int:
+    def load(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], DeviceCursor]:
+        """The stored cursors of these (user, source) pairs; absent pairs hold nothing yet."""
+        if not keys:
+            return {}
+        users, sources = zip(*keys, strict=True)
         with self._db.transaction() as tx:
-            row = tx.execute(
-                "SELECT last_sequence FROM device_cursors WHERE user_id = %s AND source = %s", (user_id, source)
-            ).fetchone()
-        return row[0] if row else 0
+            rows = tx.execute(
+                "SELECT c.user_id, c.source, c.last_sequence, c.held FROM device_cursors c"
+                " JOIN unnest(%s::text[], %s::text[]) AS k (user_id, source)"
+                " ON c.user_id = k.user_id AND c.source = k.source",
+                (list(users), list(sources)),
+            ).fetchall()
+        return {(user_id, source): DeviceCursor(highest, held) for user_id, source, highest, held in rows}
 
-    def advance(self, user_id: str, source: str, sequence: int) -> bool:
-        """Record `sequence` if it is above the stored one; False when it is not (a duplicate)."""
+    def save(self, cursors: dict[tuple[str, str], DeviceCursor]) -> None:
+        """Store the cursors, merged with what another server may have stored meanwhile.
+
+        A deleted user's cursors are not brought back.
+        """
+        if not cursors:
+            return
         with self._db.transaction() as tx:
-            cursor = tx.execute(
-                "INSERT INTO device_cursors (user_id, source, last_sequence) VALUES (%s, %s, %s)"
-                " ON CONFLICT (user_id, source) DO UPDATE SET last_sequence = excluded.last_sequence"
-                " WHERE excluded.last_sequence > device_cursors.last_sequence",
-                (user_id, source, sequence),
+            stored = {
+                (user_id, source): DeviceCursor(highest, held)
+                for user_id, source, highest, held in tx.execute(
+                    "SELECT c.user_id, c.source, c.last_sequence, c.held FROM device_cursors c"
+                    " JOIN unnest(%s::text[], %s::text[]) AS k (user_id, source)"
+                    " ON c.user_id = k.user_id AND c.source = k.source FOR UPDATE OF c",
+                    ([u for u, _ in cursors], [s for _, s in cursors]),
+                ).fetchall()
+            }
+            merged = {key: cursor.merged(stored[key]) if key in stored else cursor for key, cursor in cursors.items()}
+            tx.execute(
+                "INSERT INTO device_cursors (user_id, source, last_sequence, held)"
+                " SELECT k.user_id, k.source, k.highest, k.held"
+                " FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[]) AS k (user_id, source, highest, held)"
+                " WHERE EXISTS (SELECT 1 FROM users WHERE users.user_id = k.user_id)"
+                " ON CONFLICT (user_id, source) DO UPDATE"
+                " SET last_sequence = excluded.last_sequence, held = excluded.held",
+                (
+                    [u for u, _ in merged],
+                    [s for _, s in merged],
+                    [c.highest for c in merged.values()],
+                    [c.held for c in merged.values()],
+                ),
             )
-            return cursor.rowcount == 1
 
     def delete_user(self, user_id: str) -> None:
         with self._db.transaction() as tx:

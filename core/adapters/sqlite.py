@@ -8,20 +8,24 @@ acknowledged to the device as soon as its commit returns.
 
 from __future__ import annotations
 
+import json
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from core.adapters.codec import decode_batch, encode_batch
 from core.domain.accounts import Credentials, Profile, Sex, User
-from core.domain.aggregation import DaySummary
+from core.domain.aggregation import DaySummary, SourceFigures
 from core.domain.errors import AlreadyExists, NotFound, Unavailable
 from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from core.domain.notifications import Notification, NotificationKind
+from core.domain.sequences import DeviceCursor
 from core.ports import (
     AccountsUnitOfWork,
     GoalRepository,
@@ -132,6 +136,14 @@ MIGRATIONS: list[str] = [
     # A minute keeps the local day any source first placed it on: looked up by minute across sources.
     """
     CREATE INDEX minute_values_by_minute ON minute_values (user_id, metric, minute);
+    """,
+    # Which of the 63 sequences below the highest are held too (core.domain.sequences).
+    """
+    ALTER TABLE device_cursors ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+    """,
+    # Each source's own figures of the day, for ViewMetric's breakdown: [[source, value, minutes], ...].
+    """
+    ALTER TABLE daily_values ADD COLUMN sources TEXT NOT NULL DEFAULT '[]';
     """,
 ]
 
@@ -545,18 +557,24 @@ class SqliteMetricStore(MetricStore):
     def save_days(self, user_id: str, metric: MetricKind, summaries: Sequence[DaySummary]) -> None:
         with self._db.transaction() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO daily_values (user_id, metric, local_date, value, min, max, minutes)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(user_id, int(metric), s.day.toordinal(), s.value, s.min, s.max, s.minutes) for s in summaries],
+                "INSERT OR REPLACE INTO daily_values (user_id, metric, local_date, value, min, max, minutes, sources)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (user_id, int(metric), s.day.toordinal(), s.value, s.min, s.max, s.minutes, _sources_json(s))
+                    for s in summaries
+                ],
             )
 
     def days(self, user_id: str, metric: MetricKind, start: date, end: date) -> list[DaySummary]:
         rows = self._db.connection().execute(
-            "SELECT local_date, value, min, max, minutes FROM daily_values"
+            "SELECT local_date, value, min, max, minutes, sources FROM daily_values"
             " WHERE user_id = ? AND metric = ? AND local_date BETWEEN ? AND ? ORDER BY local_date",
             (user_id, int(metric), start.toordinal(), end.toordinal()),
         )
-        return [DaySummary(date.fromordinal(day), value, low, high, minutes) for day, value, low, high, minutes in rows]
+        return [
+            DaySummary(date.fromordinal(day), value, low, high, minutes, _sources_of(sources))
+            for day, value, low, high, minutes, sources in rows
+        ]
 
     def delete_user(self, user_id: str) -> None:
         with self._db.transaction() as conn:
@@ -564,46 +582,108 @@ class SqliteMetricStore(MetricStore):
             conn.execute("DELETE FROM daily_values WHERE user_id = ?", (user_id,))
 
 
+def _sources_json(summary: DaySummary) -> str:
+    return json.dumps([[f.source, f.value, f.minutes] for f in summary.sources], separators=(",", ":"))
+
+
+def _sources_of(text: str) -> tuple[SourceFigures, ...]:
+    return tuple(SourceFigures(source, value, minutes) for source, value, minutes in json.loads(text))
+
+
 class SqliteReadingBus(ReadingBus):
     """The embedded stand-in for the `readings` topic: an append-only log table.
 
-    `on_published` wakes the in-process persister after each commit.
+    Group commit: one writer thread takes every batch submitted since its last
+    commit and stores them in one transaction, so many streams share one
+    fsync instead of queueing for one each. `on_published` wakes the
+    in-process persister after each commit.
     """
+
+    GROUP_LIMIT = 2_000  # batches per transaction: bounds how long one commit holds the write lock
 
     def __init__(self, db: SqliteDatabase, on_published: Callable[[], None] = lambda: None) -> None:
         self._db = db
         self.on_published = on_published
+        self._queue: queue.SimpleQueue[tuple[Sequence[AcceptedBatch], Future] | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
 
-    def publish(self, batches: Sequence[AcceptedBatch]) -> list[str]:
-        outcomes = []
+    def submit(self, batches: Sequence[AcceptedBatch]) -> Future[list[str]]:
+        future: Future[list[str]] = Future()
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="ingest-log-writer", daemon=True)
+                self._writer.start()
+        self._queue.put((batches, future))
+        return future
+
+    def _write_loop(self) -> None:
+        while (first := self._queue.get()) is not None:
+            group = [first]
+            while len(group) < self.GROUP_LIMIT:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # stop after this group
+                    break
+                group.append(item)
+            try:
+                outcomes = self._write([batches for batches, _ in group])
+            except Exception as error:  # noqa: BLE001 - every waiting stream must hear of it
+                for _, future in group:
+                    future.set_exception(error)
+                continue
+            for (_, future), result in zip(group, outcomes, strict=True):
+                future.set_result(result)
+            if any(PublishOutcome.ACCEPTED in result for result in outcomes):
+                self.on_published()
+
+    def _write(self, groups: list[Sequence[AcceptedBatch]]) -> list[list[str]]:
+        outcomes: list[list[str]] = []
         with self._db.transaction() as conn:
-            for batch in batches:
-                if batch.sequence and not self._advance_cursor(conn, batch):
-                    outcomes.append(PublishOutcome.DUPLICATE)
-                    continue
-                conn.execute("INSERT INTO ingest_log (payload) VALUES (?)", (encode_batch(batch),))
-                outcomes.append(PublishOutcome.ACCEPTED)
-        if PublishOutcome.ACCEPTED in outcomes:
-            self.on_published()
+            cursors: dict[tuple[str, str], DeviceCursor] = {}
+            log_rows = []
+            for batches in groups:
+                result = []
+                for batch in batches:
+                    if batch.sequence:
+                        key = (batch.user_id, batch.source)
+                        cursor = cursors.get(key) or self._load_cursor(conn, *key)
+                        if cursor.holds(batch.sequence):
+                            result.append(PublishOutcome.DUPLICATE)
+                            continue
+                        cursors[key] = cursor.with_durable(batch.sequence)
+                    log_rows.append((encode_batch(batch),))
+                    result.append(PublishOutcome.ACCEPTED)
+                outcomes.append(result)
+            conn.executemany("INSERT INTO ingest_log (payload) VALUES (?)", log_rows)
+            conn.executemany(
+                "INSERT INTO device_cursors (user_id, source, last_sequence, held) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (user_id, source) DO UPDATE"
+                " SET last_sequence = excluded.last_sequence, held = excluded.held",
+                [(user_id, source, c.highest, c.held) for (user_id, source), c in cursors.items()],
+            )
         return outcomes
 
     @staticmethod
-    def _advance_cursor(conn: sqlite3.Connection, batch: AcceptedBatch) -> bool:
-        cursor = conn.execute(
-            "INSERT INTO device_cursors (user_id, source, last_sequence) VALUES (?, ?, ?)"
-            " ON CONFLICT (user_id, source) DO UPDATE SET last_sequence = excluded.last_sequence"
-            " WHERE excluded.last_sequence > device_cursors.last_sequence",
-            (batch.user_id, batch.source, batch.sequence),
-        )
-        return cursor.rowcount == 1
+    def _load_cursor(conn: sqlite3.Connection, user_id: str, source: str) -> DeviceCursor:
+        row = conn.execute(
+            "SELECT last_sequence, held FROM device_cursors WHERE user_id = ? AND source = ?", (user_id, source)
+        ).fetchone()
+        return DeviceCursor(*row) if row else DeviceCursor()
 
-    def last_sequence(self, user_id: str, source: str) -> int:
-        row = (
-            self._db.connection()
-            .execute("SELECT last_sequence FROM device_cursors WHERE user_id = ? AND source = ?", (user_id, source))
-            .fetchone()
-        )
-        return row[0] if row else 0
+    def cursor(self, user_id: str, source: str) -> DeviceCursor:
+        return self._load_cursor(self._db.connection(), user_id, source)
+
+    def close(self) -> None:
+        """Store what was submitted, then stop the writer."""
+        with self._writer_lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            self._queue.put(None)
+            writer.join(timeout=30)
 
     def pending(self, limit: int) -> list[tuple[int, AcceptedBatch]]:
         """The oldest batches not yet applied, with their log ids."""

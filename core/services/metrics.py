@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ from core.domain.metrics import (
     validate_reading,
     validate_sequence,
 )
+from core.domain.sequences import DeviceCursor
 from core.ports import AccountsUnitOfWork, MetricStore, ReadingBus
 
 
@@ -78,9 +80,14 @@ class Ingest:
     def publish(self, batches: Sequence[AcceptedBatch]) -> list[str]:
         return self._bus.publish(batches)
 
-    def last_sequence(self, device_id: str) -> int:
+    def submit(self, batches: Sequence[AcceptedBatch]) -> Future[list[str]]:
+        """Publish without waiting; see ReadingBus.submit."""
+        return self._bus.submit(batches)
+
+    def resume_point(self, device_id: str) -> DeviceCursor:
+        """Where a reconnecting device resumes: what the server holds of its batches."""
         validate_device_id(device_id)
-        return self._bus.last_sequence(self.user_id, source_of(device_id))
+        return self._bus.cursor(self.user_id, source_of(device_id))
 
 
 class Metrics:

@@ -27,6 +27,7 @@ from core.domain.accounts import Credentials, Profile, Sex, User
 from core.domain.errors import AlreadyExists, Unavailable
 from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import MetricKind
+from core.domain.sequences import DeviceCursor
 from core.ports import RefreshRecord
 from tests.unit import test_fakes as contract
 
@@ -443,25 +444,41 @@ def test_revoke_all_can_keep_the_callers_own_session(uow):
 # --- device cursors ------------------------------------------------------------------
 
 
-def test_a_device_cursor_advances_only_to_a_higher_sequence(pg_empty):
+def test_device_cursors_are_stored_and_loaded_per_user_and_source(pg_empty):
+    for user_id, name in (("u1", "alice"), ("u2", "bob")):
+        add_user(pg_empty, user_id, name)
     cursors = PostgresDeviceCursors(pg_empty)
-    assert cursors.last_sequence("u1", "watch") == 0
-    assert [cursors.advance("u1", "watch", n) for n in (1, 1, 3, 2)] == [True, False, True, False]
-    assert cursors.advance("u1", "phone", 1)
-    assert (cursors.last_sequence("u1", "watch"), cursors.last_sequence("u1", "phone")) == (3, 1)
-    assert cursors.last_sequence("u2", "watch") == 0
+    assert cursors.load([("u1", "watch")]) == {}
+    cursors.save({("u1", "watch"): DeviceCursor(3, 0b10), ("u1", "phone"): DeviceCursor(1)})
+    assert cursors.load([("u1", "watch"), ("u1", "phone"), ("u2", "watch")]) == {
+        ("u1", "watch"): DeviceCursor(3, 0b10),
+        ("u1", "phone"): DeviceCursor(1),
+    }
 
 
-def test_device_cursors_are_deleted_per_user_and_with_the_user(pg_empty):
+def test_saving_a_cursor_merges_it_with_what_another_server_stored(pg_empty):
     add_user(pg_empty, "u1", "alice")
     cursors = PostgresDeviceCursors(pg_empty)
-    for user_id in ("u1", "u2", "u3"):
-        cursors.advance(user_id, "watch", 7)
+    cursors.save({("u1", "watch"): DeviceCursor().with_durable(5)})
+    cursors.save({("u1", "watch"): DeviceCursor().with_durable(3).with_durable(4)})
+    stored = cursors.load([("u1", "watch")])[("u1", "watch")]
+    assert (stored.highest, stored.missing()) == (5, [1, 2])
+
+
+def test_device_cursors_are_deleted_per_user_and_with_the_user_and_not_brought_back(pg_empty):
+    for user_id, name in (("u1", "alice"), ("u2", "bob"), ("u3", "carol")):
+        add_user(pg_empty, user_id, name)
+    cursors = PostgresDeviceCursors(pg_empty)
+    keys = [(user_id, "watch") for user_id in ("u1", "u2", "u3")]
+    cursors.save({key: DeviceCursor(7) for key in keys})
     cursors.delete_user("u2")
     with PostgresUnitOfWork(pg_empty) as unit:
         unit.users.delete("u1")
         unit.commit()
-    assert [cursors.last_sequence(u, "watch") for u in ("u1", "u2", "u3")] == [0, 0, 7]
+    assert cursors.load(keys) == {("u3", "watch"): DeviceCursor(7)}
+    # A server that still had u1's cursor in memory does not resurrect it.
+    cursors.save({("u1", "watch"): DeviceCursor(8)})
+    assert cursors.load(keys) == {("u3", "watch"): DeviceCursor(7)}
 
 
 # --- outages and recovery ------------------------------------------------------------
@@ -473,8 +490,8 @@ def test_an_unreachable_server_makes_every_call_unavailable_within_seconds():
     calls = {
         "unit of work": lambda: PostgresUnitOfWork(database).__enter__(),
         "read-only unit of work": lambda: PostgresUnitOfWork(database, read_only=True).__enter__(),
-        "last_sequence": lambda: cursors.last_sequence("u1", "watch"),
-        "advance": lambda: cursors.advance("u1", "watch", 1),
+        "load cursors": lambda: cursors.load([("u1", "watch")]),
+        "save cursors": lambda: cursors.save({("u1", "watch"): DeviceCursor(1)}),
         "migrate": database.migrate,
     }
     for name, call in calls.items():
@@ -533,16 +550,16 @@ def test_the_adapter_recovers_by_itself_once_the_server_is_back(pg_empty, pg_dsn
     cursors = PostgresDeviceCursors(database)
     try:
         add_user(database)
-        assert cursors.advance("u1", "watch", 1)
+        cursors.save({("u1", "watch"): DeviceCursor(1)})
         relay.stop()
-        for call in (lambda: add_user(database, "u2", "bob"), lambda: cursors.advance("u1", "watch", 2)):
+        for call in (lambda: add_user(database, "u2", "bob"), lambda: cursors.load([("u1", "watch")])):
             started = time.monotonic()
             with pytest.raises(Unavailable):
                 call()
             assert time.monotonic() - started < 5
         relay.start()
         add_user(database, "u2", "bob")
-        assert cursors.advance("u1", "watch", 2)
+        assert cursors.load([("u1", "watch")]) == {("u1", "watch"): DeviceCursor(1)}
         with PostgresUnitOfWork(database, read_only=True) as unit:
             assert [unit.users.get(u) is not None for u in ("u1", "u2")] == [True, True]
     finally:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -31,6 +32,7 @@ from core.domain.errors import AlreadyExists, NotFound
 from core.domain.goals import Goal
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from core.domain.notifications import Notification
+from core.domain.sequences import DeviceCursor
 from core.ports import (
     AccountsUnitOfWork,
     GoalRepository,
@@ -374,24 +376,27 @@ class FakeMetricStore(MetricStore):
 
 class FakeReadingBus(ReadingBus):
     def __init__(self) -> None:
-        self.cursors: dict[tuple[str, str], int] = {}
+        self.cursors: dict[tuple[str, str], DeviceCursor] = {}
         self.published: list[AcceptedBatch] = []
 
-    def publish(self, batches: Sequence[AcceptedBatch]) -> list[str]:
+    def submit(self, batches: Sequence[AcceptedBatch]) -> Future[list[str]]:
         outcomes = []
         for batch in batches:
             key = (batch.user_id, batch.source)
             if batch.sequence:
-                if batch.sequence <= self.cursors.get(key, 0):
+                cursor = self.cursors.get(key, DeviceCursor())
+                if cursor.holds(batch.sequence):
                     outcomes.append(PublishOutcome.DUPLICATE)
                     continue
-                self.cursors[key] = batch.sequence
+                self.cursors[key] = cursor.with_durable(batch.sequence)
             self.published.append(batch)
             outcomes.append(PublishOutcome.ACCEPTED)
-        return outcomes
+        future: Future[list[str]] = Future()
+        future.set_result(outcomes)
+        return future
 
-    def last_sequence(self, user_id: str, source: str) -> int:
-        return self.cursors.get((user_id, source), 0)
+    def cursor(self, user_id: str, source: str) -> DeviceCursor:
+        return self.cursors.get((user_id, source), DeviceCursor())
 
     def drain(self) -> list[AcceptedBatch]:
         """What the persister would consume next, as the topic hands it over."""

@@ -83,12 +83,13 @@ def test_a_batch_sent_again_with_the_same_sequence_is_a_duplicate(app, alice):
     assert len(app.bus.drain()) == 2
 
 
-def test_the_last_durable_sequence_is_tracked_per_device(app, alice):
+def test_the_resume_point_is_tracked_per_device(app, alice):
     ingest = app.metrics.open_ingest(alice)
     ingest.publish([check(app, alice, "watch", 5), check(app, alice, "phone", 2)])
-    assert ingest.last_sequence("watch") == 5
-    assert ingest.last_sequence("phone") == 2
-    assert ingest.last_sequence("ring") == 0
+    assert ingest.resume_point("watch").highest == 5
+    assert ingest.resume_point("watch").missing() == [1, 2, 3, 4]
+    assert ingest.resume_point("phone").highest == 2
+    assert ingest.resume_point("ring").highest == 0
 
 
 def test_the_same_device_name_of_two_users_keeps_two_cursors(app, alice, bob):
