@@ -160,6 +160,7 @@ def metric_view(summary: RangeSummary) -> metric_pb2.ViewMetricResponse:
                 min=d.min if not summary.metric.is_cumulative else 0.0,
                 max=d.max if not summary.metric.is_cumulative else 0.0,
                 minutes_with_data=d.minutes,
+                sources=_source_values(d.sources),
             )
             for d in summary.days
         ],
@@ -168,7 +169,12 @@ def metric_view(summary: RangeSummary) -> metric_pb2.ViewMetricResponse:
         min=summary.min if not summary.metric.is_cumulative else 0.0,
         max=summary.max if not summary.metric.is_cumulative else 0.0,
         days_with_data=summary.days_with_data,
+        sources=_source_values(summary.sources),
     )
+
+
+def _source_values(sources) -> list[metric_pb2.SourceValue]:
+    return [metric_pb2.SourceValue(source=s.source, value=s.value, minutes_with_data=s.minutes) for s in sources]
 
 
 # --- reports ---

@@ -8,7 +8,8 @@ persister's recomputation of a day reads one document:
       "user_id": "<user_id>",
       "date": "YYYY-MM-DD",
       "m": {"<metric>": {"<escaped source>": {"t<minute>": value, ...}, ...}, ...},
-      "d": {"<metric>": {"value": .., "min": .., "max": .., "minutes": ..}, ...}
+      "d": {"<metric>": {"value": .., "min": .., "max": .., "minutes": ..,
+                         "sources": {"<escaped source>": {"value": .., "minutes": ..}, ...}}, ...}
     }
 
 `date` is an ISO string so that string order is date order in range queries.
@@ -52,7 +53,7 @@ from pymongo.read_preferences import (
 )
 from pymongo.write_concern import WriteConcern
 
-from core.domain.aggregation import DaySummary
+from core.domain.aggregation import DaySummary, SourceFigures
 from core.domain.errors import Unavailable
 from core.domain.metrics import MINUTE, MetricKind, PlacedReading
 from core.ports import MetricStore
@@ -94,6 +95,13 @@ def escape_source(source: str) -> str:
 
 def unescape_source(key: str) -> str:
     return "" if key == _EMPTY_SOURCE else unquote(key, errors="strict")
+
+
+def _source_figures(stored: dict) -> tuple[SourceFigures, ...]:
+    figures = [
+        SourceFigures(unescape_source(key), float(own["value"]), int(own["minutes"])) for key, own in stored.items()
+    ]
+    return tuple(sorted(figures, key=lambda own: own.source))
 
 
 def doc_id(user_id: str, day: date) -> str:
@@ -273,6 +281,11 @@ class MongoMetricStore(MetricStore):
                                 "min": float(summary.min),
                                 "max": float(summary.max),
                                 "minutes": int(summary.minutes),
+                                # A subdocument, not nested arrays: FerretDB 1.x stores no arrays of arrays.
+                                "sources": {
+                                    escape_source(f.source): {"value": float(f.value), "minutes": int(f.minutes)}
+                                    for f in summary.sources
+                                },
                             }
                         },
                         "$setOnInsert": {"user_id": user_id, "date": summary.day.isoformat()},
@@ -314,6 +327,7 @@ class MongoMetricStore(MetricStore):
                     float(daily["min"]),
                     float(daily["max"]),
                     int(daily["minutes"]),
+                    _source_figures(daily.get("sources", {})),
                 )
             )
         return summaries

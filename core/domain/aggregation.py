@@ -18,6 +18,15 @@ MinuteValues = Mapping[int, float]  # minute since the epoch -> value
 
 
 @dataclass(frozen=True, slots=True)
+class SourceFigures:
+    """What one source reported on its own, before the merge."""
+
+    source: str
+    value: float  # total, or mean bpm for heart rate
+    minutes: int
+
+
+@dataclass(frozen=True, slots=True)
 class DaySummary:
     """One metric on one local day."""
 
@@ -26,6 +35,7 @@ class DaySummary:
     min: float = 0.0
     max: float = 0.0
     minutes: int = 0
+    sources: tuple[SourceFigures, ...] = ()  # ordered by source
 
     @property
     def has_data(self) -> bool:
@@ -41,6 +51,7 @@ class RangeSummary:
     min: float
     max: float
     days_with_data: int
+    sources: tuple[SourceFigures, ...] = ()
 
 
 def merge_sources(metric: MetricKind, by_source: Mapping[str, MinuteValues]) -> dict[int, float]:
@@ -68,6 +79,37 @@ def summarize_day(metric: MetricKind, day: date, merged: MinuteValues) -> DaySum
     total = sum(values)
     value = total if metric.is_cumulative else total / len(merged)
     return DaySummary(day, value, min(values), max(values), len(merged))
+
+
+def summarize_sources(metric: MetricKind, day: date, by_source: Mapping[str, MinuteValues]) -> DaySummary:
+    """The day's merged figures, with each source's own figures beside them."""
+    merged = summarize_day(metric, day, merge_sources(metric, by_source))
+    sources = []
+    for source in sorted(by_source):
+        own = summarize_day(metric, day, by_source[source])
+        if own.has_data:
+            sources.append(SourceFigures(source, own.value, own.minutes))
+    return DaySummary(merged.day, merged.value, merged.min, merged.max, merged.minutes, tuple(sources))
+
+
+def combine_sources(metric: MetricKind, days: Iterable[DaySummary]) -> tuple[SourceFigures, ...]:
+    """Each source's figures over several days: totals summed, heart rate averaged over its minutes."""
+    value: dict[str, float] = {}
+    minutes: dict[str, int] = {}
+    for day in days:
+        for figures in day.sources:
+            weight = 1 if metric.is_cumulative else figures.minutes
+            value[figures.source] = value.get(figures.source, 0.0) + figures.value * weight
+            minutes[figures.source] = minutes.get(figures.source, 0) + figures.minutes
+    return tuple(
+        SourceFigures(
+            source,
+            value[source] if metric.is_cumulative else value[source] / minutes[source],
+            minutes[source],
+        )
+        for source in sorted(value)
+        if minutes[source]
+    )
 
 
 def days_between(start: date, end: date) -> list[date]:
@@ -101,4 +143,5 @@ def summarize_range(metric: MetricKind, start: date, end: date, stored: Iterable
         min(d.min for d in with_data),
         max(d.max for d in with_data),
         len(with_data),
+        combine_sources(metric, with_data),
     )

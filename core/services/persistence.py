@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import date, datetime
 
 from core.domain.accounts import User
-from core.domain.aggregation import merge_sources, summarize_day
+from core.domain.aggregation import summarize_sources
 from core.domain.calendar import local_today, zone_named
 from core.domain.goals import Goal
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
@@ -49,7 +49,7 @@ class Persister:
                 by_metric[metric].append(day)
             for metric, days in by_metric.items():
                 summaries = [
-                    summarize_day(metric, day, merge_sources(metric, self._store.minutes_of_day(user_id, metric, day)))
+                    summarize_sources(metric, day, self._store.minutes_of_day(user_id, metric, day))
                     for day in sorted(days)
                 ]
                 self._store.save_days(user_id, metric, summaries)

@@ -4,7 +4,15 @@ from datetime import date
 
 import pytest
 
-from core.domain.aggregation import DaySummary, merge_sources, summarize_day, summarize_range
+from core.domain.aggregation import (
+    DaySummary,
+    SourceFigures,
+    combine_sources,
+    merge_sources,
+    summarize_day,
+    summarize_range,
+    summarize_sources,
+)
 from core.domain.metrics import MetricKind
 
 STEPS = MetricKind.STEPS
@@ -108,3 +116,20 @@ def test_stored_days_outside_the_range_do_not_leak_into_it():
     stored = [DaySummary(date(2026, 5, 31), 9999.0, 1.0, 100.0, 10), DaySummary(date(2026, 6, 1), 10.0, 10, 10, 1)]
     summary = summarize_range(STEPS, date(2026, 6, 1), date(2026, 6, 1), stored)
     assert summary.total == 10.0
+
+
+def test_each_source_keeps_its_own_figures_beside_the_merged_day():
+    day = date(2026, 3, 1)
+    summary = summarize_sources(MetricKind.STEPS, day, {"watch": {1: 100, 2: 100}, "phone": {1: 120}})
+    assert (summary.value, summary.minutes) == (220, 2)
+    assert summary.sources == (SourceFigures("phone", 120, 1), SourceFigures("watch", 200, 2))
+
+
+def test_a_sources_heart_rate_over_a_range_is_the_mean_of_its_minutes():
+    days = [
+        DaySummary(date(2026, 3, 1), 0, sources=(SourceFigures("watch", 60, 1),)),
+        DaySummary(date(2026, 3, 2), 0, sources=(SourceFigures("watch", 90, 2), SourceFigures("strap", 70, 4))),
+    ]
+    strap = SourceFigures("strap", 70, 4)
+    assert combine_sources(MetricKind.HEART_RATE, days) == (strap, SourceFigures("watch", 80, 3))
+    assert combine_sources(MetricKind.STEPS, days) == (strap, SourceFigures("watch", 150, 3))
