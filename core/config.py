@@ -28,6 +28,10 @@ class Config:
     max_readings_per_batch: int = 1000
     max_readings_per_upload: int = 200_000
     max_message_bytes: int = 4 * 1024 * 1024
+    max_streams_per_user: int = 8
+    stream_window: int = 16  # batches in flight per SyncReadings stream before the server stops reading
+    keepalive_seconds: float = 60.0
+    keepalive_timeout_seconds: float = 20.0
     shutdown_grace_seconds: float = 5.0
     stream_recheck_seconds: float = 15.0
     log_level: str = "INFO"
@@ -79,6 +83,18 @@ class Config:
             raise ConfigError("FITTRACK_TOKEN_SECRET must be at least 32 bytes")
         if not 0 < self.access_token_ttl_seconds <= 3600:
             raise ConfigError("FITTRACK_ACCESS_TOKEN_TTL_SECONDS must be 1 to 3600")
+        if not 1 <= self.max_readings_per_batch <= 100_000:
+            raise ConfigError("FITTRACK_MAX_READINGS_PER_BATCH must be 1 to 100000")
+        if self.max_message_bytes < 64 * 1024:
+            raise ConfigError("FITTRACK_MAX_MESSAGE_BYTES must be at least 65536")
+        if self.max_streams_per_user < 1:
+            raise ConfigError("FITTRACK_MAX_STREAMS_PER_USER must be at least 1")
+        if not 1 <= self.stream_window <= 1024:
+            raise ConfigError("FITTRACK_STREAM_WINDOW must be 1 to 1024")
+        if self.keepalive_seconds < 1 or self.keepalive_timeout_seconds <= 0:
+            raise ConfigError(
+                "FITTRACK_KEEPALIVE_SECONDS must be at least 1 and FITTRACK_KEEPALIVE_TIMEOUT_SECONDS above 0"
+            )
         if self.profile == "production":
             missing = [
                 f"FITTRACK_{name.upper()}"
@@ -106,6 +122,10 @@ _VARIABLES = {
     "max_readings_per_batch": int,
     "max_readings_per_upload": int,
     "max_message_bytes": int,
+    "max_streams_per_user": int,
+    "stream_window": int,
+    "keepalive_seconds": float,
+    "keepalive_timeout_seconds": float,
     "shutdown_grace_seconds": float,
     "stream_recheck_seconds": float,
     "log_level": str,

@@ -34,6 +34,7 @@ from server.servicers.goal import GoalServicer
 from server.servicers.metric import MetricServicer
 from server.servicers.notification import NotificationServicer
 from server.servicers.report import ReportServicer
+from server.streams import StreamLimiter
 
 log = logging.getLogger("fittrack.server")
 
@@ -112,8 +113,21 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
     # bcrypt and SQLite block: they run on this pool, off the event loop.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=16, thread_name_prefix="fittrack"))
     options = [
+        # A larger message is refused by gRPC itself with RESOURCE_EXHAUSTED.
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
+        # Wearables hold streams for hours over links that die silently: pinging
+        # them finds the dead ones, so their streams end and free their slots.
+        ("grpc.keepalive_time_ms", int(config.keepalive_seconds * 1000)),
+        ("grpc.keepalive_timeout_ms", int(config.keepalive_timeout_seconds * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # Clients may ping too (to keep NAT mappings alive), but not more than every 10 s.
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.http2.max_pings_without_data", 0),
+        # grpcio 1.85 times out an unanswered keepalive ping by this setting, not by keepalive_timeout_ms alone.
+        ("grpc.http2.ping_timeout_ms", int(config.keepalive_timeout_seconds * 1000)),
+        ("grpc.max_concurrent_streams", 1024),
     ]
     grpc_server = grpc.aio.server(
         interceptors=[ErrorInterceptor(), AuthInterceptor(app.accounts.authenticate)], options=options
@@ -124,12 +138,18 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
 
     account_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(app.accounts, today), grpc_server)
     goal_pb2_grpc.add_GoalServiceServicer_to_server(GoalServicer(app.goals), grpc_server)
+    streams = StreamLimiter(config.max_streams_per_user)
     metric_pb2_grpc.add_MetricServiceServicer_to_server(
-        MetricServicer(app.metrics, app.accounts.check_session, config.stream_recheck_seconds), grpc_server
+        MetricServicer(
+            app.metrics, app.accounts.check_session, config.stream_recheck_seconds, streams, config.stream_window
+        ),
+        grpc_server,
     )
     report_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(app.reports), grpc_server)
     notification_pb2_grpc.add_NotificationServiceServicer_to_server(
-        NotificationServicer(app.notifications, app.live, app.accounts.check_session, config.stream_recheck_seconds),
+        NotificationServicer(
+            app.notifications, app.live, app.accounts.check_session, config.stream_recheck_seconds, streams
+        ),
         grpc_server,
     )
     health_servicer = health.aio.HealthServicer()

@@ -7,11 +7,20 @@ from core.services.notifications import Notifications
 from generated.fittrack.v1 import notification_pb2, notification_pb2_grpc
 from server import mapping
 from server.auth import SessionWatch, current_principal
+from server.streams import StreamLimiter
 
 
 class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
-    def __init__(self, notifications: Notifications, live: LiveNotifications, check_session, recheck: float) -> None:
+    def __init__(
+        self,
+        notifications: Notifications,
+        live: LiveNotifications,
+        check_session,
+        recheck: float,
+        streams: StreamLimiter,
+    ) -> None:
         self._notifications = notifications
+        self._streams = streams
         self._live = live
         self._check_session = check_session
         self._recheck = recheck
@@ -38,6 +47,11 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
 
     async def SubscribeNotifications(self, request, context):
         principal = current_principal()
+        with self._streams.hold(principal.user_id):
+            async for notification in self._follow(principal, context):
+                yield notification
+
+    async def _follow(self, principal, context):
         watch = SessionWatch(self._check_session, principal, self._recheck)
         queue = self._live.subscribe(principal.user_id)
         try:

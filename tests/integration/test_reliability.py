@@ -16,6 +16,7 @@ import grpc
 import pytest
 from google.type.date_pb2 import Date
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from core.config import Config
 from generated.fittrack.v1 import account_pb2, common_pb2, metric_pb2
@@ -173,6 +174,38 @@ def test_a_persister_killed_between_write_and_commit_loses_and_doubles_nothing(s
     stack.start_persister()
     start, end = (now - timedelta(days=3)).date(), now.date()
     eventually(lambda: steps_between(stubs, user, start, end), lambda total: total >= expected, timeout=120)
+    assert steps_between(stubs, user, start, end) == expected
+
+
+def replay_caught_up(stack: ProductionStack, group: str) -> bool:
+    """Whether the consumer group has committed the end of every partition of the readings topic."""
+    bootstrap = stack.env["FITTRACK_KAFKA_BOOTSTRAP"]
+    topic = stack.env["FITTRACK_READINGS_TOPIC"]
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        committed = admin.list_consumer_group_offsets(group)
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(partitions)
+    finally:
+        admin.close()
+        consumer.close()
+    return bool(partitions) and all(
+        end == 0 or (p in committed and committed[p].offset >= end) for p, end in ends.items()
+    )
+
+
+def test_replaying_the_readings_topic_from_the_start_counts_nothing_twice(stack, stubs, user):
+    stack.start_persister()
+    now = datetime.now(UTC)
+    batches, expected = make_batches(20, 100, now)
+    Wearable(stubs, user, batches).sync_until_done(time.monotonic() + 120)
+    start, end = (now - timedelta(days=3)).date(), now.date()
+    eventually(lambda: steps_between(stubs, user, start, end), lambda total: total >= expected, timeout=120)
+    # A new consumer group reads the whole topic again, every batch of this module's tests included.
+    group = f"{stack.name}-replay"
+    stack.start_persister(FITTRACK_PERSISTER_GROUP=group)
+    eventually(lambda: replay_caught_up(stack, group), lambda done: done, timeout=180, interval=0.5)
     assert steps_between(stubs, user, start, end) == expected
 
 

@@ -76,7 +76,8 @@ class NotificationServiceServicer:
         client cancels. The server sends the response headers (initial metadata)
         once the subscription is in place: every notification created after
         they arrive is delivered. Notifications created while no stream is open
-        are still in ListNotifications.
+        are still in ListNotifications. Counts towards the open streams a user
+        may hold (see MetricService.SyncReadings).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
