@@ -16,11 +16,10 @@ from core.domain.metrics import (
     AcceptedBatch,
     BatchLimits,
     MetricKind,
-    place,
+    check_and_place,
     source_of,
     validate_batch_size,
     validate_device_id,
-    validate_reading,
     validate_sequence,
 )
 from core.domain.sequences import DeviceCursor
@@ -62,13 +61,12 @@ class Ingest:
             validate_device_id(raw.device_id)
             validate_sequence(raw.sequence)
             validate_batch_size(len(raw.readings), self._limits.batch)
-            now = self._now()
-            readings = [validate_reading(m, s, v, now, i) for i, (m, s, v) in enumerate(raw.readings)]
+            placed = check_and_place(raw.readings, self._now(), self._zone)
         except (InvalidArgument, ResourceExhausted) as error:
             if position:
                 raise type(error)(f"{position}: {error}") from None
             raise
-        return AcceptedBatch(self.user_id, source_of(raw.device_id), raw.sequence, place(readings, self._zone))
+        return AcceptedBatch(self.user_id, source_of(raw.device_id), raw.sequence, placed)
 
     def check_upload_size(self, readings_so_far: int) -> None:
         if readings_so_far > self._limits.max_readings_per_upload:

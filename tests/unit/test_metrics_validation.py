@@ -10,6 +10,7 @@ from core.domain.metrics import (
     BatchLimits,
     MetricKind,
     Reading,
+    check_and_place,
     local_date_of,
     place,
     source_of,
@@ -213,3 +214,32 @@ def test_the_day_paris_moves_its_clocks_back_has_25_hours_of_minutes():
 
 def test_an_ordinary_day_has_24_hours_of_minutes():
     assert minutes_on(date(2026, 6, 10), PARIS) == 24 * 60
+
+
+# --- the fast path used for whole batches ---------------------------------------------
+
+
+def test_checking_a_batch_at_once_places_readings_as_one_by_one_validation_does():
+    zone = ZoneInfo("Europe/Paris")
+    now = datetime(2026, 10, 25, 12, tzinfo=UTC)
+    # Spans the end of summer time in Paris (01:00 UTC on 25 October), so the offset changes mid-batch.
+    start = int(datetime(2026, 10, 24, 20, tzinfo=UTC).timestamp())
+    raw = [(1, start + 60 * i, float(i % 90)) for i in range(0, 1000, 7)]
+    expected = place([validate_reading(m, s, v, now, i) for i, (m, s, v) in enumerate(raw)], zone)
+    assert check_and_place(raw, now, zone) == expected
+    same_offset = raw[:20]
+    assert check_and_place(same_offset, now, zone) == expected[:20]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [(1, 1_700_000_000, float("nan")), (5, 1_700_000_000, 19.0), (9, 1_700_000_000, 1.0), (1, 0, 1.0), (1, 900, -1.0)],
+)
+def test_a_batch_with_one_bad_reading_fails_with_that_readings_own_message(bad):
+    now = datetime(2026, 10, 25, 12, tzinfo=UTC)
+    raw = [(1, 1_700_000_000, 5.0), bad]
+    with pytest.raises(InvalidArgument) as fast:
+        check_and_place(raw, now, ZoneInfo("UTC"))
+    with pytest.raises(InvalidArgument) as slow:
+        validate_reading(*bad, now, 1)
+    assert str(fast.value) == str(slow.value)
