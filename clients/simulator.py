@@ -1,36 +1,54 @@
-"""A simulated wearable: a realistic day of per-minute readings, synced over SyncReadings.
+"""A simulated wearable: realistic days of per-minute readings, synced over SyncReadings.
 
 `simulate_day` is the reusable part (the `fittrack simulate day` command uses
-it too); `main` is the `fittrack-simulator` command, which registers a few
-fresh users and syncs one simulated day for each of them concurrently.
+it too); `main` is the `fittrack-simulator` command, which registers fresh
+users and runs a fleet of their devices concurrently, each syncing its
+simulated days the way a wearable does (see clients/sync.py): a window of
+batches in flight, random dropped connections, resuming from the welcome.
+At the end it checks through ViewMetric that every user's steps per day are
+exactly what was simulated: nothing lost, nothing counted twice.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import math
 import os
 import queue
 import random
 import secrets
 import sys
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import time as clock
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import groupby
 from zoneinfo import ZoneInfo
 
 import grpc
+from google.type.date_pb2 import Date
 
-from generated.fittrack.v1 import account_pb2, account_pb2_grpc, common_pb2, metric_pb2, metric_pb2_grpc
+from clients.sync import (
+    BatchSource,
+    DeviceStats,
+    DeviceSync,
+    SimulatedReading,
+    SyncBehaviour,
+    UserSession,
+    reading_message,
+    register_users,
+)
+from generated.fittrack.v1 import account_pb2_grpc, common_pb2, metric_pb2, metric_pb2_grpc
 
 STEPS = common_pb2.METRIC_KIND_STEPS
 CALORIES = common_pb2.METRIC_KIND_CALORIES_BURNED
 DISTANCE = common_pb2.METRIC_KIND_DISTANCE
 ACTIVE_MINUTES = common_pb2.METRIC_KIND_ACTIVE_MINUTES
 HEART_RATE = common_pb2.METRIC_KIND_HEART_RATE
-
-# (metric kind, UTC seconds at the start of the minute, value): the shape of a Reading on the wire.
-SimulatedReading = tuple[int, int, float]
 
 DEFAULT_BATCH_SIZE = 60
 MINUTES_PER_DAY = 24 * 60
@@ -194,86 +212,370 @@ def _count(result: SyncResult, ack: metric_pb2.BatchAck) -> None:
         result.rejections.append(f"batch {ack.sequence}: {ack.reason}")
 
 
-def reading_message(metric: int, seconds: int, value: float) -> metric_pb2.Reading:
-    reading = metric_pb2.Reading(metric=metric, value=value)
-    reading.time.seconds = seconds
-    return reading
+# --- more devices of one person ---
+
+
+def simulate_phone(watch: Sequence[SimulatedReading], seed: int) -> list[SimulatedReading]:
+    """What a phone carried alongside the watch counts: steps and distance, in the minutes it is in a pocket.
+
+    It goes along on most walks and runs and on some of the pottering about, and
+    counts a little differently from the wrist, sometimes more: the day's merged
+    steps (the higher device per minute) are then more than the watch's alone.
+    """
+    rng = random.Random(seed)
+    stride = rng.uniform(0.68, 0.78)
+    steps = [(seconds, value) for metric, seconds, value in watch if metric == STEPS]
+    readings: list[SimulatedReading] = []
+    # A bout is a run of consecutive minutes with steps; the phone is carried for a whole bout or not at all.
+    for _, bout in groupby(enumerate(steps), key=lambda item: item[1][0] // 60 - item[0]):
+        minutes = [minute for _, minute in bout]
+        brisk = sum(value for _, value in minutes) / len(minutes) >= 80
+        if rng.random() >= (0.9 if brisk else 0.35):
+            continue
+        for seconds, value in minutes:
+            counted = min(1000, round(value * rng.uniform(0.85, 1.08)))
+            if counted:
+                readings.append((STEPS, seconds, float(counted)))
+                readings.append((DISTANCE, seconds, round(counted * stride, 1)))
+    return readings
+
+
+def within_hours(
+    readings: Iterable[SimulatedReading], zone: ZoneInfo, hours: tuple[int, int]
+) -> list[SimulatedReading]:
+    """The readings whose local hour is in [first, last): a slice of the day, for short runs."""
+    first, last = hours
+    return [r for r in readings if first <= datetime.fromtimestamp(r[1], zone).hour < last]
+
+
+def merged_daily_totals(
+    devices: Iterable[Sequence[SimulatedReading]], zone: ZoneInfo, metric: int = STEPS
+) -> dict[date, float]:
+    """A user's daily totals as the server merges them: per minute the highest value of any device, summed per day."""
+    per_minute: dict[int, float] = {}
+    for readings in devices:
+        for kind, seconds, value in readings:
+            if kind == metric:
+                per_minute[seconds] = max(value, per_minute.get(seconds, 0.0))
+    totals: defaultdict[date, float] = defaultdict(float)
+    for seconds, value in per_minute.items():
+        totals[datetime.fromtimestamp(seconds, zone).date()] += value
+    return dict(totals)
+
+
+def day_seed(base: int, user: int, day: date, device: int = 0) -> int:
+    return zlib.crc32(f"{base}/{user}/{day.isoformat()}/{device}".encode())
+
+
+def batches_of(readings: Sequence[SimulatedReading], size: int) -> BatchSource:
+    chunks = iter([readings[offset : offset + size] for offset in range(0, len(readings), size)])
+
+    async def source() -> Sequence[SimulatedReading] | None:
+        return next(chunks, None)
+
+    return source
 
 
 # --- the fittrack-simulator command ---
 
 
-def _simulate_user(
-    channel: grpc.Channel, username: str, zone_name: str, day: date, seed: int, batch_size: int
-) -> SyncResult:
-    accounts = account_pb2_grpc.AccountServiceStub(channel)
-    password = secrets.token_urlsafe(18)
-    accounts.Register(
-        account_pb2.RegisterRequest(
-            username=username, password=password, profile=account_pb2.ProfileFields(time_zone=zone_name)
-        ),
-        timeout=30,
-    )
-    login = accounts.Login(account_pb2.LoginRequest(username=username, password=password), timeout=30)
-    zone = ZoneInfo(zone_name)
+@dataclass(frozen=True)
+class FleetPlan:
+    """What `run_fleet` simulates. Devices 0, 1, ... of a user are a watch, then phones."""
+
+    devices: int = 3
+    devices_per_user: int = 1
+    time_zone: str = "UTC"
+    last_day: date | None = None  # default: today in the time zone, up to now
+    days: int = 1
+    hours: tuple[int, int] = (0, 24)  # local hours of each day to sync
+    batch_size: int = DEFAULT_BATCH_SIZE
+    behaviour: SyncBehaviour = field(default_factory=SyncBehaviour)
+    seed: int = 0
+    verify: bool = True
+    verify_timeout: float = 60.0
+    username_prefix: str = ""  # default: sim-<random>
+
+
+DEVICE_FIGURES = ("batches", "readings", "sent", "resent", "accepted", "duplicate", "rejected", "trimmed")
+DEVICE_FIGURES += ("readings_accepted", "drops", "reconnects")
+
+
+@dataclass
+class FleetReport:
+    plan: FleetPlan
+    days: list[date]
+    users: int
+    devices: list[DeviceStats]
+    seconds: float
+    sync_seconds: float
+    mismatches: list[str] = field(default_factory=list)
+    verified: bool = False
+    # Per username: the steps per day the simulator generated (merged as the server merges devices) and,
+    # once verified, what ViewMetric showed.
+    simulated_steps: dict[str, dict[date, float]] = field(default_factory=dict)
+    server_steps: dict[str, dict[date, float]] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[str]:
+        """Why the run failed, device by device; empty when every batch was delivered and accepted."""
+        problems = []
+        for device in self.devices:
+            if device.error:
+                problems.append(f"{device.device_id}: {device.error}")
+            if device.unacknowledged:
+                problems.append(f"{device.device_id}: {device.unacknowledged} batch(es) never acknowledged")
+            problems.extend(f"{device.device_id}: rejected {rejection}" for rejection in device.rejections)
+        return problems + self.mismatches
+
+    def figures(self) -> dict:
+        total = {name: sum(getattr(d, name) for d in self.devices) for name in DEVICE_FIGURES}
+        errors = sum((d.server_errors for d in self.devices), Counter())
+        return {
+            "devices": len(self.devices),
+            "users": self.users,
+            "days": [day.isoformat() for day in self.days],
+            "seed": self.plan.seed,
+            **total,
+            "server_errors": dict(errors),
+            "seconds": round(self.seconds, 3),
+            "sync_seconds": round(self.sync_seconds, 3),
+            "verified": self.verified,
+            "failures": self.failures,
+        }
+
+    def summary(self) -> str:
+        f = self.figures()
+        first, last = self.plan.hours
+        hours = "" if (first, last) == (0, 24) else f", {first:02}:00-{last:02}:00"
+        days = self.days[0].isoformat() if len(self.days) == 1 else f"{self.days[0]} to {self.days[-1]}"
+        errors = "".join(f", {count} {code}" for code, count in sorted(f["server_errors"].items()))
+        lines = [
+            f"{f['devices']} devices of {f['users']} users synced {days}{hours} ({self.plan.time_zone}) "
+            f"in {f['seconds']:.1f} s (seed {f['seed']})",
+            f"  batches: {f['batches']:,} ({f['resent']:,} resent, {f['trimmed']:,} trimmed by a welcome), "
+            f"readings: {f['readings']:,}",
+            f"  reconnects: {f['reconnects']:,} ({f['drops']:,} dropped by the devices{errors}), "
+            f"duplicates acked: {f['duplicate']:,}, rejected: {f['rejected']:,}",
+        ]
+        if self.verified:
+            lines.append(f"  verified: every user's steps per day are what was simulated ({f['users']} users)")
+        return "\n".join(lines)
+
+
+async def run_fleet(address: str, plan: FleetPlan) -> FleetReport:
+    """Register the users, sync every device's days concurrently, then check the users' steps per day."""
+    started = clock.monotonic()
+    zone = ZoneInfo(plan.time_zone)
     now = datetime.now(UTC)
-    readings = simulate_day(day, zone, seed, until=now if day >= now.astimezone(zone).date() else None)
-    metadata = [("authorization", f"Bearer {login.access_token}")]
-    return sync_readings(
-        metric_pb2_grpc.MetricServiceStub(channel), readings, f"sim-watch-{username}", metadata, batch_size, timeout=120
+    today = now.astimezone(zone).date()
+    last_day = plan.last_day or today
+    days = [last_day - timedelta(days=back) for back in reversed(range(plan.days))]
+    users = math.ceil(plan.devices / plan.devices_per_user)
+    prefix = plan.username_prefix or f"sim-{secrets.token_hex(3)}"
+    async with grpc.aio.insecure_channel(address) as channel:
+        sessions = await register_users(
+            account_pb2_grpc.AccountServiceStub(channel), [f"{prefix}-{user}" for user in range(users)], plan.time_zone
+        )
+        readings = _fleet_readings(plan, users, days, zone, until=now if last_day >= today else None)
+        syncs = []
+        for index in range(plan.devices):
+            user, role = divmod(index, plan.devices_per_user)
+            rng = random.Random(f"{plan.seed}/device/{index}")
+            device_id = f"{'watch' if role == 0 else 'phone'}-{rng.getrandbits(16):04x}"
+            source = batches_of(readings[user][role], plan.batch_size)
+            syncs.append(DeviceSync(address, device_id, sessions[user], source, plan.behaviour, rng))
+        synced = clock.monotonic()
+        stats = await asyncio.gather(*(sync.run() for sync in syncs))
+        sync_seconds = clock.monotonic() - synced
+        report = FleetReport(plan, days, users, list(stats), 0.0, sync_seconds)
+        for user, session in enumerate(sessions):
+            merged = merged_daily_totals(readings[user], zone)
+            report.simulated_steps[session.username] = {day: merged.get(day, 0.0) for day in days}
+        if plan.verify and not report.failures:
+            metrics = metric_pb2_grpc.MetricServiceStub(channel)
+            checks = await asyncio.gather(
+                *(
+                    _check_steps(metrics, session, days, report.simulated_steps[session.username], plan.verify_timeout)
+                    for session in sessions
+                )
+            )
+            for session, (shown, mismatch) in zip(sessions, checks, strict=True):
+                report.server_steps[session.username] = shown
+                if mismatch:
+                    report.mismatches.append(mismatch)
+            report.verified = not report.mismatches
+    report.seconds = clock.monotonic() - started
+    return report
+
+
+def _fleet_readings(
+    plan: FleetPlan, users: int, days: list[date], zone: ZoneInfo, until: datetime | None
+) -> list[list[list[SimulatedReading]]]:
+    """Per user, per device (watch first), the readings of all the days, in time order."""
+    fleet = []
+    for user in range(users):
+        roles = min(plan.devices_per_user, plan.devices - user * plan.devices_per_user)
+        devices: list[list[SimulatedReading]] = [[] for _ in range(roles)]
+        for day in days:
+            watch = simulate_day(day, zone, day_seed(plan.seed, user, day), until=until)
+            for role in range(roles):
+                worn = watch if role == 0 else simulate_phone(watch, day_seed(plan.seed, user, day, role))
+                devices[role].extend(within_hours(worn, zone, plan.hours))
+        fleet.append(devices)
+    return fleet
+
+
+async def _check_steps(
+    metrics: metric_pb2_grpc.MetricServiceStub,
+    session: UserSession,
+    days: list[date],
+    wanted: dict[date, float],
+    timeout: float,
+) -> tuple[dict[date, float], str | None]:
+    """The user's steps per day as ViewMetric shows them, once they equal `wanted` or `timeout` has passed,
+    and what differs (None when nothing does).
+
+    Readings show up once a worker has applied them, and only ever add up towards the total, so a day
+    above what was simulated is a failure at once.
+    """
+    request = metric_pb2.ViewMetricRequest(
+        metric=STEPS,
+        dates=common_pb2.DateRange(start=_proto_date(days[0]), end=_proto_date(days[-1])),
     )
+    deadline = clock.monotonic() + timeout
+    while True:
+        view = await metrics.ViewMetric(request, metadata=await session.metadata(), timeout=30)
+        shown = {date(d.date.year, d.date.month, d.date.day): d.value for d in view.days}
+        if shown == wanted:
+            return shown, None
+        too_many = any(shown.get(day, 0.0) > value for day, value in wanted.items())
+        if too_many or clock.monotonic() > deadline:
+            differences = ", ".join(
+                f"{day}: {shown.get(day, 0.0):g} on the server, {value:g} simulated"
+                for day, value in wanted.items()
+                if shown.get(day) != value
+            )
+            return shown, f"{session.username}: steps differ: {differences}"
+        await asyncio.sleep(0.2)
+
+
+def _proto_date(day: date) -> Date:
+    return Date(year=day.year, month=day.month, day=day.day)
+
+
+def _hours(text: str) -> tuple[int, int]:
+    try:
+        first, last = (int(part) for part in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not FROM-TO, like 7-9") from None
+    if not 0 <= first < last <= 24:
+        raise argparse.ArgumentTypeError(f"{text!r}: hours go from 0 to 24, FROM before TO")
+    return first, last
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="fittrack-simulator",
-        description="Register fresh users and sync one simulated day of a wearable for each, concurrently.",
+        description="Register fresh users and run a fleet of their wearables, each syncing simulated days over "
+        "SyncReadings with random disconnects; then check every user's steps per day through ViewMetric.",
     )
     parser.add_argument(
         "--server",
         default=os.environ.get("FITTRACK_SERVER") or "127.0.0.1:50051",
         help="HOST:PORT of the server (default: $FITTRACK_SERVER or 127.0.0.1:50051)",
     )
-    parser.add_argument("--users", type=int, default=3, help="simulated users, one device each (default 3)")
+    parser.add_argument("--devices", type=int, default=3, help="devices to simulate (default 3)")
+    parser.add_argument(
+        "--devices-per-user",
+        type=int,
+        default=1,
+        help="devices of one user: a watch, then phones that count steps in the user's pocket (default 1)",
+    )
     parser.add_argument("--time-zone", default="UTC", help="IANA time zone of the users (default UTC)")
     parser.add_argument(
-        "--date", type=date.fromisoformat, help="local day to simulate, YYYY-MM-DD (default: today, up to now)"
+        "--date", type=date.fromisoformat, help="last local day to simulate, YYYY-MM-DD (default: today, up to now)"
     )
-    parser.add_argument("--seed", type=int, help="base seed; user i uses seed + i (default: random)")
+    parser.add_argument(
+        "--days", type=int, default=1, help="days to simulate, ending with --date (default 1, at most 31)"
+    )
+    parser.add_argument(
+        "--hours", type=_hours, default=(0, 24), help="local hours of each day to sync, FROM-TO (default 0-24)"
+    )
+    parser.add_argument("--seed", type=int, help="seed of the readings and the disconnects (default: random)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="readings per batch (default 60)")
+    parser.add_argument("--window", type=int, default=4, help="batches a device sends before awaiting acks (default 4)")
+    parser.add_argument(
+        "--disconnect-rate",
+        type=float,
+        default=0.05,
+        help="chance, per batch, that the device drops the connection after sending it (default 0.05)",
+    )
+    parser.add_argument(
+        "--max-backoff", type=float, default=2.0, help="longest wait before reconnecting, in seconds (default 2)"
+    )
+    parser.add_argument(
+        "--ack-timeout",
+        type=float,
+        default=30.0,
+        help="how long a device waits for an ack before it counts the connection as broken (default 30 s)",
+    )
+    parser.add_argument(
+        "--give-up-after",
+        type=int,
+        default=8,
+        help="failed connections in a row, without an ack, after which a device gives up (default 8)",
+    )
+    parser.add_argument("--no-verify", action="store_true", help="do not check the users' steps through ViewMetric")
+    parser.add_argument(
+        "--verify-timeout", type=float, default=60.0, help="how long the steps may take to show up (default 60 s)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
-    if args.users < 1 or not 1 <= args.batch_size <= 1000:
-        parser.error("--users must be at least 1 and --batch-size 1 to 1000")
+    if args.devices < 1 or args.devices_per_user < 1:
+        parser.error("--devices and --devices-per-user must be at least 1")
+    if not 1 <= args.batch_size <= 1000:
+        parser.error("--batch-size must be 1 to 1000")
+    if args.window < 1 or not 0 <= args.disconnect_rate < 1 or args.max_backoff <= 0:
+        parser.error("--window must be at least 1, --disconnect-rate at least 0 and below 1, --max-backoff positive")
+    if args.ack_timeout <= 0 or args.give_up_after < 0:
+        parser.error("--ack-timeout must be positive and --give-up-after not negative")
+    if not 1 <= args.days <= 31:
+        parser.error("--days must be 1 to 31 (one ViewMetric call checks them)")
     try:
         zone = ZoneInfo(args.time_zone)
     except (ValueError, KeyError):
         parser.error(f"unknown time zone {args.time_zone!r}")
-    day = args.date or datetime.now(zone).date()
-    base_seed = args.seed if args.seed is not None else random.randrange(2**31)
-    run_id = secrets.token_hex(3)
-    usernames = [f"sim-{run_id}-{index}" for index in range(args.users)]
-
-    failed = False
-    with grpc.insecure_channel(args.server) as channel, ThreadPoolExecutor(max_workers=args.users) as pool:
-        futures = [
-            pool.submit(_simulate_user, channel, name, args.time_zone, day, base_seed + index, args.batch_size)
-            for index, name in enumerate(usernames)
-        ]
-        for name, future in zip(usernames, futures, strict=True):
-            try:
-                result = future.result()
-            except grpc.RpcError as error:
-                failed = True
-                print(f"{name}: error: {error.code().name}: {error.details()}", file=sys.stderr)
-                continue
-            failed = failed or result.batches_rejected > 0
-            print(
-                f"{name}: {result.batches_accepted} batches accepted, {result.batches_duplicate} duplicate, "
-                f"{result.batches_rejected} rejected ({result.readings_accepted:,} readings) for {day}"
-            )
-            for rejection in result.rejections:
-                print(f"  rejected {rejection}", file=sys.stderr)
-    return 1 if failed else 0
+    if args.date and args.date > datetime.now(zone).date():
+        parser.error(f"{args.date} is in the future in {args.time_zone}; a device can only report what happened")
+    plan = FleetPlan(
+        devices=args.devices,
+        devices_per_user=args.devices_per_user,
+        time_zone=args.time_zone,
+        last_day=args.date,
+        days=args.days,
+        hours=args.hours,
+        batch_size=args.batch_size,
+        behaviour=SyncBehaviour(
+            window=args.window,
+            disconnect_rate=args.disconnect_rate,
+            max_backoff=args.max_backoff,
+            ack_timeout=args.ack_timeout,
+            max_failures=args.give_up_after,
+        ),
+        seed=args.seed if args.seed is not None else random.randrange(2**31),
+        verify=not args.no_verify,
+        verify_timeout=args.verify_timeout,
+    )
+    try:
+        report = asyncio.run(run_fleet(args.server, plan))
+    except grpc.aio.AioRpcError as error:
+        print(f"fittrack-simulator: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 1
+    print(json.dumps(report.figures()) if args.json else report.summary())
+    for failure in report.failures:
+        print(f"fittrack-simulator: {failure}", file=sys.stderr)
+    return 1 if report.failures else 0
 
 
 if __name__ == "__main__":

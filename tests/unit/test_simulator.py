@@ -1,8 +1,20 @@
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from clients.simulator import ACTIVE_MINUTES, CALORIES, DISTANCE, HEART_RATE, STEPS, simulate_day
+from clients.simulator import (
+    ACTIVE_MINUTES,
+    CALORIES,
+    DISTANCE,
+    HEART_RATE,
+    STEPS,
+    day_seed,
+    merged_daily_totals,
+    simulate_day,
+    simulate_phone,
+    within_hours,
+)
 
 A_WEEK = [date(2026, 11, 16) + timedelta(days=offset) for offset in range(7)]
 
@@ -63,3 +75,69 @@ def test_a_sleeping_night_is_calmer_than_the_day():
 
     assert max(night) < 90
     assert steps_at_night == []
+
+
+def test_a_phone_counts_steps_and_distance_only_in_minutes_the_watch_saw_movement():
+    watch = simulate_day(date(2026, 11, 24), "UTC", 4)
+    phone = simulate_phone(watch, 9)
+    watch_step_minutes = {seconds for metric, seconds, _ in watch if metric == STEPS}
+
+    assert phone, "a phone carried on a weekday counts something"
+    assert {metric for metric, _, _ in phone} == {STEPS, DISTANCE}
+    assert {seconds for _, seconds, _ in phone} <= watch_step_minutes
+    assert all(0 < value <= 1000 for metric, _, value in phone if metric == STEPS)
+    assert simulate_phone(watch, 9) == phone
+
+
+def test_a_phone_is_carried_on_most_walks_and_left_behind_for_some_of_the_pottering():
+    carried = brisk = 0
+    for seed in range(20):
+        watch = simulate_day(date(2026, 11, 24), "UTC", seed)
+        phone_minutes = {seconds for metric, seconds, _ in simulate_phone(watch, seed) if metric == STEPS}
+        walking = {seconds for metric, seconds, value in watch if metric == STEPS and value >= 95}
+        brisk += len(walking)
+        carried += len(walking & phone_minutes)
+        pottering = {seconds for metric, seconds, value in watch if metric == STEPS and value < 20}
+        assert len(pottering & phone_minutes) < len(pottering)
+    assert carried / brisk > 0.7
+
+
+def test_a_users_steps_take_the_higher_device_in_each_minute_and_fall_on_local_days():
+    tokyo = ZoneInfo("Asia/Tokyo")
+    evening = int(datetime(2026, 11, 24, 14, 59, tzinfo=UTC).timestamp())  # 23:59 in Tokyo
+    watch = [(STEPS, evening, 100.0), (STEPS, evening + 60, 80.0), (HEART_RATE, evening, 90.0)]
+    phone = [(STEPS, evening, 120.0), (STEPS, evening + 60, 30.0), (DISTANCE, evening, 90.0)]
+
+    assert merged_daily_totals([watch, phone], tokyo) == {date(2026, 11, 24): 120.0, date(2026, 11, 25): 80.0}
+    assert merged_daily_totals([watch, phone], ZoneInfo("UTC")) == {date(2026, 11, 24): 200.0}
+    assert merged_daily_totals([watch], tokyo, HEART_RATE) == {date(2026, 11, 24): 90.0}
+
+
+def test_a_watch_and_a_phone_together_count_more_than_the_watch_alone_but_less_than_both_added():
+    zone = ZoneInfo("UTC")
+    watch = simulate_day(date(2026, 11, 24), zone, 2)
+    phone = simulate_phone(watch, 3)
+    (alone,) = merged_daily_totals([watch], zone).values()
+    (merged,) = merged_daily_totals([watch, phone], zone).values()
+
+    assert alone < merged < alone + total(phone, STEPS)
+
+
+def test_a_slice_of_hours_keeps_the_local_hours_asked_for():
+    paris = ZoneInfo("Europe/Paris")
+    readings = simulate_day(date(2026, 11, 24), paris, 6)
+    morning = within_hours(readings, paris, (7, 9))
+
+    assert {datetime.fromtimestamp(seconds, paris).hour for _, seconds, _ in morning} == {7, 8}
+    assert len({seconds for _, seconds, _ in morning}) == 120
+    assert within_hours(readings, paris, (0, 24)) == readings
+
+
+def test_each_user_and_day_gets_its_own_seed_and_the_same_one_every_run():
+    day = date(2026, 11, 24)
+    seeds = {
+        day_seed(1, user, day + timedelta(days=d), device) for user in range(5) for d in range(5) for device in (0, 1)
+    }
+
+    assert len(seeds) == 50
+    assert day_seed(1, 2, day) == day_seed(1, 2, day)

@@ -1,0 +1,299 @@
+"""`fittrack-loadgen`: drive a target load of readings through SyncReadings and say what the server sustained.
+
+Every device belongs to a freshly registered user, keeps one SyncReadings
+stream open and behaves as in the simulator (clients/sync.py): a window of
+batches in flight, resending after a broken connection. Batches are paced on
+a fixed schedule per device, staggered across devices, so the fleet offers
+`rate` readings per second however the acks come back; a device that falls
+behind (its window full) catches up as soon as it has room.
+
+`generate_load` is the library entry, for benchmarks; `main` prints its
+figures as one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import secrets
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import grpc
+
+from clients.sync import DeviceStats, DeviceSync, SimulatedReading, SyncBehaviour, percentile, register_users
+from generated.fittrack.v1 import account_pb2_grpc, common_pb2
+
+STEPS = common_pb2.METRIC_KIND_STEPS
+CALORIES = common_pb2.METRIC_KIND_CALORIES_BURNED
+HEART_RATE = common_pb2.METRIC_KIND_HEART_RATE
+DISTANCE = common_pb2.METRIC_KIND_DISTANCE
+# A device's minutes go back from now; after five years they start over, and the readings replace themselves.
+HISTORY_MINUTES = 5 * 365 * 24 * 60
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """What `generate_load` offers the server. Give `readings` for a fixed total, else it runs `duration` seconds."""
+
+    devices: int = 10
+    rate: float = 0.0  # readings per second over all devices; 0: as fast as the windows allow
+    batch: int = 100
+    duration: float = 10.0
+    readings: int | None = None
+    window: int = 4
+    devices_per_user: int = 1
+    logins: int = 8  # registrations and logins at a time
+    disconnect_rate: float = 0.0
+    seed: int = 0
+    username_prefix: str = ""  # default: load-<random>
+
+
+@dataclass(frozen=True)
+class LoadFigures:
+    """What the server sustained. `readings_per_s` counts acknowledged readings over `seconds`,
+    from the first batch due to the last ack; logins are timed apart."""
+
+    devices: int
+    users: int
+    target_readings_per_s: float
+    readings: int
+    seconds: float
+    readings_per_s: float
+    batches: int
+    acknowledged: int
+    accepted: int
+    duplicate: int
+    rejected: int
+    trimmed: int
+    unacknowledged: int
+    resent: int
+    reconnects: int
+    ack_p50_ms: float
+    ack_p99_ms: float
+    errors: int
+    error_codes: dict[str, int]
+    failed_devices: int
+    login_seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not (self.rejected or self.unacknowledged or self.failed_devices)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+def batch_interval(rate: float, devices: int, batch: int) -> float:
+    """Seconds between two batches of one device for the fleet to offer `rate` readings/s; 0 for no pacing."""
+    return batch * devices / rate if rate > 0 else 0.0
+
+
+def due_time(start: float, interval: float, device: int, devices: int, number: int) -> float:
+    """When batch `number` (from 0) of `device` is due: on a fixed schedule, so late batches do not push
+    the later ones back, with the devices spread evenly over one interval so the load is smooth."""
+    return start + interval * (number + device / devices)
+
+
+def split_readings(total: int, devices: int) -> list[int]:
+    """`total` readings shared out over the devices as evenly as possible."""
+    share, extra = divmod(total, devices)
+    return [share + (1 if device < extra else 0) for device in range(devices)]
+
+
+class LoadSource:
+    """One device's batches: plausible readings of minutes going back from `first_minute`, four metrics a minute."""
+
+    METRICS = (STEPS, CALORIES, HEART_RATE, DISTANCE)
+
+    def __init__(
+        self,
+        plan: LoadPlan,
+        device: int,
+        start: float,
+        deadline: float | None,
+        budget: int | None,
+        first_minute: int,
+    ) -> None:
+        self._plan = plan
+        self._device = device
+        self._start = start
+        self._deadline = deadline
+        self._budget = budget
+        self._first_minute = first_minute
+        self._interval = batch_interval(plan.rate, plan.devices, plan.batch)
+        self._rng = random.Random(f"{plan.seed}/load/{device}")
+        self._number = 0
+        self._made = 0
+
+    async def __call__(self) -> Sequence[SimulatedReading] | None:
+        if self._budget is not None and self._made >= self._budget:
+            return None
+        loop = asyncio.get_running_loop()
+        due = due_time(self._start, self._interval, self._device, self._plan.devices, self._number)
+        if self._deadline is not None and max(due, loop.time()) >= self._deadline:
+            return None
+        if due > loop.time():
+            await asyncio.sleep(due - loop.time())
+        size = self._plan.batch if self._budget is None else min(self._plan.batch, self._budget - self._made)
+        self._number += 1
+        return [self._reading() for _ in range(size)]
+
+    def _reading(self) -> SimulatedReading:
+        index = self._made
+        self._made += 1
+        metric = self.METRICS[index % len(self.METRICS)]
+        seconds = self._first_minute - 60 * (index // len(self.METRICS) % HISTORY_MINUTES)
+        if metric == STEPS:
+            value = float(self._rng.randint(0, 130))
+        elif metric == CALORIES:
+            value = round(self._rng.uniform(1.0, 8.0), 2)
+        elif metric == HEART_RATE:
+            value = float(self._rng.randint(55, 150))
+        else:
+            value = round(self._rng.uniform(0.0, 100.0), 1)
+        return metric, seconds, value
+
+
+async def generate_load(address: str, plan: LoadPlan) -> LoadFigures:
+    """Register the users, run every device's stream until the plan is done, and measure."""
+    users = math.ceil(plan.devices / plan.devices_per_user)
+    prefix = plan.username_prefix or f"load-{secrets.token_hex(3)}"
+    loop = asyncio.get_running_loop()
+    async with grpc.aio.insecure_channel(address) as channel:
+        login_started = loop.time()
+        sessions = await register_users(
+            account_pb2_grpc.AccountServiceStub(channel),
+            [f"{prefix}-{user}" for user in range(users)],
+            "UTC",
+            plan.logins,
+        )
+        login_seconds = loop.time() - login_started
+    start = loop.time()
+    deadline = None if plan.readings is not None else start + plan.duration
+    budgets = split_readings(plan.readings, plan.devices) if plan.readings is not None else [None] * plan.devices
+    # Whole minutes in the past: the server refuses readings more than a day ahead, and pins seconds to the minute.
+    first_minute = int(time.time()) // 60 * 60 - 60
+    behaviour = SyncBehaviour(window=plan.window, disconnect_rate=plan.disconnect_rate)
+    syncs = [
+        DeviceSync(
+            address,
+            f"load-{device}",
+            sessions[device // plan.devices_per_user],
+            LoadSource(plan, device, start, deadline, budgets[device], first_minute),
+            behaviour,
+            random.Random(f"{plan.seed}/device/{device}"),
+        )
+        for device in range(plan.devices)
+    ]
+    stats = await asyncio.gather(*(sync.run() for sync in syncs))
+    seconds = loop.time() - start
+    return _figures(plan, users, list(stats), seconds, login_seconds)
+
+
+def _figures(plan: LoadPlan, users: int, stats: list[DeviceStats], seconds: float, login_seconds: float) -> LoadFigures:
+    readings = sum(d.readings_delivered for d in stats)
+    latencies = [latency for d in stats for latency in d.ack_latencies]
+    codes = sum((d.server_errors for d in stats), Counter())
+    anomalies = sum(len(d.anomalies) for d in stats)
+    failed = sum(1 for d in stats if d.error)
+    if anomalies:
+        codes["anomaly"] = anomalies
+    if failed:
+        codes["device gave up"] = failed
+    return LoadFigures(
+        devices=plan.devices,
+        users=users,
+        target_readings_per_s=plan.rate,
+        readings=readings,
+        seconds=round(seconds, 3),
+        readings_per_s=round(readings / seconds, 1) if seconds > 0 else 0.0,
+        batches=sum(d.batches for d in stats),
+        acknowledged=sum(d.accepted + d.duplicate for d in stats),
+        accepted=sum(d.accepted for d in stats),
+        duplicate=sum(d.duplicate for d in stats),
+        rejected=sum(d.rejected for d in stats),
+        trimmed=sum(d.trimmed for d in stats),
+        unacknowledged=sum(d.unacknowledged for d in stats),
+        resent=sum(d.resent for d in stats),
+        reconnects=sum(d.reconnects for d in stats),
+        ack_p50_ms=round(percentile(latencies, 0.50) * 1000, 2),
+        ack_p99_ms=round(percentile(latencies, 0.99) * 1000, 2),
+        errors=sum(codes.values()),
+        error_codes=dict(codes),
+        failed_devices=failed,
+        login_seconds=round(login_seconds, 3),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="fittrack-loadgen",
+        description="Register fresh users and drive a target load of readings through SyncReadings, one stream "
+        "per device; print the figures as one JSON line. Exit status 1 when a batch was rejected or never "
+        "acknowledged.",
+    )
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("FITTRACK_SERVER") or "127.0.0.1:50051",
+        help="HOST:PORT of the server (default: $FITTRACK_SERVER or 127.0.0.1:50051)",
+    )
+    parser.add_argument("--devices", type=int, default=10, help="devices, one stream each (default 10)")
+    parser.add_argument(
+        "--devices-per-user",
+        type=int,
+        default=1,
+        help="devices of one user, each with its own stream; the server allows a user 8 streams by default (default 1)",
+    )
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="readings per second over all devices; 0: as fast as possible"
+    )
+    parser.add_argument("--batch", type=int, default=100, help="readings per batch (default 100)")
+    amount = parser.add_mutually_exclusive_group()
+    amount.add_argument("--duration", type=float, default=10.0, help="seconds to offer load for (default 10)")
+    amount.add_argument("--readings", type=int, help="readings to send in all, instead of a duration")
+    parser.add_argument("--window", type=int, default=4, help="batches in flight per stream (default 4)")
+    parser.add_argument("--logins", type=int, default=8, help="registrations and logins at a time (default 8)")
+    parser.add_argument(
+        "--disconnect-rate", type=float, default=0.0, help="chance per batch of dropping the connection (default 0)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the readings and the disconnects (default 0)")
+    args = parser.parse_args(argv)
+    if min(args.devices, args.devices_per_user, args.window, args.logins) < 1:
+        parser.error("--devices, --devices-per-user, --window and --logins must be at least 1")
+    if not 1 <= args.batch <= 1000:
+        parser.error("--batch must be 1 to 1000")
+    if args.rate < 0 or args.duration <= 0 or (args.readings is not None and args.readings < 1):
+        parser.error("--rate must not be negative, --duration and --readings must be positive")
+    if not 0 <= args.disconnect_rate < 1:
+        parser.error("--disconnect-rate must be at least 0 and below 1")
+    plan = LoadPlan(
+        devices=args.devices,
+        rate=args.rate,
+        batch=args.batch,
+        duration=args.duration,
+        readings=args.readings,
+        window=args.window,
+        devices_per_user=args.devices_per_user,
+        logins=args.logins,
+        disconnect_rate=args.disconnect_rate,
+        seed=args.seed,
+    )
+    try:
+        figures = asyncio.run(generate_load(args.server, plan))
+    except grpc.aio.AioRpcError as error:
+        print(f"fittrack-loadgen: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 1
+    print(figures.to_json())
+    return 0 if figures.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The load generator's pacing and its readings, without a server."""
+
+import asyncio
+from collections import Counter
+
+from clients.loadgen import (
+    CALORIES,
+    DISTANCE,
+    HEART_RATE,
+    STEPS,
+    LoadPlan,
+    LoadSource,
+    batch_interval,
+    due_time,
+    split_readings,
+)
+
+FIRST_MINUTE = 1_795_000_000 // 60 * 60
+TICK = 0.002
+
+
+def test_each_device_sends_a_batch_as_often_as_its_share_of_the_rate_needs():
+    # 10 devices of 100-reading batches offering 2,000 readings/s: each device sends 2 batches a second.
+    assert batch_interval(2_000, 10, 100) == 0.5
+    assert batch_interval(0, 10, 100) == 0.0
+
+
+def test_batches_fall_due_on_a_fixed_schedule_with_the_devices_spread_over_one_interval():
+    due = [[due_time(100.0, 0.5, device, 4, number) for number in range(3)] for device in range(4)]
+
+    assert due[0] == [100.0, 100.5, 101.0]
+    assert [times[0] for times in due] == [100.0, 100.125, 100.25, 100.375]
+    # Over any whole interval the fleet sends one batch per device: the offered rate is the target.
+    in_first_second = sum(1 for times in due for t in times if 100.0 <= t < 101.0)
+    assert in_first_second * 100 == 4 * 100 * 2
+
+
+def test_a_total_is_shared_out_as_evenly_as_possible():
+    assert split_readings(10, 3) == [4, 3, 3]
+    assert split_readings(2, 4) == [1, 1, 0, 0]
+    assert sum(split_readings(1_000_001, 7)) == 1_000_001
+
+
+async def drain(source: LoadSource) -> list:
+    made = []
+    while (batch := await source()) is not None:
+        made.append(batch)
+    return made
+
+
+def batches_from(source: LoadSource) -> list:
+    return asyncio.run(drain(source))
+
+
+def test_a_device_with_a_budget_sends_full_batches_then_the_rest_then_stops():
+    plan = LoadPlan(devices=1, batch=100, readings=250)
+    made = batches_from(LoadSource(plan, 0, start=0.0, deadline=None, budget=250, first_minute=FIRST_MINUTE))
+
+    assert [len(batch) for batch in made] == [100, 100, 50]
+
+
+def test_load_readings_are_plausible_distinct_minutes_going_back_from_the_first():
+    plan = LoadPlan(devices=1, batch=100, readings=400)
+    readings = [r for batch in batches_from(LoadSource(plan, 0, 0.0, None, 400, FIRST_MINUTE)) for r in batch]
+    limits = {STEPS: (0, 1000), CALORIES: (0, 100), HEART_RATE: (20, 250), DISTANCE: (0, 1500)}
+
+    assert Counter(metric for metric, _, _ in readings) == {STEPS: 100, CALORIES: 100, HEART_RATE: 100, DISTANCE: 100}
+    assert len({(metric, seconds) for metric, seconds, _ in readings}) == 400
+    assert max(seconds for _, seconds, _ in readings) == FIRST_MINUTE
+    assert all(seconds % 60 == 0 for _, seconds, _ in readings)
+    assert all(limits[metric][0] <= value <= limits[metric][1] for metric, _, value in readings)
+
+
+def test_the_same_seed_gives_the_same_readings():
+    plan = LoadPlan(devices=2, batch=10, readings=20, seed=3)
+
+    def readings(device):
+        return batches_from(LoadSource(plan, device, 0.0, None, 10, FIRST_MINUTE))
+
+    assert readings(1) == readings(1)
+    assert readings(0) != readings(1)
+
+
+def test_a_paced_device_waits_for_each_batch_to_fall_due():
+    plan = LoadPlan(devices=2, batch=10, rate=400, readings=40)  # each device: a batch every 0.05 s
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        source = LoadSource(plan, 1, start, None, 20, FIRST_MINUTE)
+        times = []
+        while await source() is not None:
+            times.append(loop.time() - start)
+        return times
+
+    first, second = asyncio.run(run())
+    # Device 1 of 2 is half an interval behind device 0; asyncio may wake a clock tick early.
+    assert first >= 0.025 - TICK
+    assert second >= 0.075 - TICK
+
+
+def test_a_device_stops_at_the_deadline():
+    plan = LoadPlan(devices=1, batch=10, rate=100)  # a batch every 0.1 s
+
+    async def run():
+        start = asyncio.get_running_loop().time()
+        return await drain(LoadSource(plan, 0, start, start + 0.25, None, FIRST_MINUTE))
+
+    assert len(asyncio.run(run())) == 3  # due at 0, 0.1 and 0.2 s
