@@ -15,6 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pymongo
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES_ENV = ROOT / "var" / "services.env"
@@ -122,6 +124,17 @@ class ProductionStack:
             client.close()
         with contextlib.suppress(psycopg2.Error):
             _administer(self.settings["FITTRACK_PG_DSN"], f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        # Topics too, or every run would leave two behind in the broker.
+        with contextlib.suppress(KafkaError):
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.settings["FITTRACK_KAFKA_BOOTSTRAP"], request_timeout_ms=10_000
+            )
+            try:
+                mine = [topic for topic in admin.list_topics() if topic.startswith(f"{self.name}.")]
+                if mine:
+                    admin.delete_topics(mine)
+            finally:
+                admin.close()
 
 
 def _administer(dsn: str, statement: str) -> None:
