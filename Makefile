@@ -55,7 +55,7 @@ test: setup protos-check lint grpcurl services
 	$(PY) -m pytest tests
 
 bench: setup
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -1,13 +1,36 @@
-"""`make bench`: run every benchmark, one JSON line each."""
+"""`make bench`: run every benchmark, one JSON line each on stdout.
 
+    python -m bench            # ingest (embedded, then production or a "skipped" line), then streams
+    python -m bench --quick    # the same with tiny numbers: a smoke test of the benchmarks, not a measurement
+
+Each benchmark also runs on its own with its options: `python -m bench.ingest --help`,
+`python -m bench.streams --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
 import asyncio
+import sys
 
-from bench import ingest
+from bench import ingest, streams
+
+QUICK = {
+    "ingest": ["--devices", "4", "--readings", "2000"],
+    "streams": ["--streams", "50"],
+}
 
 
-def main() -> None:
-    asyncio.run(ingest.main())
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny numbers, to check that the benchmarks run")
+    options = parser.parse_args(argv)
+    failed = 0
+    for bench in (ingest, streams):
+        name = bench.__name__.rsplit(".", 1)[-1]
+        failed |= asyncio.run(bench.main(QUICK[name] if options.quick else []))
+    return failed
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

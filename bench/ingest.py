@@ -1,201 +1,330 @@
-"""Ingest benchmark, embedded profile: M devices sync N readings in batches of B.
+"""Ingest benchmark: M devices sync N readings in batches of B over SyncReadings, per profile.
 
-Figures: end-to-end readings/s (every batch acknowledged and the totals
-visible through ViewMetric), ack latency p50/p99, the server's peak RSS, and
-the same devices against the bare transport anchor in the same run.
+Each device belongs to its own user (as wearables do), opens one stream, says
+hello, and sends its batches keeping up to W of them in flight before it waits
+for acks. Figures, one JSON line per profile (embedded always, production when
+its services are up, else a line saying why it was skipped):
 
-    python -m bench.ingest [--devices 20] [--readings 100000] [--batch 100]
+- readings_per_s: readings over the time until every batch was acknowledged
+  and every user's ViewMetric steps total equals what their device sent;
+- acked_readings_per_s: the same readings over the time until the last ack;
+- ack_p50_ms / ack_p99_ms: from sending a batch to receiving its ack;
+- server_peak_rss_mb: the server process's VmHWM (persister processes apart);
+- anchor_*: the same client and devices against the bare transport anchor
+  (bench/anchor.py, its own process) in the same run, and
+  ratio_to_anchor = readings_per_s / anchor_readings_per_s.
+
+    python -m bench.ingest [--devices 100] [--readings 300000] [--batch 100] [--window 8]
+                           [--profile all|embedded|production]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import socket
-import subprocess
+import collections
+import contextlib
 import sys
-import tempfile
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.anchor import start_anchor
-from generated.fittrack.v1 import account_pb2, account_pb2_grpc, common_pb2, metric_pb2, metric_pb2_grpc
+from bench import production
+from bench.common import (
+    Process,
+    channel_options,
+    emit,
+    log_in_users,
+    ms,
+    percentile,
+    raise_open_files_limit,
+    report_failure,
+    start_anchor,
+    start_server,
+    work_directory,
+)
+from generated.fittrack.v1 import common_pb2, metric_pb2, metric_pb2_grpc
 
-ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "benchmark password"
+Ack = metric_pb2.BatchAck
+VIEW = metric_pb2.ViewMetricRequest(metric=common_pb2.METRIC_KIND_STEPS, preset=common_pb2.RANGE_PRESET_LAST_30_DAYS)
+# Readings are one per minute going back from now, and must all fall inside ViewMetric's last 30 days.
+MAX_MINUTES_PER_DEVICE = 29 * 24 * 60
+POLLING = 8  # ViewMetric calls at a time while waiting for the readings to become visible
 
 
-def make_batches(devices: int, readings: int, batch_size: int, now: int) -> dict[str, list[metric_pb2.ReadingBatch]]:
-    """Per device, batches of one-minute step readings going back from now.
+@dataclass
+class Device:
+    device_id: str
+    username: str
+    requests: list[metric_pb2.SyncReadingsRequest]
+    readings: int
 
-    Each device belongs to its own user (as wearables do), so no readings merge.
-    """
+
+def plan_devices(devices: int, readings: int, batch_size: int, now: int) -> list[Device]:
+    """Per device, SyncReadings requests of one-minute step readings (value 1) going back from now."""
     per_device = readings // devices
-    plan = {}
-    for device in range(devices):
-        device_id = f"watch-{device}"
+    if per_device < 1:
+        raise SystemExit(f"--readings {readings} gives {devices} devices nothing to send")
+    if per_device > MAX_MINUTES_PER_DEVICE:
+        raise SystemExit(f"at most {MAX_MINUTES_PER_DEVICE} readings per device: use more devices")
+    plan = []
+    for number in range(devices):
+        device_id = f"watch-{number}"
         minutes = [now - 60 * (i + 1) for i in range(per_device)]
-        plan[device_id] = [
-            metric_pb2.ReadingBatch(
-                device_id=device_id,
-                sequence=number + 1,
-                readings=[
-                    metric_pb2.Reading(metric=common_pb2.METRIC_KIND_STEPS, time=Timestamp(seconds=m), value=1)
-                    for m in minutes[start : start + batch_size]
-                ],
+        requests = [
+            metric_pb2.SyncReadingsRequest(
+                batch=metric_pb2.ReadingBatch(
+                    device_id=device_id,
+                    sequence=sequence,
+                    readings=[
+                        metric_pb2.Reading(metric=common_pb2.METRIC_KIND_STEPS, time=Timestamp(seconds=m), value=1)
+                        for m in minutes[start : start + batch_size]
+                    ],
+                )
             )
-            for number, start in enumerate(range(0, per_device, batch_size))
+            for sequence, start in enumerate(range(0, per_device, batch_size), start=1)
         ]
+        plan.append(Device(device_id, f"owner-of-{device_id}", requests, per_device))
     return plan
 
 
-async def sync_device(stub, batches, metadata, latencies: list[float]) -> None:
-    """Send batch after batch on one stream, each once the previous is acknowledged (as a wearable does)."""
-    queue: asyncio.Queue = asyncio.Queue()
+@dataclass
+class Drive:
+    """What one pass of all devices measured."""
 
-    async def requests():
-        for batch in batches:
-            queue.put_nowait(time.perf_counter())
-            yield metric_pb2.SyncReadingsRequest(batch=batch)
-            await acked.wait()
-            acked.clear()
-
-    acked = asyncio.Event()
-    call = stub.SyncReadings(requests(), metadata=metadata)
-    async for response in call:
-        latencies.append(time.perf_counter() - queue.get_nowait())
-        if response.ack.status != metric_pb2.BatchAck.STATUS_ACCEPTED:
-            raise RuntimeError(f"batch not accepted: {response.ack}")
-        acked.set()
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
 
 
-async def drive(address: str, plan, metadata_of) -> tuple[float, list[float]]:
-    latencies: list[float] = []
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = metric_pb2_grpc.MetricServiceStub(channel)
+async def sync_device(stub, device: Device, metadata, window: int, latencies: list[float]) -> None:
+    """One device's stream: hello, then its batches, at most `window` of them waiting for an ack."""
+    call = stub.SyncReadings(metadata=metadata)
+    await call.write(metric_pb2.SyncReadingsRequest(hello=metric_pb2.SyncHello(device_id=device.device_id)))
+    welcome = await call.read()
+    if welcome is grpc.aio.EOF or welcome.WhichOneof("message") != "welcome":
+        raise RuntimeError(f"{device.device_id}: no welcome in answer to the hello ({welcome})")
+    sent: collections.deque[float] = collections.deque()
+    slots = asyncio.Semaphore(window)
+
+    async def write() -> None:
+        for request in device.requests:
+            await slots.acquire()
+            sent.append(time.perf_counter())
+            await call.write(request)
+        await call.done_writing()
+
+    writer = asyncio.create_task(write())
+    try:
+        for request in device.requests:
+            response = await call.read()
+            if response is grpc.aio.EOF:
+                raise RuntimeError(f"{device.device_id}: the stream ended before every batch was acknowledged")
+            latencies.append(time.perf_counter() - sent.popleft())
+            slots.release()
+            ack = response.ack
+            if ack.status != Ack.STATUS_ACCEPTED or ack.sequence != request.batch.sequence:
+                raise RuntimeError(f"{device.device_id}: batch {request.batch.sequence} not accepted: {ack}")
+        await writer
+        if await call.read() is not grpc.aio.EOF:
+            raise RuntimeError(f"{device.device_id}: more answers than batches")
+    finally:
+        writer.cancel()
+
+
+async def drive(address: str, plan: list[Device], metadata: dict, window: int, channels: int) -> Drive:
+    """All devices at once, spread round-robin over `channels` connections; timed from the first stream
+    opening until the last ack."""
+    opened = [grpc.aio.insecure_channel(address, options=channel_options()) for _ in range(channels)]
+    try:
+        stubs = [metric_pb2_grpc.MetricServiceStub(channel) for channel in opened]
+        result = Drive()
         started = time.perf_counter()
         await asyncio.gather(
-            *(sync_device(stub, batches, metadata_of(device), latencies) for device, batches in plan.items())
-        )
-        return time.perf_counter() - started, latencies
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-async def wait_serving(address: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server at {address} did not become healthy")
-            await asyncio.sleep(0.1)
-
-
-async def log_in(channel, device: str) -> tuple[tuple[str, str], ...]:
-    """Register the device's owner and return their auth metadata."""
-    accounts = account_pb2_grpc.AccountServiceStub(channel)
-    username = f"owner-of-{device}"
-    await accounts.Register(account_pb2.RegisterRequest(username=username, password=PASSWORD))
-    login = await accounts.Login(account_pb2.LoginRequest(username=username, password=PASSWORD))
-    return (("authorization", f"Bearer {login.access_token}"),)
-
-
-async def embedded_run(plan) -> dict:
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as data_dir:
-        env = {**os.environ, "FITTRACK_LISTEN": address, "FITTRACK_DATA_DIR": data_dir, "FITTRACK_BCRYPT_ROUNDS": "4"}
-        server = subprocess.Popen([sys.executable, "-m", "server"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
-        try:
-            await wait_serving(address)
-            async with grpc.aio.insecure_channel(address) as channel:
-                metadata = {device: await log_in(channel, device) for device in plan}
-                started = time.perf_counter()
-                acked_after, latencies = await drive(address, plan, metadata.get)
-                metrics = metric_pb2_grpc.MetricServiceStub(channel)
-                view = metric_pb2.ViewMetricRequest(
-                    metric=common_pb2.METRIC_KIND_STEPS, preset=common_pb2.RANGE_PRESET_LAST_30_DAYS
+            *(
+                sync_device(
+                    stubs[number % channels], device, metadata.get(device.username, ()), window, result.latencies
                 )
-                deadline = time.monotonic() + 600
-                for device, batches in plan.items():
-                    sent = sum(len(b.readings) for b in batches)
-                    while (await metrics.ViewMetric(view, metadata=metadata[device])).total < sent:
-                        if time.monotonic() > deadline:
-                            raise RuntimeError("readings did not become visible within 10 minutes")
-                        await asyncio.sleep(0.02)
-                visible_after = time.perf_counter() - started
-            rss = peak_rss_mb(server.pid)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    return {"acked_s": acked_after, "visible_s": visible_after, "latencies": latencies, "rss_mb": rss}
-
-
-async def anchor_run(plan) -> float:
-    server, port, _ = await start_anchor()
-    try:
-        elapsed, _ = await drive(f"127.0.0.1:{port}", plan, lambda device: ())
+                for number, device in enumerate(plan)
+            )
+        )
+        result.seconds = time.perf_counter() - started
+        return result
     finally:
-        await server.stop(None)
-    return elapsed
+        for channel in opened:
+            await channel.close()
 
 
-async def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--devices", type=int, default=20)
-    parser.add_argument("--readings", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=100)
-    options = parser.parse_args(argv)
-    now = int(time.time()) // 60 * 60
-    plan = make_batches(options.devices, options.readings, options.batch, now)
-    total = sum(len(b.readings) for batches in plan.values() for b in batches)
-    anchor_s = await anchor_run(plan)
-    run = await embedded_run(plan)
+async def wait_visible(address: str, plan: list[Device], metadata: dict, timeout: float) -> tuple[bool, int]:
+    """Poll the users' ViewMetric steps totals until each equals what their device sent, or the deadline passes.
+
+    A few users at a time (POLLING), so the polling itself hardly loads the server it waits for: a user
+    whose total is complete is not asked again. Returns whether everything became visible and how many
+    readings were visible at the end.
+    """
+    deadline = time.monotonic() + timeout
+    expected = {device.username: device.readings for device in plan}
+    seen = dict.fromkeys(expected, 0)
+    pending = list(expected)
+    async with grpc.aio.insecure_channel(address, options=channel_options()) as channel:
+        metrics = metric_pb2_grpc.MetricServiceStub(channel)
+
+        async def total(username: str) -> int:
+            view = await metrics.ViewMetric(VIEW, metadata=metadata[username], timeout=30)
+            return round(view.total)
+
+        pause = 0.01
+        while pending:
+            head = pending[:POLLING]
+            for username, visible in zip(head, await asyncio.gather(*(total(name) for name in head)), strict=True):
+                if visible > expected[username]:
+                    raise RuntimeError(f"{username} sees {visible} steps but their device sent {expected[username]}")
+                seen[username] = visible
+            complete = {name for name in head if seen[name] == expected[name]}
+            pending = [name for name in pending if name not in complete]
+            if not pending or time.monotonic() >= deadline:
+                break
+            if complete:
+                pause = 0.01
+                continue
+            # Short pauses at first (the embedded profile catches up within moments), longer for a slow store.
+            await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 1.5, 0.25)
+    return not pending, sum(seen.values())
+
+
+def visibility_timeout(readings: int, requested: float | None) -> float:
+    """Generous but finite: a minute plus 5 ms per reading (200 readings/s; FerretDB manages thousands)."""
+    return requested if requested is not None else 60 + readings * 0.005
+
+
+async def run_profile(profile: str, plan: list[Device], options, log_dir: Path) -> dict:
+    total = sum(device.readings for device in plan)
     figures = {
         "bench": "ingest",
-        "profile": "embedded",
-        "devices": options.devices,
+        "profile": profile,
+        "devices": len(plan),
         "readings": total,
         "batch": options.batch,
-        "readings_per_s": round(total / run["visible_s"]),
-        "acked_readings_per_s": round(total / run["acked_s"]),
-        "ack_p50_ms": round(percentile(run["latencies"], 0.50) * 1000, 2),
-        "ack_p99_ms": round(percentile(run["latencies"], 0.99) * 1000, 2),
-        "server_peak_rss_mb": round(run["rss_mb"], 1),
-        "anchor_readings_per_s": round(total / anchor_s),
+        "window": options.window,
+        "channels": options.channels,
     }
-    figures["ratio_to_anchor"] = round(figures["readings_per_s"] / figures["anchor_readings_per_s"], 4)
-    print(json.dumps(figures), flush=True)
+    anchor = await start_anchor(log_dir)
+    try:
+        anchor_drive = await drive(anchor.address, plan, {}, options.window, options.channels)
+        anchor_memory = anchor.memory_mb()
+    finally:
+        anchor.stop()
+
+    async with serving(profile, log_dir, options) as (server, persisters):
+        metadata = await log_in_users(server.address, [device.username for device in plan])
+        started = time.perf_counter()
+        acked = await drive(server.address, plan, metadata, options.window, options.channels)
+        acked.seconds = time.perf_counter() - started
+        timeout = visibility_timeout(total, options.visible_timeout)
+        visible, visible_readings = await wait_visible(server.address, plan, metadata, timeout)
+        visible_s = time.perf_counter() - started
+        server_memory = server.memory_mb()
+        persister_peaks = [process.memory_mb()["VmHWM"] for process in persisters if process.popen.poll() is None]
+
+    figures["readings_per_s"] = round(total / visible_s) if visible else None
+    figures["acked_readings_per_s"] = round(total / acked.seconds)
+    figures["ack_p50_ms"] = ms(percentile(acked.latencies, 0.50))
+    figures["ack_p99_ms"] = ms(percentile(acked.latencies, 0.99))
+    figures["server_peak_rss_mb"] = round(server_memory["VmHWM"], 1)
+    if persister_peaks:
+        figures["persisters"] = len(persister_peaks)
+        figures["persister_peak_rss_mb"] = round(max(persister_peaks), 1)
+    figures["anchor_readings_per_s"] = round(total / anchor_drive.seconds)
+    figures["anchor_ack_p50_ms"] = ms(percentile(anchor_drive.latencies, 0.50))
+    figures["anchor_ack_p99_ms"] = ms(percentile(anchor_drive.latencies, 0.99))
+    figures["anchor_peak_rss_mb"] = round(anchor_memory["VmHWM"], 1)
+    figures["ratio_to_anchor"] = (
+        round(figures["readings_per_s"] / figures["anchor_readings_per_s"], 4) if visible else None
+    )
+    figures["acked_ratio_to_anchor"] = round(figures["acked_readings_per_s"] / figures["anchor_readings_per_s"], 4)
+    figures["acked_s"] = round(acked.seconds, 3)
+    figures["visible_s"] = round(visible_s, 3)
+    figures["visible_readings"] = visible_readings
+    if not visible:
+        figures["error"] = (
+            f"timeout: {visible_readings} of {total} readings visible through ViewMetric "
+            f"{timeout:.0f} s after the last ack (--visible-timeout)"
+        )
+    return figures
+
+
+@contextlib.asynccontextmanager
+async def serving(profile: str, log_dir: Path, options) -> AsyncIterator[tuple[Process, list[Process]]]:
+    """The profile's server and, for production, its persisters on a slice of the services, for one run."""
+    if profile == "production":
+        async with production.production_stack(log_dir, options.persisters) as run:
+            yield run.server, run.persisters
+        return
+    server = await start_server({}, log_dir)
+    try:
+        yield server, []
+    finally:
+        server.stop()
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--devices", type=int, default=100, help="concurrent devices, one user each (100)")
+    parser.add_argument("--readings", type=int, default=300_000, help="readings in all, split over the devices")
+    parser.add_argument("--batch", type=int, default=100, help="readings per batch (100)")
+    parser.add_argument("--window", type=int, default=8, help="batches in flight per stream before waiting (8)")
+    parser.add_argument("--channels", type=int, default=4, help="client connections the devices share (4)")
+    parser.add_argument("--persisters", type=int, default=2, help="production persister processes (2)")
+    parser.add_argument(
+        "--profile", choices=("all", "embedded", "production"), default="all", help="which profiles to run (all)"
+    )
+    parser.add_argument(
+        "--visible-timeout",
+        type=float,
+        default=None,
+        help="seconds to wait after the last ack for the readings to show in ViewMetric (60 + 5 ms per reading)",
+    )
+    parser.add_argument("--log-dir", type=Path, help="keep the processes' logs and data under this directory")
+    options = parser.parse_args(argv)
+    for name in ("devices", "readings", "batch", "window", "channels", "persisters"):
+        if getattr(options, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    options.channels = min(options.channels, options.devices)
+    return options
+
+
+async def main(argv: list[str] | None = None) -> int:
+    """Runs the profiles; returns 0 when every profile that ran measured everything, else 1."""
+    options = parse(argv)
+    raise_open_files_limit()
+    now = int(time.time()) // 60 * 60
+    plan = plan_devices(options.devices, options.readings, options.batch, now)
+    profiles = ["embedded", "production"] if options.profile == "all" else [options.profile]
+    failed = False
+    for profile in profiles:
+        if profile == "production" and (reason := production.unavailable()):
+            emit({"bench": "ingest", "profile": "production", "skipped": reason})
+            continue
+        with work_directory(f"bench-ingest-{profile}", options.log_dir) as log_dir:
+            try:
+                figures = await run_profile(profile, plan, options, log_dir)
+                if "error" in figures:
+                    report_failure(log_dir, exception=False)
+            except Exception as error:  # one line per profile even when it fails; the details go to stderr
+                report_failure(log_dir)
+                figures = {"bench": "ingest", "profile": profile, "error": f"{type(error).__name__}: {error}"}
+        emit(figures)
+        failed = failed or "error" in figures
+    return 1 if failed else 0
+
+
+def cli() -> None:
+    sys.exit(asyncio.run(main()))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    cli()

@@ -1,0 +1,104 @@
+"""The production profile for a benchmark run: `make up`'s processes on a slice of the running services.
+
+The slice (its own PostgreSQL database, MongoDB database, Kafka topics and
+persister group) is tests/production.py's ProductionStack, so a benchmark never
+sees the test suite's data nor another run's; it is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2.extensions
+from pymongo.uri_parser import parse_uri
+
+from bench.common import ROOT, Process, reachable, spawn, start_server
+from tests.production import ProductionStack, service_settings
+
+SKIPPED = "services not running: run make services"
+
+
+def endpoints(settings: dict[str, str]) -> list[tuple[str, str, int]]:
+    """(service, host, port) of PostgreSQL, Kafka and MongoDB as the settings name them."""
+    dsn = psycopg2.extensions.parse_dsn(settings["FITTRACK_PG_DSN"])
+    kafka_host, _, kafka_port = settings["FITTRACK_KAFKA_BOOTSTRAP"].split(",")[0].strip().rpartition(":")
+    mongo_host, mongo_port = parse_uri(settings["FITTRACK_MONGO_URI"])["nodelist"][0]
+    return [
+        ("postgresql", dsn.get("host", "127.0.0.1"), int(dsn.get("port", 5432))),
+        ("kafka", kafka_host, int(kafka_port)),
+        ("mongodb", mongo_host, int(mongo_port)),
+    ]
+
+
+def unavailable() -> str | None:
+    """Why the production services cannot be used, or None when all three accept connections."""
+    try:
+        settings = service_settings()
+    except RuntimeError:
+        return f"{SKIPPED} (var/services.env not found)"
+    for service, host, port in endpoints(settings):
+        if not reachable(host, port):
+            return f"{SKIPPED} ({service} at {host}:{port} does not accept connections)"
+    return None
+
+
+@dataclass
+class ProductionRun:
+    server: Process
+    persisters: list[Process]
+
+
+@contextlib.asynccontextmanager
+async def production_stack(log_dir: Path, persisters: int = 2) -> AsyncIterator[ProductionRun]:
+    """Migrations, `persisters` persister processes and the server, as `make up` starts them, then clean-up."""
+    stack = ProductionStack.create("bench")
+    env = {**os.environ, **stack.env, "FITTRACK_LOG_LEVEL": "WARNING", "FITTRACK_DATA_DIR": str(log_dir / "data")}
+    server = None
+    workers: list[Process] = []
+    try:
+        migrated = subprocess.run(
+            [sys.executable, "-m", "core.migrate"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        if migrated.returncode != 0:
+            raise RuntimeError(f"migrations failed:\n{migrated.stdout}{migrated.stderr}")
+        for number in range(1, persisters + 1):
+            worker = spawn(f"persister-{number}", ["-m", "workers.persister"], env, log_dir)
+            stack.persisters.append(worker.popen)  # the stack stops them before it drops its databases
+            workers.append(worker)
+        server = await start_server(stack.env, log_dir)
+        yield ProductionRun(server, workers)
+    finally:
+        if server is not None:
+            server.stop()
+        stack.destroy()
+        _drop_kafka_state(stack)
+
+
+def _drop_kafka_state(stack: ProductionStack) -> None:
+    """Delete the run's topics and persister group (the stack leaves them behind); best effort."""
+    from kafka import KafkaAdminClient
+
+    from core.adapters.kafka import bootstrap_list
+
+    env = stack.env
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap_list(env["FITTRACK_KAFKA_BOOTSTRAP"]))
+    except Exception as error:
+        print(f"bench: could not clean up Kafka for {stack.name}: {error}", file=sys.stderr)
+        return
+    try:
+        admin.delete_groups([env["FITTRACK_PERSISTER_GROUP"]])
+        existing = set(admin.list_topics())
+        topics = [env[name] for name in ("FITTRACK_READINGS_TOPIC", "FITTRACK_NOTIFICATIONS_TOPIC")]
+        if present := [topic for topic in topics if topic in existing]:
+            admin.delete_topics(present)
+    except Exception as error:
+        print(f"bench: could not delete the Kafka topics or group of {stack.name}: {error}", file=sys.stderr)
+    finally:
+        admin.close()
