@@ -9,8 +9,9 @@ idempotent instead of transactional.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -147,11 +148,25 @@ class MetricStore(abc.ABC):
     applied twice leaves the same state as once.
     """
 
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """`with store.grouped(): ...`: the writes made inside share one commit where the store has transactions.
+
+        Elsewhere it changes nothing: a failure inside may leave the writes made
+        before it, which is fine because every write is idempotent. Reads inside
+        see the writes made before them.
+        """
+        yield
+
     @abc.abstractmethod
     def upsert_minutes(
         self, user_id: str, source: str, readings: Sequence[PlacedReading]
     ) -> set[tuple[MetricKind, date]]:
-        """Store the readings; returns the (metric, local day) pairs they touched."""
+        """Store the readings; returns the (metric, local day) pairs they touched.
+
+        As if stored one by one, in order: a minute repeated among them keeps
+        its last value and the local day it came with first.
+        """
 
     @abc.abstractmethod
     def minutes_of_day(self, user_id: str, metric: MetricKind, day: date) -> dict[str, dict[int, float]]:

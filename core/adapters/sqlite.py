@@ -8,10 +8,16 @@ acknowledged to the device as soon as its commit returns.
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 import queue
 import sqlite3
+import struct
+import sys
 import threading
+from array import array
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -19,6 +25,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from core.adapters.codec import decode_batch, encode_batch
+from core.adapters.futures import fail, resolve
 from core.domain.accounts import Credentials, Profile, Sex, User
 from core.domain.aggregation import DaySummary, SourceFigures
 from core.domain.errors import AlreadyExists, NotFound, Unavailable
@@ -39,7 +46,117 @@ from core.ports import (
     UserRepository,
 )
 
-MIGRATIONS: list[str] = [
+# --- a source's minutes of one local day, as one blob ---------------------------------------
+#
+# n little-endian int32 minutes since the epoch, ascending, then the n float64
+# values in the same order: array converts either half at C speed, and a day
+# being filled in order grows by two concatenations.
+
+_MINUTE_TYPE, _VALUE_TYPE = "i", "d"  # C int is 32 bits wherever CPython runs
+_ENTRY_SIZE = 4 + 8
+_BIG_ENDIAN_HOST = sys.byteorder == "big"
+_INT32 = struct.Struct("<i")
+
+
+def _minutes_of(blob: bytes) -> array:
+    minutes = array(_MINUTE_TYPE)
+    minutes.frombytes(memoryview(blob)[: 4 * (len(blob) // _ENTRY_SIZE)])
+    if _BIG_ENDIAN_HOST:
+        minutes.byteswap()
+    return minutes
+
+
+def _values_of(blob: bytes) -> array:
+    values = array(_VALUE_TYPE)
+    values.frombytes(memoryview(blob)[4 * (len(blob) // _ENTRY_SIZE) :])
+    if _BIG_ENDIAN_HOST:
+        values.byteswap()
+    return values
+
+
+def _decoded(blob: bytes) -> dict[int, float]:
+    return dict(zip(_minutes_of(blob), _values_of(blob), strict=True))
+
+
+def _little_endian(numbers: array) -> bytes:
+    if _BIG_ENDIAN_HOST:
+        numbers.byteswap()
+    return numbers.tobytes()
+
+
+def _halves(values: dict[int, float]) -> tuple[bytes, bytes]:
+    minutes = sorted(values)
+    return (
+        _little_endian(array(_MINUTE_TYPE, minutes)),
+        _little_endian(array(_VALUE_TYPE, map(values.__getitem__, minutes))),
+    )
+
+
+def _encoded(values: dict[int, float]) -> bytes:
+    minutes, numbers = _halves(values)
+    return minutes + numbers
+
+
+def _ends(blob: bytes) -> tuple[int, int]:
+    """The first and last minute held."""
+    count = len(blob) // _ENTRY_SIZE
+    return _INT32.unpack_from(blob, 0)[0], _INT32.unpack_from(blob, 4 * count - 4)[0]
+
+
+def _merged(blob: bytes | None, fresh: dict[int, float]) -> bytes:
+    """The blob with `fresh` stored over it."""
+    if not blob:
+        return _encoded(fresh)
+    if min(fresh) > _ends(blob)[1]:
+        # A device uploads its minutes in order: appending needs no decoding.
+        split = 4 * (len(blob) // _ENTRY_SIZE)
+        minutes, numbers = _halves(fresh)
+        return b"".join((blob[:split], minutes, blob[split:], numbers))
+    values = _decoded(blob)
+    values.update(fresh)
+    return _encoded(values)
+
+
+def _move_minutes_into_day_blobs(conn: sqlite3.Connection) -> None:
+    """Schema 5: minute_values (a row per minute) becomes day_minutes (a blob per source and local day).
+
+    Safe to run again: with minute_values gone there is nothing left to move,
+    and a day already in day_minutes keeps its own values over the moved ones.
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS day_minutes ("
+        " user_id TEXT NOT NULL, metric INTEGER NOT NULL, local_date INTEGER NOT NULL, source TEXT NOT NULL,"
+        " minutes BLOB NOT NULL, PRIMARY KEY (user_id, metric, local_date, source)) WITHOUT ROWID"
+    )
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'minute_values'").fetchone():
+        present = {
+            tuple(key): blob
+            for *key, blob in conn.execute("SELECT user_id, metric, local_date, source, minutes FROM day_minutes")
+        }
+        rows = conn.execute(
+            "SELECT user_id, metric, local_date, source, minute, value FROM minute_values"
+            " ORDER BY user_id, metric, local_date, source, minute"
+        )
+
+        def moved() -> Iterator[tuple]:
+            # Streamed from the cursor: a large database need not fit in memory.
+            for key, minutes in itertools.groupby(rows, key=operator.itemgetter(slice(0, 4))):
+                values = {minute: value for *_, minute, value in minutes}
+                values.update(_decoded(present[key]) if key in present else {})
+                yield (*key, _encoded(values))
+
+        conn.executemany(
+            "INSERT OR REPLACE INTO day_minutes (user_id, metric, local_date, source, minutes) VALUES (?, ?, ?, ?, ?)",
+            moved(),
+        )
+    conn.execute("DROP INDEX IF EXISTS minute_values_by_day")
+    conn.execute("DROP INDEX IF EXISTS minute_values_by_minute")
+    conn.execute("DROP TABLE IF EXISTS minute_values")
+
+
+# Each entry is one schema version: an SQL script, or a function of the connection for
+# what SQL alone cannot do; migrate() runs either in one transaction with its version bump.
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """
     CREATE TABLE users (
         user_id      TEXT PRIMARY KEY,
@@ -145,6 +262,9 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE daily_values ADD COLUMN sources TEXT NOT NULL DEFAULT '[]';
     """,
+    # One blob per source and local day instead of a row and two index entries per minute: a
+    # thirteenth of the space, and a write rewrites a few rows instead of one per reading.
+    _move_minutes_into_day_blobs,
 ]
 
 
@@ -177,15 +297,36 @@ class SqliteDatabase:
                 self._connections.append(conn)
         return conn
 
-    def migrate(self) -> int:
-        """Apply the migrations not applied yet; returns the schema version. Safe to run again."""
+    def migrate(self, target: int | None = None) -> int:
+        """Apply the migrations not applied yet, up to version `target` (the latest by default).
+
+        Returns the schema version. Safe to run again.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self.connection()
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            # executescript commits on its own; the version bump rides in the same script.
-            conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
-        return len(MIGRATIONS)
+        last = len(MIGRATIONS) if target is None else target
+        for number, step in enumerate(MIGRATIONS[version:last], start=version + 1):
+            if callable(step):
+                self._run_step(conn, number, step)
+            else:
+                # executescript commits on its own; the version bump rides in the same script.
+                conn.executescript(f"BEGIN; {step}; PRAGMA user_version = {number}; COMMIT;")
+        return conn.execute("PRAGMA user_version").fetchone()[0]
+
+    @staticmethod
+    def _run_step(conn: sqlite3.Connection, number: int, step: Callable[[sqlite3.Connection], None]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process starting on the same file may have applied it while this one waited for the lock.
+            if conn.execute("PRAGMA user_version").fetchone()[0] < number:
+                step(conn)
+                conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -215,15 +356,19 @@ class SqliteDatabase:
 
 
 class SqliteUnitOfWork(AccountsUnitOfWork):
-    def __init__(self, db: SqliteDatabase) -> None:
+    """`read_only` units of work only read: they take no write lock, so WAL lets
+    them run beside the ingest log's writer and the persister."""
+
+    def __init__(self, db: SqliteDatabase, read_only: bool = False) -> None:
         self._db = db
+        self._read_only = read_only
 
     def __enter__(self) -> SqliteUnitOfWork:
         self._conn = self._db.connection()
         # IMMEDIATE takes the write lock up front: a deferred transaction that
         # reads and then writes fails at once if another writer got in between.
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("BEGIN" if self._read_only else "BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
             raise Unavailable(f"the database is busy ({error}); try again") from error
         self.users = SqliteUsers(self._conn)
@@ -505,57 +650,91 @@ class SqliteNotifications(NotificationRepository):
 
 
 class SqliteMetricStore(MetricStore):
+    """Minutes in day_minutes, one blob per (user, metric, local day, source); summaries in daily_values.
+
+    A write reads and rewrites the few blobs it touches, in one transaction,
+    or in the transaction of the enclosing grouped() block.
+    """
+
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
+        self._group = threading.local()
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """One transaction for the block, on this thread's connection.
+
+        It holds the database's write lock until the block ends (the ingest
+        log's writer waits meanwhile), and the accounts' unit of work shares
+        the connection, so open none on this thread inside the block.
+        """
+        if getattr(self._group, "conn", None) is not None:
+            yield
+            return
+        with self._db.transaction() as conn:
+            self._group.conn = conn
+            try:
+                yield
+            finally:
+                self._group.conn = None
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        conn = getattr(self._group, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        with self._db.transaction() as conn:
+            yield conn
 
     def upsert_minutes(
         self, user_id: str, source: str, readings: Sequence[PlacedReading]
     ) -> set[tuple[MetricKind, date]]:
-        with self._db.transaction() as conn:
-            # A minute keeps the local day it was first placed on, by any source:
-            # after a time-zone change, a resend or another device's copy of it
-            # would otherwise land on a second day and count twice.
-            placed = {
-                (metric, minute): day
-                for metric, minute, day in conn.execute(
-                    "SELECT metric, minute, MIN(local_date) FROM minute_values WHERE user_id = ?"
-                    " AND (metric, minute) IN"
-                    " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
-                    " GROUP BY metric, minute",
-                    (user_id, "[" + ",".join(f"[{int(r.metric)},{r.minute}]" for r in readings) + "]"),
-                )
-            }
-            rows = [
-                (
-                    user_id,
-                    int(r.metric),
-                    source,
-                    r.minute,
-                    placed.get((int(r.metric), r.minute), r.local_date.toordinal()),
-                    r.value,
-                )
-                for r in readings
-            ]
+        fresh = _first_day_last_value(readings)
+        if not fresh:
+            return set()
+        bounds = {key: (min(values), max(values)) for key, values in fresh.items()}
+        with self._writing() as conn:
+            stored = self._days_around(conn, user_id, bounds)
+            rows = []
+            for (metric, day), values in _placed(source, fresh, bounds, stored).items():
+                blob = _merged(stored.get((metric, day), {}).get(source), values)
+                rows.append((user_id, metric, day, source, blob))
             conn.executemany(
-                "INSERT INTO minute_values (user_id, metric, source, minute, local_date, value)"
-                " VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (user_id, metric, source, minute) DO UPDATE SET value = excluded.value",
+                "INSERT OR REPLACE INTO day_minutes (user_id, metric, local_date, source, minutes)"
+                " VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
-        return {(MetricKind(metric), date.fromordinal(day)) for _, metric, _, _, day, _ in rows}
+        return {(MetricKind(metric), date.fromordinal(day)) for _, metric, day, _, _ in rows}
+
+    @staticmethod
+    def _days_around(
+        conn: sqlite3.Connection, user_id: str, bounds: dict[tuple[int, int], tuple[int, int]]
+    ) -> dict[tuple[int, int], dict[str, bytes]]:
+        """Every source's blobs of each day that can hold one of the minutes (see _possible_days)."""
+        days: dict[int, set[int]] = {}
+        for (metric, day), (low, high) in bounds.items():
+            days.setdefault(metric, set()).update(_possible_days(day, low, high))
+        stored: dict[tuple[int, int], dict[str, bytes]] = {}
+        for metric, wanted in days.items():
+            for first, last in _runs(sorted(wanted)):
+                for day, source, blob in conn.execute(
+                    "SELECT local_date, source, minutes FROM day_minutes"
+                    " WHERE user_id = ? AND metric = ? AND local_date BETWEEN ? AND ?",
+                    (user_id, metric, first, last),
+                ):
+                    stored.setdefault((metric, day), {})[source] = blob
+        return stored
 
     def minutes_of_day(self, user_id: str, metric: MetricKind, day: date) -> dict[str, dict[int, float]]:
-        by_source: dict[str, dict[int, float]] = {}
         rows = self._db.connection().execute(
-            "SELECT source, minute, value FROM minute_values WHERE user_id = ? AND metric = ? AND local_date = ?",
+            "SELECT source, minutes FROM day_minutes WHERE user_id = ? AND metric = ? AND local_date = ?",
             (user_id, int(metric), day.toordinal()),
         )
-        for source, minute, value in rows:
-            by_source.setdefault(source, {})[minute] = value
-        return by_source
+        return {source: _decoded(blob) for source, blob in rows}
 
     def save_days(self, user_id: str, metric: MetricKind, summaries: Sequence[DaySummary]) -> None:
-        with self._db.transaction() as conn:
+        with self._writing() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO daily_values (user_id, metric, local_date, value, min, max, minutes, sources)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -577,9 +756,127 @@ class SqliteMetricStore(MetricStore):
         ]
 
     def delete_user(self, user_id: str) -> None:
-        with self._db.transaction() as conn:
-            conn.execute("DELETE FROM minute_values WHERE user_id = ?", (user_id,))
+        with self._writing() as conn:
+            conn.execute("DELETE FROM day_minutes WHERE user_id = ?", (user_id,))
             conn.execute("DELETE FROM daily_values WHERE user_id = ?", (user_id,))
+
+
+def _first_day_last_value(readings: Sequence[PlacedReading]) -> dict[tuple[int, int], dict[int, float]]:
+    """The readings as (metric, local day ordinal) -> {minute: value}.
+
+    As if they were stored one by one: a repeated minute keeps the day it
+    came with first, and its last value.
+    """
+    by_day: dict[tuple[MetricKind, date], dict[int, float]] = {}
+    for reading in readings:
+        key = (reading.metric, reading.local_date)
+        values = by_day.get(key)
+        if values is None:
+            values = by_day[key] = {}
+        values[reading.minute] = reading.value
+    fresh = {(int(metric), day.toordinal()): values for (metric, day), values in by_day.items()}
+    days_of = Counter(metric for metric, _ in fresh)
+    for metric in [metric for metric, days in days_of.items() if days > 1]:
+        # Readings of one metric on several days (a batch across midnight, or a
+        # time-zone change): only a minute on two of them needs the slow path.
+        groups = [values for (kind, _), values in fresh.items() if kind == metric]
+        if sum(map(len, groups)) == len(set().union(*groups)):
+            continue
+        for key in [key for key in fresh if key[0] == metric]:
+            del fresh[key]
+        first_day: dict[int, int] = {}
+        for reading in readings:
+            if reading.metric == metric:
+                day = first_day.setdefault(reading.minute, reading.local_date.toordinal())
+                fresh.setdefault((metric, day), {})[reading.minute] = reading.value
+    return fresh
+
+
+def _placed(
+    source: str,
+    fresh: dict[tuple[int, int], dict[int, float]],
+    bounds: dict[tuple[int, int], tuple[int, int]],
+    stored: dict[tuple[int, int], dict[str, bytes]],
+) -> dict[tuple[int, int], dict[int, float]]:
+    """`fresh` with each minute already stored on another day moved to that day.
+
+    A minute keeps the local day it was first placed on, by any source: after a
+    time-zone change, a resend or another device's copy of it would otherwise
+    land on a second day and count twice. Only data from before that rule can
+    hold a minute on two days; then, as schema 4's primary key had it, a source
+    keeps its own copy where it is, and joins the earliest copy otherwise.
+    """
+    placed: dict[tuple[int, int], dict[int, float]] = {}
+    for (metric, day), values in fresh.items():
+        low, high = bounds[(metric, day)]
+        earliest: dict[int, int] = {}
+        own: dict[int, int] = {}
+        for other in sorted(_possible_days(day, low, high) - {day}):
+            for holder, blob in stored.get((metric, other), {}).items():
+                first, last = _ends(blob)
+                # Usually that day's minutes all lie before or after these: no need to look closer.
+                if last < low or first > high:
+                    continue
+                for minute in values.keys() & _minutes_of(blob):
+                    earliest.setdefault(minute, other)
+                    if holder == source:
+                        own[minute] = other
+        moved = _moved(source, day, earliest, own, stored.get((metric, day), {})) if earliest else {}
+        if moved:
+            values = dict(values)
+            for minute, other in moved.items():
+                placed.setdefault((metric, other), {})[minute] = values.pop(minute)
+        if (metric, day) in placed:
+            placed[(metric, day)].update(values)
+        elif values:
+            placed[(metric, day)] = values
+    return placed
+
+
+def _moved(
+    source: str, day: int, earliest: dict[int, int], own: dict[int, int], here: dict[str, bytes]
+) -> dict[int, int]:
+    """Which of the minutes found on other days leave `day`, and for which day (see _placed)."""
+    mine_here = set(_minutes_of(here[source])) if source in here else set()
+    others_here = set().union(*(_minutes_of(blob) for holder, blob in here.items() if holder != source))
+    moved = {}
+    for minute, other in earliest.items():
+        if minute in mine_here:
+            continue
+        if minute in own:
+            moved[minute] = own[minute]
+        elif other < day or minute not in others_here:
+            moved[minute] = other
+    return moved
+
+
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+_DAY_MINUTES = 24 * 60
+_WESTMOST, _EASTMOST = -12 * 60, 14 * 60  # every civil time zone lies within UTC-12:00..UTC+14:00
+
+
+def _possible_days(day: int, low: int, high: int) -> set[int]:
+    """The local days (ordinals) that can hold minutes low..high, which now come with `day`.
+
+    The days those minutes fall on in some time zone: a minute falls on two or
+    three, so its earlier day can be two away from `day` (placed at UTC+14,
+    resent after a move to UTC-12). Plus the days next to `day`, for minutes
+    placed by hand rather than by a time zone.
+    """
+    first = (low + _WESTMOST) // _DAY_MINUTES + _EPOCH_DAY
+    last = (high + _EASTMOST) // _DAY_MINUTES + _EPOCH_DAY
+    return {*range(first, last + 1), day - 1, day, day + 1}
+
+
+def _runs(days: list[int]) -> Iterator[tuple[int, int]]:
+    """Sorted days as (first, last) runs of consecutive days."""
+    first = previous = days[0]
+    for day in days[1:]:
+        if day != previous + 1:
+            yield first, previous
+            first = day
+        previous = day
+    yield first, previous
 
 
 def _sources_json(summary: DaySummary) -> str:
@@ -633,10 +930,10 @@ class SqliteReadingBus(ReadingBus):
                 outcomes = self._write([batches for batches, _ in group])
             except Exception as error:  # noqa: BLE001 - every waiting stream must hear of it
                 for _, future in group:
-                    future.set_exception(error)
+                    fail(future, error)
                 continue
             for (_, future), result in zip(group, outcomes, strict=True):
-                future.set_result(result)
+                resolve(future, result)
             if any(PublishOutcome.ACCEPTED in result for result in outcomes):
                 self.on_published()
 
