@@ -63,7 +63,8 @@ class Stores:
     """The adapters of one profile."""
 
     uow: Callable[[], AccountsUnitOfWork]
-    read_uow: Callable[[], AccountsUnitOfWork]
+    read_uow: Callable[[], AccountsUnitOfWork]  # may lag (a replica): reports
+    lookup_uow: Callable[[], AccountsUnitOfWork]  # reads only, never lags: sessions, time zones
     metric_store: MetricStore
     bus: ReadingBus
     closers: list[Callable[[], None]]
@@ -88,9 +89,9 @@ def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
     hasher = BcryptHasher(config.bcrypt_rounds)
     return App(
         config=config,
-        accounts=Accounts(stores.uow, stores.metric_store, hasher, signer, clock, settings),
+        accounts=Accounts(stores.uow, stores.metric_store, hasher, signer, clock, settings, stores.lookup_uow),
         goals=Goals(stores.uow, stores.metric_store, clock),
-        metrics=Metrics(stores.uow, stores.metric_store, stores.bus, clock, limits),
+        metrics=Metrics(stores.lookup_uow, stores.metric_store, stores.bus, clock, limits),
         reports=Reports(stores.read_uow, stores.metric_store, clock),
         notifications=Notifications(stores.uow),
         live=live,
@@ -109,9 +110,12 @@ def _embedded_stores(config: Config) -> Stores:
     def uow() -> SqliteUnitOfWork:
         return SqliteUnitOfWork(db)
 
+    def read_uow() -> SqliteUnitOfWork:
+        return SqliteUnitOfWork(db, read_only=True)
+
     bus = SqliteReadingBus(db)
     # The bus's writer goes first: what it still holds is stored before the database closes.
-    return Stores(uow, uow, SqliteMetricStore(db), bus, [db.close, bus.close])
+    return Stores(uow, read_uow, read_uow, SqliteMetricStore(db), bus, [db.close, bus.close])
 
 
 def _production_stores(config: Config, live: LiveNotifications):
@@ -147,7 +151,7 @@ def _production_stores(config: Config, live: LiveNotifications):
         return PostgresUnitOfWork(db, read_only=True)
 
     closers = [db.close, store.close, bus.close]
-    return Stores(uow, read_uow, store, bus, closers), liveness, relay
+    return Stores(uow, read_uow, uow, store, bus, closers), liveness, relay
 
 
 def ensure_kafka_topics(config: Config, ensure_topics) -> None:

@@ -14,7 +14,7 @@ import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from typing import Protocol
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -22,6 +22,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from core.adapters.codec import decode_notification, encode_batch, encode_notification
+from core.adapters.futures import fail, resolve
 from core.domain.errors import Unavailable
 from core.domain.metrics import AcceptedBatch
 from core.domain.notifications import Notification
@@ -158,7 +159,7 @@ class KafkaReadingBus(ReadingBus):
     def submit(self, batches: Sequence[AcceptedBatch]) -> Future[list[str]]:
         future: Future[list[str]] = Future()
         if not self._liveness.up:
-            future.set_exception(Unavailable(UNAVAILABLE))
+            fail(future, Unavailable(UNAVAILABLE))
             return future
         self._start_threads()
         self._queue.put((batches, future))
@@ -192,7 +193,7 @@ class KafkaReadingBus(ReadingBus):
                 if not isinstance(error, Unavailable):
                     log.warning("publishing %d submissions failed", len(group), exc_info=True)
                 for _, future in group:
-                    _fail(future, Unavailable(UNAVAILABLE))
+                    fail(future, Unavailable(UNAVAILABLE))
 
     def _publish_group(self, group: list[tuple[Sequence[AcceptedBatch], Future]]) -> None:
         self._cache_missing({(b.user_id, b.source) for batches, _ in group for b in batches if b.sequence})
@@ -200,7 +201,7 @@ class KafkaReadingBus(ReadingBus):
         for batches, future in group:
             outcomes, to_send = self._classify(batches)
             if not to_send:
-                future.set_result(outcomes)
+                resolve(future, outcomes)
                 continue
             waiting = _Submission(self, producer, to_send, outcomes, future)
             try:
@@ -357,20 +358,14 @@ class _Submission:
             last = self._left == 0
         if last and self._end():
             self._bus._settled(self._batches, durable=True)
-            self._future.set_result(self._outcomes)
+            resolve(self._future, self._outcomes)
 
     def failed(self, error) -> None:
         log.warning("publishing a batch failed: %s", error)
         self._bus._discard(self._producer)
         if self._end():
             self._bus._settled(self._batches, durable=False)
-            _fail(self._future, Unavailable(UNAVAILABLE))
-
-
-def _fail(future: Future, error: Exception) -> None:
-    """Fail the future unless it is settled already (a producer callback may have won the race)."""
-    with contextlib.suppress(InvalidStateError):
-        future.set_exception(error)
+            fail(self._future, Unavailable(UNAVAILABLE))
 
 
 def _close_quietly(producer: KafkaProducer) -> None:

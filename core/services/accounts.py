@@ -57,8 +57,11 @@ class Accounts:
         signer: TokenSigner,
         clock: Callable[[], datetime],
         settings: AccountSettings,
+        lookup_uow: Callable[[], AccountsUnitOfWork] | None = None,
     ) -> None:
         self._uow = uow
+        # Session checks run on every call: they read only, and may use a cheaper read-only unit of work.
+        self._lookup_uow = lookup_uow or uow
         self._metrics = metrics
         self._hasher = hasher
         self._signer = signer
@@ -119,14 +122,14 @@ class Accounts:
 
     def authenticate(self, access_token: str) -> Principal:
         claims = self._signer.verify(access_token, self._now())
-        with self._uow() as uow:
+        with self._lookup_uow() as uow:
             if not uow.sessions.is_active(claims.session_id):
                 raise Unauthenticated("the session of this token has ended; log in again")
         return Principal(claims.user_id, claims.session_id)
 
     def check_session(self, principal: Principal) -> None:
         """Unauthenticated once the session has ended (logout, password change, account deleted)."""
-        with self._uow() as uow:
+        with self._lookup_uow() as uow:
             if not uow.sessions.is_active(principal.session_id):
                 raise Unauthenticated("your session has ended; log in again")
 

@@ -20,7 +20,7 @@ from pymongo.errors import PyMongoError
 
 from core.adapters.mongo import COLLECTION, MongoMetricStore, escape_source
 from core.domain.accounts import Credentials, Profile, User
-from core.domain.aggregation import DaySummary
+from core.domain.aggregation import DaySummary, SourceFigures
 from core.domain.errors import Unavailable
 from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading, local_date_of
@@ -131,7 +131,8 @@ def test_each_user_has_one_document_per_local_day_holding_minutes_and_daily_figu
     assert touched == {(STEPS, DAY), (HEART, DAY), (STEPS, DAY + timedelta(days=1))}
     mongo_store.upsert_minutes("u1", "phone", [placed(MORNING + 1, 7)])
     mongo_store.upsert_minutes("u2", "watch", [placed(MORNING, 3)])
-    mongo_store.save_days("u1", STEPS, [DaySummary(DAY, 17.0, 7.0, 10.0, 2)])
+    sources = (SourceFigures("phone", 7, 1), SourceFigures("watch", 10, 1))
+    mongo_store.save_days("u1", STEPS, [DaySummary(DAY, 17.0, 7.0, 10.0, 2, sources)])
 
     documents = raw_documents(mongo_collection)
     assert [(d["_id"], d["user_id"], d["date"]) for d in documents] == [
@@ -143,7 +144,15 @@ def test_each_user_has_one_document_per_local_day_holding_minutes_and_daily_figu
         "1": {"watch": {f"t{MORNING}": 10.0}, "phone": {f"t{MORNING + 1}": 7.0}},
         "5": {"watch": {f"t{MORNING}": 70.0}},
     }
-    assert documents[0]["d"] == {"1": {"value": 17.0, "min": 7.0, "max": 10.0, "minutes": 2}}
+    assert documents[0]["d"] == {
+        "1": {
+            "value": 17.0,
+            "min": 7.0,
+            "max": 10.0,
+            "minutes": 2,
+            "sources": {"phone": {"value": 7.0, "minutes": 1}, "watch": {"value": 10.0, "minutes": 1}},
+        }
+    }
     assert documents[1]["m"] == {"1": {"watch": {f"t{late}": 5.0}}}
     assert "d" not in documents[1]
 
