@@ -747,6 +747,12 @@ def cmd_metrics_view(client: Client, args: argparse.Namespace) -> None:
     else:
         print(f"total {number(view.total)} {view.unit}, average {number(view.average)} per day with data", end="")
     print(f" ({view.days_with_data} of {len(view.days)} days with data)")
+    if len(view.sources) > 1:
+        # Why the total is not the devices' sum: each minute counts once (see the merge policy).
+        what = "average" if heart_rate else "own total"
+        print(f"by source ({what}, before merging):")
+        for source in view.sources:
+            print(f"  {source.source:<24}{number(source.value):>12} {view.unit}  ({source.minutes_with_data} min)")
 
 
 # --- commands: reports ---

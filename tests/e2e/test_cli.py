@@ -159,6 +159,24 @@ def test_pushed_readings_show_up_in_the_metric_view(cli, logged_in, tmp_path):
     assert "total 215 steps" in cli.ok("metrics", "view", "steps", "--today")
 
 
+def test_the_metric_view_shows_each_devices_own_total_beside_the_merged_one(cli, logged_in, tmp_path):
+    today = utc_today().isoformat()
+    watch_rows = [(f"{today}T00:00:00Z", "steps", 100), (f"{today}T00:01:00Z", "steps", 50)]
+    watch = write_csv(tmp_path / "watch.csv", watch_rows)
+    phone = write_csv(tmp_path / "phone.csv", [(f"{today}T00:00:00Z", "steps", 120)])
+    cli.ok("readings", "push", str(watch), "--device-id", "watch")
+    cli.ok("readings", "push", str(phone), "--device-id", "phone")
+
+    eventually(lambda: cli.json("metrics", "view", "steps", "--today"), lambda v: len(v.get("sources", [])) == 2)
+    shown = cli.ok("metrics", "view", "steps", "--today")
+    assert "total 170 steps" in shown
+    assert "by source" in shown
+    assert [line.split()[:2] for line in shown.splitlines() if line.startswith("  ")] == [
+        ["phone", "120"],
+        ["watch", "150"],
+    ]
+
+
 def test_a_bad_csv_row_is_reported_by_line_and_nothing_is_sent(cli, logged_in, tmp_path):
     today = utc_today().isoformat()
     bad = write_csv(tmp_path / "bad.csv", [(f"{today}T00:00:00Z", "steps", 100), (f"{today}T00:01:00Z", "steps", 5000)])
