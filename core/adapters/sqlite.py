@@ -904,6 +904,13 @@ class SqliteReadingBus(ReadingBus):
         self._queue: queue.SimpleQueue[tuple[Sequence[AcceptedBatch], Future] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
+        # The in-process persister applies what was just written: it takes the
+        # batches from here rather than decoding them back from the log, which
+        # is only read after a restart (or when the persister lags far behind).
+        self._recent: dict[int, AcceptedBatch] = {}
+        self._recent_lock = threading.Lock()
+
+    RECENT_LIMIT = 5_000  # batches kept in memory for the persister; about 50 MB at 100 readings each
 
     def submit(self, batches: Sequence[AcceptedBatch]) -> Future[list[str]]:
         future: Future[list[str]] = Future()
@@ -941,7 +948,7 @@ class SqliteReadingBus(ReadingBus):
         outcomes: list[list[str]] = []
         with self._db.transaction() as conn:
             cursors: dict[tuple[str, str], DeviceCursor] = {}
-            log_rows = []
+            log_rows, stored = [], []
             for batches in groups:
                 result = []
                 for batch in batches:
@@ -953,15 +960,21 @@ class SqliteReadingBus(ReadingBus):
                             continue
                         cursors[key] = cursor.with_durable(batch.sequence)
                     log_rows.append((encode_batch(batch),))
+                    stored.append(batch)
                     result.append(PublishOutcome.ACCEPTED)
                 outcomes.append(result)
             conn.executemany("INSERT INTO ingest_log (payload) VALUES (?)", log_rows)
+            # Only this thread inserts, inside its write transaction: the new ids are consecutive.
+            (last_id,) = conn.execute("SELECT last_insert_rowid()").fetchone()
             conn.executemany(
                 "INSERT INTO device_cursors (user_id, source, last_sequence, held) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (user_id, source) DO UPDATE"
                 " SET last_sequence = excluded.last_sequence, held = excluded.held",
                 [(user_id, source, c.highest, c.held) for (user_id, source), c in cursors.items()],
             )
+        with self._recent_lock:
+            if stored and len(self._recent) + len(stored) <= self.RECENT_LIMIT:
+                self._recent.update(zip(range(last_id - len(stored) + 1, last_id + 1), stored, strict=True))
         return outcomes
 
     @staticmethod
@@ -985,9 +998,13 @@ class SqliteReadingBus(ReadingBus):
     def pending(self, limit: int) -> list[tuple[int, AcceptedBatch]]:
         """The oldest batches not yet applied, with their log ids."""
         rows = self._db.connection().execute("SELECT id, payload FROM ingest_log ORDER BY id LIMIT ?", (limit,))
-        return [(log_id, decode_batch(payload)) for log_id, payload in rows]
+        with self._recent_lock:
+            recent = self._recent
+            return [(log_id, recent.get(log_id) or decode_batch(payload)) for log_id, payload in rows]
 
     def acknowledge(self, up_to_id: int) -> None:
         """The persister's offset commit: batches up to this id are applied."""
         with self._db.transaction() as conn:
             conn.execute("DELETE FROM ingest_log WHERE id <= ?", (up_to_id,))
+        with self._recent_lock:
+            self._recent = {log_id: batch for log_id, batch in self._recent.items() if log_id > up_to_id}
