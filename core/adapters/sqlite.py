@@ -13,10 +13,7 @@ import json
 import operator
 import queue
 import sqlite3
-import struct
-import sys
 import threading
-from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
@@ -26,6 +23,7 @@ from pathlib import Path
 
 from core.adapters.codec import decode_batch, encode_batch
 from core.adapters.futures import fail, resolve
+from core.adapters.minute_blob import decoded, encoded, ends, merged, minutes_of
 from core.domain.accounts import Credentials, Profile, Sex, User
 from core.domain.aggregation import DaySummary, SourceFigures
 from core.domain.errors import AlreadyExists, NotFound, Unavailable
@@ -45,76 +43,6 @@ from core.ports import (
     SessionRepository,
     UserRepository,
 )
-
-# --- a source's minutes of one local day, as one blob ---------------------------------------
-#
-# n little-endian int32 minutes since the epoch, ascending, then the n float64
-# values in the same order: array converts either half at C speed, and a day
-# being filled in order grows by two concatenations.
-
-_MINUTE_TYPE, _VALUE_TYPE = "i", "d"  # C int is 32 bits wherever CPython runs
-_ENTRY_SIZE = 4 + 8
-_BIG_ENDIAN_HOST = sys.byteorder == "big"
-_INT32 = struct.Struct("<i")
-
-
-def _minutes_of(blob: bytes) -> array:
-    minutes = array(_MINUTE_TYPE)
-    minutes.frombytes(memoryview(blob)[: 4 * (len(blob) // _ENTRY_SIZE)])
-    if _BIG_ENDIAN_HOST:
-        minutes.byteswap()
-    return minutes
-
-
-def _values_of(blob: bytes) -> array:
-    values = array(_VALUE_TYPE)
-    values.frombytes(memoryview(blob)[4 * (len(blob) // _ENTRY_SIZE) :])
-    if _BIG_ENDIAN_HOST:
-        values.byteswap()
-    return values
-
-
-def _decoded(blob: bytes) -> dict[int, float]:
-    return dict(zip(_minutes_of(blob), _values_of(blob), strict=True))
-
-
-def _little_endian(numbers: array) -> bytes:
-    if _BIG_ENDIAN_HOST:
-        numbers.byteswap()
-    return numbers.tobytes()
-
-
-def _halves(values: dict[int, float]) -> tuple[bytes, bytes]:
-    minutes = sorted(values)
-    return (
-        _little_endian(array(_MINUTE_TYPE, minutes)),
-        _little_endian(array(_VALUE_TYPE, map(values.__getitem__, minutes))),
-    )
-
-
-def _encoded(values: dict[int, float]) -> bytes:
-    minutes, numbers = _halves(values)
-    return minutes + numbers
-
-
-def _ends(blob: bytes) -> tuple[int, int]:
-    """The first and last minute held."""
-    count = len(blob) // _ENTRY_SIZE
-    return _INT32.unpack_from(blob, 0)[0], _INT32.unpack_from(blob, 4 * count - 4)[0]
-
-
-def _merged(blob: bytes | None, fresh: dict[int, float]) -> bytes:
-    """The blob with `fresh` stored over it."""
-    if not blob:
-        return _encoded(fresh)
-    if min(fresh) > _ends(blob)[1]:
-        # A device uploads its minutes in order: appending needs no decoding.
-        split = 4 * (len(blob) // _ENTRY_SIZE)
-        minutes, numbers = _halves(fresh)
-        return b"".join((blob[:split], minutes, blob[split:], numbers))
-    values = _decoded(blob)
-    values.update(fresh)
-    return _encoded(values)
 
 
 def _move_minutes_into_day_blobs(conn: sqlite3.Connection) -> None:
@@ -142,8 +70,8 @@ def _move_minutes_into_day_blobs(conn: sqlite3.Connection) -> None:
             # Streamed from the cursor: a large database need not fit in memory.
             for key, minutes in itertools.groupby(rows, key=operator.itemgetter(slice(0, 4))):
                 values = {minute: value for *_, minute, value in minutes}
-                values.update(_decoded(present[key]) if key in present else {})
-                yield (*key, _encoded(values))
+                values.update(decoded(present[key]) if key in present else {})
+                yield (*key, encoded(values))
 
         conn.executemany(
             "INSERT OR REPLACE INTO day_minutes (user_id, metric, local_date, source, minutes) VALUES (?, ?, ?, ?, ?)",
@@ -698,7 +626,7 @@ class SqliteMetricStore(MetricStore):
             stored = self._days_around(conn, user_id, bounds)
             rows = []
             for (metric, day), values in _placed(source, fresh, bounds, stored).items():
-                blob = _merged(stored.get((metric, day), {}).get(source), values)
+                blob = merged(stored.get((metric, day), {}).get(source), values)
                 rows.append((user_id, metric, day, source, blob))
             conn.executemany(
                 "INSERT OR REPLACE INTO day_minutes (user_id, metric, local_date, source, minutes)"
@@ -731,7 +659,7 @@ class SqliteMetricStore(MetricStore):
             "SELECT source, minutes FROM day_minutes WHERE user_id = ? AND metric = ? AND local_date = ?",
             (user_id, int(metric), day.toordinal()),
         )
-        return {source: _decoded(blob) for source, blob in rows}
+        return {source: decoded(blob) for source, blob in rows}
 
     def save_days(self, user_id: str, metric: MetricKind, summaries: Sequence[DaySummary]) -> None:
         with self._writing() as conn:
@@ -813,11 +741,11 @@ def _placed(
         own: dict[int, int] = {}
         for other in sorted(_possible_days(day, low, high) - {day}):
             for holder, blob in stored.get((metric, other), {}).items():
-                first, last = _ends(blob)
+                first, last = ends(blob)
                 # Usually that day's minutes all lie before or after these: no need to look closer.
                 if last < low or first > high:
                     continue
-                for minute in values.keys() & _minutes_of(blob):
+                for minute in values.keys() & minutes_of(blob):
                     earliest.setdefault(minute, other)
                     if holder == source:
                         own[minute] = other
@@ -837,8 +765,8 @@ def _moved(
     source: str, day: int, earliest: dict[int, int], own: dict[int, int], here: dict[str, bytes]
 ) -> dict[int, int]:
     """Which of the minutes found on other days leave `day`, and for which day (see _placed)."""
-    mine_here = set(_minutes_of(here[source])) if source in here else set()
-    others_here = set().union(*(_minutes_of(blob) for holder, blob in here.items() if holder != source))
+    mine_here = set(minutes_of(here[source])) if source in here else set()
+    others_here = set().union(*(minutes_of(blob) for holder, blob in here.items() if holder != source))
     moved = {}
     for minute, other in earliest.items():
         if minute in mine_here:

@@ -18,6 +18,7 @@ import pytest
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from core.adapters.minute_blob import decoded
 from core.adapters.mongo import COLLECTION, MongoMetricStore, escape_source
 from core.domain.accounts import Credentials, Profile, User
 from core.domain.aggregation import DaySummary, SourceFigures
@@ -140,9 +141,12 @@ def test_each_user_has_one_document_per_local_day_holding_minutes_and_daily_figu
         ("u1:2026-06-11", "u1", "2026-06-11"),
         ("u2:2026-06-10", "u2", "2026-06-10"),
     ]
-    assert documents[0]["m"] == {
-        "1": {"watch": {f"t{MORNING}": 10.0}, "phone": {f"t{MORNING + 1}": 7.0}},
-        "5": {"watch": {f"t{MORNING}": 70.0}},
+    assert {
+        metric: {src: decoded(blob) for src, blob in by_source.items()}
+        for metric, by_source in documents[0]["b"].items()
+    } == {
+        "1": {"watch": {MORNING: 10.0}, "phone": {MORNING + 1: 7.0}},
+        "5": {"watch": {MORNING: 70.0}},
     }
     assert documents[0]["d"] == {
         "1": {
@@ -153,7 +157,7 @@ def test_each_user_has_one_document_per_local_day_holding_minutes_and_daily_figu
             "sources": {"phone": {"value": 7.0, "minutes": 1}, "watch": {"value": 10.0, "minutes": 1}},
         }
     }
-    assert documents[1]["m"] == {"1": {"watch": {f"t{late}": 5.0}}}
+    assert decoded(documents[1]["b"]["1"]["watch"]) == {late: 5.0}
     assert "d" not in documents[1]
 
 
@@ -190,9 +194,10 @@ def test_two_sources_reporting_the_same_minute_are_kept_apart(mongo_store, mongo
     mongo_store.upsert_minutes("u1", "watch", [placed(MORNING, 10)])
     mongo_store.upsert_minutes("u1", "phone", [placed(MORNING, 20)])
     assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {"watch": {MORNING: 10.0}, "phone": {MORNING: 20.0}}
-    assert raw_documents(mongo_collection)[0]["m"]["1"] == {
-        "watch": {f"t{MORNING}": 10.0},
-        "phone": {f"t{MORNING}": 20.0},
+    stored = raw_documents(mongo_collection)[0]["b"]["1"]
+    assert {source: decoded(blob) for source, blob in stored.items()} == {
+        "watch": {MORNING: 10.0},
+        "phone": {MORNING: 20.0},
     }
 
 
@@ -204,7 +209,7 @@ def test_source_names_that_would_break_a_field_path_round_trip(mongo_store, mong
     mongo_store.upsert_minutes("u1", source, [placed(MORNING, 10)])
     mongo_store.upsert_minutes("u1", "plain", [placed(MORNING, 20)])
     assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {source: {MORNING: 10.0}, "plain": {MORNING: 20.0}}
-    stored = set(raw_documents(mongo_collection)[0]["m"]["1"])
+    stored = set(raw_documents(mongo_collection)[0]["b"]["1"])
     assert stored == {escape_source(source), "plain"}
     assert not any(ch in key for key in stored for ch in ".$ ")
 
@@ -374,3 +379,28 @@ def test_a_store_without_a_server_is_unavailable_within_five_seconds(call):
 def test_an_unknown_read_preference_is_refused_up_front():
     with pytest.raises(ValueError, match="read_preference must be one of"):
         MongoMetricStore("mongodb://127.0.0.1:1/", read_preference="fastest")
+
+
+def test_a_day_written_by_an_earlier_release_a_field_per_minute_is_read_and_moved_into_the_blob_on_write(
+    mongo_store, mongo_collection
+):
+    mongo_collection.insert_one(
+        {
+            "_id": "u1:2026-06-10",
+            "user_id": "u1",
+            "date": "2026-06-10",
+            "m": {"1": {"watch": {f"t{MORNING}": 10.0, f"t{MORNING + 1}": 11.0}, "phone": {f"t{MORNING}": 4.0}}},
+        }
+    )
+    assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {
+        "watch": {MORNING: 10.0, MORNING + 1: 11.0},
+        "phone": {MORNING: 4.0},
+    }
+    mongo_store.upsert_minutes("u1", "watch", [placed(MORNING + 1, 12), placed(MORNING + 2, 13)])
+    assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {
+        "watch": {MORNING: 10.0, MORNING + 1: 12.0, MORNING + 2: 13.0},
+        "phone": {MORNING: 4.0},
+    }
+    (document,) = raw_documents(mongo_collection)
+    assert document["m"] == {"1": {"phone": {f"t{MORNING}": 4.0}}}
+    assert decoded(document["b"]["1"]["watch"]) == {MORNING: 10.0, MORNING + 1: 12.0, MORNING + 2: 13.0}
