@@ -41,8 +41,10 @@ has between the persister's account check and its write.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from functools import wraps
 from typing import TypeVar
@@ -181,6 +183,64 @@ def _mapped_errors(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+class _Pending:
+    """The day documents a group of writes has read, and the writes made to them, sent in one bulk_write.
+
+    Reads inside the group see the writes made before them. A day written by
+    upsert_minutes and then by save_days costs FerretDB one read and one write
+    instead of three reads and two writes.
+    """
+
+    def __init__(self, collection) -> None:
+        self._collection = collection
+        self._documents: dict[str, dict] = {}
+        self._updates: dict[str, dict[str, dict]] = {}
+
+    def document(self, user_id: str, day: date) -> dict:
+        key = doc_id(user_id, day)
+        if key not in self._documents:
+            self._documents[key] = self._collection.find_one({"_id": key}) or {}
+        return self._documents[key]
+
+    def cached(self, user_id: str, day: date) -> dict | None:
+        return self._documents.get(doc_id(user_id, day))
+
+    def set(self, user_id: str, day: date, path: tuple[str, ...], value) -> None:
+        node = self.document(user_id, day)
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+        self._update(user_id, day)["$set"][".".join(path)] = value
+
+    def unset(self, user_id: str, day: date, path: tuple[str, ...]) -> None:
+        node = self.document(user_id, day)
+        for part in path[:-1]:
+            node = node.get(part, {})
+        node.pop(path[-1], None)
+        self._update(user_id, day)["$unset"][".".join(path)] = ""
+
+    def _update(self, user_id: str, day: date) -> dict[str, dict]:
+        key = doc_id(user_id, day)
+        if key not in self._updates:
+            self._updates[key] = {
+                "$set": {},
+                "$unset": {},
+                "$setOnInsert": {"user_id": user_id, "date": day.isoformat()},
+            }
+        return self._updates[key]
+
+    def flush(self) -> None:
+        if self._updates:
+            self._collection.bulk_write(
+                [
+                    UpdateOne({"_id": key}, {op: fields for op, fields in update.items() if fields}, upsert=True)
+                    for key, update in sorted(self._updates.items())
+                ],
+                ordered=False,
+            )
+        self._updates.clear()
+
+
 class MongoMetricStore(MetricStore):
     """MetricStore on a `metrics` collection; see the module docstring for the document shape.
 
@@ -217,6 +277,28 @@ class MongoMetricStore(MetricStore):
         )
         # Views, reports and goal checks tolerate replica lag.
         self._reader = db.get_collection(COLLECTION, read_preference=READ_PREFERENCES[read_preference])
+        self._local = threading.local()
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """The writes made inside go to the server together when the block ends without an error."""
+        pending = _Pending(self._primary)
+        self._local.pending = pending
+        try:
+            yield
+        finally:
+            self._local.pending = None
+        _mapped_errors(pending.flush)()
+
+    @contextmanager
+    def _writes(self) -> Iterator[_Pending]:
+        """The group in progress, or a group of this one call."""
+        pending = getattr(self._local, "pending", None)
+        if pending is not None:
+            yield pending
+            return
+        with self.grouped():
+            yield self._local.pending
 
     @_mapped_errors
     def ensure_indexes(self) -> None:
@@ -245,89 +327,63 @@ class MongoMetricStore(MetricStore):
             slot = (int(reading.metric), reading.minute)
             day = wanted[slot][0] if slot in wanted else reading.local_date
             wanted[slot] = (day, float(reading.value))
-        metrics = {metric for metric, _ in wanted}
         candidates = _other_days(wanted)
         # Read-modify-write is safe here only because one persister writes a user's documents (module docstring).
         # One find per document rather than one `$in` query: FerretDB 1.x pushes only equality filters down to
         # PostgreSQL and would evaluate `$in` over every document of the collection itself.
-        projection = {field: 1 for metric in metrics for field in (f"b.{metric}", f"m.{metric}")}
-        documents = {
-            day: self._primary.find_one({"_id": doc_id(user_id, day)}, projection) or {}
-            for day in sorted({day for day, _ in wanted.values()} | set(candidates))
-        }
-        placed = _placed_elsewhere(documents, candidates)
-
-        fresh: dict[tuple[date, int], dict[int, float]] = defaultdict(dict)
-        for (metric, minute), (day, value) in wanted.items():
-            # A minute stays on the local day it was first placed on, even when
-            # it is resent after a time-zone change put it on another day.
-            fresh[(placed.get((metric, minute), day), metric)][minute] = value
-        updates: dict[date, dict[str, dict]] = defaultdict(lambda: {"$set": {}, "$unset": {}})
-        for (day, metric), values in fresh.items():
-            document = documents[day]
-            blob = document.get("b", {}).get(str(metric), {}).get(key)
-            legacy = document.get("m", {}).get(str(metric), {}).get(key)
-            if legacy:
-                earlier = {int(field[1:]): float(value) for field, value in legacy.items()}
-                earlier.update(decoded(blob) if blob else {})
-                earlier.update(values)
-                blob = encoded(earlier)
-                updates[day]["$unset"][f"m.{metric}.{key}"] = ""
-            else:
-                blob = merged(blob, values)
-            updates[day]["$set"][f"b.{metric}.{key}"] = blob
-        self._primary.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": doc_id(user_id, day)},
-                    {
-                        **{operator: fields for operator, fields in update.items() if fields},
-                        "$setOnInsert": {"user_id": user_id, "date": day.isoformat()},
-                    },
-                    upsert=True,
-                )
-                for day, update in sorted(updates.items())
-            ],
-            ordered=False,
-        )
+        with self._writes() as pending:
+            documents = {
+                day: pending.document(user_id, day)
+                for day in sorted({day for day, _ in wanted.values()} | set(candidates))
+            }
+            placed = _placed_elsewhere(documents, candidates)
+            fresh: dict[tuple[date, int], dict[int, float]] = defaultdict(dict)
+            for (metric, minute), (day, value) in wanted.items():
+                # A minute stays on the local day it was first placed on, even when
+                # it is resent after a time-zone change put it on another day.
+                fresh[(placed.get((metric, minute), day), metric)][minute] = value
+            for (day, metric), values in fresh.items():
+                document = documents[day]
+                blob = document.get("b", {}).get(str(metric), {}).get(key)
+                legacy = document.get("m", {}).get(str(metric), {}).get(key)
+                if legacy:
+                    earlier = {int(field[1:]): float(value) for field, value in legacy.items()}
+                    earlier.update(decoded(blob) if blob else {})
+                    earlier.update(values)
+                    blob = encoded(earlier)
+                    pending.unset(user_id, day, ("m", str(metric), key))
+                else:
+                    blob = merged(blob, values)
+                pending.set(user_id, day, ("b", str(metric), key), blob)
         return {(MetricKind(metric), day) for day, metric in fresh}
 
     @_mapped_errors
     def minutes_of_day(self, user_id: str, metric: MetricKind, day: date) -> dict[str, dict[int, float]]:
-        document = self._primary.find_one({"_id": doc_id(user_id, day)}, {f"b.{int(metric)}": 1, f"m.{int(metric)}": 1})
+        pending = getattr(self._local, "pending", None)
+        document = pending.cached(user_id, day) if pending is not None else None
+        if document is None:
+            document = self._primary.find_one(
+                {"_id": doc_id(user_id, day)}, {f"b.{int(metric)}": 1, f"m.{int(metric)}": 1}
+            )
         by_source = _minutes_by_source(document or {}, int(metric))
         return {unescape_source(source): minutes for source, minutes in by_source.items() if minutes}
 
     @_mapped_errors
     def save_days(self, user_id: str, metric: MetricKind, summaries: Sequence[DaySummary]) -> None:
-        if not summaries:
-            return
-        self._primary.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": doc_id(user_id, summary.day)},
-                    {
-                        "$set": {
-                            f"d.{int(metric)}": {
-                                "value": float(summary.value),
-                                "min": float(summary.min),
-                                "max": float(summary.max),
-                                "minutes": int(summary.minutes),
-                                # A subdocument, not nested arrays: FerretDB 1.x stores no arrays of arrays.
-                                "sources": {
-                                    escape_source(f.source): {"value": float(f.value), "minutes": int(f.minutes)}
-                                    for f in summary.sources
-                                },
-                            }
-                        },
-                        "$setOnInsert": {"user_id": user_id, "date": summary.day.isoformat()},
+        with self._writes() as pending:
+            for summary in summaries:
+                figures = {
+                    "value": float(summary.value),
+                    "min": float(summary.min),
+                    "max": float(summary.max),
+                    "minutes": int(summary.minutes),
+                    # A subdocument, not nested arrays: FerretDB 1.x stores no arrays of arrays.
+                    "sources": {
+                        escape_source(f.source): {"value": float(f.value), "minutes": int(f.minutes)}
+                        for f in summary.sources
                     },
-                    upsert=True,
-                )
-                for summary in summaries
-            ],
-            ordered=False,
-        )
+                }
+                pending.set(user_id, summary.day, ("d", str(int(metric))), figures)
 
     @_mapped_errors
     def days(self, user_id: str, metric: MetricKind, start: date, end: date) -> list[DaySummary]:

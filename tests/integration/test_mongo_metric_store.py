@@ -404,3 +404,19 @@ def test_a_day_written_by_an_earlier_release_a_field_per_minute_is_read_and_move
     (document,) = raw_documents(mongo_collection)
     assert document["m"] == {"1": {"phone": {f"t{MORNING}": 4.0}}}
     assert decoded(document["b"]["1"]["watch"]) == {MORNING: 10.0, MORNING + 1: 12.0, MORNING + 2: 13.0}
+
+
+def test_writes_grouped_by_the_persister_reach_the_server_together_and_not_at_all_after_an_error(
+    mongo_store, mongo_collection
+):
+    with mongo_store.grouped():
+        mongo_store.upsert_minutes("u1", "watch", [placed(MORNING, 10)])
+        assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {"watch": {MORNING: 10.0}}
+        mongo_store.save_days("u1", STEPS, [DaySummary(DAY, 10.0, 10.0, 10.0, 1)])
+        assert raw_documents(mongo_collection) == []
+    assert [d.value for d in mongo_store.days("u1", STEPS, DAY, DAY)] == [10.0]
+
+    with pytest.raises(RuntimeError), mongo_store.grouped():
+        mongo_store.upsert_minutes("u1", "watch", [placed(MORNING, 99)])
+        raise RuntimeError("the persister failed half-way")
+    assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {"watch": {MORNING: 10.0}}
