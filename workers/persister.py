@@ -142,7 +142,8 @@ def make_consumer(config):
         group_id=config.persister_group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        max_poll_records=500,
+        # Bigger polls merge more of a user's batches into one write of their day document.
+        max_poll_records=2000,
         session_timeout_ms=10_000,
         heartbeat_interval_ms=3_000,
     )
