@@ -142,8 +142,7 @@ def make_consumer(config):
         group_id=config.persister_group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        # Bigger polls merge more of a user's batches into one write of their day document.
-        max_poll_records=2000,
+        max_poll_records=500,
         session_timeout_ms=10_000,
         heartbeat_interval_ms=3_000,
     )
