@@ -22,7 +22,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from core.adapters.codec import decode_notification, encode_batch, encode_notification
-from core.adapters.futures import fail, resolve
+from core.adapters.futures import fail, resolve, submission_groups
 from core.domain.errors import Unavailable
 from core.domain.metrics import AcceptedBatch
 from core.domain.notifications import Notification
@@ -176,17 +176,7 @@ class KafkaReadingBus(ReadingBus):
                     thread.start()
 
     def _publish_loop(self) -> None:
-        while (first := self._queue.get()) is not None:
-            group = [first]
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)
-                    break
-                group.append(item)
+        for group in submission_groups(self._queue):
             try:
                 self._publish_group(group)
             except Exception as error:  # noqa: BLE001 - every waiting stream must hear of it

@@ -22,13 +22,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from core.adapters.codec import decode_batch, encode_batch
-from core.adapters.futures import fail, resolve
+from core.adapters.futures import fail, resolve, submission_groups
 from core.adapters.minute_blob import decoded, encoded, ends, merged, minutes_of
 from core.domain.accounts import Credentials, Profile, Sex, User
 from core.domain.aggregation import DaySummary, SourceFigures
 from core.domain.errors import AlreadyExists, NotFound, Unavailable
 from core.domain.goals import Goal, GoalPeriod
-from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
+from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading, possible_local_days
 from core.domain.notifications import Notification, NotificationKind
 from core.domain.sequences import DeviceCursor
 from core.ports import (
@@ -778,11 +778,6 @@ def _moved(
     return moved
 
 
-_EPOCH_DAY = date(1970, 1, 1).toordinal()
-_DAY_MINUTES = 24 * 60
-_WESTMOST, _EASTMOST = -12 * 60, 14 * 60  # every civil time zone lies within UTC-12:00..UTC+14:00
-
-
 def _possible_days(day: int, low: int, high: int) -> set[int]:
     """The local days (ordinals) that can hold minutes low..high, which now come with `day`.
 
@@ -791,9 +786,7 @@ def _possible_days(day: int, low: int, high: int) -> set[int]:
     resent after a move to UTC-12). Plus the days next to `day`, for minutes
     placed by hand rather than by a time zone.
     """
-    first = (low + _WESTMOST) // _DAY_MINUTES + _EPOCH_DAY
-    last = (high + _EASTMOST) // _DAY_MINUTES + _EPOCH_DAY
-    return {*range(first, last + 1), day - 1, day, day + 1}
+    return {*possible_local_days(low, high), day - 1, day, day + 1}
 
 
 def _runs(days: list[int]) -> Iterator[tuple[int, int]]:
@@ -850,17 +843,7 @@ class SqliteReadingBus(ReadingBus):
         return future
 
     def _write_loop(self) -> None:
-        while (first := self._queue.get()) is not None:
-            group = [first]
-            while len(group) < self.GROUP_LIMIT:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)  # stop after this group
-                    break
-                group.append(item)
+        for group in submission_groups(self._queue, self.GROUP_LIMIT):
             try:
                 outcomes = self._write([batches for batches, _ in group])
             except Exception as error:  # noqa: BLE001 - every waiting stream must hear of it
