@@ -620,15 +620,8 @@ class PostgresDeviceCursors:
         """The stored cursors of these (user, source) pairs; absent pairs hold nothing yet."""
         if not keys:
             return {}
-        users, sources = zip(*keys, strict=True)
         with self._db.transaction() as tx:
-            rows = tx.execute(
-                "SELECT c.user_id, c.source, c.last_sequence, c.held FROM device_cursors c"
-                " JOIN unnest(%s::text[], %s::text[]) AS k (user_id, source)"
-                " ON c.user_id = k.user_id AND c.source = k.source",
-                (list(users), list(sources)),
-            ).fetchall()
-        return {(user_id, source): DeviceCursor(highest, held) for user_id, source, highest, held in rows}
+            return _stored_cursors(tx, keys)
 
     def save(self, cursors: dict[tuple[str, str], DeviceCursor]) -> None:
         """Store the cursors, merged with what another server may have stored meanwhile.
@@ -638,15 +631,7 @@ class PostgresDeviceCursors:
         if not cursors:
             return
         with self._db.transaction() as tx:
-            stored = {
-                (user_id, source): DeviceCursor(highest, held)
-                for user_id, source, highest, held in tx.execute(
-                    "SELECT c.user_id, c.source, c.last_sequence, c.held FROM device_cursors c"
-                    " JOIN unnest(%s::text[], %s::text[]) AS k (user_id, source)"
-                    " ON c.user_id = k.user_id AND c.source = k.source FOR UPDATE OF c",
-                    ([u for u, _ in cursors], [s for _, s in cursors]),
-                ).fetchall()
-            }
+            stored = _stored_cursors(tx, list(cursors), lock=True)
             merged = {key: cursor.merged(stored[key]) if key in stored else cursor for key, cursor in cursors.items()}
             tx.execute(
                 "INSERT INTO device_cursors (user_id, source, last_sequence, held)"
@@ -666,3 +651,14 @@ class PostgresDeviceCursors:
     def delete_user(self, user_id: str) -> None:
         with self._db.transaction() as tx:
             tx.execute("DELETE FROM device_cursors WHERE user_id = %s", (user_id,))
+
+
+def _stored_cursors(tx: _Transaction, keys: Sequence[tuple[str, str]], lock: bool = False):
+    """The stored cursors of these (user, source) pairs; `lock` holds their rows until the transaction ends."""
+    rows = tx.execute(
+        "SELECT c.user_id, c.source, c.last_sequence, c.held FROM device_cursors c"
+        " JOIN unnest(%s::text[], %s::text[]) AS k (user_id, source)"
+        " ON c.user_id = k.user_id AND c.source = k.source" + (" FOR UPDATE OF c" if lock else ""),
+        ([user_id for user_id, _ in keys], [source for _, source in keys]),
+    ).fetchall()
+    return {(user_id, source): DeviceCursor(highest, held) for user_id, source, highest, held in rows}
