@@ -77,28 +77,3 @@ async def production_stack(log_dir: Path, persisters: int = 2) -> AsyncIterator[
         if server is not None:
             server.stop()
         stack.destroy()
-        _drop_kafka_state(stack)
-
-
-def _drop_kafka_state(stack: ProductionStack) -> None:
-    """Delete the run's topics and persister group (the stack leaves them behind); best effort."""
-    from kafka import KafkaAdminClient
-
-    from core.adapters.kafka import bootstrap_list
-
-    env = stack.env
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap_list(env["FITTRACK_KAFKA_BOOTSTRAP"]))
-    except Exception as error:
-        print(f"bench: could not clean up Kafka for {stack.name}: {error}", file=sys.stderr)
-        return
-    try:
-        admin.delete_groups([env["FITTRACK_PERSISTER_GROUP"]])
-        existing = set(admin.list_topics())
-        topics = [env[name] for name in ("FITTRACK_READINGS_TOPIC", "FITTRACK_NOTIFICATIONS_TOPIC")]
-        if present := [topic for topic in topics if topic in existing]:
-            admin.delete_topics(present)
-    except Exception as error:
-        print(f"bench: could not delete the Kafka topics or group of {stack.name}: {error}", file=sys.stderr)
-    finally:
-        admin.close()

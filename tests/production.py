@@ -124,7 +124,7 @@ class ProductionStack:
             client.close()
         with contextlib.suppress(psycopg2.Error):
             _administer(self.settings["FITTRACK_PG_DSN"], f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        # Topics too, or every run would leave two behind in the broker.
+        # Topics and the persister group too, or every run would leave them behind in the broker.
         with contextlib.suppress(KafkaError):
             admin = KafkaAdminClient(
                 bootstrap_servers=self.settings["FITTRACK_KAFKA_BOOTSTRAP"], request_timeout_ms=10_000
@@ -133,6 +133,8 @@ class ProductionStack:
                 mine = [topic for topic in admin.list_topics() if topic.startswith(f"{self.name}.")]
                 if mine:
                     admin.delete_topics(mine)
+                with contextlib.suppress(KafkaError):
+                    admin.delete_groups([self.env["FITTRACK_PERSISTER_GROUP"]])
             finally:
                 admin.close()
 
