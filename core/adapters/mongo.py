@@ -45,7 +45,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from functools import wraps
 from typing import TypeVar
 from urllib.parse import unquote
@@ -64,7 +64,7 @@ from pymongo.write_concern import WriteConcern
 from core.adapters.minute_blob import decoded, encoded, merged
 from core.domain.aggregation import DaySummary, SourceFigures
 from core.domain.errors import Unavailable
-from core.domain.metrics import MINUTE, MetricKind, PlacedReading
+from core.domain.metrics import MetricKind, PlacedReading, possible_local_days
 from core.ports import MetricStore
 
 COLLECTION = "metrics"
@@ -78,11 +78,6 @@ READ_PREFERENCES = {
     "nearest": Nearest(),
 }
 
-# Every civil time zone lies between UTC-12:00 and UTC+14:00, so these bound the
-# local days a minute can have been placed on, whatever zone the user was in.
-_WESTMOST = timedelta(hours=-12)
-_EASTMOST = timedelta(hours=14)
-_EPOCH = datetime(1970, 1, 1)
 
 # Characters left as they are in a source's field name; everything else is %XX
 # (UTF-8). Besides '.', '$' and '%', FerretDB 1.x rejects path elements with
@@ -118,10 +113,7 @@ def doc_id(user_id: str, day: date) -> str:
 
 
 def _possible_days(minute: int) -> Iterable[date]:
-    """The local days a minute falls on across all time zones (two, or three near 10:00-12:00 UTC)."""
-    moment = _EPOCH + timedelta(seconds=minute * MINUTE)
-    first, last = (moment + _WESTMOST).date(), (moment + _EASTMOST).date()
-    return (first + timedelta(days=n) for n in range((last - first).days + 1))
+    return map(date.fromordinal, possible_local_days(minute, minute))
 
 
 def _other_days(wanted: dict[tuple[int, int], tuple[date, float]]) -> dict[date, list[tuple[int, int]]]:
