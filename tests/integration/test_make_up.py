@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -35,23 +36,40 @@ def serving(address: str) -> bool:
         return False
 
 
+def unused_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def started(process: subprocess.Popen, address: str, log_path) -> bool:
+    # A stack that already stopped will never serve: say why at once instead of at the deadline.
+    if process.poll() is not None:
+        raise AssertionError(f"make up exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
+    return serving(address)
+
+
 def test_make_up_serves_the_walk_through_with_its_own_persisters(tmp_path):
     stack = ProductionStack.create("up")
-    port = 50000 + os.getpid() % 10000
-    address = f"127.0.0.1:{port}"
+    address = f"127.0.0.1:{unused_loopback_port()}"
     env = {**os.environ, **stack.env, "FITTRACK_LISTEN": address, "FITTRACK_DATA_DIR": str(tmp_path)}
     env["FITTRACK_BCRYPT_ROUNDS"] = "4"
+    # The logs go to a file: an unread pipe fills up and blocks the processes writing to it.
+    log_path = tmp_path / "make-up.log"
+    log = log_path.open("w")
     process = subprocess.Popen(
         ["make", "--no-print-directory", "up"],
         cwd=ROOT,
         env=env,
         start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
-        eventually(lambda: serving(address), bool, timeout=120, interval=0.3)
+        try:
+            eventually(lambda: started(process, address, log_path), bool, timeout=120, interval=0.3)
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}\nlog tail:\n{log_path.read_text()[-4000:]}") from None
         stubs = Stubs.connect(address)
         user = register_and_login(stubs, f"upuser{time.time_ns() % 10**9}")
         minute = local_midnight(Clock(), "UTC") + 600
@@ -66,4 +84,5 @@ def test_make_up_serves_the_walk_through_with_its_own_persisters(tmp_path):
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
+        log.close()
         stack.destroy()
