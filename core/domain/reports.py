@@ -1,4 +1,4 @@
-"""Week and month reports, and the CSV export."""
+"""Week and month reports, and the downloads: CSV, and the figures of the PDF."""
 
 from __future__ import annotations
 
@@ -16,6 +16,22 @@ from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import MetricKind
 
 MAX_DOWNLOAD_DAYS = 3660
+# Up to about three months a chart has a bar per day; longer ranges get a bar per week.
+DAILY_BARS_UP_TO_DAYS = 92
+CHART_METRICS = (MetricKind.STEPS, MetricKind.CALORIES_BURNED)
+
+
+class ReportFormat(enum.IntEnum):
+    CSV = 1
+    PDF = 2
+
+    @classmethod
+    def parse(cls, value: int) -> ReportFormat:
+        try:
+            return cls(value)
+        except ValueError:
+            names = " or ".join(f"{f.name} ({f.value})" for f in cls)
+            raise InvalidArgument(f"unknown report format {value}; use {names}") from None
 
 
 class ReportPeriod(enum.IntEnum):
@@ -148,3 +164,115 @@ def render_csv(start: date, end: date, stored: Mapping[MetricKind, Sequence[DayS
 
 def _cell(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
+
+
+# --- the PDF's figures: what the renderer draws, computed here so it stays testable without it ---
+
+
+@dataclass(frozen=True)
+class RangeFigures:
+    """One metric over a download's range: a row of the PDF's summary table."""
+
+    metric: MetricKind
+    total: float  # 0 for heart rate
+    average: float  # per day with data (heart rate: bpm weighted by minutes)
+    best_day: date | None
+    best_value: float
+    days_with_data: int
+    days_goal_met: int
+    daily_goal_target: float  # 0 without a daily goal
+
+
+@dataclass(frozen=True)
+class ChartBar:
+    start: date  # first day of the bar inside the range
+    days: int  # days of the range the bar covers: 1 for a day, up to 7 for a week cut by the range
+    value: float  # the sum of those days; 0 when none has data
+    whole: bool  # False for a week the range cuts, so its bar is not read against the weekly goal
+
+
+@dataclass(frozen=True)
+class Chart:
+    metric: MetricKind
+    bar_days: int  # 1 (a bar per day) or 7 (a bar per Monday-to-Sunday week)
+    bars: tuple[ChartBar, ...]
+    goal: float  # the goal of one bar, drawn as a horizontal line; 0 for none
+    goal_label: str  # what the line is: "daily goal", "weekly goal" or "daily goal × 7"
+
+
+@dataclass(frozen=True)
+class RangeReport:
+    """Everything the PDF shows."""
+
+    username: str
+    start: date
+    end: date
+    figures: tuple[RangeFigures, ...]  # one per metric kind, in MetricKind order
+    charts: tuple[Chart, ...]  # steps and calories burned
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+def range_report(
+    username: str,
+    start: date,
+    end: date,
+    stored: Mapping[MetricKind, Sequence[DaySummary]],
+    goals: Sequence[Goal],
+) -> RangeReport:
+    """The PDF's figures. Goals are the user's active ones; their current targets apply to every day."""
+    figures = []
+    charts = []
+    for metric in MetricKind:
+        summary = summarize_range(metric, start, end, stored.get(metric, ()))
+        daily_goal = _target(goals, metric, GoalPeriod.DAILY)
+        with_data = [d for d in summary.days if d.has_data]
+        best = max(with_data, key=lambda d: d.value, default=None)
+        figures.append(
+            RangeFigures(
+                metric=metric,
+                total=summary.total,
+                average=summary.average,
+                best_day=best.day if best else None,
+                best_value=best.value if best else 0.0,
+                days_with_data=summary.days_with_data,
+                days_goal_met=sum(bool(daily_goal) and d.value >= daily_goal for d in summary.days),
+                daily_goal_target=daily_goal,
+            )
+        )
+        if metric in CHART_METRICS:
+            charts.append(
+                _chart(metric, start, end, summary.days, daily_goal, _target(goals, metric, GoalPeriod.WEEKLY))
+            )
+    return RangeReport(username, start, end, tuple(figures), tuple(charts))
+
+
+def _target(goals: Sequence[Goal], metric: MetricKind, period: GoalPeriod) -> float:
+    return next((g.target for g in goals if g.metric is metric and g.period is period and g.active), 0.0)
+
+
+def _chart(
+    metric: MetricKind,
+    start: date,
+    end: date,
+    days: Sequence[DaySummary],
+    daily_goal: float,
+    weekly_goal: float,
+) -> Chart:
+    if (end - start).days + 1 <= DAILY_BARS_UP_TO_DAYS:
+        bars = tuple(ChartBar(d.day, 1, d.value, True) for d in days)
+        return Chart(metric, 1, bars, daily_goal, "daily goal" if daily_goal else "")
+    weeks: dict[date, list[DaySummary]] = {}
+    for day in days:
+        weeks.setdefault(week_of(day.day)[0], []).append(day)
+    bars = tuple(
+        ChartBar(members[0].day, len(members), sum(d.value for d in members), len(members) == 7)
+        for members in weeks.values()
+    )
+    if weekly_goal:
+        return Chart(metric, 7, bars, weekly_goal, "weekly goal")
+    if daily_goal:
+        return Chart(metric, 7, bars, daily_goal * 7, "daily goal × 7")
+    return Chart(metric, 7, bars, 0.0, "")

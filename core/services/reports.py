@@ -8,20 +8,23 @@ from datetime import date, datetime
 
 from core.domain.accounts import Principal
 from core.domain.calendar import check_range, local_today, zone_named
-from core.domain.errors import InvalidArgument, Unauthenticated
+from core.domain.errors import Unauthenticated, Unavailable
 from core.domain.metrics import MetricKind
 from core.domain.reports import (
     MAX_DOWNLOAD_DAYS,
     Report,
+    ReportFormat,
     ReportPeriod,
     metric_report,
     previous_bounds,
+    range_report,
     render_csv,
     report_bounds,
 )
-from core.ports import AccountsUnitOfWork, MetricStore
+from core.ports import AccountsUnitOfWork, MetricStore, ReportRenderer
 
-CSV_FORMAT = 1
+CSV_FORMAT = int(ReportFormat.CSV)
+PDF_FORMAT = int(ReportFormat.PDF)
 
 
 @dataclass(frozen=True)
@@ -33,11 +36,16 @@ class ReportFile:
 
 class Reports:
     def __init__(
-        self, uow: Callable[[], AccountsUnitOfWork], store: MetricStore, clock: Callable[[], datetime]
+        self,
+        uow: Callable[[], AccountsUnitOfWork],
+        store: MetricStore,
+        clock: Callable[[], datetime],
+        renderer: ReportRenderer | None = None,
     ) -> None:
         self._uow = uow
         self._store = store
         self._now = clock
+        self._renderer = renderer  # PDF downloads; without one they answer UNAVAILABLE
 
     def view(self, principal: Principal, period_value: int, anchor: date | None) -> Report:
         period = ReportPeriod.parse(period_value)
@@ -58,8 +66,23 @@ class Reports:
         return Report(period, bounds[0], bounds[1], tuple(sections))
 
     def download(self, principal: Principal, start: date, end: date, file_format: int) -> ReportFile:
-        if file_format != CSV_FORMAT:
-            raise InvalidArgument(f"unknown report format {file_format}; use CSV (1)")
+        """The whole file of the caller's own days start..end (local days, as stored)."""
+        kind = ReportFormat.parse(file_format)
         check_range(start, end, MAX_DOWNLOAD_DAYS)
-        stored = {metric: self._store.days(principal.user_id, metric, start, end) for metric in MetricKind}
-        return ReportFile(f"fittrack-{start}-{end}.csv", "text/csv", render_csv(start, end, stored))
+        if kind is ReportFormat.CSV:
+            stored = self._stored(principal, start, end)
+            return ReportFile(f"fittrack-{start}-{end}.csv", "text/csv", render_csv(start, end, stored))
+        if self._renderer is None:
+            raise Unavailable("this server cannot draw PDF reports; download CSV instead")
+        with self._uow() as uow:
+            user = uow.users.get(principal.user_id)
+            goals = uow.goals.list_for_user(principal.user_id)
+        if user is None:
+            raise Unauthenticated("this account no longer exists")
+        figures = range_report(user.username, start, end, self._stored(principal, start, end), goals)
+        content = self._renderer.render(figures)
+        name = f"fittrack-{start}-{end}.{self._renderer.extension}"
+        return ReportFile(name, self._renderer.content_type, content)
+
+    def _stored(self, principal: Principal, start: date, end: date):
+        return {metric: self._store.days(principal.user_id, metric, start, end) for metric in MetricKind}

@@ -1,7 +1,9 @@
-"""Week and month reports, and the CSV download, over the real server."""
+"""Week and month reports, and the CSV and PDF downloads, over the real server."""
 
 import csv
 import io
+import struct
+import subprocess
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,6 +15,9 @@ from tests.support import batch, eventually, reading, rpc_error, upload
 
 Code = grpc.StatusCode
 STEPS = common_pb2.METRIC_KIND_STEPS
+CALORIES = common_pb2.METRIC_KIND_CALORIES_BURNED
+DISTANCE = common_pb2.METRIC_KIND_DISTANCE
+CSV, PDF = report_pb2.REPORT_FORMAT_CSV, report_pb2.REPORT_FORMAT_PDF
 PARIS = ZoneInfo("Europe/Paris")
 
 
@@ -100,11 +105,23 @@ def test_a_report_needs_a_known_period(stubs, alice):
     assert "WEEK" in error.details()
 
 
-def download(stubs, user, start: date, end: date):
+def download(stubs, user, start: date, end: date, file_format: int = CSV):
     request = report_pb2.DownloadReportRequest(
-        range=common_pb2.DateRange(start=proto_date(start), end=proto_date(end)), format=report_pb2.REPORT_FORMAT_CSV
+        range=common_pb2.DateRange(start=proto_date(start), end=proto_date(end)), format=file_format
     )
     return list(stubs.reports.DownloadReport(request, metadata=user.auth))
+
+
+def downloaded_file(stubs, user, start: date, end: date, file_format: int = CSV):
+    """The info message and the bytes of the chunks after it; every chunk is at most 64 KiB."""
+    first, *chunks = download(stubs, user, start, end, file_format)
+    assert first.WhichOneof("part") == "info"
+    assert all(c.WhichOneof("part") == "chunk" and 0 < len(c.chunk) <= 64 * 1024 for c in chunks)
+    return first.info, b"".join(c.chunk for c in chunks)
+
+
+def csv_rows(content: bytes) -> dict[str, dict[str, str]]:
+    return {row["date"]: row for row in csv.DictReader(io.StringIO(content.decode()))}
 
 
 def test_a_downloaded_csv_announces_its_size_and_holds_the_stored_values(stubs, alice, clock):
@@ -140,3 +157,87 @@ def test_a_download_over_ten_years_or_without_a_format_is_refused(stubs, alice):
     no_format = rpc_error(lambda: list(stubs.reports.DownloadReport(request, metadata=alice.auth)))
     assert no_format.code() == Code.INVALID_ARGUMENT
     assert "CSV" in no_format.details()
+
+
+def test_a_downloaded_csv_parses_back_to_the_uploaded_daily_totals(stubs, alice, clock):
+    week = last_full_week(clock)
+    # Per day and metric: (minute offset from local noon, value) readings; the CSV holds their sums.
+    uploaded = {
+        (week[0], STEPS): [95, 110, 87],
+        (week[0], CALORIES): [3.5, 4.25],
+        (week[2], DISTANCE): [812.5, 640],
+        (week[4], STEPS): [1000, 1000, 999, 1],
+        (week[6], CALORIES): [12],
+    }
+    upload(
+        stubs,
+        alice,
+        batch(
+            reading(metric, noon(day) + 60 * minute, value)
+            for (day, metric), values in uploaded.items()
+            for minute, value in enumerate(values)
+        ),
+    )
+    columns = {STEPS: "steps", CALORIES: "calories_kcal", DISTANCE: "distance_m"}
+    expected = {(day.isoformat(), columns[metric]): sum(values) for (day, metric), values in uploaded.items()}
+
+    def stored_cells():
+        info, content = downloaded_file(stubs, alice, week[0], week[6])
+        assert info.total_bytes == len(content)
+        rows = csv_rows(content)
+        return {
+            (day, column): float(row[column]) for day, row in rows.items() for column in columns.values() if row[column]
+        }
+
+    assert eventually(stored_cells, lambda cells: cells == expected) == expected
+
+
+def test_a_downloaded_pdf_announces_its_size_and_renders_to_an_image(stubs, alice, clock, tmp_path):
+    stubs.goals.CreateGoal(
+        goal_pb2.CreateGoalRequest(metric=STEPS, period=common_pb2.GOAL_PERIOD_DAILY, target=1000), metadata=alice.auth
+    )
+    week = last_full_week(clock)
+    steps_on(stubs, alice, [(week[1], 1500), (week[5], 800)])
+    eventually(
+        lambda: csv_rows(downloaded_file(stubs, alice, week[0], week[6])[1]), lambda r: r[week[5].isoformat()]["steps"]
+    )
+    start = week[6] - timedelta(days=364)
+    info, content = downloaded_file(stubs, alice, start, week[6], PDF)
+    assert (info.content_type, info.filename) == ("application/pdf", f"fittrack-{start}-{week[6]}.pdf")
+    assert info.total_bytes == len(content)
+    assert content.startswith(b"%PDF-")
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(content)
+    # With no output root pdftoppm writes the page to stdout.
+    page = subprocess.run(
+        ["pdftoppm", "-png", "-f", "1", "-l", "1", "-r", "50", str(pdf)], capture_output=True, check=True, timeout=60
+    ).stdout
+    assert page.startswith(b"\x89PNG\r\n\x1a\n") and page[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", page[16:24])
+    assert width > 100 and height > 100
+    assert abs(width - 413) <= 2 and abs(height - 584) <= 2  # A4 portrait at 50 dpi
+    assert len(page) > 5_000  # a page with a table and charts, not a blank one
+
+
+def test_a_download_in_an_unknown_format_is_refused_naming_csv_and_pdf(stubs, alice):
+    error = rpc_error(lambda: download(stubs, alice, date(2026, 1, 1), date(2026, 1, 2), 7))
+    assert error.code() == Code.INVALID_ARGUMENT
+    assert "CSV" in error.details() and "PDF" in error.details()
+
+
+def test_a_download_holds_the_callers_days_and_never_another_users(stubs, alice, bob, clock):
+    week = last_full_week(clock)
+    steps_on(stubs, bob, [(week[2], 4321)])
+    steps_on(stubs, alice, [(week[3], 300)])
+
+    def alice_rows():
+        return csv_rows(downloaded_file(stubs, alice, week[0], week[6])[1])
+
+    rows = eventually(alice_rows, lambda r: r[week[3].isoformat()]["steps"] == "300")
+    assert rows[week[2].isoformat()]["steps"] == ""
+    # Bob's own download has his day (so it was stored), and not Alice's.
+    bob_rows = eventually(
+        lambda: csv_rows(downloaded_file(stubs, bob, week[0], week[6])[1]),
+        lambda r: r[week[2].isoformat()]["steps"] == "4321",
+    )
+    assert bob_rows[week[3].isoformat()]["steps"] == ""

@@ -7,19 +7,21 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from core.domain.aggregation import DaySummary
-from core.domain.errors import InvalidArgument
+from core.domain.errors import InvalidArgument, Unavailable
 from core.domain.goals import GoalPeriod
 from core.domain.metrics import MetricKind
-from core.domain.reports import ReportPeriod
-from core.services.reports import CSV_FORMAT
+from core.domain.reports import ChartBar, RangeFigures, RangeReport, ReportPeriod
+from core.ports import ReportRenderer
+from core.services.reports import CSV_FORMAT, PDF_FORMAT, Reports
 from tests.unit.fakes import FakeApp, fake_app
 
 WEEK, MONTH = ReportPeriod.WEEK, ReportPeriod.MONTH
-STEPS, HEART, DISTANCE, CALORIES = (
+STEPS, HEART, DISTANCE, CALORIES, ACTIVE = (
     MetricKind.STEPS,
     MetricKind.HEART_RATE,
     MetricKind.DISTANCE,
     MetricKind.CALORIES_BURNED,
+    MetricKind.ACTIVE_MINUTES,
 )
 # Wednesday 10 June 2026, noon in Paris: the last full week is 1-7 June.
 NOW = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)
@@ -180,6 +182,48 @@ def test_a_month_report_compares_with_the_whole_previous_month(app, alice):
     assert steps.change_percent == pytest.approx(-50.0)
 
 
+@pytest.fixture
+def may_calories(app, alice):
+    """Calories of May 2026 against a 2,000 kcal daily goal (and a 14,000 weekly one); 10,000 in April."""
+    app.goals.create(alice, CALORIES, GoalPeriod.DAILY, 2_000)
+    app.goals.create(alice, CALORIES, GoalPeriod.WEEKLY, 14_000)
+    may = {d(3, 5): 3_000, d(10, 5): 1_000, d(28, 5): 1_900, d(29, 5): 2_100, d(30, 5): 2_000, d(31, 5): 2_500}
+    put(app, alice.user_id, CALORIES, {**may, d(15, 4): 5_000, d(30, 4): 5_000, d(1, 6): 9_999})
+    return section(app.reports.view(alice, MONTH, None), CALORIES)
+
+
+def test_a_month_report_matches_its_hand_computed_figures(may_calories):
+    # 3,000 + 1,000 + 1,900 + 2,100 + 2,000 + 2,500 = 12,500 kcal over 6 days with data.
+    # Goal met on 3, 29, 30 and 31 May (2,000 counts; 1,900 does not); the streak is 29-31 May.
+    # April: 10,000 kcal, so +25 %. 1 June belongs to the next month and is left out.
+    assert (may_calories.total, may_calories.average) == (12_500, pytest.approx(12_500 / 6))
+    assert (may_calories.best_day, may_calories.best_value) == (d(3, 5), 3_000)
+    assert (may_calories.days_goal_met, may_calories.current_streak) == (4, 3)
+    assert (may_calories.daily_goal_target, may_calories.weekly_goal_target) == (2_000, 14_000)
+    assert (may_calories.previous_total, may_calories.change_percent) == (10_000, pytest.approx(25.0))
+
+
+def test_a_month_report_lists_every_day_with_its_goal_verdict(may_calories):
+    days = {day.day: day for day in may_calories.days}
+    assert [day.day for day in may_calories.days] == [d(n, 5) for n in range(1, 32)]
+    assert [days[d(n, 5)].value for n in (1, 3, 10, 28, 29, 30, 31)] == [0, 3_000, 1_000, 1_900, 2_100, 2_000, 2_500]
+    assert [n for n in range(1, 32) if days[d(n, 5)].goal_met] == [3, 29, 30, 31]
+
+
+def test_a_streak_is_broken_by_a_last_day_below_the_goal(app, alice):
+    app.goals.create(alice, STEPS, GoalPeriod.DAILY, 5_000)
+    put(app, alice.user_id, STEPS, {d(n): 6_000 for n in range(1, 7)} | {d(7): 4_999})
+    steps = section(app.reports.view(alice, WEEK, None), STEPS)
+    assert (steps.days_goal_met, steps.current_streak) == (6, 0)
+
+
+def test_a_fall_against_the_previous_week_is_a_negative_change(app, alice):
+    # 4,000 this week against 16,000 the week before: (4,000 - 16,000) / 16,000 = -75 %.
+    put(app, alice.user_id, STEPS, {d(2): 1_500, d(6): 2_500, d(25, 5): 16_000})
+    steps = section(app.reports.view(alice, WEEK, None), STEPS)
+    assert steps.change_percent == pytest.approx(-75.0)
+
+
 def test_an_unknown_report_period_is_refused(app, alice):
     with pytest.raises(InvalidArgument, match="unknown report period 3"):
         app.reports.view(alice, 3, None)
@@ -221,6 +265,32 @@ def test_the_csv_has_a_header_and_one_row_per_day(app, alice, stored):
         "heart_rate_min_bpm",
         "heart_rate_max_bpm",
     ]
+
+
+def test_the_csv_parses_back_to_exactly_the_stored_daily_values_of_every_metric(app, alice):
+    stored = {}
+    for offset, metric in enumerate(MetricKind):
+        # Every metric on different days, with whole and two-decimal values.
+        stored[metric] = [
+            DaySummary(d(day), 1_000 * offset + day * 37.25, 40 + day, 120 + day, 10 * day)
+            for day in range(1, 31)
+            if (day + offset) % 3
+        ]
+        app.store.put_days(alice.user_id, metric, *stored[metric])
+    rows = {row["date"]: row for row in rows_of(app.reports.download(alice, d(1), d(30), CSV_FORMAT).content)}
+    assert len(rows) == 30
+    for column, metric, attribute in (
+        ("steps", STEPS, "value"),
+        ("calories_kcal", CALORIES, "value"),
+        ("distance_m", DISTANCE, "value"),
+        ("active_minutes", ACTIVE, "value"),
+        ("heart_rate_avg_bpm", HEART, "value"),
+        ("heart_rate_min_bpm", HEART, "min"),
+        ("heart_rate_max_bpm", HEART, "max"),
+    ):
+        expected = {s.day.isoformat(): getattr(s, attribute) for s in stored[metric]}
+        parsed = {day: float(row[column]) for day, row in rows.items() if row[column] != ""}
+        assert parsed == expected, column
 
 
 def test_the_csv_parses_back_to_the_stored_values(app, alice, stored):
@@ -265,6 +335,137 @@ def test_a_download_that_ends_before_it_starts_is_refused(app, alice):
         app.reports.download(alice, d(4), d(1), CSV_FORMAT)
 
 
-def test_an_unknown_download_format_is_refused(app, alice):
-    with pytest.raises(InvalidArgument, match="unknown report format 2"):
-        app.reports.download(alice, d(1), d(4), 2)
+def test_an_unknown_download_format_is_refused_naming_the_valid_ones(app, alice):
+    with pytest.raises(InvalidArgument, match=r"unknown report format 3; use CSV \(1\) or PDF \(2\)"):
+        app.reports.download(alice, d(1), d(4), 3)
+    with pytest.raises(InvalidArgument, match="unknown report format 0"):
+        app.reports.download(alice, d(1), d(4), 0)
+
+
+# --- PDF --------------------------------------------------------------------------
+
+
+class RecordingRenderer(ReportRenderer):
+    """Keeps the figures it is asked to draw; the "document" is their repr."""
+
+    content_type = "application/x-test"
+    extension = "test"
+
+    def __init__(self) -> None:
+        self.drawn: list[RangeReport] = []
+
+    def render(self, report: RangeReport) -> bytes:
+        self.drawn.append(report)
+        return repr(report).encode()
+
+
+@pytest.fixture
+def renderer() -> RecordingRenderer:
+    return RecordingRenderer()
+
+
+@pytest.fixture
+def pdf_reports(app, renderer) -> Reports:
+    return Reports(app.database, app.store, app.clock, renderer)
+
+
+def drawn(pdf_reports, renderer, principal, start: date, end: date) -> RangeReport:
+    file = pdf_reports.download(principal, start, end, PDF_FORMAT)
+    assert file.content == repr(renderer.drawn[-1]).encode()
+    return renderer.drawn[-1]
+
+
+def test_a_pdf_download_is_named_and_typed_by_the_renderer(pdf_reports, renderer, alice):
+    file = pdf_reports.download(alice, d(1), d(30), PDF_FORMAT)
+    assert (file.filename, file.content_type) == ("fittrack-2026-06-01-2026-06-30.test", "application/x-test")
+
+
+def test_a_pdf_of_a_week_sums_up_each_metric_against_the_daily_goal(app, pdf_reports, renderer, alice):
+    app.goals.create(alice, STEPS, GoalPeriod.DAILY, 10_000)
+    put(app, alice.user_id, STEPS, {d(1): 12_000, d(2): 8_000, d(4): 10_000, d(5): 15_000, d(6): 11_000, d(7): 10_500})
+    report = drawn(pdf_reports, renderer, alice, d(1), d(7))
+    assert (report.username, report.start, report.end, report.days) == ("alice", d(1), d(7), 7)
+    steps, calories = report.figures[0], report.figures[1]
+    # 66,500 steps over 6 days with data; met on 1, 4, 5, 6 and 7 June.
+    assert steps == RangeFigures(STEPS, 66_500, pytest.approx(66_500 / 6), d(5), 15_000, 6, 5, 10_000)
+    assert calories == RangeFigures(CALORIES, 0, 0, None, 0, 0, 0, 0)
+    assert [f.metric for f in report.figures] == list(MetricKind)
+
+
+def test_a_short_range_is_charted_a_bar_a_day_with_the_daily_goal_line(app, pdf_reports, renderer, alice):
+    app.goals.create(alice, STEPS, GoalPeriod.DAILY, 10_000)
+    app.goals.create(alice, STEPS, GoalPeriod.WEEKLY, 50_000)
+    put(app, alice.user_id, STEPS, {d(2): 8_000, d(3): 9_000})
+    steps_chart, calories_chart = drawn(pdf_reports, renderer, alice, d(1), d(4)).charts
+    assert (steps_chart.metric, steps_chart.bar_days) == (STEPS, 1)
+    assert [(bar.start, bar.value) for bar in steps_chart.bars] == [(d(1), 0), (d(2), 8_000), (d(3), 9_000), (d(4), 0)]
+    assert (steps_chart.goal, steps_chart.goal_label) == (10_000, "daily goal")
+    assert (calories_chart.metric, calories_chart.goal, calories_chart.goal_label) == (CALORIES, 0, "")
+
+
+def test_ninety_two_days_still_get_a_bar_a_day(pdf_reports, renderer, alice):
+    chart = drawn(pdf_reports, renderer, alice, d(1), d(1) + timedelta(days=91)).charts[0]
+    assert (chart.bar_days, len(chart.bars)) == (1, 92)
+
+
+def test_a_long_range_is_charted_a_bar_a_week_with_the_weekly_goal(app, pdf_reports, renderer, alice):
+    app.goals.create(alice, STEPS, GoalPeriod.DAILY, 10_000)
+    app.goals.create(alice, STEPS, GoalPeriod.WEEKLY, 60_000)
+    # Wednesday 3 June to Thursday 3 September 2026: 93 days, 5 + 12 weeks of 7 + 4, so 14 bars.
+    start, end = d(3), date(2026, 9, 3)
+    put(app, alice.user_id, STEPS, {d(3): 1_000, d(7): 2_000, d(8): 4_000, d(14): 500, date(2026, 9, 3): 700})
+    chart = drawn(pdf_reports, renderer, alice, start, end).charts[0]
+    assert (chart.bar_days, chart.goal, chart.goal_label) == (7, 60_000, "weekly goal")
+    # Wednesday to Sunday 3-7 June is cut by the range; Monday 31 August to Thursday 3 September too.
+    assert chart.bars[0] == ChartBar(d(3), 5, 3_000, False)
+    assert chart.bars[1] == ChartBar(d(8), 7, 4_500, True)
+    assert chart.bars[-1] == ChartBar(date(2026, 8, 31), 4, 700, False)
+    assert len(chart.bars) == 14
+    assert sum(bar.days for bar in chart.bars) == 93
+
+
+def test_weekly_bars_with_only_a_daily_goal_show_seven_times_it(app, pdf_reports, renderer, alice):
+    app.goals.create(alice, CALORIES, GoalPeriod.DAILY, 2_500)
+    chart = drawn(pdf_reports, renderer, alice, date(2025, 6, 1), d(1)).charts[1]
+    assert (chart.metric, chart.bar_days, chart.goal, chart.goal_label) == (CALORIES, 7, 17_500, "daily goal × 7")
+
+
+def test_a_paused_goal_draws_no_line(app, pdf_reports, renderer, alice):
+    goal = app.goals.create(alice, STEPS, GoalPeriod.DAILY, 10_000)
+    app.goals.update(alice, goal.goal_id, None, False)
+    report = drawn(pdf_reports, renderer, alice, d(1), d(7))
+    assert (report.charts[0].goal, report.figures[0].daily_goal_target) == (0, 0)
+
+
+def test_a_pdf_holds_only_the_callers_data(app, pdf_reports, renderer, alice, bob):
+    put(app, bob.user_id, STEPS, {d(3): 9_000})
+    report = drawn(pdf_reports, renderer, alice, d(1), d(7))
+    assert report.figures[0].days_with_data == 0
+    assert all(bar.value == 0 for bar in report.charts[0].bars)
+
+
+def test_a_pdf_download_keeps_the_range_checks(pdf_reports, alice):
+    with pytest.raises(InvalidArgument, match="at most 3660"):
+        pdf_reports.download(alice, date(2016, 1, 1), date(2026, 1, 8), PDF_FORMAT)
+    with pytest.raises(InvalidArgument, match="before it starts"):
+        pdf_reports.download(alice, d(4), d(1), PDF_FORMAT)
+
+
+def test_without_a_renderer_a_pdf_download_is_unavailable_and_csv_still_works(app, alice):
+    with pytest.raises(Unavailable, match="download CSV instead"):
+        app.reports.download(alice, d(1), d(4), PDF_FORMAT)
+    assert app.reports.download(alice, d(1), d(4), CSV_FORMAT).content.startswith(b"date,")
+
+
+def test_the_matplotlib_renderer_draws_a_pdf_the_same_way_every_time(app, alice):
+    from core.adapters.report_pdf import MatplotlibReportRenderer
+
+    app.goals.create(alice, STEPS, GoalPeriod.DAILY, 8_000)
+    put(app, alice.user_id, STEPS, {d(1) + timedelta(days=n): 5_000 + 40 * n for n in range(0, 400, 3)})
+    reports = Reports(app.database, app.store, app.clock, MatplotlibReportRenderer())
+    first = reports.download(alice, d(1), d(1) + timedelta(days=399), PDF_FORMAT)
+    again = reports.download(alice, d(1), d(1) + timedelta(days=399), PDF_FORMAT)
+    assert first.content_type == "application/pdf"
+    assert first.filename == "fittrack-2026-06-01-2027-07-05.pdf"
+    assert first.content.startswith(b"%PDF-") and first.content.rstrip().endswith(b"%%EOF")
+    assert first.content == again.content
