@@ -1,0 +1,179 @@
+"""Goal evaluation at the users' local slot times, and the Monday report notice, in batches.
+
+Work goes one time zone at a time, a page of users at a time: one query for
+the page's goals, one for their preferences, one for their daily totals, one
+send of the page's notifications. Nothing here is per user.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from core.domain.calendar import week_of, zone_named
+from core.domain.errors import InvalidArgument
+from core.domain.evaluation import (
+    DEFAULT_ACTIVE_DAY,
+    DEFAULT_REPORT_READY_AT,
+    DEFAULT_SLOTS,
+    UserGoals,
+    nudges,
+    parse_clock_times,
+    report_ready,
+    slot_instants,
+    slot_moment,
+)
+from core.domain.goals import Goal
+from core.domain.metrics import MetricKind
+from core.ports import AccountsUnitOfWork, MetricStore, NotificationQueue
+
+log = logging.getLogger(__name__)
+
+MONDAY = 0
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    slots: tuple[time, ...] = DEFAULT_SLOTS
+    active_day: tuple[time, time] = DEFAULT_ACTIVE_DAY
+    report_ready_at: time | None = DEFAULT_REPORT_READY_AT  # Mondays; None: no notice
+    page_size: int = 2000
+
+
+@dataclass
+class RunSummary:
+    """What one run did, for logs and the benchmark."""
+
+    slots: int = 0
+    users: int = 0
+    goals: int = 0
+    notifications: int = 0
+    report_notices: int = 0
+    zones: list[str] = field(default_factory=list)
+
+    def add(self, other: RunSummary) -> None:
+        self.slots += other.slots
+        self.users += other.users
+        self.goals += other.goals
+        self.notifications += other.notifications
+        self.report_notices += other.report_notices
+
+
+class GoalEvaluator:
+    def __init__(
+        self,
+        uow: Callable[[], AccountsUnitOfWork],
+        store: MetricStore,
+        queue: NotificationQueue,
+        clock: Callable[[], datetime],
+        settings: EvaluationSettings = EvaluationSettings(),
+    ) -> None:
+        self._uow = uow
+        self._store = store
+        self._queue = queue
+        self._now = clock
+        self._settings = settings
+
+    def run_due(self, since: datetime, until: datetime) -> RunSummary:
+        """Evaluate every slot, in every user's zone, whose moment falls in (since, until].
+
+        A slot evaluated twice makes the same notifications, which the
+        dispatcher drops as duplicates: overlapping windows are harmless.
+        """
+        summary = RunSummary()
+        with self._uow() as uow:
+            goal_zones = uow.goals.zones_with_notified_goals()
+            all_zones = uow.users.time_zones() if self._settings.report_ready_at else []
+        for name in goal_zones:
+            for day, slot in slot_instants(zone_named(name), self._settings.slots, since, until):
+                summary.add(self.evaluate_slot(name, day, slot))
+        if self._settings.report_ready_at is not None:
+            for name in all_zones:
+                for day, _ in slot_instants(zone_named(name), (self._settings.report_ready_at,), since, until):
+                    if day.weekday() == MONDAY:
+                        summary.add(self.announce_reports(name, day))
+        return summary
+
+    def evaluate_slot(self, zone_name: str, day: date, slot: time) -> RunSummary:
+        """The nudges of one slot for every user of one zone with goals to watch."""
+        zone = zone_named(zone_name)
+        as_of = max(self._now(), slot_moment(zone, day, slot))
+        summary = RunSummary(slots=1)
+        # Weekly goals need the week so far; daily ones only the day.
+        first = min(day, week_of(day)[0])
+        after = ""
+        while True:
+            with self._uow() as uow:
+                goals = uow.goals.notified_goals_in_zone(zone_name, after, self._settings.page_size)
+                if not goals:
+                    break
+                by_user: dict[str, list[Goal]] = defaultdict(list)
+                for goal in goals:
+                    by_user[goal.user_id].append(goal)
+                preferences = uow.preferences.get_many(list(by_user))
+            metrics = sorted({goal.metric for goal in goals})
+            totals = self._store.daily_totals(list(by_user), metrics, first, day)
+            made = []
+            for user_id, own in by_user.items():
+                user = UserGoals(user_id, zone, preferences[user_id], own, totals.get(user_id, {}))
+                made.extend(nudges(user, day, slot, as_of, self._settings.active_day))
+            if made:
+                self._queue.send(made)
+            summary.users += len(by_user)
+            summary.goals += len(goals)
+            summary.notifications += len(made)
+            after = goals[-1].user_id
+        log.info(
+            "evaluated %s %s %s: %d users, %d goals, %d behind",
+            zone_name,
+            day,
+            slot.strftime("%H:%M"),
+            summary.users,
+            summary.goals,
+            summary.notifications,
+        )
+        return summary
+
+    def announce_reports(self, zone_name: str, monday: date) -> RunSummary:
+        """Monday's notice that last week's report is ready, to every user of one zone who takes notifications."""
+        zone = zone_named(zone_name)
+        report_at = self._settings.report_ready_at or DEFAULT_REPORT_READY_AT
+        as_of = max(self._now(), slot_moment(zone, monday, report_at))
+        week_start = monday - timedelta(days=7)
+        summary = RunSummary()
+        after = ""
+        while True:
+            with self._uow() as uow:
+                ids = uow.users.ids_in_zone(zone_name, after, self._settings.page_size)
+                if not ids:
+                    break
+                preferences = uow.preferences.get_many(ids)
+            wanted = [user_id for user_id in ids if preferences[user_id].enabled]
+            steps = self._store.daily_totals(wanted, [MetricKind.STEPS], week_start, week_start + timedelta(days=6))
+            made = [
+                report_ready(user_id, week_start, sum(steps.get(user_id, {}).get(MetricKind.STEPS, {}).values()), as_of)
+                for user_id in wanted
+            ]
+            if made:
+                self._queue.send(made)
+            summary.report_notices += len(made)
+            after = ids[-1]
+        return summary
+
+
+def parse_settings(slots: str, report_ready_at: str, active_day: str) -> EvaluationSettings:
+    """Settings from their configuration text ("off" turns the Monday notice off); InvalidArgument otherwise."""
+    report = None
+    if report_ready_at.strip().lower() not in ("", "off"):
+        report = parse_clock_times(report_ready_at, "FITTRACK_REPORT_READY_TIME")[0]
+    bounds = parse_clock_times(active_day, "FITTRACK_ACTIVE_DAY")
+    if len(bounds) != 2:
+        raise InvalidArgument("FITTRACK_ACTIVE_DAY needs a start and an end such as 07:00,22:00")
+    return EvaluationSettings(
+        slots=parse_clock_times(slots, "FITTRACK_EVALUATION_TIMES"),
+        active_day=(bounds[0], bounds[1]),
+        report_ready_at=report,
+    )

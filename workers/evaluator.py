@@ -1,0 +1,121 @@
+"""The goal evaluator: looks for due slots on an APScheduler interval job and evaluates them.
+
+Every tick evaluates the slots whose moment fell between the previous tick and
+now (GoalEvaluator.run_due), so a slot is caught whatever the tick interval,
+and a failed tick's window is tried again by the next one. At start-up it
+looks back FITTRACK_EVALUATION_CATCH_UP_MINUTES, so a restart just after a
+slot still evaluates it; evaluating a slot twice makes the same idempotency
+keys, which the dispatcher drops.
+
+Embedded profile: runs inside the server process (EvaluatorInBackground).
+Production: `python -m workers.evaluator` (fittrack-evaluator), one process;
+its notifications go to the `notifications` topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from core.services.evaluation import GoalEvaluator, RunSummary
+
+log = logging.getLogger(__name__)
+
+
+class EvaluationSchedule:
+    def __init__(
+        self,
+        evaluator: GoalEvaluator,
+        clock: Callable[[], datetime],
+        tick_seconds: float,
+        catch_up: timedelta,
+    ) -> None:
+        self.evaluator = evaluator
+        self._now = clock
+        self._tick_seconds = tick_seconds
+        self._evaluated_until = clock() - catch_up
+        self._scheduler: BackgroundScheduler | None = None
+        self.ticks = 0
+
+    def tick(self) -> RunSummary:
+        """Evaluate what fell due since the last successful tick."""
+        until = self._now()
+        summary = self.evaluator.run_due(self._evaluated_until, until)
+        # Only after success: a tick that failed leaves its window to the next one.
+        self._evaluated_until = until
+        self.ticks += 1
+        return summary
+
+    def _safe_tick(self) -> None:
+        try:
+            self.tick()
+        except Exception:
+            log.exception("goal evaluation failed; the next tick tries the same slots again")
+
+    def start(self) -> None:
+        scheduler = BackgroundScheduler(timezone="UTC")
+        # One tick at a time, and a late tick runs once rather than once per missed interval.
+        scheduler.add_job(
+            self._safe_tick,
+            IntervalTrigger(seconds=self._tick_seconds),
+            id="evaluate-due-slots",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now().astimezone(),
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+
+
+class EvaluatorInBackground:
+    """The schedule as one of the embedded server's background parts."""
+
+    def __init__(self, schedule: EvaluationSchedule) -> None:
+        self.schedule = schedule
+
+    async def start(self) -> None:
+        self.schedule.start()
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.schedule.stop)
+
+
+def main() -> int:
+    from core.bootstrap import build_evaluator
+    from core.config import Config, ConfigError
+
+    try:
+        config = Config.from_env(profile="production")
+    except ConfigError as error:
+        print(f"fittrack-evaluator: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parts = build_evaluator(config)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    parts.schedule.start()
+    log.info("evaluator running: slots %s, every %.0f s", config.evaluation_times, config.evaluation_tick_seconds)
+    stopping.wait()
+    parts.schedule.stop()
+    for close in reversed(parts.closers):
+        close()
+    log.info("evaluator stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
