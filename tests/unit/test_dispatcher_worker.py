@@ -1,0 +1,125 @@
+"""The dispatcher processes' loops without a broker: commit only after the write, rewind on failure."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from core.adapters.codec import encode_notification
+from core.domain.delivery import Delivery, PushOutcome, PushResult, RetryPolicy
+from core.domain.errors import Unavailable
+from core.domain.notifications import Notification, NotificationKind, report_ready_key
+from core.services.dispatch import Dispatcher, DispatchSettings
+from tests.unit.fakes import FakePushChannel, FakeSink, fake_app
+from workers.dispatcher import KafkaDispatcher, retry_round
+
+NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Record:
+    offset: int
+    value: bytes
+
+
+class FakeConsumer:
+    """Just what KafkaDispatcher uses of kafka-python's KafkaConsumer, with one partition."""
+
+    def __init__(self, payloads: list[bytes]) -> None:
+        self.log = [Record(offset, payload) for offset, payload in enumerate(payloads)]
+        self.position = 0
+        self.committed = 0
+        self.events: list[str] = []
+
+    def poll(self, timeout_ms: int) -> dict:
+        records = self.log[self.position :]
+        self.position = len(self.log)
+        return {"notifications-0": records} if records else {}
+
+    def seek(self, partition, offset: int) -> None:
+        self.events.append(f"seek {offset}")
+        self.position = offset
+
+    def commit(self) -> None:
+        self.events.append("commit")
+        self.committed = self.position
+
+
+class FailingOnce:
+    def __init__(self, dispatcher) -> None:
+        self._dispatcher = dispatcher
+        self.failed = False
+
+    def handle(self, notifications):
+        if not self.failed:
+            self.failed = True
+            raise Unavailable("the account database is unavailable; try again")
+        return self._dispatcher.handle(notifications)
+
+
+@pytest.fixture
+def app():
+    return fake_app(NOW)
+
+
+def report_ready(user_id: str, week: int) -> Notification:
+    return Notification(
+        uuid.uuid4().hex,
+        user_id,
+        NotificationKind.REPORT_READY,
+        "Your report is ready",
+        "body",
+        NOW,
+        report_ready_key(user_id, datetime(2026, 5, 4 + 7 * week).date()),
+    )
+
+
+def test_a_poll_is_stored_and_then_committed(app, alice):
+    notifications = [report_ready(alice.user_id, week) for week in range(3)]
+    consumer = FakeConsumer([encode_notification(n) for n in notifications])
+    assert KafkaDispatcher(consumer, app.dispatcher).run_once() == 3
+    assert consumer.events == ["commit"] and consumer.committed == 3
+    assert len(app.database.notifications_of(alice.user_id)) == 3
+
+
+def test_a_failed_poll_is_rewound_uncommitted_and_stored_once_when_it_comes_again(app, alice):
+    notifications = [report_ready(alice.user_id, week) for week in range(2)]
+    consumer = FakeConsumer([encode_notification(n) for n in notifications])
+    worker = KafkaDispatcher(consumer, FailingOnce(app.dispatcher))
+    with pytest.raises(Unavailable):
+        worker.run_once()
+    assert consumer.events == ["seek 0"] and consumer.committed == 0
+    assert worker.run_once() == 2
+    assert consumer.committed == 2
+    assert len(app.database.notifications_of(alice.user_id)) == 2
+
+
+def test_a_malformed_record_is_skipped_instead_of_blocking_its_partition(app, alice):
+    good = report_ready(alice.user_id, 0)
+    consumer = FakeConsumer([b"not json", encode_notification(good)])
+    assert KafkaDispatcher(consumer, app.dispatcher).run_once() == 2
+    assert consumer.committed == 2
+    assert app.database.notifications_of(alice.user_id) == [good]
+
+
+def test_the_retry_loop_goes_on_at_once_after_pushing_and_otherwise_sleeps_until_the_next_due_push(app, alice):
+    channel = FakePushChannel(PushResult(PushOutcome.RETRY, "HTTP 503"))
+    settings = DispatchSettings(retry=RetryPolicy(3, base_seconds=0.4, max_seconds=0.4))
+    dispatcher = Dispatcher(app.database, FakeSink(), app.clock, channel, None, settings, HalfwayRandom())
+    assert retry_round(dispatcher) == 1.0  # nothing pending: look again within a second
+    with app.database() as uow:  # stored and due, as after a crash before the first push
+        notification = report_ready(alice.user_id, 0)
+        uow.notifications.add(notification)
+        uow.deliveries.add(Delivery(notification.notification_id, alice.user_id, NOW, NOW))
+        uow.commit()
+    assert retry_round(dispatcher) == 0.0  # it pushed (and failed): more may be due
+    assert retry_round(dispatcher) == pytest.approx(0.2)  # the retry, halfway into a 0.4 s window
+
+
+class HalfwayRandom(random.Random):
+    def uniform(self, a: float, b: float) -> float:
+        return (a + b) / 2
