@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup protos protos-check run up services services-stop services-status test lint bench grpcurl clean
+.PHONY: setup protos protos-check run up services services-stop services-status test lint bench grpcurl tools clean
 
 GRPCURL_VERSION := v1.9.4
 
@@ -51,7 +51,11 @@ grpcurl: var/bin/grpcurl
 var/bin/grpcurl:
 	GOBIN=$(CURDIR)/var/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
-test: setup protos-check lint grpcurl services
+# Command-line tools the suite runs: pdftoppm (poppler-utils) turns downloaded PDF reports into images.
+tools:
+	command -v pdftoppm >/dev/null || (apt-get update && apt-get install -y --no-install-recommends poppler-utils)
+
+test: setup protos-check lint grpcurl tools services
 	$(PY) -m pytest tests
 
 bench: setup

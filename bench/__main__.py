@@ -1,10 +1,10 @@
 """`make bench`: run every benchmark, one JSON line each on stdout.
 
-    python -m bench            # ingest (embedded, then production or a "skipped" line), then streams
+    python -m bench            # ingest (embedded, then production or a "skipped" line), streams, report, evaluate
     python -m bench --quick    # the same with tiny numbers: a smoke test of the benchmarks, not a measurement
 
 Each benchmark also runs on its own with its options: `python -m bench.ingest --help`,
-`python -m bench.streams --help`.
+`python -m bench.streams --help`, `python -m bench.report --help`, `python -m bench.evaluate --help`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ import argparse
 import asyncio
 import sys
 
-from bench import ingest, streams
+from bench import evaluate, ingest, report, streams
 
 QUICK = {
     "ingest": ["--devices", "4", "--readings", "2000"],
     "streams": ["--streams", "50"],
+    "report": ["--days", "60", "--repeat", "3", "--pdf-repeat", "1"],
+    "evaluate": ["--users", "2000"],
 }
 
 
@@ -26,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny numbers, to check that the benchmarks run")
     options = parser.parse_args(argv)
     failed = 0
-    for bench in (ingest, streams):
+    for bench in (ingest, streams, report, evaluate):
         name = bench.__name__.rsplit(".", 1)[-1]
         failed |= asyncio.run(bench.main(QUICK[name] if options.quick else []))
     return failed

@@ -20,7 +20,7 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from google.type import timeofday_pb2
 from google.type.date_pb2 import Date
 
 from clients import simulator
@@ -317,6 +318,7 @@ def sparkline(values: Sequence[float | None], floor: float | None = None) -> str
 def describe_goal(goal: goal_pb2.Goal) -> str:
     period = "daily" if goal.period == common_pb2.GOAL_PERIOD_DAILY else "weekly"
     state = "" if goal.active else "  (inactive)"
+    state += "" if goal.notify else "  (no notifications)"
     return f"{goal.goal_id}  {period} {METRIC_NAMES.get(goal.metric, '?')} {number(goal.target)}{state}"
 
 
@@ -541,6 +543,8 @@ def print_profile(profile: account_pb2.Profile, as_json: bool) -> None:
 
 def cmd_goals_add(client: Client, args: argparse.Namespace) -> None:
     request = goal_pb2.CreateGoalRequest(metric=METRICS[args.metric], period=PERIODS[args.period], target=args.target)
+    if args.no_notify:
+        request.notify = False
     goal = client.unary(client.goals.CreateGoal, request)
     if args.json:
         print_json(goal)
@@ -561,13 +565,15 @@ def cmd_goals_list(client: Client, args: argparse.Namespace) -> None:
 
 
 def cmd_goals_update(client: Client, args: argparse.Namespace) -> None:
-    if args.target is None and args.active is None:
-        raise CliError("nothing to update: give --target and/or --active", EXIT_USAGE)
+    if args.target is None and args.active is None and args.notify is None:
+        raise CliError("nothing to update: give --target, --active and/or --notify", EXIT_USAGE)
     request = goal_pb2.UpdateGoalRequest(goal_id=args.goal_id)
     if args.target is not None:
         request.target = args.target
     if args.active is not None:
         request.active = args.active == "yes"
+    if args.notify is not None:
+        request.notify = args.notify == "yes"
     goal = client.unary(client.goals.UpdateGoal, request)
     if args.json:
         print_json(goal)
@@ -796,31 +802,53 @@ def cmd_report_view(client: Client, args: argparse.Namespace) -> None:
 
 
 class Progress:
-    """A one-line progress bar on stderr, drawn only for a person watching a terminal."""
+    """Download progress on stderr: a bar redrawn in place for a person watching a terminal, else one
+    summary line at the end (for logs and scripts)."""
 
     WIDTH = 20
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, stream=None) -> None:
         self.total = total
-        self.enabled = sys.stderr.isatty()
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.done = 0
+
+    def _fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
 
     def update(self, done: int) -> None:
+        self.done = done
         if not self.enabled:
             return
-        fraction = done / self.total if self.total else 1.0
+        fraction = self._fraction()
         filled = int(fraction * self.WIDTH)
         bar = "#" * filled + "." * (self.WIDTH - filled)
-        sys.stderr.write(f"\r[{bar}] {fraction:4.0%} {done / 1024:,.0f} KiB/{self.total / 1024:,.0f} KiB")
-        sys.stderr.flush()
+        self.stream.write(f"\r[{bar}] {fraction:4.0%} {done:,}/{self.total:,} bytes")
+        self.stream.flush()
 
-    def finish(self) -> None:
+    def finish(self, what: str) -> None:
         if self.enabled:
-            sys.stderr.write("\n")
+            self.stream.write("\n")
+        else:
+            self.stream.write(f"{what}: received {self.done:,} of {self.total:,} bytes ({self._fraction():.0%})\n")
+        self.stream.flush()
+
+
+REPORT_FORMATS = {"csv": report_pb2.REPORT_FORMAT_CSV, "pdf": report_pb2.REPORT_FORMAT_PDF}
+
+
+def report_format(args: argparse.Namespace) -> str:
+    """--format, else the output file's extension when it names a format, else csv."""
+    if args.format:
+        return args.format
+    extension = Path(args.output).suffix.lower().lstrip(".") if args.output and args.output != "-" else ""
+    return extension if extension in REPORT_FORMATS else "csv"
 
 
 def cmd_report_download(client: Client, args: argparse.Namespace) -> None:
     range_ = common_pb2.DateRange(start=proto_date(args.from_date), end=proto_date(args.to_date))
-    request = report_pb2.DownloadReportRequest(range=range_, format=report_pb2.REPORT_FORMAT_CSV)
+    file_format = report_format(args)
+    request = report_pb2.DownloadReportRequest(range=range_, format=REPORT_FORMATS[file_format])
 
     def download(auth: Metadata) -> tuple[report_pb2.ReportFileInfo, Path | None, int]:
         responses = client.reports.DownloadReport(request, metadata=auth, timeout=client.timeout)
@@ -830,9 +858,11 @@ def cmd_report_download(client: Client, args: argparse.Namespace) -> None:
         info = first.info
         to_stdout = args.output == "-"
         # basename: the server suggests a name, it does not get to pick a directory.
-        target = None if to_stdout else Path(args.output or os.path.basename(info.filename) or "fittrack-report.csv")
+        fallback = f"fittrack-report.{file_format}"
+        target = None if to_stdout else Path(args.output or os.path.basename(info.filename) or fallback)
         received = 0
         progress = Progress(info.total_bytes)
+        progress.update(0)
         with contextlib.ExitStack() as cleanup:
             if to_stdout:
                 sink = sys.stdout.buffer
@@ -845,7 +875,7 @@ def cmd_report_download(client: Client, args: argparse.Namespace) -> None:
                 sink.write(response.chunk)
                 received += len(response.chunk)
                 progress.update(received)
-            progress.finish()
+            progress.finish(str(target) if target is not None else info.filename or "download")
             if received != info.total_bytes:
                 raise CliError(f"the download stopped at {received} of {info.total_bytes} bytes; try again")
             if target is not None:
@@ -901,6 +931,41 @@ def cmd_notifications_read(client: Client, args: argparse.Namespace) -> None:
         print_json(response)
     else:
         print(f"Marked {response.marked} notification(s) as read.")
+
+
+def cmd_notifications_preferences(client: Client, args: argparse.Namespace) -> None:
+    if args.enable is None and args.quiet is None and not args.no_quiet:
+        preferences = client.unary(
+            client.notifications.GetNotificationPreferences, notification_pb2.GetNotificationPreferencesRequest()
+        )
+    else:
+        request = notification_pb2.UpdateNotificationPreferencesRequest(clear_quiet_hours=args.no_quiet)
+        if args.enable is not None:
+            request.enabled = args.enable
+        if args.quiet is not None:
+            start, end = args.quiet
+            request.quiet_start.CopyFrom(timeofday_pb2.TimeOfDay(hours=start.hour, minutes=start.minute))
+            request.quiet_end.CopyFrom(timeofday_pb2.TimeOfDay(hours=end.hour, minutes=end.minute))
+        preferences = client.unary(client.notifications.UpdateNotificationPreferences, request)
+    if args.json:
+        print_json(preferences)
+        return
+    print(f"Notifications: {'on' if preferences.enabled else 'off'}")
+    if preferences.HasField("quiet_start"):
+        start, end = preferences.quiet_start, preferences.quiet_end
+        print(f"Quiet hours: {start.hours:02d}:{start.minutes:02d} to {end.hours:02d}:{end.minutes:02d} (local time)")
+    else:
+        print("Quiet hours: none")
+
+
+def quiet_hours(text: str) -> tuple[time, time]:
+    start, separator, end = text.partition("-")
+    try:
+        if not separator:
+            raise ValueError
+        return time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a range of local times such as 22:00-07:00") from None
 
 
 def cmd_notifications_watch(client: Client, args: argparse.Namespace) -> None:
@@ -1014,6 +1079,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--metric", choices=GOAL_METRICS, required=True)
     add.add_argument("--period", choices=PERIODS, required=True)
     add.add_argument("--target", type=float, required=True, help="amount to reach per period")
+    add.add_argument("--no-notify", action="store_true", help="no nudges or 'goal reached' for this goal")
     command(goals, "list", cmd_goals_list, "list goals").add_argument(
         "--all", action="store_true", help="include inactive goals"
     )
@@ -1021,6 +1087,7 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("goal_id", metavar="GOAL_ID")
     update.add_argument("--target", type=float)
     update.add_argument("--active", choices=("yes", "no"))
+    update.add_argument("--notify", choices=("yes", "no"), help="notifications about this goal")
     command(goals, "delete", cmd_goals_delete, "delete a goal").add_argument("goal_id", metavar="GOAL_ID")
     progress = command(goals, "progress", cmd_goals_progress, "progress towards a goal")
     progress.add_argument("goal_id", metavar="GOAL_ID")
@@ -1067,10 +1134,17 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--week", action="store_true", help="a week (the default)")
     length.add_argument("--month", action="store_true", help="a calendar month")
     report_view.add_argument("--date", type=iso_date, help="a day in the period (default: the last full one)")
-    download = command(reports, "download", cmd_report_download, "download daily values as CSV")
+    download = command(reports, "download", cmd_report_download, "download daily values as CSV or a PDF with charts")
     download.add_argument("--from", dest="from_date", type=iso_date, required=True)
     download.add_argument("--to", dest="to_date", type=iso_date, required=True)
-    download.add_argument("--output", metavar="FILE", help="where to write it, - for stdout (default: server's name)")
+    download.add_argument(
+        "-o", "--output", metavar="FILE", help="where to write it, - for stdout (default: the server's name)"
+    )
+    download.add_argument(
+        "--format",
+        choices=sorted(REPORT_FORMATS),
+        help="csv (daily values) or pdf (summary and charts); default: the output's extension, else csv",
+    )
 
     notifications = group("notifications", "read notifications")
     listing = command(notifications, "list", cmd_notifications_list, "list notifications, newest first")
@@ -1080,6 +1154,15 @@ def build_parser() -> argparse.ArgumentParser:
         "ids", nargs="+", metavar="ID"
     )
     command(notifications, "watch", cmd_notifications_watch, "print new notifications as they come, until Ctrl-C")
+    preferences = command(
+        notifications, "preferences", cmd_notifications_preferences, "show or change notification preferences"
+    )
+    switch = preferences.add_mutually_exclusive_group()
+    switch.add_argument("--on", dest="enable", action="store_const", const=True, help="turn notifications on")
+    switch.add_argument("--off", dest="enable", action="store_const", const=False, help="turn notifications off")
+    quiet = preferences.add_mutually_exclusive_group()
+    quiet.add_argument("--quiet", type=quiet_hours, metavar="HH:MM-HH:MM", help="quiet hours in local time")
+    quiet.add_argument("--no-quiet", action="store_true", help="remove the quiet hours")
     return parser
 
 

@@ -13,16 +13,21 @@ from typing import Protocol
 
 from core.adapters.live import LiveNotifications
 from core.adapters.passwords import BcryptHasher
+from core.adapters.report_pdf import MatplotlibReportRenderer
 from core.adapters.tokens import JwtSigner
 from core.config import Config
+from core.domain.delivery import RetryPolicy
 from core.domain.metrics import BatchLimits
-from core.ports import AccountsUnitOfWork, MetricStore, NotificationSink, ReadingBus
+from core.ports import AccountsUnitOfWork, MetricStore, NotificationQueue, NotificationSink, PushChannel, ReadingBus
 from core.services.accounts import Accounts, AccountSettings
+from core.services.dispatch import DeadLetters, Dispatcher, DispatchSettings
+from core.services.evaluation import GoalEvaluator
 from core.services.goals import Goals
 from core.services.metrics import IngestLimits, Metrics
 from core.services.notifications import Notifications
 from core.services.persistence import Persister
 from core.services.reports import Reports
+from workers.evaluator import EvaluationSchedule, EvaluatorInBackground
 
 
 def utc_now() -> datetime:
@@ -52,6 +57,8 @@ class App:
     # Production only: whether Kafka answers, for health and fast UNAVAILABLE.
     kafka_liveness: object | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # Where new notifications go (the goal evaluator sends its nudges here): the dispatcher stores and delivers them.
+    notification_queue: NotificationQueue | None = None
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -68,6 +75,7 @@ class Stores:
     metric_store: MetricStore
     bus: ReadingBus
     closers: list[Callable[[], None]]
+    notification_queue: NotificationQueue | None = None
 
 
 def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
@@ -76,10 +84,16 @@ def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
     liveness = None
     if config.profile == "embedded":
         stores = _embedded_stores(config)
-        persister = Persister(stores.metric_store, stores.uow, live, clock)
+        persister = Persister(stores.metric_store, stores.uow, stores.notification_queue, clock)
+        from workers.dispatcher import EmbeddedDispatcher
         from workers.persister import EmbeddedPersister
 
+        # Before the persister, which stops first (in reverse): what it still sends is handled at the next start.
+        dispatcher = Dispatcher(stores.uow, live, clock, push_channel(config), None, dispatch_settings(config))
+        background.append(EmbeddedDispatcher(stores.notification_queue, dispatcher))
         background.append(EmbeddedPersister(stores.bus, persister))
+        schedule = evaluation_schedule(config, stores.read_uow, stores.metric_store, stores.notification_queue, clock)
+        background.append(EvaluatorInBackground(schedule))
     else:
         stores, liveness, relay = _production_stores(config, live)
         background.append(relay)
@@ -92,17 +106,24 @@ def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
         accounts=Accounts(stores.uow, stores.metric_store, hasher, signer, clock, settings, stores.lookup_uow),
         goals=Goals(stores.uow, stores.metric_store, clock),
         metrics=Metrics(stores.lookup_uow, stores.metric_store, stores.bus, clock, limits),
-        reports=Reports(stores.read_uow, stores.metric_store, clock),
+        reports=Reports(stores.read_uow, stores.metric_store, clock, MatplotlibReportRenderer()),
         notifications=Notifications(stores.uow),
         live=live,
         background=background,
         kafka_liveness=liveness,
         closers=stores.closers,
+        notification_queue=stores.notification_queue,
     )
 
 
 def _embedded_stores(config: Config) -> Stores:
-    from core.adapters.sqlite import SqliteDatabase, SqliteMetricStore, SqliteReadingBus, SqliteUnitOfWork
+    from core.adapters.sqlite import (
+        SqliteDatabase,
+        SqliteMetricStore,
+        SqliteNotificationQueue,
+        SqliteReadingBus,
+        SqliteUnitOfWork,
+    )
 
     db = SqliteDatabase(config.database_path)
     db.migrate()
@@ -115,12 +136,14 @@ def _embedded_stores(config: Config) -> Stores:
 
     bus = SqliteReadingBus(db)
     # The bus's writer goes first: what it still holds is stored before the database closes.
-    return Stores(uow, read_uow, read_uow, SqliteMetricStore(db), bus, [db.close, bus.close])
+    closers = [db.close, bus.close]
+    return Stores(uow, read_uow, read_uow, SqliteMetricStore(db), bus, closers, SqliteNotificationQueue(db))
 
 
 def _production_stores(config: Config, live: LiveNotifications):
     from core.adapters.kafka import (
         KafkaLiveness,
+        KafkaNotificationQueue,
         KafkaReadingBus,
         NotificationRelay,
         ensure_topics,
@@ -142,7 +165,13 @@ def _production_stores(config: Config, live: LiveNotifications):
         liveness,
         config.publish_timeout_seconds,
     )
-    relay = RelayInBackground(NotificationRelay(config.kafka_bootstrap, config.notifications_topic, live.deliver))
+    # The relay reads what dispatchers stored, not the queue: a notification the dispatcher drops never shows.
+    relay = RelayInBackground(NotificationRelay(config.kafka_bootstrap, config.live_notifications_topic, live.deliver))
+    queue = KafkaNotificationQueue(
+        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
+        config.notifications_topic,
+        config.publish_timeout_seconds,
+    )
 
     def uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db)
@@ -150,8 +179,8 @@ def _production_stores(config: Config, live: LiveNotifications):
     def read_uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db, read_only=True)
 
-    closers = [db.close, store.close, bus.close]
-    return Stores(uow, read_uow, uow, store, bus, closers), liveness, relay
+    closers = [db.close, store.close, bus.close, queue.close]
+    return Stores(uow, read_uow, uow, store, bus, closers, queue), liveness, relay
 
 
 def ensure_kafka_topics(config: Config, ensure_topics) -> None:
@@ -160,6 +189,9 @@ def ensure_kafka_topics(config: Config, ensure_topics) -> None:
         {
             config.readings_topic: config.readings_partitions,
             config.notifications_topic: config.notifications_partitions,
+            config.live_notifications_topic: config.notifications_partitions,
+            # Few records, read whole by `fittrack-admin dead-letters list`: one partition keeps them in order.
+            config.dead_letter_topic: 1,
         },
         config.kafka_replication_factor,
     )
@@ -188,7 +220,7 @@ class WorkerParts:
 
 
 def build_persister(config: Config, clock: Callable[[], datetime] = utc_now) -> WorkerParts:
-    from core.adapters.kafka import KafkaNotificationSink, make_producer
+    from core.adapters.kafka import KafkaNotificationQueue, make_producer
     from core.adapters.mongo import MongoMetricStore
     from core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
 
@@ -196,14 +228,132 @@ def build_persister(config: Config, clock: Callable[[], datetime] = utc_now) -> 
     db.migrate()
     store = MongoMetricStore(config.mongo_uri, config.mongo_database, "primary")
     store.ensure_indexes()
-    producer = make_producer(config.kafka_bootstrap, config.publish_timeout_seconds)
-    sink: NotificationSink = KafkaNotificationSink(producer, config.notifications_topic)
+    queue = KafkaNotificationQueue(
+        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
+        config.notifications_topic,
+        config.publish_timeout_seconds,
+    )
 
     def uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db)
 
-    persister = Persister(store, uow, sink, clock)
-    return WorkerParts(persister, [db.close, store.close, lambda: producer.close(timeout=5)])
+    persister = Persister(store, uow, queue, clock)
+    return WorkerParts(persister, [db.close, store.close, queue.close])
+
+
+def evaluation_schedule(
+    config: Config,
+    read_uow: Callable[[], AccountsUnitOfWork],
+    store: MetricStore,
+    queue: NotificationQueue,
+    clock: Callable[[], datetime],
+) -> EvaluationSchedule:
+    evaluator = GoalEvaluator(read_uow, store, queue, clock, config.evaluation_settings())
+    catch_up = timedelta(minutes=config.evaluation_catch_up_minutes)
+    return EvaluationSchedule(evaluator, clock, config.evaluation_tick_seconds, catch_up)
+
+
+@dataclass
+class EvaluatorParts:
+    """What the evaluator process needs in the production profile."""
+
+    schedule: EvaluationSchedule
+    closers: list[Callable[[], None]]
+
+
+def build_evaluator(config: Config, clock: Callable[[], datetime] = utc_now) -> EvaluatorParts:
+    from core.adapters.kafka import KafkaNotificationQueue, make_producer
+    from core.adapters.mongo import MongoMetricStore
+    from core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
+
+    db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, config.pg_pool_max)
+    db.migrate()
+    # Reads only: goals and preferences from the replica, daily values wherever the read preference allows.
+    store = MongoMetricStore(config.mongo_uri, config.mongo_database, config.mongo_read_preference)
+    queue = KafkaNotificationQueue(
+        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
+        config.notifications_topic,
+        config.publish_timeout_seconds,
+    )
+
+    def read_uow() -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(db, read_only=True)
+
+    schedule = evaluation_schedule(config, read_uow, store, queue, clock)
+    return EvaluatorParts(schedule, [db.close, store.close, queue.close])
+
+
+def push_channel(config: Config) -> PushChannel | None:
+    """The webhook when one is configured; no pushes otherwise. FCM or APNs would be chosen here too."""
+    if not config.webhook_url:
+        return None
+    from core.adapters.push import WebhookChannel
+
+    return WebhookChannel(config.webhook_url, config.push_timeout_seconds)
+
+
+def dispatch_settings(config: Config) -> DispatchSettings:
+    retry = RetryPolicy(config.push_max_attempts, config.push_backoff_base_seconds, config.push_backoff_max_seconds)
+    return DispatchSettings(retry, config.push_timeout_seconds)
+
+
+@dataclass
+class DispatcherParts:
+    """What a dispatcher process needs in the production profile."""
+
+    dispatcher: Dispatcher
+    closers: list[Callable[[], None]]
+
+
+def build_dispatcher(config: Config, clock: Callable[[], datetime] = utc_now) -> DispatcherParts:
+    from core.adapters.kafka import KafkaDeadLetterLog, KafkaNotificationSink, make_producer
+    from core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
+
+    db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, config.pg_pool_max)
+    db.migrate()
+    producer = make_producer(config.kafka_bootstrap, config.publish_timeout_seconds)
+    live: NotificationSink = KafkaNotificationSink(producer, config.live_notifications_topic)
+    dead_letters = KafkaDeadLetterLog(
+        config.kafka_bootstrap,
+        config.dead_letter_topic,
+        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
+        config.publish_timeout_seconds,
+    )
+
+    def uow() -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(db)
+
+    dispatcher = Dispatcher(uow, live, clock, push_channel(config), dead_letters, dispatch_settings(config))
+    return DispatcherParts(dispatcher, [db.close, lambda: producer.close(timeout=5), dead_letters.close])
+
+
+def build_dead_letters(
+    config: Config, clock: Callable[[], datetime] = utc_now
+) -> tuple[DeadLetters, Callable[[], None]]:
+    """The dead letters of the configured profile, for `fittrack-admin`, and what closes them."""
+    if config.profile == "embedded":
+        from core.adapters.sqlite import SqliteDatabase, SqliteUnitOfWork
+
+        sqlite = SqliteDatabase(config.database_path)
+        sqlite.migrate()
+        return DeadLetters(lambda: SqliteUnitOfWork(sqlite), clock), sqlite.close
+    from core.adapters.kafka import KafkaDeadLetterLog, make_producer
+    from core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
+
+    db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, 2)
+    db.migrate()
+    log = KafkaDeadLetterLog(
+        config.kafka_bootstrap,
+        config.dead_letter_topic,
+        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
+        config.publish_timeout_seconds,
+    )
+
+    def close() -> None:
+        log.close()
+        db.close()
+
+    return DeadLetters(lambda: PostgresUnitOfWork(db), clock, log), close
 
 
 def _token_secret(config: Config) -> bytes:

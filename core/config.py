@@ -6,6 +6,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from core.domain.errors import InvalidArgument
+from core.services.evaluation import EvaluationSettings, parse_settings
 
 PROFILES = ("embedded", "production")
 
@@ -35,6 +39,20 @@ class Config:
     shutdown_grace_seconds: float = 5.0
     stream_recheck_seconds: float = 15.0
     log_level: str = "INFO"
+    # Goal evaluation: local times in each user's zone, the active day pace is measured over,
+    # the Monday report notice ("off" for none), and how often the scheduler looks for due slots.
+    evaluation_times: str = "11:00,16:00,20:00"
+    active_day: str = "07:00,22:00"
+    report_ready_time: str = "08:00"
+    evaluation_tick_seconds: float = 30.0
+    evaluation_catch_up_minutes: int = 60
+    # Notification pushes: a webhook that receives each notification as JSON (none: no pushes), and
+    # retries with exponential backoff and full jitter until the last attempt makes it a dead letter.
+    webhook_url: str = ""
+    push_timeout_seconds: float = 5.0
+    push_max_attempts: int = 6
+    push_backoff_base_seconds: float = 2.0
+    push_backoff_max_seconds: float = 3600.0
     # Production profile.
     pg_dsn: str = ""
     pg_replica_dsn: str = ""  # read-only queries; the primary when empty
@@ -47,9 +65,15 @@ class Config:
     kafka_replication_factor: int = 1
     publish_timeout_seconds: float = 10.0
     persister_group: str = "fittrack-persister"
+    live_notifications_topic: str = "notifications-live"  # stored notifications, for the servers' open streams
+    dead_letter_topic: str = "notifications-dead"
+    dispatcher_group: str = "fittrack-dispatcher"
     mongo_uri: str = ""
     mongo_database: str = "fittrack"
     mongo_read_preference: str = "primaryPreferred"
+
+    def evaluation_settings(self) -> EvaluationSettings:
+        return parse_settings(self.evaluation_times, self.report_ready_time, self.active_day)
 
     @property
     def database_path(self) -> Path:
@@ -103,8 +127,27 @@ class Config:
             ]
             if missing:
                 raise ConfigError(f"the production profile needs {', '.join(missing)} (see `make services`)")
+        if not 0.05 <= self.evaluation_tick_seconds <= 3600 or self.evaluation_catch_up_minutes < 0:
+            raise ConfigError(
+                "FITTRACK_EVALUATION_TICK_SECONDS must be 0.05 to 3600 "
+                "and FITTRACK_EVALUATION_CATCH_UP_MINUTES 0 or more"
+            )
+        try:
+            self.evaluation_settings()
+        except InvalidArgument as error:  # its message names the variable
+            raise ConfigError(str(error)) from None
         if self.mongo_read_preference not in READ_PREFERENCES:
             raise ConfigError(f"FITTRACK_MONGO_READ_PREFERENCE must be one of {', '.join(READ_PREFERENCES)}")
+        if self.webhook_url and urlsplit(self.webhook_url).scheme not in ("http", "https"):
+            raise ConfigError("FITTRACK_WEBHOOK_URL must be an http:// or https:// URL (or empty for no pushes)")
+        if not 0 < self.push_timeout_seconds <= 300 or self.push_max_attempts < 1:
+            raise ConfigError(
+                "FITTRACK_PUSH_TIMEOUT_SECONDS must be above 0 and at most 300, FITTRACK_PUSH_MAX_ATTEMPTS at least 1"
+            )
+        if not 0 < self.push_backoff_base_seconds <= self.push_backoff_max_seconds:
+            raise ConfigError(
+                "FITTRACK_PUSH_BACKOFF_BASE_SECONDS must be above 0 and at most FITTRACK_PUSH_BACKOFF_MAX_SECONDS"
+            )
 
 
 READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
@@ -129,6 +172,11 @@ _VARIABLES = {
     "shutdown_grace_seconds": float,
     "stream_recheck_seconds": float,
     "log_level": str,
+    "evaluation_times": str,
+    "active_day": str,
+    "report_ready_time": str,
+    "evaluation_tick_seconds": float,
+    "evaluation_catch_up_minutes": int,
     "pg_dsn": str,
     "pg_replica_dsn": str,
     "pg_pool_max": int,
@@ -140,6 +188,14 @@ _VARIABLES = {
     "kafka_replication_factor": int,
     "publish_timeout_seconds": float,
     "persister_group": str,
+    "webhook_url": str,
+    "push_timeout_seconds": float,
+    "push_max_attempts": int,
+    "push_backoff_base_seconds": float,
+    "push_backoff_max_seconds": float,
+    "live_notifications_topic": str,
+    "dead_letter_topic": str,
+    "dispatcher_group": str,
     "mongo_uri": str,
     "mongo_database": str,
     "mongo_read_preference": str,

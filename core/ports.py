@@ -17,9 +17,11 @@ from datetime import date, datetime
 
 from core.domain.accounts import Credentials, Profile, User
 from core.domain.aggregation import DaySummary
+from core.domain.delivery import DeadLetter, Delivery, PushResult
 from core.domain.goals import Goal
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
-from core.domain.notifications import Notification
+from core.domain.notifications import Notification, NotificationKind, NotificationPreferences
+from core.domain.reports import RangeReport
 from core.domain.sequences import DeviceCursor
 
 
@@ -46,6 +48,19 @@ class UserRepository(abc.ABC):
     @abc.abstractmethod
     def delete(self, user_id: str) -> None:
         """Remove the user and everything that belongs to them in this store."""
+
+    @abc.abstractmethod
+    def time_zones(self) -> list[str]:
+        """Every time zone some user lives in."""
+
+    @abc.abstractmethod
+    def ids_in_zone(self, zone: str, after: str, limit: int) -> list[str]:
+        """Up to `limit` ids of users in `zone`, in id order, after the id `after` ("" for the first page)."""
+
+    def get_many(self, user_ids: Sequence[str]) -> dict[str, User]:
+        """The named users that exist; adapters answer in one query."""
+        found = {user_id: self.get(user_id) for user_id in user_ids}
+        return {user_id: user for user_id, user in found.items() if user is not None}
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,22 @@ class GoalRepository(abc.ABC):
     @abc.abstractmethod
     def delete(self, goal_id: str) -> None: ...
 
+    @abc.abstractmethod
+    def zones_with_notified_goals(self) -> list[str]:
+        """The time zones of users with an active goal they want notifications about."""
+
+    @abc.abstractmethod
+    def notified_goals_in_zone(self, zone: str, after: str, limit: int) -> list[Goal]:
+        """The active goals with notify on of the next `limit` such users of `zone` after the user id `after`.
+
+        Ordered by user id, so the last one's user id is the next page's `after`.
+        """
+
+    def get_many(self, goal_ids: Sequence[str]) -> dict[str, Goal]:
+        """The named goals that exist; adapters answer in one query."""
+        found = {goal_id: self.get(goal_id) for goal_id in goal_ids}
+        return {goal_id: goal for goal_id, goal in found.items() if goal is not None}
+
 
 @dataclass(frozen=True)
 class NotificationPage:
@@ -119,6 +150,67 @@ class NotificationRepository(abc.ABC):
     def mark_read(self, user_id: str, notification_ids: Sequence[str]) -> int:
         """Mark the user's notifications read; NotFound (and nothing marked) if one is not theirs."""
 
+    @abc.abstractmethod
+    def count_on_days(
+        self, kind: NotificationKind, user_days: Sequence[tuple[str, date]]
+    ) -> dict[tuple[str, date], int]:
+        """How many notifications of `kind` each (user, local day) holds; every pair asked for is in the answer."""
+
+
+class DeliveryRepository(abc.ABC):
+    """Pushes of stored notifications, with their retry state; a dead one is a dead letter."""
+
+    @abc.abstractmethod
+    def add(self, delivery: Delivery) -> None:
+        """Record a push to make; nothing changes when the notification has one already."""
+
+    @abc.abstractmethod
+    def get_many(self, notification_ids: Sequence[str]) -> dict[str, Delivery]: ...
+
+    @abc.abstractmethod
+    def claim(
+        self, now: datetime, lease_until: datetime, limit: int, notification_ids: Sequence[str] | None = None
+    ) -> list[tuple[Delivery, Notification]]:
+        """Take up to `limit` pending deliveries due by `now` (of these notifications, when named), oldest due first.
+
+        Each counts one more attempt and is due again at `lease_until`, so that
+        a dispatcher that dies while pushing leaves it to be retried then, and
+        other dispatchers leave it alone meanwhile (skipping rows another
+        transaction holds instead of waiting for them).
+        """
+
+    @abc.abstractmethod
+    def settle(self, delivery: Delivery) -> bool:
+        """Store a claimed delivery's new state, due time and error.
+
+        False (nothing changed) when it is no longer as claimed: pending with
+        the same number of attempts.
+        """
+
+    @abc.abstractmethod
+    def next_due(self) -> datetime | None:
+        """When the earliest pending delivery is due; None when none is pending."""
+
+    @abc.abstractmethod
+    def dead(self, limit: int) -> list[tuple[Delivery, Notification]]:
+        """The dead letters, most recently failed first."""
+
+    @abc.abstractmethod
+    def replay(self, notification_ids: Sequence[str] | None, now: datetime) -> list[str]:
+        """Make dead deliveries (these, or all with None) pending again, due now, attempts reset; their ids."""
+
+
+class PreferenceRepository(abc.ABC):
+    @abc.abstractmethod
+    def get_many(self, user_ids: Sequence[str]) -> dict[str, NotificationPreferences]:
+        """Every named user's preferences; the defaults for a user who never set any."""
+
+    def get(self, user_id: str) -> NotificationPreferences:
+        return self.get_many([user_id])[user_id]
+
+    @abc.abstractmethod
+    def put(self, preferences: NotificationPreferences) -> None: ...
+
 
 class AccountsUnitOfWork(abc.ABC):
     """Account data changed together or not at all: `with uow: ...; uow.commit()`."""
@@ -127,6 +219,8 @@ class AccountsUnitOfWork(abc.ABC):
     sessions: SessionRepository
     goals: GoalRepository
     notifications: NotificationRepository
+    preferences: PreferenceRepository
+    deliveries: DeliveryRepository
 
     def __enter__(self) -> AccountsUnitOfWork:
         return self
@@ -178,6 +272,23 @@ class MetricStore(abc.ABC):
     @abc.abstractmethod
     def days(self, user_id: str, metric: MetricKind, start: date, end: date) -> list[DaySummary]:
         """Stored daily summaries in the range; days without data are absent."""
+
+    def daily_totals(
+        self, user_ids: Sequence[str], metrics: Sequence[MetricKind], start: date, end: date
+    ) -> dict[str, dict[MetricKind, dict[date, float]]]:
+        """Many users' daily values in one go, for batch work such as goal evaluation.
+
+        Users and metrics without data in the range are absent. Stores
+        override this with a query per chunk of users; this default asks per
+        user and metric.
+        """
+        found: dict[str, dict[MetricKind, dict[date, float]]] = {}
+        for user_id in user_ids:
+            for metric in metrics:
+                days = {d.day: d.value for d in self.days(user_id, metric, start, end)}
+                if days:
+                    found.setdefault(user_id, {})[metric] = days
+        return found
 
     @abc.abstractmethod
     def delete_user(self, user_id: str) -> None: ...
@@ -244,8 +355,52 @@ class TokenSigner(abc.ABC):
         """The token's claims, or Unauthenticated saying what is wrong with it."""
 
 
+class NotificationQueue(abc.ABC):
+    """Where new notifications wait for the dispatcher, which stores, deduplicates and delivers them.
+
+    Embedded: a table in the SQLite file drained by the in-process dispatcher;
+    production: the `notifications` topic, keyed by user.
+    """
+
+    @abc.abstractmethod
+    def send(self, notifications: Sequence[Notification]) -> None:
+        """Queue them; durable when it returns (committed, or acknowledged by Kafka). Unavailable otherwise."""
+
+
 class NotificationSink(abc.ABC):
     """Live delivery of stored notifications to whoever listens (in-app streams)."""
 
     @abc.abstractmethod
     def deliver(self, notification: Notification) -> None: ...
+
+
+class ReportRenderer(abc.ABC):
+    """Draws a download's figures as a document (the PDF with charts)."""
+
+    content_type: str  # MIME type of what render returns
+    extension: str  # file name extension, without the dot
+
+    @abc.abstractmethod
+    def render(self, report: RangeReport) -> bytes:
+        """The whole file. Called from worker threads, several at once."""
+
+
+class PushChannel(abc.ABC):
+    """A way to reach a user's devices outside the app (a webhook; FCM or APNs could be others)."""
+
+    @abc.abstractmethod
+    def push(self, notification: Notification) -> PushResult:
+        """Try once; never raises. A receiver may get the same notification again after a crash: the
+        channel passes the notification id along as the key that tells a redelivery from a new one."""
+
+
+class DeadLetterLog(abc.ABC):
+    """Where notifications whose push failed for good are recorded for operators (production: a topic)."""
+
+    @abc.abstractmethod
+    def record(self, letters: Sequence[DeadLetter]) -> None:
+        """Durable when it returns; Unavailable otherwise."""
+
+    @abc.abstractmethod
+    def read(self) -> list[DeadLetter]:
+        """Everything recorded, oldest first (a notification replayed and dead again appears twice)."""

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make up`: the production profile on this machine: persister processes plus the server.
+# `make up`: the production profile on this machine: persisters, a dispatcher, an evaluator and the server.
 # Settings come from the environment; what it leaves unset comes from var/services.env
 # (written by `make services`). Ctrl-C or SIGTERM stops them all.
 set -euo pipefail
@@ -18,12 +18,18 @@ stop() {
   wait
 }
 trap stop INT TERM EXIT
-# The schema once, before three processes would each try at start.
+# The schema once, before the processes would each try at start.
 .venv/bin/python -m core.migrate
 for _ in $(seq "$PERSISTERS"); do
   .venv/bin/python -m workers.persister &
   pids+=($!)
 done
+# One dispatcher stores and delivers notifications; more would share the work (FITTRACK_NOTIFICATIONS_PARTITIONS).
+.venv/bin/python -m workers.dispatcher &
+pids+=($!)
+# One evaluator: it nudges users behind their goals at their local slot times (a second would only repeat it).
+.venv/bin/python -m workers.evaluator &
+pids+=($!)
 .venv/bin/python -m server &
 pids+=($!)
 # When any of them ends, stop the others: a half-running stack is worse than none.

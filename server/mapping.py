@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.type import timeofday_pb2
 from google.type.date_pb2 import Date
 
 from core.domain.accounts import ProfileChanges
@@ -12,7 +13,7 @@ from core.domain.aggregation import RangeSummary
 from core.domain.calendar import make_date
 from core.domain.errors import InvalidArgument
 from core.domain.goals import Goal, GoalProgress
-from core.domain.notifications import Notification
+from core.domain.notifications import Notification, NotificationPreferences
 from core.domain.reports import MetricReport, Report
 from core.services.accounts import Account, Session
 from core.services.metrics import RawBatch
@@ -107,6 +108,7 @@ def goal(goal: Goal) -> goal_pb2.Goal:
         active=goal.active,
         created_at=timestamp(goal.created_at),
         updated_at=timestamp(goal.updated_at),
+        notify=goal.notify,
     )
 
 
@@ -225,3 +227,28 @@ def notification(item: Notification) -> notification_pb2.Notification:
         created_at=timestamp(item.created_at),
         read=item.read,
     )
+
+
+def preferences(preferences: NotificationPreferences) -> notification_pb2.NotificationPreferences:
+    reply = notification_pb2.NotificationPreferences(enabled=preferences.enabled)
+    if preferences.quiet_start is not None and preferences.quiet_end is not None:
+        reply.quiet_start.CopyFrom(time_of_day(preferences.quiet_start))
+        reply.quiet_end.CopyFrom(time_of_day(preferences.quiet_end))
+    return reply
+
+
+def time_of_day(moment: time) -> timeofday_pb2.TimeOfDay:
+    return timeofday_pb2.TimeOfDay(hours=moment.hour, minutes=moment.minute)
+
+
+def optional_time_of_day(message, field: str) -> time | None:
+    """A TimeOfDay field as a local time to the minute; None when unset."""
+    if not message.HasField(field):
+        return None
+    value = getattr(message, field)
+    if not (0 <= value.hours <= 23 and 0 <= value.minutes <= 59) or value.seconds or value.nanos:
+        raise InvalidArgument(
+            f"{field} {value.hours:02d}:{value.minutes:02d}:{value.seconds:02d} is not a time of day to the minute;"
+            " use hours 0-23 and minutes 0-59"
+        )
+    return time(value.hours, value.minutes)

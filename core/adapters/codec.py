@@ -1,4 +1,4 @@
-"""Wire formats of what travels through the bus: accepted batches and notifications.
+"""Wire formats of what travels through the bus: accepted batches, notifications and dead letters.
 
 Batches are packed binary (see encode_batch); notifications are compact JSON,
 readable with any Kafka tool.
@@ -10,6 +10,7 @@ import json
 import struct
 from datetime import date, datetime
 
+from core.domain.delivery import DeadLetter
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from core.domain.notifications import Notification, NotificationKind
 
@@ -69,23 +70,32 @@ def _decode_json_batch(payload: bytes) -> AcceptedBatch:
 
 
 def encode_notification(notification: Notification) -> bytes:
-    return json.dumps(
-        {
-            "id": notification.notification_id,
-            "u": notification.user_id,
-            "k": int(notification.kind),
-            "t": notification.title,
-            "b": notification.body,
-            "c": notification.created_at.isoformat(),
-            "key": notification.idempotency_key,
-            "g": notification.goal_id,
-        },
-        separators=(",", ":"),
-    ).encode()
+    return json.dumps(_notification_fields(notification), separators=(",", ":")).encode()
 
 
 def decode_notification(payload: bytes) -> Notification:
-    data = json.loads(payload)
+    return _notification_of(json.loads(payload))
+
+
+def _notification_fields(notification: Notification) -> dict:
+    fields = {
+        "id": notification.notification_id,
+        "u": notification.user_id,
+        "k": int(notification.kind),
+        "t": notification.title,
+        "b": notification.body,
+        "c": notification.created_at.isoformat(),
+        "key": notification.idempotency_key,
+        "g": notification.goal_id,
+    }
+    if notification.local_date is not None:
+        fields["d"] = notification.local_date.isoformat()
+    return fields
+
+
+def _notification_of(data: dict) -> Notification:
+    # "d" is absent from what earlier releases wrote, and from notifications without a local day.
+    day = data.get("d")
     return Notification(
         notification_id=data["id"],
         user_id=data["u"],
@@ -95,4 +105,22 @@ def decode_notification(payload: bytes) -> Notification:
         created_at=datetime.fromisoformat(data["c"]),
         idempotency_key=data["key"],
         goal_id=data["g"],
+        local_date=date.fromisoformat(day) if day else None,
     )
+
+
+def encode_dead_letter(letter: DeadLetter) -> bytes:
+    return json.dumps(
+        {
+            "n": _notification_fields(letter.notification),
+            "a": letter.attempts,
+            "e": letter.last_error,
+            "f": letter.failed_at.isoformat(),
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_dead_letter(payload: bytes) -> DeadLetter:
+    data = json.loads(payload)
+    return DeadLetter(_notification_of(data["n"]), data["a"], data["e"], datetime.fromisoformat(data["f"]))

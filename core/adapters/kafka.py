@@ -21,13 +21,20 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from core.adapters.codec import decode_notification, encode_batch, encode_notification
+from core.adapters.codec import (
+    decode_dead_letter,
+    decode_notification,
+    encode_batch,
+    encode_dead_letter,
+    encode_notification,
+)
 from core.adapters.futures import fail, resolve, submission_groups
+from core.domain.delivery import DeadLetter
 from core.domain.errors import Unavailable
 from core.domain.metrics import AcceptedBatch
 from core.domain.notifications import Notification
 from core.domain.sequences import DeviceCursor
-from core.ports import NotificationSink, PublishOutcome, ReadingBus
+from core.ports import DeadLetterLog, NotificationQueue, NotificationSink, PublishOutcome, ReadingBus
 
 log = logging.getLogger(__name__)
 
@@ -365,7 +372,7 @@ def _close_quietly(producer: KafkaProducer) -> None:
 
 
 class KafkaNotificationSink(NotificationSink):
-    """The persister's side: stored notifications go to the `notifications` topic."""
+    """The dispatcher's side: stored notifications go to the live topic, which every server relays."""
 
     def __init__(self, producer: KafkaProducer, topic: str, timeout: float = 10.0) -> None:
         self._producer = producer
@@ -380,17 +387,22 @@ class KafkaNotificationSink(NotificationSink):
 
 
 class NotificationRelay:
-    """The server's side: every server reads the whole `notifications` topic from
-    its end and hands each notification to its own open in-app streams.
+    """The server's side: every server reads the whole live topic from its end
+    and hands each notification to its own open in-app streams.
 
     No consumer group: every server instance must see every notification,
-    since the user's stream may be open on any of them.
+    since the user's stream may be open on any of them. A dispatcher that
+    crashed mid-push sends a notification's live copy again; the relay passes
+    on each notification id once, so a stream shows it once.
     """
+
+    RECENT_IDS = 10_000  # ids remembered; redeliveries come seconds after the first copy
 
     def __init__(self, bootstrap: str, topic: str, deliver: Callable[[Notification], None]) -> None:
         self._bootstrap = bootstrap
         self._topic = topic
         self._deliver = deliver
+        self._recent: dict[str, None] = {}
         self._stopping = threading.Event()
         self.ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="notification-relay", daemon=True)
@@ -410,7 +422,7 @@ class NotificationRelay:
                     consumer = self._connect()
                 for records in consumer.poll(timeout_ms=500).values():
                     for record in records:
-                        self._deliver(decode_notification(record.value))
+                        self._relay(decode_notification(record.value))
             except Exception:
                 log.warning("notification relay lost Kafka; reconnecting", exc_info=True)
                 if consumer is not None:
@@ -419,6 +431,14 @@ class NotificationRelay:
                 self._stopping.wait(1.0)
         if consumer is not None:
             consumer.close()
+
+    def _relay(self, notification: Notification) -> None:
+        if notification.notification_id in self._recent:
+            return
+        self._recent[notification.notification_id] = None
+        if len(self._recent) > self.RECENT_IDS:
+            del self._recent[next(iter(self._recent))]
+        self._deliver(notification)
 
     def _connect(self) -> KafkaConsumer:
         consumer = KafkaConsumer(
@@ -436,3 +456,117 @@ class NotificationRelay:
             consumer.position(partition)
         self.ready.set()
         return consumer
+
+
+class _Producing:
+    """A producer made on first use and replaced after a failure (see KafkaReadingBus._discard)."""
+
+    def __init__(self, make_producer: Callable[[], KafkaProducer], timeout: float, unavailable: str) -> None:
+        self._make_producer = make_producer
+        self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()
+        self._timeout = timeout
+        self._unavailable = unavailable
+
+    def send_all(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """Produce the (key, value) records and wait until Kafka acknowledged all of them; Unavailable otherwise."""
+        with self._lock:
+            if self._producer is None:
+                try:
+                    self._producer = self._make_producer()
+                except KafkaError as error:
+                    raise Unavailable(self._unavailable) from error
+            producer = self._producer
+        try:
+            sent = [producer.send(topic, key=key, value=value) for key, value in records]
+            for future in sent:
+                future.get(timeout=self._timeout)
+        except KafkaError as error:
+            log.warning("producing to %s failed: %s", topic, error)
+            with self._lock:
+                if self._producer is producer:
+                    self._producer = None
+            threading.Thread(target=_close_quietly, args=(producer,), daemon=True).start()
+            raise Unavailable(self._unavailable) from error
+
+    def close(self) -> None:
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close(timeout=5)
+
+
+class KafkaNotificationQueue(NotificationQueue):
+    """New notifications go to the `notifications` topic, keyed by user, for the dispatchers' group.
+
+    Keyed by user: one dispatcher handles a user's notifications at a time, in
+    order, which keeps the daily nudge cap exact.
+    """
+
+    UNAVAILABLE = "the notification queue (Kafka) is unavailable; try again"
+
+    def __init__(self, make_producer: Callable[[], KafkaProducer], topic: str, timeout: float = 10.0) -> None:
+        self._producing = _Producing(make_producer, timeout, self.UNAVAILABLE)
+        self._topic = topic
+
+    def send(self, notifications: Sequence[Notification]) -> None:
+        if notifications:
+            records = [(n.user_id.encode(), encode_notification(n)) for n in notifications]
+            self._producing.send_all(self._topic, records)
+
+    def close(self) -> None:
+        self._producing.close()
+
+
+class KafkaDeadLetterLog(DeadLetterLog):
+    """Dead letters as records of their own topic, which `fittrack-admin dead-letters list` reads."""
+
+    UNAVAILABLE = "the dead-letter topic (Kafka) is unavailable; try again"
+
+    def __init__(
+        self, bootstrap: str, topic: str, make_producer: Callable[[], KafkaProducer], timeout: float = 10.0
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._topic = topic
+        self._producing = _Producing(make_producer, timeout, self.UNAVAILABLE)
+        self._timeout = timeout
+
+    def record(self, letters: Sequence[DeadLetter]) -> None:
+        if letters:
+            records = [(letter.notification.user_id.encode(), encode_dead_letter(letter)) for letter in letters]
+            self._producing.send_all(self._topic, records)
+
+    def read(self) -> list[DeadLetter]:
+        try:
+            consumer = KafkaConsumer(
+                bootstrap_servers=bootstrap_list(self._bootstrap),
+                group_id=None,
+                enable_auto_commit=False,
+                request_timeout_ms=int(self._timeout * 1000) + 1000,
+            )
+        except KafkaError as error:
+            raise Unavailable(self.UNAVAILABLE) from error
+        try:
+            partitions = [
+                TopicPartition(self._topic, p) for p in sorted(consumer.partitions_for_topic(self._topic) or ())
+            ]
+            if not partitions:
+                return []
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            ends = consumer.end_offsets(partitions)
+            read: list[tuple[int, int, DeadLetter]] = []
+            while any(consumer.position(p) < end for p, end in ends.items()):
+                polled = consumer.poll(timeout_ms=int(self._timeout * 1000))
+                if not polled:
+                    raise Unavailable(f"{self.UNAVAILABLE} (no records within {self._timeout:.0f} s)")
+                for records in polled.values():
+                    read += [(r.timestamp, r.offset, decode_dead_letter(r.value)) for r in records]
+            return [letter for *_, letter in sorted(read, key=lambda item: item[:2])]
+        except KafkaError as error:
+            raise Unavailable(self.UNAVAILABLE) from error
+        finally:
+            consumer.close()
+
+    def close(self) -> None:
+        self._producing.close()

@@ -20,7 +20,7 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg2
@@ -28,16 +28,19 @@ import psycopg2.extensions
 from psycopg2.pool import PoolError, ThreadedConnectionPool
 
 from core.domain.accounts import Credentials, Profile, Sex, User
+from core.domain.delivery import Delivery, DeliveryState
 from core.domain.errors import AlreadyExists, NotFound, Unavailable
 from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import MetricKind
-from core.domain.notifications import Notification, NotificationKind
+from core.domain.notifications import Notification, NotificationKind, NotificationPreferences
 from core.domain.sequences import DeviceCursor
 from core.ports import (
     AccountsUnitOfWork,
+    DeliveryRepository,
     GoalRepository,
     NotificationPage,
     NotificationRepository,
+    PreferenceRepository,
     RefreshRecord,
     SessionRepository,
     UserRepository,
@@ -298,6 +301,8 @@ class PostgresUnitOfWork(AccountsUnitOfWork):
         self.sessions = PostgresSessions(self._tx)
         self.goals = PostgresGoals(self._tx)
         self.notifications = PostgresNotifications(self._tx)
+        self.preferences = PostgresPreferences(self._tx)
+        self.deliveries = PostgresDeliveries(self._tx)
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -424,6 +429,22 @@ class PostgresUsers(UserRepository):
             "DELETE FROM device_cursors WHERE user_id = %s; DELETE FROM users WHERE user_id = %s", (user_id, user_id)
         )
 
+    def time_zones(self) -> list[str]:
+        return [zone for (zone,) in self._tx.execute("SELECT DISTINCT time_zone FROM users ORDER BY time_zone")]
+
+    def ids_in_zone(self, zone: str, after: str, limit: int) -> list[str]:
+        rows = self._tx.execute(
+            "SELECT user_id FROM users WHERE time_zone = %s AND user_id > %s ORDER BY user_id LIMIT %s",
+            (zone, after, limit),
+        )
+        return [user_id for (user_id,) in rows]
+
+    def get_many(self, user_ids: Sequence[str]) -> dict[str, User]:
+        if not user_ids:
+            return {}
+        rows = self._tx.execute(self._SELECT + " WHERE u.user_id = ANY(%s::text[])", (list(user_ids),)).fetchall()
+        return {user.user_id: user for user in map(self._user, rows)}
+
 
 class PostgresSessions(SessionRepository):
     def __init__(self, tx: _Transaction) -> None:
@@ -474,14 +495,14 @@ class PostgresSessions(SessionRepository):
 
 
 class PostgresGoals(GoalRepository):
-    _COLUMNS = "goal_id, user_id, metric, period, target, active, created_at, updated_at"
+    _COLUMNS = "goal_id, user_id, metric, period, target, active, created_at, updated_at, notify"
 
     def __init__(self, tx: _Transaction) -> None:
         self._tx = tx
 
     def add(self, goal: Goal) -> None:
         cursor = self._tx.execute(
-            f"INSERT INTO goals ({self._COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            f"INSERT INTO goals ({self._COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (
                 goal.goal_id,
                 goal.user_id,
@@ -491,6 +512,7 @@ class PostgresGoals(GoalRepository):
                 goal.active,
                 _utc(goal.created_at),
                 _utc(goal.updated_at),
+                goal.notify,
             ),
         )
         if cursor.rowcount != 1:
@@ -502,6 +524,14 @@ class PostgresGoals(GoalRepository):
         row = self._tx.execute(f"SELECT {self._COLUMNS} FROM goals WHERE goal_id = %s", (goal_id,)).fetchone()
         return self._goal(row) if row else None
 
+    def get_many(self, goal_ids: Sequence[str]) -> dict[str, Goal]:
+        if not goal_ids:
+            return {}
+        rows = self._tx.execute(
+            f"SELECT {self._COLUMNS} FROM goals WHERE goal_id = ANY(%s::text[])", (list(goal_ids),)
+        ).fetchall()
+        return {goal.goal_id: goal for goal in map(self._goal, rows)}
+
     def list_for_user(self, user_id: str, include_inactive: bool = False) -> list[Goal]:
         sql = f"SELECT {self._COLUMNS} FROM goals WHERE user_id = %s"
         if not include_inactive:
@@ -510,16 +540,34 @@ class PostgresGoals(GoalRepository):
 
     def update(self, goal: Goal) -> None:
         self._tx.execute(
-            "UPDATE goals SET target = %s, active = %s, updated_at = %s WHERE goal_id = %s",
-            (goal.target, goal.active, _utc(goal.updated_at), goal.goal_id),
+            "UPDATE goals SET target = %s, active = %s, notify = %s, updated_at = %s WHERE goal_id = %s",
+            (goal.target, goal.active, goal.notify, _utc(goal.updated_at), goal.goal_id),
         )
 
     def delete(self, goal_id: str) -> None:
         self._tx.execute("DELETE FROM goals WHERE goal_id = %s", (goal_id,))
 
+    def zones_with_notified_goals(self) -> list[str]:
+        rows = self._tx.execute(
+            "SELECT DISTINCT u.time_zone FROM users u JOIN goals g ON g.user_id = u.user_id"
+            " WHERE g.active AND g.notify ORDER BY u.time_zone"
+        )
+        return [zone for (zone,) in rows]
+
+    def notified_goals_in_zone(self, zone: str, after: str, limit: int) -> list[Goal]:
+        rows = self._tx.execute(
+            f"SELECT {self._COLUMNS} FROM goals WHERE active AND notify AND user_id IN ("
+            " SELECT DISTINCT u.user_id FROM users u JOIN goals g ON g.user_id = u.user_id"
+            "  WHERE u.time_zone = %s AND u.user_id > %s AND g.active AND g.notify"
+            "  ORDER BY u.user_id LIMIT %s)"
+            " ORDER BY user_id, created_at, goal_id",
+            (zone, after, limit),
+        )
+        return [self._goal(row) for row in rows]
+
     @staticmethod
     def _goal(row) -> Goal:
-        goal_id, user_id, metric, period, target, active, created, updated = row
+        goal_id, user_id, metric, period, target, active, created, updated, notify = row
         return Goal(
             goal_id,
             user_id,
@@ -529,6 +577,31 @@ class PostgresGoals(GoalRepository):
             active,
             _utc(created),
             _utc(updated),
+            notify,
+        )
+
+
+class PostgresPreferences(PreferenceRepository):
+    def __init__(self, tx: _Transaction) -> None:
+        self._tx = tx
+
+    def get_many(self, user_ids: Sequence[str]) -> dict[str, NotificationPreferences]:
+        found = {user_id: NotificationPreferences(user_id) for user_id in user_ids}
+        if found:
+            rows = self._tx.execute(
+                "SELECT user_id, enabled, quiet_start, quiet_end FROM notification_preferences WHERE user_id = ANY(%s)",
+                (list(found),),
+            )
+            for user_id, enabled, start, end in rows:
+                found[user_id] = NotificationPreferences(user_id, enabled, start, end)
+        return found
+
+    def put(self, preferences: NotificationPreferences) -> None:
+        self._tx.execute(
+            "INSERT INTO notification_preferences (user_id, enabled, quiet_start, quiet_end) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (user_id) DO UPDATE SET enabled = excluded.enabled, quiet_start = excluded.quiet_start,"
+            " quiet_end = excluded.quiet_end",
+            (preferences.user_id, preferences.enabled, preferences.quiet_start, preferences.quiet_end),
         )
 
 
@@ -541,7 +614,7 @@ class PostgresNotifications(NotificationRepository):
     def add(self, notification: Notification) -> bool:
         cursor = self._tx.execute(
             "INSERT INTO notifications (notification_id, user_id, kind, title, body, goal_id, created_at, read,"
-            " idempotency_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " idempotency_key, local_date) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (user_id, idempotency_key) DO NOTHING",
             (
                 notification.notification_id,
@@ -553,9 +626,26 @@ class PostgresNotifications(NotificationRepository):
                 _utc(notification.created_at),
                 notification.read,
                 notification.idempotency_key,
+                notification.local_date,
             ),
         )
         return cursor.rowcount == 1
+
+    def count_on_days(
+        self, kind: NotificationKind, user_days: Sequence[tuple[str, date]]
+    ) -> dict[tuple[str, date], int]:
+        counts = dict.fromkeys(user_days, 0)
+        if counts:
+            rows = self._tx.execute(
+                "SELECT n.user_id, n.local_date, count(*) FROM notifications n"
+                " JOIN unnest(%s::text[], %s::date[]) AS k (user_id, local_date)"
+                " ON n.user_id = k.user_id AND n.local_date = k.local_date"
+                " WHERE n.kind = %s GROUP BY n.user_id, n.local_date",
+                ([user_id for user_id, _ in counts], [day for _, day in counts], int(kind)),
+            )
+            for user_id, day, count in rows:
+                counts[(user_id, day)] = count
+        return counts
 
     def page(self, user_id: str, unread_only: bool, limit: int, before: int | None) -> NotificationPage:
         sql = f"SELECT {self._COLUMNS} FROM notifications WHERE user_id = %s"
@@ -603,6 +693,109 @@ class PostgresNotifications(NotificationRepository):
             key,
             goal_id,
             read,
+        )
+
+
+class PostgresDeliveries(DeliveryRepository):
+    _COLUMNS = "d.notification_id, d.user_id, d.due_at, d.updated_at, d.attempts, d.state, d.last_error"
+    _NOTIFICATION = "n.kind, n.title, n.body, n.goal_id, n.created_at, n.read, n.idempotency_key, n.local_date"
+
+    def __init__(self, tx: _Transaction) -> None:
+        self._tx = tx
+
+    def add(self, delivery: Delivery) -> None:
+        self._tx.execute(
+            "INSERT INTO notification_deliveries"
+            " (notification_id, user_id, due_at, updated_at, attempts, state, last_error)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (notification_id) DO NOTHING",
+            (
+                delivery.notification_id,
+                delivery.user_id,
+                _utc(delivery.due_at),
+                _utc(delivery.updated_at),
+                delivery.attempts,
+                delivery.state.value,
+                delivery.last_error,
+            ),
+        )
+
+    def get_many(self, notification_ids: Sequence[str]) -> dict[str, Delivery]:
+        if not notification_ids:
+            return {}
+        rows = self._tx.execute(
+            f"SELECT {self._COLUMNS} FROM notification_deliveries d WHERE d.notification_id = ANY(%s::text[])",
+            (list(notification_ids),),
+        ).fetchall()
+        return {row[0]: self._delivery(row) for row in rows}
+
+    def claim(
+        self, now: datetime, lease_until: datetime, limit: int, notification_ids: Sequence[str] | None = None
+    ) -> list[tuple[Delivery, Notification]]:
+        if notification_ids is not None and not notification_ids:
+            return []
+        only = " AND notification_id = ANY(%s::text[])" if notification_ids is not None else ""
+        args: list = [_utc(now), *([list(notification_ids)] if notification_ids is not None else []), limit]
+        # SKIP LOCKED: dispatchers claiming at the same moment take different rows instead of queueing.
+        rows = self._tx.execute(
+            "WITH due AS (SELECT notification_id FROM notification_deliveries"
+            f" WHERE state = 'pending' AND due_at <= %s{only} ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+            " UPDATE notification_deliveries d SET attempts = d.attempts + 1, due_at = %s, updated_at = %s"
+            " FROM due, notifications n"
+            " WHERE d.notification_id = due.notification_id AND n.notification_id = d.notification_id"
+            f" RETURNING {self._COLUMNS}, {self._NOTIFICATION}",
+            (*args, _utc(lease_until), _utc(now)),
+        ).fetchall()
+        return [(self._delivery(row[:7]), self._notification(row)) for row in rows]
+
+    def settle(self, delivery: Delivery) -> bool:
+        cursor = self._tx.execute(
+            "UPDATE notification_deliveries SET state = %s, due_at = %s, updated_at = %s, last_error = %s"
+            " WHERE notification_id = %s AND state = 'pending' AND attempts = %s",
+            (
+                delivery.state.value,
+                _utc(delivery.due_at),
+                _utc(delivery.updated_at),
+                delivery.last_error,
+                delivery.notification_id,
+                delivery.attempts,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def next_due(self) -> datetime | None:
+        (due,) = self._tx.execute("SELECT min(due_at) FROM notification_deliveries WHERE state = 'pending'").fetchone()
+        return _utc(due)
+
+    def dead(self, limit: int) -> list[tuple[Delivery, Notification]]:
+        rows = self._tx.execute(
+            f"SELECT {self._COLUMNS}, {self._NOTIFICATION} FROM notification_deliveries d"
+            " JOIN notifications n USING (notification_id) WHERE d.state = 'dead' ORDER BY d.updated_at DESC LIMIT %s",
+            (limit,),
+        ).fetchall()
+        return [(self._delivery(row[:7]), self._notification(row)) for row in rows]
+
+    def replay(self, notification_ids: Sequence[str] | None, now: datetime) -> list[str]:
+        sql = (
+            "UPDATE notification_deliveries SET state = 'pending', attempts = 0, due_at = %s, updated_at = %s"
+            " WHERE state = 'dead'"
+        )
+        args: list = [_utc(now), _utc(now)]
+        if notification_ids is not None:
+            sql += " AND notification_id = ANY(%s::text[])"
+            args.append(list(notification_ids))
+        return [row[0] for row in self._tx.execute(sql + " RETURNING notification_id", args).fetchall()]
+
+    @staticmethod
+    def _delivery(row) -> Delivery:
+        notification_id, user_id, due, updated, attempts, state, error = row
+        return Delivery(notification_id, user_id, _utc(due), _utc(updated), attempts, DeliveryState(state), error)
+
+    @staticmethod
+    def _notification(row) -> Notification:
+        notification_id, user_id = row[:2]
+        kind, title, body, goal_id, created, read, key, day = row[7:]
+        return Notification(
+            notification_id, user_id, NotificationKind(kind), title, body, _utc(created), key, goal_id, read, day
         )
 
 

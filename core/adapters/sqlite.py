@@ -18,25 +18,30 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
-from core.adapters.codec import decode_batch, encode_batch
+from core.adapters.codec import decode_batch, decode_notification, encode_batch, encode_notification
 from core.adapters.futures import fail, resolve, submission_groups
 from core.adapters.minute_blob import decoded, encoded, ends, merged, minutes_of
 from core.domain.accounts import Credentials, Profile, Sex, User
 from core.domain.aggregation import DaySummary, SourceFigures
+from core.domain.delivery import Delivery, DeliveryState
 from core.domain.errors import AlreadyExists, NotFound, Unavailable
 from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading, possible_local_days
-from core.domain.notifications import Notification, NotificationKind
+from core.domain.notifications import Notification, NotificationKind, NotificationPreferences
 from core.domain.sequences import DeviceCursor
 from core.ports import (
     AccountsUnitOfWork,
+    DeliveryRepository,
     GoalRepository,
     MetricStore,
     NotificationPage,
+    NotificationQueue,
     NotificationRepository,
+    PreferenceRepository,
     PublishOutcome,
     ReadingBus,
     RefreshRecord,
@@ -193,6 +198,41 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # One blob per source and local day instead of a row and two index entries per minute: a
     # thirteenth of the space, and a write rewrites a few rows instead of one per reading.
     _move_minutes_into_day_blobs,
+    # Notification preferences: per goal, and per user with quiet hours in local time ("HH:MM").
+    """
+    ALTER TABLE goals ADD COLUMN notify INTEGER NOT NULL DEFAULT 1 CHECK (notify IN (0, 1));
+    -- The evaluator walks the users of one time zone at a time, in id order.
+    CREATE INDEX users_by_zone ON users (time_zone, user_id);
+    CREATE TABLE notification_preferences (
+        user_id     TEXT PRIMARY KEY REFERENCES users (user_id) ON DELETE CASCADE,
+        enabled     INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+        quiet_start TEXT,
+        quiet_end   TEXT,
+        CHECK ((quiet_start IS NULL) = (quiet_end IS NULL))
+    );
+    """,
+    # Notification delivery: the outbox the in-process dispatcher drains, each notification's
+    # local day (the daily nudge cap counts by it), and pushes with their retries; a push in
+    # state 'dead' is a dead letter. due_at is Unix seconds, so that it sorts and compares as a number.
+    """
+    ALTER TABLE notifications ADD COLUMN local_date TEXT;
+    CREATE INDEX notifications_by_day ON notifications (user_id, kind, local_date);
+    CREATE TABLE notification_outbox (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        payload BLOB NOT NULL
+    );
+    CREATE TABLE notification_deliveries (
+        notification_id TEXT PRIMARY KEY REFERENCES notifications (notification_id) ON DELETE CASCADE,
+        user_id         TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        due_at          REAL NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        state           TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'dead')),
+        last_error      TEXT NOT NULL DEFAULT '',
+        updated_at      TEXT NOT NULL
+    );
+    CREATE INDEX notification_deliveries_due ON notification_deliveries (state, due_at);
+    CREATE INDEX notification_deliveries_by_user ON notification_deliveries (user_id);
+    """,
 ]
 
 
@@ -303,6 +343,8 @@ class SqliteUnitOfWork(AccountsUnitOfWork):
         self.sessions = SqliteSessions(self._conn)
         self.goals = SqliteGoals(self._conn)
         self.notifications = SqliteNotifications(self._conn)
+        self.preferences = SqlitePreferences(self._conn)
+        self.deliveries = SqliteDeliveries(self._conn)
         return self
 
     def commit(self) -> None:
@@ -404,6 +446,23 @@ class SqliteUsers(UserRepository):
         self._conn.execute("DELETE FROM device_cursors WHERE user_id = ?", (user_id,))
         self._conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
 
+    def time_zones(self) -> list[str]:
+        return [zone for (zone,) in self._conn.execute("SELECT DISTINCT time_zone FROM users ORDER BY time_zone")]
+
+    def ids_in_zone(self, zone: str, after: str, limit: int) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT user_id FROM users WHERE time_zone = ? AND user_id > ? ORDER BY user_id LIMIT ?",
+            (zone, after, limit),
+        )
+        return [user_id for (user_id,) in rows]
+
+    def get_many(self, user_ids: Sequence[str]) -> dict[str, User]:
+        found = {}
+        for chunk in _chunks(list(dict.fromkeys(user_ids))):
+            rows = self._conn.execute(self._SELECT + f" WHERE u.user_id IN ({_marks(chunk)})", chunk).fetchall()
+            found.update((user.user_id, user) for user in map(self._user, rows))
+        return found
+
 
 class SqliteSessions(SessionRepository):
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -449,7 +508,7 @@ class SqliteSessions(SessionRepository):
 
 
 class SqliteGoals(GoalRepository):
-    _COLUMNS = "goal_id, user_id, metric, period, target, active, created_at, updated_at"
+    _COLUMNS = "goal_id, user_id, metric, period, target, active, created_at, updated_at, notify"
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -457,7 +516,7 @@ class SqliteGoals(GoalRepository):
     def add(self, goal: Goal) -> None:
         try:
             self._conn.execute(
-                f"INSERT INTO goals ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO goals ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     goal.goal_id,
                     goal.user_id,
@@ -467,6 +526,7 @@ class SqliteGoals(GoalRepository):
                     int(goal.active),
                     _iso(goal.created_at),
                     _iso(goal.updated_at),
+                    int(goal.notify),
                 ),
             )
         except sqlite3.IntegrityError:
@@ -478,6 +538,13 @@ class SqliteGoals(GoalRepository):
         row = self._conn.execute(f"SELECT {self._COLUMNS} FROM goals WHERE goal_id = ?", (goal_id,)).fetchone()
         return self._goal(row) if row else None
 
+    def get_many(self, goal_ids: Sequence[str]) -> dict[str, Goal]:
+        found = {}
+        for chunk in _chunks(list(dict.fromkeys(goal_ids))):
+            rows = self._conn.execute(f"SELECT {self._COLUMNS} FROM goals WHERE goal_id IN ({_marks(chunk)})", chunk)
+            found.update((goal.goal_id, goal) for goal in map(self._goal, rows))
+        return found
+
     def list_for_user(self, user_id: str, include_inactive: bool = False) -> list[Goal]:
         sql = f"SELECT {self._COLUMNS} FROM goals WHERE user_id = ?"
         if not include_inactive:
@@ -486,16 +553,34 @@ class SqliteGoals(GoalRepository):
 
     def update(self, goal: Goal) -> None:
         self._conn.execute(
-            "UPDATE goals SET target = ?, active = ?, updated_at = ? WHERE goal_id = ?",
-            (goal.target, int(goal.active), _iso(goal.updated_at), goal.goal_id),
+            "UPDATE goals SET target = ?, active = ?, notify = ?, updated_at = ? WHERE goal_id = ?",
+            (goal.target, int(goal.active), int(goal.notify), _iso(goal.updated_at), goal.goal_id),
         )
 
     def delete(self, goal_id: str) -> None:
         self._conn.execute("DELETE FROM goals WHERE goal_id = ?", (goal_id,))
 
+    def zones_with_notified_goals(self) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT DISTINCT u.time_zone FROM users u JOIN goals g ON g.user_id = u.user_id"
+            " WHERE g.active = 1 AND g.notify = 1 ORDER BY u.time_zone"
+        )
+        return [zone for (zone,) in rows]
+
+    def notified_goals_in_zone(self, zone: str, after: str, limit: int) -> list[Goal]:
+        rows = self._conn.execute(
+            f"SELECT {self._COLUMNS} FROM goals WHERE active = 1 AND notify = 1 AND user_id IN ("
+            " SELECT DISTINCT u.user_id FROM users u JOIN goals g ON g.user_id = u.user_id"
+            "  WHERE u.time_zone = ? AND u.user_id > ? AND g.active = 1 AND g.notify = 1"
+            "  ORDER BY u.user_id LIMIT ?)"
+            " ORDER BY user_id, created_at, goal_id",
+            (zone, after, limit),
+        )
+        return [self._goal(row) for row in rows]
+
     @staticmethod
     def _goal(row) -> Goal:
-        goal_id, user_id, metric, period, target, active, created, updated = row
+        goal_id, user_id, metric, period, target, active, created, updated, notify = row
         return Goal(
             goal_id,
             user_id,
@@ -505,7 +590,48 @@ class SqliteGoals(GoalRepository):
             bool(active),
             _moment(created),
             _moment(updated),
+            bool(notify),
         )
+
+
+class SqlitePreferences(PreferenceRepository):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def get_many(self, user_ids: Sequence[str]) -> dict[str, NotificationPreferences]:
+        found = {user_id: NotificationPreferences(user_id) for user_id in user_ids}
+        ids = list(found)
+        for offset in range(0, len(ids), 500):
+            chunk = ids[offset : offset + 500]
+            rows = self._conn.execute(
+                "SELECT user_id, enabled, quiet_start, quiet_end FROM notification_preferences"
+                f" WHERE user_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for user_id, enabled, start, end in rows:
+                found[user_id] = NotificationPreferences(user_id, bool(enabled), _clock_time(start), _clock_time(end))
+        return found
+
+    def put(self, preferences: NotificationPreferences) -> None:
+        self._conn.execute(
+            "INSERT INTO notification_preferences (user_id, enabled, quiet_start, quiet_end) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (user_id) DO UPDATE SET enabled = excluded.enabled, quiet_start = excluded.quiet_start,"
+            " quiet_end = excluded.quiet_end",
+            (
+                preferences.user_id,
+                int(preferences.enabled),
+                _clock_text(preferences.quiet_start),
+                _clock_text(preferences.quiet_end),
+            ),
+        )
+
+
+def _clock_text(moment: time | None) -> str | None:
+    return moment.strftime("%H:%M") if moment else None
+
+
+def _clock_time(text: str | None) -> time | None:
+    return time.fromisoformat(text) if text else None
 
 
 class SqliteNotifications(NotificationRepository):
@@ -517,7 +643,8 @@ class SqliteNotifications(NotificationRepository):
     def add(self, notification: Notification) -> bool:
         cursor = self._conn.execute(
             "INSERT INTO notifications (notification_id, user_id, kind, title, body, goal_id, created_at, read,"
-            " idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, idempotency_key) DO NOTHING",
+            " idempotency_key, local_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (user_id, idempotency_key) DO NOTHING",
             (
                 notification.notification_id,
                 notification.user_id,
@@ -528,9 +655,25 @@ class SqliteNotifications(NotificationRepository):
                 _iso(notification.created_at),
                 int(notification.read),
                 notification.idempotency_key,
+                notification.local_date.isoformat() if notification.local_date else None,
             ),
         )
         return cursor.rowcount == 1
+
+    def count_on_days(
+        self, kind: NotificationKind, user_days: Sequence[tuple[str, date]]
+    ) -> dict[tuple[str, date], int]:
+        counts = dict.fromkeys(user_days, 0)
+        for chunk in _chunks(list(counts), 250):
+            pairs = " OR ".join(["(user_id = ? AND local_date = ?)"] * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT user_id, local_date, count(*) FROM notifications WHERE kind = ? AND ({pairs})"
+                " GROUP BY user_id, local_date",
+                (int(kind), *[value for user_id, day in chunk for value in (user_id, day.isoformat())]),
+            )
+            for user_id, day, count in rows:
+                counts[(user_id, date.fromisoformat(day))] = count
+        return counts
 
     def page(self, user_id: str, unread_only: bool, limit: int, before: int | None) -> NotificationPage:
         sql = f"SELECT {self._COLUMNS} FROM notifications WHERE user_id = ?"
@@ -574,6 +717,148 @@ class SqliteNotifications(NotificationRepository):
             key,
             goal_id,
             bool(read),
+        )
+
+
+def _chunks(items: list, size: int = 500) -> Iterator[list]:
+    """Slices small enough for one statement's parameters (SQLite allows 32,766 at most)."""
+    for offset in range(0, len(items), size):
+        yield items[offset : offset + size]
+
+
+def _marks(items: Sequence) -> str:
+    return ",".join("?" * len(items))
+
+
+def _seconds(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def _at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+class SqliteDeliveries(DeliveryRepository):
+    _COLUMNS = "d.notification_id, d.user_id, d.due_at, d.updated_at, d.attempts, d.state, d.last_error"
+    _JOINED = (
+        f"SELECT {_COLUMNS}, n.kind, n.title, n.body, n.goal_id, n.created_at, n.read, n.idempotency_key, n.local_date"
+        " FROM notification_deliveries d JOIN notifications n USING (notification_id)"
+    )
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def add(self, delivery: Delivery) -> None:
+        self._conn.execute(
+            "INSERT INTO notification_deliveries"
+            " (notification_id, user_id, due_at, updated_at, attempts, state, last_error)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (notification_id) DO NOTHING",
+            (
+                delivery.notification_id,
+                delivery.user_id,
+                _seconds(delivery.due_at),
+                _iso(delivery.updated_at),
+                delivery.attempts,
+                delivery.state.value,
+                delivery.last_error,
+            ),
+        )
+
+    def get_many(self, notification_ids: Sequence[str]) -> dict[str, Delivery]:
+        found = {}
+        for chunk in _chunks(list(dict.fromkeys(notification_ids))):
+            rows = self._conn.execute(
+                f"SELECT {self._COLUMNS} FROM notification_deliveries d WHERE d.notification_id IN ({_marks(chunk)})",
+                chunk,
+            )
+            found.update((row[0], self._delivery(row)) for row in rows)
+        return found
+
+    def claim(
+        self, now: datetime, lease_until: datetime, limit: int, notification_ids: Sequence[str] | None = None
+    ) -> list[tuple[Delivery, Notification]]:
+        # One writer at a time (BEGIN IMMEDIATE): nothing else can claim between this read and the update.
+        sql = self._JOINED + " WHERE d.state = 'pending' AND d.due_at <= ?"
+        args: list = [_seconds(now)]
+        if notification_ids is not None:
+            if not notification_ids:
+                return []
+            sql += f" AND d.notification_id IN ({_marks(notification_ids)})"
+            args.extend(notification_ids)
+        rows = self._conn.execute(sql + " ORDER BY d.due_at LIMIT ?", (*args, limit)).fetchall()
+        claimed = []
+        for row in rows:
+            delivery, notification = self._delivery(row[:7]), self._notification(row)
+            delivery = replace(delivery, attempts=delivery.attempts + 1, due_at=lease_until, updated_at=now)
+            self._conn.execute(
+                "UPDATE notification_deliveries SET attempts = ?, due_at = ?, updated_at = ? WHERE notification_id = ?",
+                (delivery.attempts, _seconds(lease_until), _iso(now), delivery.notification_id),
+            )
+            claimed.append((delivery, notification))
+        return claimed
+
+    def settle(self, delivery: Delivery) -> bool:
+        cursor = self._conn.execute(
+            "UPDATE notification_deliveries SET state = ?, due_at = ?, updated_at = ?, last_error = ?"
+            " WHERE notification_id = ? AND state = 'pending' AND attempts = ?",
+            (
+                delivery.state.value,
+                _seconds(delivery.due_at),
+                _iso(delivery.updated_at),
+                delivery.last_error,
+                delivery.notification_id,
+                delivery.attempts,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def next_due(self) -> datetime | None:
+        (due,) = self._conn.execute(
+            "SELECT min(due_at) FROM notification_deliveries WHERE state = 'pending'"
+        ).fetchone()
+        return _at(due) if due is not None else None
+
+    def dead(self, limit: int) -> list[tuple[Delivery, Notification]]:
+        rows = self._conn.execute(
+            self._JOINED + " WHERE d.state = 'dead' ORDER BY d.updated_at DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [(self._delivery(row[:7]), self._notification(row)) for row in rows]
+
+    def replay(self, notification_ids: Sequence[str] | None, now: datetime) -> list[str]:
+        sql = "SELECT notification_id FROM notification_deliveries WHERE state = 'dead'"
+        ids: list[str] = []
+        if notification_ids is None:
+            ids = [i for (i,) in self._conn.execute(sql)]
+        else:
+            for chunk in _chunks(list(dict.fromkeys(notification_ids))):
+                ids += [i for (i,) in self._conn.execute(sql + f" AND notification_id IN ({_marks(chunk)})", chunk)]
+        self._conn.executemany(
+            "UPDATE notification_deliveries SET state = 'pending', attempts = 0, due_at = ?, updated_at = ?"
+            " WHERE notification_id = ?",
+            [(_seconds(now), _iso(now), i) for i in ids],
+        )
+        return ids
+
+    @staticmethod
+    def _delivery(row) -> Delivery:
+        notification_id, user_id, due, updated, attempts, state, error = row
+        return Delivery(notification_id, user_id, _at(due), _moment(updated), attempts, DeliveryState(state), error)
+
+    @staticmethod
+    def _notification(row) -> Notification:
+        notification_id, user_id = row[:2]
+        kind, title, body, goal_id, created, read, key, day = row[7:]
+        return Notification(
+            notification_id,
+            user_id,
+            NotificationKind(kind),
+            title,
+            body,
+            _moment(created),
+            key,
+            goal_id,
+            bool(read),
+            date.fromisoformat(day) if day else None,
         )
 
 
@@ -682,6 +967,24 @@ class SqliteMetricStore(MetricStore):
             DaySummary(date.fromordinal(day), value, low, high, minutes, _sources_of(sources))
             for day, value, low, high, minutes, sources in rows
         ]
+
+    def daily_totals(
+        self, user_ids: Sequence[str], metrics: Sequence[MetricKind], start: date, end: date
+    ) -> dict[str, dict[MetricKind, dict[date, float]]]:
+        found: dict[str, dict[MetricKind, dict[date, float]]] = {}
+        kinds = ",".join(str(int(metric)) for metric in metrics)
+        conn = self._db.connection()
+        for offset in range(0, len(user_ids), 500):
+            chunk = list(user_ids[offset : offset + 500])
+            rows = conn.execute(
+                "SELECT user_id, metric, local_date, value FROM daily_values"
+                f" WHERE user_id IN ({','.join('?' * len(chunk))}) AND metric IN ({kinds})"
+                " AND local_date BETWEEN ? AND ?",
+                (*chunk, start.toordinal(), end.toordinal()),
+            )
+            for user_id, metric, day, value in rows:
+                found.setdefault(user_id, {}).setdefault(MetricKind(metric), {})[date.fromordinal(day)] = value
+        return found
 
     def delete_user(self, user_id: str) -> None:
         with self._writing() as conn:
@@ -919,3 +1222,38 @@ class SqliteReadingBus(ReadingBus):
             conn.execute("DELETE FROM ingest_log WHERE id <= ?", (up_to_id,))
         with self._recent_lock:
             self._recent = {log_id: batch for log_id, batch in self._recent.items() if log_id > up_to_id}
+
+
+class SqliteNotificationQueue(NotificationQueue):
+    """The embedded stand-in for the `notifications` topic: an outbox table in the SQLite file.
+
+    What is sent is committed before send returns, so a crash loses nothing
+    queued; the in-process dispatcher drains it in order and deletes what it
+    handled (its offset commit). `on_sent` wakes the dispatcher.
+    """
+
+    def __init__(self, db: SqliteDatabase, on_sent: Callable[[], None] = lambda: None) -> None:
+        self._db = db
+        self.on_sent = on_sent
+
+    def send(self, notifications: Sequence[Notification]) -> None:
+        if not notifications:
+            return
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO notification_outbox (payload) VALUES (?)",
+                [(encode_notification(n),) for n in notifications],
+            )
+        self.on_sent()
+
+    def pending(self, limit: int) -> list[tuple[int, Notification]]:
+        """The oldest notifications not handled yet, with their outbox ids."""
+        rows = self._db.connection().execute(
+            "SELECT id, payload FROM notification_outbox ORDER BY id LIMIT ?", (limit,)
+        )
+        return [(outbox_id, decode_notification(payload)) for outbox_id, payload in rows]
+
+    def acknowledge(self, up_to_id: int) -> None:
+        """The dispatcher's offset commit: everything up to this id is handled."""
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM notification_outbox WHERE id <= ?", (up_to_id,))

@@ -39,6 +39,8 @@ class Goal:
     active: bool
     created_at: datetime
     updated_at: datetime
+    # Whether the user wants notifications about this goal (nudges, goal met).
+    notify: bool = True
 
 
 def parse_goal_metric(value: int) -> MetricKind:

@@ -29,7 +29,9 @@ class Goals:
         self._metrics = metrics
         self._now = clock
 
-    def create(self, principal: Principal, metric_value: int, period_value: int, target: float) -> Goal:
+    def create(
+        self, principal: Principal, metric_value: int, period_value: int, target: float, notify: bool = True
+    ) -> Goal:
         metric = parse_goal_metric(metric_value)
         period = parse_goal_period(period_value)
         now = self._now()
@@ -42,6 +44,7 @@ class Goals:
             active=True,
             created_at=now,
             updated_at=now,
+            notify=notify,
         )
         with self._uow() as uow:
             uow.goals.add(goal)
@@ -52,15 +55,23 @@ class Goals:
         with self._uow() as uow:
             return uow.goals.list_for_user(principal.user_id, include_inactive)
 
-    def update(self, principal: Principal, goal_id: str, target: float | None, active: bool | None) -> Goal:
-        if target is None and active is None:
-            raise InvalidArgument("nothing to change: set target or active")
+    def update(
+        self,
+        principal: Principal,
+        goal_id: str,
+        target: float | None,
+        active: bool | None,
+        notify: bool | None = None,
+    ) -> Goal:
+        if target is None and active is None and notify is None:
+            raise InvalidArgument("nothing to change: set target, active or notify")
         with self._uow() as uow:
             goal = self._owned(uow, principal, goal_id)
             changed = replace(
                 goal,
                 target=check_target(goal.metric, goal.period, target) if target is not None else goal.target,
                 active=goal.active if active is None else active,
+                notify=goal.notify if notify is None else notify,
                 updated_at=self._now(),
             )
             uow.goals.update(changed)

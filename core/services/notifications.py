@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import time
 
 from core.domain.accounts import Principal, is_id
 from core.domain.errors import InvalidArgument, NotFound
+from core.domain.notifications import NotificationPreferences
 from core.ports import AccountsUnitOfWork, NotificationPage
 
 DEFAULT_PAGE = 50
@@ -39,3 +42,35 @@ class Notifications:
             marked = uow.notifications.mark_read(principal.user_id, list(dict.fromkeys(notification_ids)))
             uow.commit()
         return marked
+
+    def preferences(self, principal: Principal) -> NotificationPreferences:
+        with self._uow() as uow:
+            return uow.preferences.get(principal.user_id)
+
+    def update_preferences(
+        self,
+        principal: Principal,
+        enabled: bool | None,
+        quiet_start: time | None,
+        quiet_end: time | None,
+        clear_quiet_hours: bool,
+    ) -> NotificationPreferences:
+        if (quiet_start is None) != (quiet_end is None):
+            raise InvalidArgument("quiet hours need both quiet_start and quiet_end; set both, or clear_quiet_hours")
+        if clear_quiet_hours and quiet_start is not None:
+            raise InvalidArgument("either set quiet hours or clear them, not both")
+        if quiet_start is not None and quiet_start == quiet_end:
+            raise InvalidArgument(
+                f"quiet hours from {quiet_start:%H:%M} to {quiet_end:%H:%M} are empty; "
+                "use clear_quiet_hours to have none"
+            )
+        if enabled is None and quiet_start is None and not clear_quiet_hours:
+            raise InvalidArgument("nothing to change: set enabled, the quiet hours, or clear_quiet_hours")
+        with self._uow() as uow:
+            current = uow.preferences.get(principal.user_id)
+            changed = replace(current, enabled=current.enabled if enabled is None else enabled)
+            if quiet_start is not None or clear_quiet_hours:
+                changed = replace(changed, quiet_start=quiet_start, quiet_end=quiet_end)
+            uow.preferences.put(changed)
+            uow.commit()
+        return changed

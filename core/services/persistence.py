@@ -3,7 +3,8 @@
 Everything here is idempotent, because a worker may apply the same batch
 again after a crash (between its write and its offset commit) or when the
 topic is replayed: minute values are replaced, daily summaries recomputed
-from them, and notifications deduplicated by key.
+from them, and goal-met notifications, which go to the notification queue,
+are deduplicated by key where the dispatcher stores them.
 """
 
 from __future__ import annotations
@@ -19,21 +20,26 @@ from core.domain.calendar import local_today, zone_named
 from core.domain.goals import Goal
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from core.domain.notifications import Notification, NotificationKind, goal_met_key, goal_met_message
-from core.ports import AccountsUnitOfWork, MetricStore, NotificationSink
+from core.ports import AccountsUnitOfWork, MetricStore, NotificationQueue
 
 
 class Persister:
+    # Keys of goal-met notifications this process has queued: once a goal is met, every later batch
+    # of its metric meets it again, and the queue need not carry what the dispatcher would drop.
+    SENT_KEYS_LIMIT = 100_000
+
     def __init__(
         self,
         store: MetricStore,
         uow: Callable[[], AccountsUnitOfWork],
-        sink: NotificationSink,
+        queue: NotificationQueue,
         clock: Callable[[], datetime],
     ) -> None:
         self._store = store
         self._uow = uow
-        self._sink = sink
+        self._queue = queue
         self._now = clock
+        self._sent_keys: dict[str, None] = {}
 
     def apply(self, batches: Sequence[AcceptedBatch]) -> None:
         users = self._existing_users({batch.user_id for batch in batches})
@@ -72,15 +78,16 @@ class Persister:
             return
         now = self._now()
         today = local_today(zone_named(user.profile.time_zone), now)
-        fresh: list[Notification] = []
-        with self._uow() as uow:
-            for goal in goals:
-                notification = self._goal_met(goal, today, now)
-                if notification and uow.notifications.add(notification):
-                    fresh.append(notification)
-            uow.commit()
+        met = [n for n in (self._goal_met(goal, today, now) for goal in goals) if n is not None]
+        fresh = [n for n in met if n.idempotency_key not in self._sent_keys]
+        if not fresh:
+            return
+        # Unavailable propagates: the batches are applied again later, and this is sent then.
+        self._queue.send(fresh)
         for notification in fresh:
-            self._sink.deliver(notification)
+            self._sent_keys[notification.idempotency_key] = None
+        while len(self._sent_keys) > self.SENT_KEYS_LIMIT:
+            del self._sent_keys[next(iter(self._sent_keys))]
 
     def _goal_met(self, goal: Goal, today: date, now: datetime) -> Notification | None:
         """A notification when the goal's current period is met, else None.

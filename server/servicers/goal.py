@@ -13,8 +13,9 @@ class GoalServicer(goal_pb2_grpc.GoalServiceServicer):
         self._goals = goals
 
     async def CreateGoal(self, request, context):
+        notify = request.notify if request.HasField("notify") else True
         goal = await asyncio.to_thread(
-            self._goals.create, current_principal(), request.metric, request.period, request.target
+            self._goals.create, current_principal(), request.metric, request.period, request.target, notify
         )
         return mapping.goal(goal)
 
@@ -25,7 +26,8 @@ class GoalServicer(goal_pb2_grpc.GoalServiceServicer):
     async def UpdateGoal(self, request, context):
         target = request.target if request.HasField("target") else None
         active = request.active if request.HasField("active") else None
-        goal = await asyncio.to_thread(self._goals.update, current_principal(), request.goal_id, target, active)
+        notify = request.notify if request.HasField("notify") else None
+        goal = await asyncio.to_thread(self._goals.update, current_principal(), request.goal_id, target, active, notify)
         return mapping.goal(goal)
 
     async def DeleteGoal(self, request, context):

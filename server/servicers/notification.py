@@ -45,6 +45,21 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         )
         return notification_pb2.MarkReadResponse(marked=marked)
 
+    async def GetNotificationPreferences(self, request, context):
+        preferences = await asyncio.to_thread(self._notifications.preferences, current_principal())
+        return mapping.preferences(preferences)
+
+    async def UpdateNotificationPreferences(self, request, context):
+        preferences = await asyncio.to_thread(
+            self._notifications.update_preferences,
+            current_principal(),
+            request.enabled if request.HasField("enabled") else None,
+            mapping.optional_time_of_day(request, "quiet_start"),
+            mapping.optional_time_of_day(request, "quiet_end"),
+            request.clear_quiet_hours,
+        )
+        return mapping.preferences(preferences)
+
     async def SubscribeNotifications(self, request, context):
         principal = current_principal()
         with self._streams.hold(principal.user_id):

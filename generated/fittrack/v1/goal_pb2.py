@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x66ittrack/v1/goal.proto\x12\x0b\x66ittrack.v1\x1a\x18\x66ittrack/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"\xe9\x01\n\x04Goal\x12\x0f\n\x07goal_id\x18\x01 \x01(\t\x12\'\n\x06metric\x18\x02 \x01(\x0e\x32\x17.fittrack.v1.MetricKind\x12\'\n\x06period\x18\x03 \x01(\x0e\x32\x17.fittrack.v1.GoalPeriod\x12\x0e\n\x06target\x18\x04 \x01(\x01\x12\x0e\n\x06\x61\x63tive\x18\x05 \x01(\x08\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x11\x43reateGoalRequest\x12\'\n\x06metric\x18\x01 \x01(\x0e\x32\x17.fittrack.v1.MetricKind\x12\'\n\x06period\x18\x02 \x01(\x0e\x32\x17.fittrack.v1.GoalPeriod\x12\x0e\n\x06target\x18\x03 \x01(\x01\",\n\x10ListGoalsRequest\x12\x18\n\x10include_inactive\x18\x01 \x01(\x08\"5\n\x11ListGoalsResponse\x12 \n\x05goals\x18\x01 \x03(\x0b\x32\x11.fittrack.v1.Goal\"d\n\x11UpdateGoalRequest\x12\x0f\n\x07goal_id\x18\x01 \x01(\t\x12\x13\n\x06target\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x06\x61\x63tive\x18\x03 \x01(\x08H\x01\x88\x01\x01\x42\t\n\x07_targetB\t\n\x07_active\"$\n\x11\x44\x65leteGoalRequest\x12\x0f\n\x07goal_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteGoalResponse\"J\n\x16GetGoalProgressRequest\x12\x0f\n\x07goal_id\x18\x01 \x01(\t\x12\x1f\n\x04\x64\x61te\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"\x86\x02\n\x0cGoalProgress\x12\x1f\n\x04goal\x18\x01 \x01(\x0b\x32\x11.fittrack.v1.Goal\x12\'\n\x0cperiod_start\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12%\n\nperiod_end\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12\x0f\n\x07\x63urrent\x18\x04 \x01(\x01\x12\x10\n\x08\x66raction\x18\x05 \x01(\x01\x12\x0b\n\x03met\x18\x06 \x01(\x08\x12\x11\n\tremaining\x18\x07 \x01(\x01\x12\x17\n\x0f\x65xpected_by_now\x18\x08 \x01(\x01\x12)\n\x05\x61s_of\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xfd\x02\n\x0bGoalService\x12?\n\nCreateGoal\x12\x1e.fittrack.v1.CreateGoalRequest\x1a\x11.fittrack.v1.Goal\x12J\n\tListGoals\x12\x1d.fittrack.v1.ListGoalsRequest\x1a\x1e.fittrack.v1.ListGoalsResponse\x12?\n\nUpdateGoal\x12\x1e.fittrack.v1.UpdateGoalRequest\x1a\x11.fittrack.v1.Goal\x12M\n\nDeleteGoal\x12\x1e.fittrack.v1.DeleteGoalRequest\x1a\x1f.fittrack.v1.DeleteGoalResponse\x12Q\n\x0fGetGoalProgress\x12#.fittrack.v1.GetGoalProgressRequest\x1a\x19.fittrack.v1.GoalProgressb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x66ittrack/v1/goal.proto\x12\x0b\x66ittrack.v1\x1a\x18\x66ittrack/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"\xf9\x01\n\x04Goal\x12\x0f\n\x07goal_id\x18\x01 \x01(\t\x12\'\n\x06metric\x18\x02 \x01(\x0e\x32\x17.fittrack.v1.MetricKind\x12\'\n\x06period\x18\x03 \x01(\x0e\x32\x17.fittrack.v1.GoalPeriod\x12\x0e\n\x06target\x18\x04 \x01(\x01\x12\x0e\n\x06\x61\x63tive\x18\x05 \x01(\x08\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06notify\x18\x08 \x01(\x08\"\x95\x01\n\x11\x43reateGoalRequest\x12\'\n\x06metric\x18\x01 \x01(\x0e\x32\x17.fittrack.v1.MetricKind\x12\'\n\x06period\x18\x02 \x01(\x0e\x32\x17.fittrack.v1.GoalPeriod\x12\x0e\n\x06target\x18\x03 \x01(\x01\x12\x13\n\x06notify\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\t\n\x07_notify\",\n\x10ListGoalsRequest\x12\x18\n\x10include_inactive\x18\x01 \x01(\x08\"5\n\x11ListGoalsResponse\x12 \n\x05goals\x18\x01 \x03(\x0b\x32\x11.fittrack.v1.Goal\"\x84\x01\n\x11UpdateGoalRequest\x12\x0f\n\x07goal_id\x18\x01 \x01(\t\x12\x13\n\x06target\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x06\x61\x63tive\x18\x03 \x01(\x08H\x01\x88\x01\x01\x12\x13\n\x06notify\x18\x04 \x01(\x08H\x02\x88\x01\x01\x42\t\n\x07_targetB\t\n\x07_activeB\t\n\x07_notify\"$\n\x11\x44\x65leteGoalRequest\x12\x0f\n\x07goal_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteGoalResponse\"J\n\x16GetGoalProgressRequest\x12\x0f\n\x07goal_id\x18\x01 \x01(\t\x12\x1f\n\x04\x64\x61te\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"\x86\x02\n\x0cGoalProgress\x12\x1f\n\x04goal\x18\x01 \x01(\x0b\x32\x11.fittrack.v1.Goal\x12\'\n\x0cperiod_start\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12%\n\nperiod_end\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12\x0f\n\x07\x63urrent\x18\x04 \x01(\x01\x12\x10\n\x08\x66raction\x18\x05 \x01(\x01\x12\x0b\n\x03met\x18\x06 \x01(\x08\x12\x11\n\tremaining\x18\x07 \x01(\x01\x12\x17\n\x0f\x65xpected_by_now\x18\x08 \x01(\x01\x12)\n\x05\x61s_of\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xfd\x02\n\x0bGoalService\x12?\n\nCreateGoal\x12\x1e.fittrack.v1.CreateGoalRequest\x1a\x11.fittrack.v1.Goal\x12J\n\tListGoals\x12\x1d.fittrack.v1.ListGoalsRequest\x1a\x1e.fittrack.v1.ListGoalsResponse\x12?\n\nUpdateGoal\x12\x1e.fittrack.v1.UpdateGoalRequest\x1a\x11.fittrack.v1.Goal\x12M\n\nDeleteGoal\x12\x1e.fittrack.v1.DeleteGoalRequest\x1a\x1f.fittrack.v1.DeleteGoalResponse\x12Q\n\x0fGetGoalProgress\x12#.fittrack.v1.GetGoalProgressRequest\x1a\x19.fittrack.v1.GoalProgressb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,23 +35,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fittrack.v1.goal_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GOAL']._serialized_start=123
-  _globals['_GOAL']._serialized_end=356
-  _globals['_CREATEGOALREQUEST']._serialized_start=358
-  _globals['_CREATEGOALREQUEST']._serialized_end=475
-  _globals['_LISTGOALSREQUEST']._serialized_start=477
-  _globals['_LISTGOALSREQUEST']._serialized_end=521
-  _globals['_LISTGOALSRESPONSE']._serialized_start=523
-  _globals['_LISTGOALSRESPONSE']._serialized_end=576
-  _globals['_UPDATEGOALREQUEST']._serialized_start=578
-  _globals['_UPDATEGOALREQUEST']._serialized_end=678
-  _globals['_DELETEGOALREQUEST']._serialized_start=680
-  _globals['_DELETEGOALREQUEST']._serialized_end=716
-  _globals['_DELETEGOALRESPONSE']._serialized_start=718
-  _globals['_DELETEGOALRESPONSE']._serialized_end=738
-  _globals['_GETGOALPROGRESSREQUEST']._serialized_start=740
-  _globals['_GETGOALPROGRESSREQUEST']._serialized_end=814
-  _globals['_GOALPROGRESS']._serialized_start=817
-  _globals['_GOALPROGRESS']._serialized_end=1079
-  _globals['_GOALSERVICE']._serialized_start=1082
-  _globals['_GOALSERVICE']._serialized_end=1463
+  _globals['_GOAL']._serialized_end=372
+  _globals['_CREATEGOALREQUEST']._serialized_start=375
+  _globals['_CREATEGOALREQUEST']._serialized_end=524
+  _globals['_LISTGOALSREQUEST']._serialized_start=526
+  _globals['_LISTGOALSREQUEST']._serialized_end=570
+  _globals['_LISTGOALSRESPONSE']._serialized_start=572
+  _globals['_LISTGOALSRESPONSE']._serialized_end=625
+  _globals['_UPDATEGOALREQUEST']._serialized_start=628
+  _globals['_UPDATEGOALREQUEST']._serialized_end=760
+  _globals['_DELETEGOALREQUEST']._serialized_start=762
+  _globals['_DELETEGOALREQUEST']._serialized_end=798
+  _globals['_DELETEGOALRESPONSE']._serialized_start=800
+  _globals['_DELETEGOALRESPONSE']._serialized_end=820
+  _globals['_GETGOALPROGRESSREQUEST']._serialized_start=822
+  _globals['_GETGOALPROGRESSREQUEST']._serialized_end=896
+  _globals['_GOALPROGRESS']._serialized_start=899
+  _globals['_GOALPROGRESS']._serialized_end=1161
+  _globals['_GOALSERVICE']._serialized_start=1164
+  _globals['_GOALSERVICE']._serialized_end=1545
 # @@protoc_insertion_point(module_scope)

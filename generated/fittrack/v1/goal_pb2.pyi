@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Goal(_message.Message):
-    __slots__ = ("goal_id", "metric", "period", "target", "active", "created_at", "updated_at")
+    __slots__ = ("goal_id", "metric", "period", "target", "active", "created_at", "updated_at", "notify")
     GOAL_ID_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,7 @@ class Goal(_message.Message):
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_FIELD_NUMBER: _ClassVar[int]
     goal_id: str
     metric: _common_pb2.MetricKind
     period: _common_pb2.GoalPeriod
@@ -27,17 +28,20 @@ class Goal(_message.Message):
     active: bool
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, goal_id: _Optional[str] = ..., metric: _Optional[_Union[_common_pb2.MetricKind, str]] = ..., period: _Optional[_Union[_common_pb2.GoalPeriod, str]] = ..., target: _Optional[float] = ..., active: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    notify: bool
+    def __init__(self, goal_id: _Optional[str] = ..., metric: _Optional[_Union[_common_pb2.MetricKind, str]] = ..., period: _Optional[_Union[_common_pb2.GoalPeriod, str]] = ..., target: _Optional[float] = ..., active: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., notify: _Optional[bool] = ...) -> None: ...
 
 class CreateGoalRequest(_message.Message):
-    __slots__ = ("metric", "period", "target")
+    __slots__ = ("metric", "period", "target", "notify")
     METRIC_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_FIELD_NUMBER: _ClassVar[int]
     metric: _common_pb2.MetricKind
     period: _common_pb2.GoalPeriod
     target: float
-    def __init__(self, metric: _Optional[_Union[_common_pb2.MetricKind, str]] = ..., period: _Optional[_Union[_common_pb2.GoalPeriod, str]] = ..., target: _Optional[float] = ...) -> None: ...
+    notify: bool
+    def __init__(self, metric: _Optional[_Union[_common_pb2.MetricKind, str]] = ..., period: _Optional[_Union[_common_pb2.GoalPeriod, str]] = ..., target: _Optional[float] = ..., notify: _Optional[bool] = ...) -> None: ...
 
 class ListGoalsRequest(_message.Message):
     __slots__ = ("include_inactive",)
@@ -52,14 +56,16 @@ class ListGoalsResponse(_message.Message):
     def __init__(self, goals: _Optional[_Iterable[_Union[Goal, _Mapping]]] = ...) -> None: ...
 
 class UpdateGoalRequest(_message.Message):
-    __slots__ = ("goal_id", "target", "active")
+    __slots__ = ("goal_id", "target", "active", "notify")
     GOAL_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_FIELD_NUMBER: _ClassVar[int]
     goal_id: str
     target: float
     active: bool
-    def __init__(self, goal_id: _Optional[str] = ..., target: _Optional[float] = ..., active: _Optional[bool] = ...) -> None: ...
+    notify: bool
+    def __init__(self, goal_id: _Optional[str] = ..., target: _Optional[float] = ..., active: _Optional[bool] = ..., notify: _Optional[bool] = ...) -> None: ...
 
 class DeleteGoalRequest(_message.Message):
     __slots__ = ("goal_id",)

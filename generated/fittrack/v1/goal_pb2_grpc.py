@@ -87,7 +87,8 @@ class GoalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateGoal(self, request, context):
-        """Changes a goal's target or turns it on or off.
+        """Changes a goal's target, turns it on or off, or turns its notifications
+        on or off.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -23,29 +23,36 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.type import timeofday_pb2 as google_dot_type_dot_timeofday__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66ittrack/v1/notification.proto\x12\x0b\x66ittrack.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc0\x01\n\x0cNotification\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.fittrack.v1.NotificationKind\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0c\n\x04\x62ody\x18\x04 \x01(\t\x12\x0f\n\x07goal_id\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04read\x18\x07 \x01(\x08\"V\n\x18ListNotificationsRequest\x12\x13\n\x0bunread_only\x18\x01 \x01(\x08\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"|\n\x19ListNotificationsResponse\x12\x30\n\rnotifications\x18\x01 \x03(\x0b\x32\x19.fittrack.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x14\n\x0cunread_count\x18\x03 \x01(\r\"+\n\x0fMarkReadRequest\x12\x18\n\x10notification_ids\x18\x01 \x03(\t\"\"\n\x10MarkReadResponse\x12\x0e\n\x06marked\x18\x01 \x01(\r\"\x1f\n\x1dSubscribeNotificationsRequest*\xc5\x01\n\x10NotificationKind\x12!\n\x1dNOTIFICATION_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1aNOTIFICATION_KIND_GOAL_MET\x10\x01\x12!\n\x1dNOTIFICATION_KIND_BEHIND_GOAL\x10\x02\x12\"\n\x1eNOTIFICATION_KIND_REPORT_READY\x10\x03\x12\'\n#NOTIFICATION_KIND_PASSWORD_EXPIRING\x10\x04\x32\xa5\x02\n\x13NotificationService\x12\x62\n\x11ListNotifications\x12%.fittrack.v1.ListNotificationsRequest\x1a&.fittrack.v1.ListNotificationsResponse\x12G\n\x08MarkRead\x12\x1c.fittrack.v1.MarkReadRequest\x1a\x1d.fittrack.v1.MarkReadResponse\x12\x61\n\x16SubscribeNotifications\x12*.fittrack.v1.SubscribeNotificationsRequest\x1a\x19.fittrack.v1.Notification0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66ittrack/v1/notification.proto\x12\x0b\x66ittrack.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bgoogle/type/timeofday.proto\"\x82\x01\n\x17NotificationPreferences\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12+\n\x0bquiet_start\x18\x02 \x01(\x0b\x32\x16.google.type.TimeOfDay\x12)\n\tquiet_end\x18\x03 \x01(\x0b\x32\x16.google.type.TimeOfDay\"#\n!GetNotificationPreferencesRequest\"\xbb\x01\n$UpdateNotificationPreferencesRequest\x12\x14\n\x07\x65nabled\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12+\n\x0bquiet_start\x18\x02 \x01(\x0b\x32\x16.google.type.TimeOfDay\x12)\n\tquiet_end\x18\x03 \x01(\x0b\x32\x16.google.type.TimeOfDay\x12\x19\n\x11\x63lear_quiet_hours\x18\x04 \x01(\x08\x42\n\n\x08_enabled\"\xc0\x01\n\x0cNotification\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.fittrack.v1.NotificationKind\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0c\n\x04\x62ody\x18\x04 \x01(\t\x12\x0f\n\x07goal_id\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04read\x18\x07 \x01(\x08\"V\n\x18ListNotificationsRequest\x12\x13\n\x0bunread_only\x18\x01 \x01(\x08\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"|\n\x19ListNotificationsResponse\x12\x30\n\rnotifications\x18\x01 \x03(\x0b\x32\x19.fittrack.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x14\n\x0cunread_count\x18\x03 \x01(\r\"+\n\x0fMarkReadRequest\x12\x18\n\x10notification_ids\x18\x01 \x03(\t\"\"\n\x10MarkReadResponse\x12\x0e\n\x06marked\x18\x01 \x01(\r\"\x1f\n\x1dSubscribeNotificationsRequest*\xc5\x01\n\x10NotificationKind\x12!\n\x1dNOTIFICATION_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1aNOTIFICATION_KIND_GOAL_MET\x10\x01\x12!\n\x1dNOTIFICATION_KIND_BEHIND_GOAL\x10\x02\x12\"\n\x1eNOTIFICATION_KIND_REPORT_READY\x10\x03\x12\'\n#NOTIFICATION_KIND_PASSWORD_EXPIRING\x10\x04\x32\x93\x04\n\x13NotificationService\x12\x62\n\x11ListNotifications\x12%.fittrack.v1.ListNotificationsRequest\x1a&.fittrack.v1.ListNotificationsResponse\x12G\n\x08MarkRead\x12\x1c.fittrack.v1.MarkReadRequest\x1a\x1d.fittrack.v1.MarkReadResponse\x12\x61\n\x16SubscribeNotifications\x12*.fittrack.v1.SubscribeNotificationsRequest\x1a\x19.fittrack.v1.Notification0\x01\x12r\n\x1aGetNotificationPreferences\x12..fittrack.v1.GetNotificationPreferencesRequest\x1a$.fittrack.v1.NotificationPreferences\x12x\n\x1dUpdateNotificationPreferences\x12\x31.fittrack.v1.UpdateNotificationPreferencesRequest\x1a$.fittrack.v1.NotificationPreferencesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fittrack.v1.notification_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NOTIFICATIONKIND']._serialized_start=604
-  _globals['_NOTIFICATIONKIND']._serialized_end=801
-  _globals['_NOTIFICATION']._serialized_start=81
-  _globals['_NOTIFICATION']._serialized_end=273
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=275
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=361
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=363
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=487
-  _globals['_MARKREADREQUEST']._serialized_start=489
-  _globals['_MARKREADREQUEST']._serialized_end=532
-  _globals['_MARKREADRESPONSE']._serialized_start=534
-  _globals['_MARKREADRESPONSE']._serialized_end=568
-  _globals['_SUBSCRIBENOTIFICATIONSREQUEST']._serialized_start=570
-  _globals['_SUBSCRIBENOTIFICATIONSREQUEST']._serialized_end=601
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=804
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=1097
+  _globals['_NOTIFICATIONKIND']._serialized_start=993
+  _globals['_NOTIFICATIONKIND']._serialized_end=1190
+  _globals['_NOTIFICATIONPREFERENCES']._serialized_start=110
+  _globals['_NOTIFICATIONPREFERENCES']._serialized_end=240
+  _globals['_GETNOTIFICATIONPREFERENCESREQUEST']._serialized_start=242
+  _globals['_GETNOTIFICATIONPREFERENCESREQUEST']._serialized_end=277
+  _globals['_UPDATENOTIFICATIONPREFERENCESREQUEST']._serialized_start=280
+  _globals['_UPDATENOTIFICATIONPREFERENCESREQUEST']._serialized_end=467
+  _globals['_NOTIFICATION']._serialized_start=470
+  _globals['_NOTIFICATION']._serialized_end=662
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=664
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=750
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=752
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=876
+  _globals['_MARKREADREQUEST']._serialized_start=878
+  _globals['_MARKREADREQUEST']._serialized_end=921
+  _globals['_MARKREADRESPONSE']._serialized_start=923
+  _globals['_MARKREADRESPONSE']._serialized_end=957
+  _globals['_SUBSCRIBENOTIFICATIONSREQUEST']._serialized_start=959
+  _globals['_SUBSCRIBENOTIFICATIONSREQUEST']._serialized_end=990
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=1193
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=1724
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.type import timeofday_pb2 as _timeofday_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -22,6 +23,32 @@ NOTIFICATION_KIND_GOAL_MET: NotificationKind
 NOTIFICATION_KIND_BEHIND_GOAL: NotificationKind
 NOTIFICATION_KIND_REPORT_READY: NotificationKind
 NOTIFICATION_KIND_PASSWORD_EXPIRING: NotificationKind
+
+class NotificationPreferences(_message.Message):
+    __slots__ = ("enabled", "quiet_start", "quiet_end")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    QUIET_START_FIELD_NUMBER: _ClassVar[int]
+    QUIET_END_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    quiet_start: _timeofday_pb2.TimeOfDay
+    quiet_end: _timeofday_pb2.TimeOfDay
+    def __init__(self, enabled: _Optional[bool] = ..., quiet_start: _Optional[_Union[_timeofday_pb2.TimeOfDay, _Mapping]] = ..., quiet_end: _Optional[_Union[_timeofday_pb2.TimeOfDay, _Mapping]] = ...) -> None: ...
+
+class GetNotificationPreferencesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class UpdateNotificationPreferencesRequest(_message.Message):
+    __slots__ = ("enabled", "quiet_start", "quiet_end", "clear_quiet_hours")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    QUIET_START_FIELD_NUMBER: _ClassVar[int]
+    QUIET_END_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_QUIET_HOURS_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    quiet_start: _timeofday_pb2.TimeOfDay
+    quiet_end: _timeofday_pb2.TimeOfDay
+    clear_quiet_hours: bool
+    def __init__(self, enabled: _Optional[bool] = ..., quiet_start: _Optional[_Union[_timeofday_pb2.TimeOfDay, _Mapping]] = ..., quiet_end: _Optional[_Union[_timeofday_pb2.TimeOfDay, _Mapping]] = ..., clear_quiet_hours: _Optional[bool] = ...) -> None: ...
 
 class Notification(_message.Message):
     __slots__ = ("notification_id", "kind", "title", "body", "goal_id", "created_at", "read")

@@ -50,6 +50,16 @@ class NotificationServiceStub:
                 request_serializer=fittrack_dot_v1_dot_notification__pb2.SubscribeNotificationsRequest.SerializeToString,
                 response_deserializer=fittrack_dot_v1_dot_notification__pb2.Notification.FromString,
                 _registered_method=True)
+        self.GetNotificationPreferences = channel.unary_unary(
+                '/fittrack.v1.NotificationService/GetNotificationPreferences',
+                request_serializer=fittrack_dot_v1_dot_notification__pb2.GetNotificationPreferencesRequest.SerializeToString,
+                response_deserializer=fittrack_dot_v1_dot_notification__pb2.NotificationPreferences.FromString,
+                _registered_method=True)
+        self.UpdateNotificationPreferences = channel.unary_unary(
+                '/fittrack.v1.NotificationService/UpdateNotificationPreferences',
+                request_serializer=fittrack_dot_v1_dot_notification__pb2.UpdateNotificationPreferencesRequest.SerializeToString,
+                response_deserializer=fittrack_dot_v1_dot_notification__pb2.NotificationPreferences.FromString,
+                _registered_method=True)
 
 
 class NotificationServiceServicer:
@@ -83,6 +93,24 @@ class NotificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetNotificationPreferences(self, request, context):
+        """The caller's notification preferences; the defaults (on, no quiet hours)
+        until they are changed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateNotificationPreferences(self, request, context):
+        """Changes the caller's preferences; unset fields keep their value.
+        INVALID_ARGUMENT for a quiet-hours time that is not a time of day, or for
+        only one end of the quiet hours. Per-goal switches are on the goal
+        (GoalService.UpdateGoal's notify).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -100,6 +128,16 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.SubscribeNotifications,
                     request_deserializer=fittrack_dot_v1_dot_notification__pb2.SubscribeNotificationsRequest.FromString,
                     response_serializer=fittrack_dot_v1_dot_notification__pb2.Notification.SerializeToString,
+            ),
+            'GetNotificationPreferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNotificationPreferences,
+                    request_deserializer=fittrack_dot_v1_dot_notification__pb2.GetNotificationPreferencesRequest.FromString,
+                    response_serializer=fittrack_dot_v1_dot_notification__pb2.NotificationPreferences.SerializeToString,
+            ),
+            'UpdateNotificationPreferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateNotificationPreferences,
+                    request_deserializer=fittrack_dot_v1_dot_notification__pb2.UpdateNotificationPreferencesRequest.FromString,
+                    response_serializer=fittrack_dot_v1_dot_notification__pb2.NotificationPreferences.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -184,6 +222,60 @@ class NotificationService:
             '/fittrack.v1.NotificationService/SubscribeNotifications',
             fittrack_dot_v1_dot_notification__pb2.SubscribeNotificationsRequest.SerializeToString,
             fittrack_dot_v1_dot_notification__pb2.Notification.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNotificationPreferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fittrack.v1.NotificationService/GetNotificationPreferences',
+            fittrack_dot_v1_dot_notification__pb2.GetNotificationPreferencesRequest.SerializeToString,
+            fittrack_dot_v1_dot_notification__pb2.NotificationPreferences.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateNotificationPreferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fittrack.v1.NotificationService/UpdateNotificationPreferences',
+            fittrack_dot_v1_dot_notification__pb2.UpdateNotificationPreferencesRequest.SerializeToString,
+            fittrack_dot_v1_dot_notification__pb2.NotificationPreferences.FromString,
             options,
             channel_credentials,
             insecure,

@@ -19,11 +19,13 @@ class ReportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     REPORT_FORMAT_UNSPECIFIED: _ClassVar[ReportFormat]
     REPORT_FORMAT_CSV: _ClassVar[ReportFormat]
+    REPORT_FORMAT_PDF: _ClassVar[ReportFormat]
 REPORT_PERIOD_UNSPECIFIED: ReportPeriod
 REPORT_PERIOD_WEEK: ReportPeriod
 REPORT_PERIOD_MONTH: ReportPeriod
 REPORT_FORMAT_UNSPECIFIED: ReportFormat
 REPORT_FORMAT_CSV: ReportFormat
+REPORT_FORMAT_PDF: ReportFormat
 
 class ViewReportRequest(_message.Message):
     __slots__ = ("period", "anchor")

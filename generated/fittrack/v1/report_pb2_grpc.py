@@ -60,7 +60,8 @@ class ReportServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DownloadReport(self, request, context):
-        """A file of daily values for any range up to 10 years, streamed in chunks.
+        """A file of any range up to 10 years (daily values as CSV, or a PDF with a
+        summary and charts), streamed in chunks.
         The first message describes the file (with its total size), the
         following ones carry its bytes in order.
         """
