@@ -21,9 +21,10 @@ def clock() -> Clock:
 
 @pytest.fixture(scope="session")
 def production_stack():
-    """A slice of the production services for the whole run, with one persister process."""
+    """A slice of the production services for the whole run, with one persister and one dispatcher process."""
     stack = ProductionStack.create("e2e")
     stack.start_persister()
+    stack.start_dispatcher()
     yield stack
     stack.destroy()
 
@@ -37,6 +38,9 @@ def profile(request) -> str:
 def server_config(profile, tmp_path, request) -> Config:
     """The profile's server with fast bcrypt; embedded data in the test's own directory."""
     common = {"listen": "127.0.0.1:0", "data_dir": tmp_path / "var", "bcrypt_rounds": 4, "shutdown_grace_seconds": 1}
+    # The embedded server's own evaluator ticks once at start and then not for an hour: tests that move the
+    # clock evaluate the windows they choose (tests/e2e/test_evaluation.py); the schedule has its own test.
+    common["evaluation_tick_seconds"] = 3600
     if profile == "embedded":
         return Config(**common)
     stack = request.getfixturevalue("production_stack")

@@ -52,11 +52,12 @@ def run_services(command: str) -> None:
 
 @dataclass
 class ProductionStack:
-    """One isolated slice of the shared services: its own database, topics and persister group."""
+    """One isolated slice of the shared services: its own database, topics, persister and dispatcher groups."""
 
     name: str
     settings: dict[str, str]
     persisters: list[subprocess.Popen] = field(default_factory=list)
+    dispatchers: list[subprocess.Popen] = field(default_factory=list)
 
     @classmethod
     def create(cls, purpose: str) -> ProductionStack:
@@ -82,6 +83,9 @@ class ProductionStack:
             "FITTRACK_READINGS_PARTITIONS": "4",
             "FITTRACK_NOTIFICATIONS_PARTITIONS": "2",
             "FITTRACK_PERSISTER_GROUP": f"{self.name}.persister",
+            "FITTRACK_LIVE_NOTIFICATIONS_TOPIC": f"{self.name}.notifications-live",
+            "FITTRACK_DEAD_LETTER_TOPIC": f"{self.name}.notifications-dead",
+            "FITTRACK_DISPATCHER_GROUP": f"{self.name}.dispatcher",
             "FITTRACK_PUBLISH_TIMEOUT_SECONDS": "8",
         }
 
@@ -110,11 +114,29 @@ class ProductionStack:
                 process.kill()
         self.persisters.clear()
 
+    def start_dispatcher(self, **extra_env: str) -> subprocess.Popen:
+        env = {**os.environ, **self.env, "FITTRACK_LOG_LEVEL": "WARNING", **extra_env}
+        process = subprocess.Popen([sys.executable, "-m", "workers.dispatcher"], cwd=ROOT, env=env)
+        self.dispatchers.append(process)
+        return process
+
+    def stop_dispatchers(self) -> None:
+        for process in self.dispatchers:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.dispatchers:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.dispatchers.clear()
+
     def mongo(self) -> pymongo.database.Database:
         return pymongo.MongoClient(self.settings["FITTRACK_MONGO_URI"], serverSelectionTimeoutMS=5000)[self.name]
 
     def destroy(self) -> None:
         self.stop_persisters()
+        self.stop_dispatchers()
         client = pymongo.MongoClient(self.settings["FITTRACK_MONGO_URI"], serverSelectionTimeoutMS=5000)
         try:
             client.drop_database(self.name)
@@ -135,6 +157,8 @@ class ProductionStack:
                     admin.delete_topics(mine)
                 with contextlib.suppress(KafkaError):
                     admin.delete_groups([self.env["FITTRACK_PERSISTER_GROUP"]])
+                with contextlib.suppress(KafkaError):
+                    admin.delete_groups([self.env["FITTRACK_DISPATCHER_GROUP"]])
             finally:
                 admin.close()
 

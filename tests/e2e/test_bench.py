@@ -83,3 +83,27 @@ def test_streams_holds_the_streams_open_and_compares_with_the_anchor():
     assert figures["ratio_to_anchor"] == pytest.approx(figures["server_rss_mb"] / figures["anchor_rss_mb"], abs=0.02)
     assert figures["open_s"] > 0 and figures["health_ms"] > 0 and figures["view_metric_ms"] > 0
     assert figures["within_1gib"] is True
+
+
+def test_report_downloads_a_stored_year_as_csv_and_pdf_and_compares_with_the_anchor():
+    (figures,) = run_bench("bench.report", "--days", "60", "--repeat", "3", "--pdf-repeat", "1")
+    assert figures["bench"] == "report" and "error" not in figures, figures
+    assert figures["days"] == 60 and figures["readings"] == 60 * 5 * 24 and figures["repeat"] == 3
+    assert figures["csv_verified"] is True and figures["csv_bytes"] > 60 * 20
+    assert 0 < figures["csv_median_s"] <= figures["csv_p95_s"]
+    assert figures["target_seconds"] == 1.0
+    assert figures["meets_target"] == (figures["csv_p95_s"] <= 1.0)
+    assert figures["pdf_bytes"] > 1000 and figures["pdf_first_s"] > 0 and figures["pdf_median_s"] > 0
+    assert figures["anchor"] == "ViewReport month" and figures["anchor_ms"] > 0 and figures["health_ms"] > 0
+    assert figures["ratio_to_anchor"] == pytest.approx(figures["csv_median_s"] * 1000 / figures["anchor_ms"], rel=0.05)
+
+
+def test_evaluate_times_one_slot_for_every_seeded_user_through_the_outbox():
+    (figures,) = run_bench("bench.evaluate", "--users", "2000")
+    assert figures["bench"] == "evaluate" and figures["queue"] == "sqlite outbox"
+    # Every user has a daily steps goal and every other one a weekly calories goal.
+    assert figures["users"] == 2000 and figures["goals"] == figures["seeded_goals"] == 3000
+    # A fifth have no readings this week, so at 16:00 they are behind; nobody gets more than the cap.
+    assert 400 <= figures["notifications"] <= 3 * 2000
+    assert figures["seconds"] > 0 and figures["anchor"]["seconds"] > 0
+    assert figures["ratio_to_anchor"] == pytest.approx(figures["seconds"] / figures["anchor"]["seconds"], rel=0.05)

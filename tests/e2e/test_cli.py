@@ -140,6 +140,24 @@ def test_goals_added_from_the_command_line_are_listed(cli, logged_in):
     assert "daily steps 10,000" in cli.ok("goals", "list")
 
 
+def test_a_goals_notifications_are_switched_off_and_on_from_the_command_line(cli, logged_in):
+    cli.ok("goals", "add", "--metric", "steps", "--period", "daily", "--target", "8000", "--no-notify")
+    (goal,) = cli.json("goals", "list")["goals"]
+    assert goal.get("notify", False) is False
+    assert "(no notifications)" in cli.ok("goals", "list")
+    cli.ok("goals", "update", goal["goal_id"], "--notify", "yes")
+    assert cli.json("goals", "list")["goals"][0]["notify"] is True
+
+
+def test_notification_preferences_are_shown_and_changed_from_the_command_line(cli, logged_in):
+    assert "Notifications: on" in cli.ok("notifications", "preferences")
+    changed = cli.ok("notifications", "preferences", "--off", "--quiet", "22:30-07:00")
+    assert "Notifications: off" in changed and "Quiet hours: 22:30 to 07:00" in changed
+    assert "Quiet hours: none" in cli.ok("notifications", "preferences", "--on", "--no-quiet")
+    refused = cli.run("notifications", "preferences", "--quiet", "22:30")
+    assert refused.returncode == 2 and "22:00-07:00" in refused.stderr
+
+
 def test_pushed_readings_show_up_in_the_metric_view(cli, logged_in, tmp_path):
     today = utc_today().isoformat()
     readings = write_csv(
@@ -232,6 +250,65 @@ def test_a_downloaded_report_holds_the_pushed_values(cli, logged_in, tmp_path):
     assert float(days[str(two_days_ago)]["steps"]) == 1350
     assert float(days[str(yesterday)]["distance_m"]) == 1200.5
     assert not output.with_name("report.csv.part").exists()
+
+
+def test_a_report_downloads_as_a_pdf_and_says_so_in_one_line_when_stderr_is_not_a_terminal(cli, logged_in, tmp_path):
+    yesterday = utc_today() - timedelta(days=1)
+    cli.ok("readings", "push", str(write_csv(tmp_path / "readings.csv", [(f"{yesterday}T09:00:00Z", "steps", 420)])))
+    output = tmp_path / "report.bin"  # no telling extension: --format decides
+
+    result = cli.run(
+        "report", "download", "--from", str(yesterday - timedelta(days=30)), "--to", str(yesterday),
+        "--format", "pdf", "-o", str(output),
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    content = output.read_bytes()
+    assert content.startswith(b"%PDF-")
+    assert result.stderr == f"{output}: received {len(content):,} of {len(content):,} bytes (100%)\n"
+    assert result.stdout == f"Saved {output} ({len(content):,} bytes, application/pdf).\n"
+    assert not output.with_name("report.bin.part").exists()
+
+
+def test_a_report_download_takes_its_format_from_the_output_extension(cli, logged_in, tmp_path):
+    yesterday = utc_today() - timedelta(days=1)
+    pdf, table = tmp_path / "year.PDF", tmp_path / "year.txt"
+    cli.ok("report", "download", "--from", str(yesterday), "--to", str(yesterday), "-o", str(pdf))
+    cli.ok("report", "download", "--from", str(yesterday), "--to", str(yesterday), "-o", str(table))
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    assert table.read_text().startswith("date,steps,")
+
+
+def test_a_report_download_draws_a_progress_bar_when_stderr_is_a_terminal(cli, logged_in, tmp_path):
+    import pty
+
+    yesterday = utc_today() - timedelta(days=1)
+    output = tmp_path / "decade.csv"
+    controller, terminal = pty.openpty()
+    try:
+        result = subprocess.run(
+            cli.argv("report", "download", "--from", str(yesterday - timedelta(days=3659)), "--to", str(yesterday),
+                     "-o", str(output)),
+            stdout=subprocess.PIPE, stderr=terminal, text=True, cwd=REPO_ROOT, env=cli.env(), timeout=60,
+        )  # fmt: skip
+        os.close(terminal)
+        drawn = b""
+        while True:
+            try:
+                piece = os.read(controller, 4096)
+            except OSError:  # EIO: the terminal's other side is closed and everything was read
+                break
+            if not piece:
+                break
+            drawn += piece
+    finally:
+        os.close(controller)
+    assert result.returncode == 0, drawn
+    size = output.stat().st_size
+    assert size > 64 * 1024  # ten empty years: more than one chunk, so the bar moved
+    frames = drawn.decode().replace("\r\n", "\n").split("\r")
+    assert frames[-1] == f"[####################] 100% {size:,}/{size:,} bytes\n"
+    assert any(" 100% " not in frame and frame.startswith("[#") for frame in frames)
 
 
 @pytest.fixture

@@ -77,10 +77,12 @@ def test_make_up_serves_the_walk_through_with_its_own_persisters(tmp_path):
         # The server in `make up` persists nothing itself: the total appears only through its persisters.
         eventually(lambda: view_today(stubs, user, common_pb2.METRIC_KIND_STEPS).total, lambda t: t == 126, timeout=60)
         stubs.channel.close()
-        groups = subprocess.run(
-            ["pgrep", "-f", "-s", str(process.pid), "workers.persister"], capture_output=True, text=True
-        )
-        assert len(groups.stdout.split()) == 2
+
+        def workers(name: str) -> int:
+            found = subprocess.run(["pgrep", "-f", "-s", str(process.pid), name], capture_output=True, text=True)
+            return len(found.stdout.split())
+
+        assert (workers("workers.persister"), workers("workers.dispatcher"), workers("workers.evaluator")) == (2, 1, 1)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)

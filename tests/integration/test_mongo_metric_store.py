@@ -25,9 +25,10 @@ from core.domain.aggregation import DaySummary, SourceFigures
 from core.domain.errors import Unavailable
 from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading, local_date_of
+from core.services.dispatch import Dispatcher
 from core.services.persistence import Persister
 from tests.unit import test_fakes as contract
-from tests.unit.fakes import FakeAccountsDatabase, FakeClock, FakeMetricStore, FakeSink
+from tests.unit.fakes import FakeAccountsDatabase, FakeClock, FakeMetricStore, FakeNotificationQueue, FakeSink
 
 pytestmark = pytest.mark.production
 
@@ -300,8 +301,10 @@ def test_deleting_a_user_removes_all_their_documents_and_no_one_elses(mongo_stor
 
 
 def persister_over(store, accounts: FakeAccountsDatabase) -> tuple[Persister, FakeSink]:
-    sink = FakeSink()
-    return Persister(store, accounts, sink, FakeClock(NOW)), sink
+    """A persister whose goal-met notifications a dispatcher stores and sends live to `sink` at once."""
+    sink, queue = FakeSink(), FakeNotificationQueue()
+    queue.dispatcher = Dispatcher(accounts, sink, FakeClock(NOW))
+    return Persister(store, accounts, queue, FakeClock(NOW)), sink
 
 
 def accounts_with_alice() -> FakeAccountsDatabase:

@@ -28,26 +28,33 @@ from datetime import UTC, date, datetime, timedelta
 from core.adapters.tokens import JwtSigner
 from core.domain.accounts import Credentials, Principal, Profile, ProfileChanges, User
 from core.domain.aggregation import DaySummary
+from core.domain.delivery import DeadLetter, Delivery, DeliveryState, PushOutcome, PushResult
 from core.domain.errors import AlreadyExists, NotFound
 from core.domain.goals import Goal
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
-from core.domain.notifications import Notification
+from core.domain.notifications import Notification, NotificationKind, NotificationPreferences
 from core.domain.sequences import DeviceCursor
 from core.ports import (
     AccountsUnitOfWork,
+    DeadLetterLog,
+    DeliveryRepository,
     GoalRepository,
     MetricStore,
     NotificationPage,
+    NotificationQueue,
     NotificationRepository,
     NotificationSink,
     PasswordHasher,
+    PreferenceRepository,
     PublishOutcome,
+    PushChannel,
     ReadingBus,
     RefreshRecord,
     SessionRepository,
     UserRepository,
 )
 from core.services.accounts import Accounts, AccountSettings
+from core.services.dispatch import Dispatcher
 from core.services.goals import Goals
 from core.services.metrics import IngestLimits, Metrics, RawBatch
 from core.services.notifications import Notifications
@@ -105,6 +112,8 @@ class AccountsState:
     goals: dict[str, Goal] = field(default_factory=dict)
     notifications: list[_StoredNotification] = field(default_factory=list)
     last_seq: int = 0
+    preferences: dict[str, NotificationPreferences] = field(default_factory=dict)
+    deliveries: dict[str, Delivery] = field(default_factory=dict)
 
 
 class FakeUsers(UserRepository):
@@ -147,6 +156,15 @@ class FakeUsers(UserRepository):
         state.refresh_tokens = {k: v for k, v in state.refresh_tokens.items() if v.user_id != user_id}
         state.goals = {k: v for k, v in state.goals.items() if v.user_id != user_id}
         state.notifications = [n for n in state.notifications if n.notification.user_id != user_id]
+        state.preferences.pop(user_id, None)
+        state.deliveries = {k: v for k, v in state.deliveries.items() if v.user_id != user_id}
+
+    def time_zones(self) -> list[str]:
+        return sorted({user.profile.time_zone for user in self._state.users.values()})
+
+    def ids_in_zone(self, zone: str, after: str, limit: int) -> list[str]:
+        ids = sorted(u.user_id for u in self._state.users.values() if u.profile.time_zone == zone and u.user_id > after)
+        return ids[:limit]
 
 
 class FakeSessions(SessionRepository):
@@ -211,13 +229,35 @@ class FakeGoals(GoalRepository):
     def update(self, goal: Goal) -> None:
         stored = self._state.goals.get(goal.goal_id)
         if stored is not None:
-            # Like the SQL UPDATE: only target, active and updated_at change.
+            # Like the SQL UPDATE: only target, active, notify and updated_at change.
             self._state.goals[goal.goal_id] = replace(
-                stored, target=goal.target, active=goal.active, updated_at=goal.updated_at
+                stored, target=goal.target, active=goal.active, notify=goal.notify, updated_at=goal.updated_at
             )
 
     def delete(self, goal_id: str) -> None:
         self._state.goals.pop(goal_id, None)
+
+    def _notified(self) -> list[Goal]:
+        return [g for g in self._state.goals.values() if g.active and g.notify and g.user_id in self._state.users]
+
+    def zones_with_notified_goals(self) -> list[str]:
+        return sorted({self._state.users[g.user_id].profile.time_zone for g in self._notified()})
+
+    def notified_goals_in_zone(self, zone: str, after: str, limit: int) -> list[Goal]:
+        goals = [g for g in self._notified() if self._state.users[g.user_id].profile.time_zone == zone]
+        users = sorted({g.user_id for g in goals if g.user_id > after})[:limit]
+        return sorted((g for g in goals if g.user_id in users), key=lambda g: (g.user_id, g.created_at, g.goal_id))
+
+
+class FakePreferences(PreferenceRepository):
+    def __init__(self, state: AccountsState) -> None:
+        self._state = state
+
+    def get_many(self, user_ids: Sequence[str]) -> dict[str, NotificationPreferences]:
+        return {u: self._state.preferences.get(u, NotificationPreferences(u)) for u in user_ids}
+
+    def put(self, preferences: NotificationPreferences) -> None:
+        self._state.preferences[preferences.user_id] = preferences
 
 
 class FakeNotifications(NotificationRepository):
@@ -264,6 +304,81 @@ class FakeNotifications(NotificationRepository):
                 marked += 1
         return marked
 
+    def count_on_days(
+        self, kind: NotificationKind, user_days: Sequence[tuple[str, date]]
+    ) -> dict[tuple[str, date], int]:
+        counts = dict.fromkeys(user_days, 0)
+        for stored in self._state.notifications:
+            key = (stored.notification.user_id, stored.notification.local_date)
+            if stored.notification.kind is kind and key in counts:
+                counts[key] += 1
+        return counts
+
+
+class FakeDeliveries(DeliveryRepository):
+    def __init__(self, state: AccountsState) -> None:
+        self._state = state
+
+    def add(self, delivery: Delivery) -> None:
+        self._state.deliveries.setdefault(delivery.notification_id, delivery)
+
+    def get_many(self, notification_ids: Sequence[str]) -> dict[str, Delivery]:
+        return {i: self._state.deliveries[i] for i in notification_ids if i in self._state.deliveries}
+
+    def claim(
+        self, now: datetime, lease_until: datetime, limit: int, notification_ids: Sequence[str] | None = None
+    ) -> list[tuple[Delivery, Notification]]:
+        due = sorted(
+            (
+                d
+                for d in self._state.deliveries.values()
+                if d.state is DeliveryState.PENDING
+                and d.due_at <= now
+                and (notification_ids is None or d.notification_id in notification_ids)
+            ),
+            key=lambda d: d.due_at,
+        )[:limit]
+        notifications = {s.notification.notification_id: s.notification for s in self._state.notifications}
+        claimed = []
+        for delivery in due:
+            delivery = replace(delivery, attempts=delivery.attempts + 1, due_at=lease_until, updated_at=now)
+            self._state.deliveries[delivery.notification_id] = delivery
+            claimed.append((delivery, notifications[delivery.notification_id]))
+        return claimed
+
+    def settle(self, delivery: Delivery) -> bool:
+        stored = self._state.deliveries.get(delivery.notification_id)
+        if stored is None or stored.state is not DeliveryState.PENDING or stored.attempts != delivery.attempts:
+            return False
+        self._state.deliveries[delivery.notification_id] = delivery
+        return True
+
+    def next_due(self) -> datetime | None:
+        pending = [d.due_at for d in self._state.deliveries.values() if d.state is DeliveryState.PENDING]
+        return min(pending, default=None)
+
+    def dead(self, limit: int) -> list[tuple[Delivery, Notification]]:
+        notifications = {s.notification.notification_id: s.notification for s in self._state.notifications}
+        dead = [d for d in self._state.deliveries.values() if d.state is DeliveryState.DEAD]
+        dead.sort(key=lambda d: d.updated_at, reverse=True)
+        return [(d, notifications[d.notification_id]) for d in dead[:limit]]
+
+    def replay(self, notification_ids: Sequence[str] | None, now: datetime) -> list[str]:
+        replayed = [
+            d.notification_id
+            for d in self._state.deliveries.values()
+            if d.state is DeliveryState.DEAD and (notification_ids is None or d.notification_id in notification_ids)
+        ]
+        for notification_id in replayed:
+            self._state.deliveries[notification_id] = replace(
+                self._state.deliveries[notification_id],
+                state=DeliveryState.PENDING,
+                attempts=0,
+                due_at=now,
+                updated_at=now,
+            )
+        return replayed
+
 
 class FakeAccountsDatabase:
     """The committed account data, and the factory services call for a unit of work."""
@@ -294,6 +409,8 @@ class FakeUnitOfWork(AccountsUnitOfWork):
     sessions: FakeSessions
     goals: FakeGoals
     notifications: FakeNotifications
+    preferences: FakePreferences
+    deliveries: FakeDeliveries
 
     def __init__(self, database: FakeAccountsDatabase) -> None:
         self._database = database
@@ -307,6 +424,8 @@ class FakeUnitOfWork(AccountsUnitOfWork):
         self.sessions = FakeSessions(self._working)
         self.goals = FakeGoals(self._working)
         self.notifications = FakeNotifications(self._working)
+        self.preferences = FakePreferences(self._working)
+        self.deliveries = FakeDeliveries(self._working)
 
     def __enter__(self) -> FakeUnitOfWork:
         self._begin()
@@ -438,6 +557,45 @@ class FakeSink(NotificationSink):
         self.delivered.append(notification)
 
 
+class FakeNotificationQueue(NotificationQueue):
+    """Keeps what was sent; with a dispatcher attached, hands it over at once, as the outbox does a moment later."""
+
+    def __init__(self) -> None:
+        self.sent: list[Notification] = []
+        self.dispatcher: Dispatcher | None = None
+
+    def send(self, notifications: Sequence[Notification]) -> None:
+        self.sent.extend(notifications)
+        if self.dispatcher is not None:
+            self.dispatcher.handle(list(notifications))
+
+
+class FakePushChannel(PushChannel):
+    """Answers each push from a script of outcomes (then DELIVERED), and keeps what it was asked to push."""
+
+    def __init__(self, *script: PushResult) -> None:
+        self.script = list(script)
+        self.pushed: list[Notification] = []
+
+    def push(self, notification: Notification) -> PushResult:
+        self.pushed.append(notification)
+        return self.script.pop(0) if self.script else PushResult(PushOutcome.DELIVERED, "HTTP 200")
+
+    def fail_always(self, result: PushResult) -> None:
+        self.script = [result] * 1000
+
+
+class FakeDeadLetterLog(DeadLetterLog):
+    def __init__(self) -> None:
+        self.letters: list[DeadLetter] = []
+
+    def record(self, letters: Sequence[DeadLetter]) -> None:
+        self.letters.extend(letters)
+
+    def read(self) -> list[DeadLetter]:
+        return list(self.letters)
+
+
 # --- the services wired to the fakes ----------------------------------------
 
 PASSWORD = "correct horse battery"
@@ -457,6 +615,8 @@ class FakeApp:
     reports: Reports
     notifications: Notifications
     persister: Persister
+    queue: FakeNotificationQueue
+    dispatcher: Dispatcher
 
     def sign_up(self, username: str, time_zone: str = "UTC", password: str = PASSWORD) -> Principal:
         """Register and log in; the principal the session's access token authenticates as."""
@@ -482,6 +642,8 @@ def fake_app(
     bus = FakeReadingBus()
     hasher = FakeHasher()
     sink = FakeSink()
+    queue = FakeNotificationQueue()
+    queue.dispatcher = Dispatcher(database, sink, clock)
     return FakeApp(
         clock=clock,
         database=database,
@@ -494,5 +656,7 @@ def fake_app(
         metrics=Metrics(database, store, bus, clock, IngestLimits()),
         reports=Reports(database, store, clock),
         notifications=Notifications(database),
-        persister=Persister(store, database, sink, clock),
+        persister=Persister(store, database, queue, clock),
+        queue=queue,
+        dispatcher=queue.dispatcher,
     )

@@ -1,10 +1,19 @@
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
-from core.adapters.codec import decode_batch, encode_batch
+from core.adapters.codec import (
+    decode_batch,
+    decode_dead_letter,
+    decode_notification,
+    encode_batch,
+    encode_dead_letter,
+    encode_notification,
+)
+from core.domain.delivery import DeadLetter
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
+from core.domain.notifications import Notification, NotificationKind
 
 BATCH = AcceptedBatch(
     "user-1",
@@ -36,3 +45,24 @@ def test_a_batch_written_by_an_earlier_release_as_json_is_still_read():
 def test_an_unknown_encoding_version_is_an_error_not_a_silent_misread():
     with pytest.raises(ValueError, match="version"):
         decode_batch(b"\x07" + encode_batch(BATCH)[1:])
+
+
+def test_a_notification_and_a_dead_letter_come_out_of_the_topic_as_they_went_in():
+    nudge = Notification(
+        "a" * 32,
+        "user-1",
+        NotificationKind.BEHIND_GOAL,
+        "A walk would help",
+        "You are 3,000 steps behind.",
+        datetime(2026, 6, 10, 12, 0, tzinfo=UTC),
+        "behind:g1:2026-06-10:16:00",
+        "g1",
+        local_date=date(2026, 6, 10),
+    )
+    assert decode_notification(encode_notification(nudge)) == nudge
+    letter = DeadLetter(nudge, 6, "webhook answered HTTP 503", datetime(2026, 6, 10, 13, 0, tzinfo=UTC))
+    assert decode_dead_letter(encode_dead_letter(letter)) == letter
+    # What earlier releases wrote has no local day.
+    earlier = json.loads(encode_notification(nudge))
+    del earlier["d"]
+    assert decode_notification(json.dumps(earlier).encode()).local_date is None

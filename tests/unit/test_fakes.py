@@ -4,7 +4,8 @@ If a fake drifts from core/adapters/sqlite.py, the service tests that use it
 would prove nothing; these tests catch that.
 """
 
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,10 +13,11 @@ import pytest
 from core.adapters.sqlite import SqliteDatabase, SqliteMetricStore, SqliteReadingBus, SqliteUnitOfWork
 from core.domain.accounts import Credentials, Profile, User
 from core.domain.aggregation import DaySummary
+from core.domain.delivery import Delivery, DeliveryState
 from core.domain.errors import AlreadyExists, NotFound
 from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading, local_date_of
-from core.domain.notifications import Notification, NotificationKind
+from core.domain.notifications import Notification, NotificationKind, NotificationPreferences
 from core.domain.sequences import DeviceCursor
 from core.ports import PublishOutcome, RefreshRecord
 from tests.unit.fakes import FakeAccountsDatabase, FakeClock, FakeHasher, FakeMetricStore, FakeReadingBus
@@ -50,13 +52,13 @@ def bus(backend):
     return backend[2]
 
 
-def user(user_id: str = "u1", username: str = "alice") -> tuple[User, Credentials]:
-    return User(user_id, username, Profile(time_zone="Europe/Paris"), T0), Credentials(user_id, b"hash", T0, None)
+def user(user_id: str = "u1", username: str = "alice", zone: str = "Europe/Paris") -> tuple[User, Credentials]:
+    return User(user_id, username, Profile(time_zone=zone), T0), Credentials(user_id, b"hash", T0, None)
 
 
-def add_user(uow, user_id: str = "u1", username: str = "alice") -> None:
+def add_user(uow, user_id: str = "u1", username: str = "alice", zone: str = "Europe/Paris") -> None:
     with uow() as unit:
-        unit.users.add(*user(user_id, username))
+        unit.users.add(*user(user_id, username, zone))
         unit.commit()
 
 
@@ -68,6 +70,13 @@ def notification(notification_id: str, user_id: str = "u1", key: str | None = No
     return Notification(
         notification_id, user_id, NotificationKind.GOAL_MET, "t", "b", T0, key or f"key-{notification_id}"
     )
+
+
+def add_goals(uow, *goals: Goal) -> None:
+    with uow() as unit:
+        for each in goals:
+            unit.goals.add(each)
+        unit.commit()
 
 
 # --- unit of work -------------------------------------------------------------------
@@ -237,6 +246,64 @@ def placed(minute: int, value: float, day: date = DAY) -> PlacedReading:
     return PlacedReading(MetricKind.STEPS, minute, value, day)
 
 
+def test_preferences_default_to_on_without_quiet_hours_and_are_kept_as_set(uow):
+    add_user(uow)
+    add_user(uow, "u2", "bob")
+    with uow() as unit:
+        assert unit.preferences.get("u1") == NotificationPreferences("u1")
+        unit.preferences.put(NotificationPreferences("u1", False, time(22, 0), time(7, 30)))
+        unit.commit()
+    with uow() as unit:
+        assert unit.preferences.get_many(["u1", "u2"]) == {
+            "u1": NotificationPreferences("u1", False, time(22, 0), time(7, 30)),
+            "u2": NotificationPreferences("u2"),
+        }
+        unit.preferences.put(NotificationPreferences("u1", True))
+        unit.commit()
+    with uow() as unit:
+        assert unit.preferences.get("u1") == NotificationPreferences("u1", True)
+        unit.users.delete("u1")
+        unit.commit()
+    with uow() as unit:
+        assert unit.preferences.get("u1") == NotificationPreferences("u1")
+
+
+def test_a_goals_notify_switch_is_stored_and_changed(uow):
+    add_user(uow)
+    add_goals(uow, replace(goal(), notify=False))
+    with uow() as unit:
+        assert unit.goals.get("g1").notify is False
+        unit.goals.update(replace(unit.goals.get("g1"), notify=True))
+        unit.commit()
+    with uow() as unit:
+        assert unit.goals.get("g1").notify is True
+
+
+def test_the_goals_to_evaluate_come_zone_by_zone_a_page_of_users_at_a_time(uow):
+    for n, zone in enumerate(["Asia/Tokyo", "Europe/Paris", "Europe/Paris", "Europe/Paris", "Europe/Paris"]):
+        add_user(uow, f"u{n}", f"user{n}", zone)
+    weekly = replace(goal("g1w", "u1", GoalPeriod.WEEKLY), metric=MetricKind.DISTANCE)
+    add_goals(
+        uow,
+        goal("g0", "u0"),
+        goal("g1", "u1"),
+        weekly,
+        goal("g2", "u2", active=False),
+        replace(goal("g3", "u3"), notify=False),
+        goal("g4", "u4"),
+    )
+    with uow() as unit:
+        assert unit.users.time_zones() == ["Asia/Tokyo", "Europe/Paris"]
+        assert unit.users.ids_in_zone("Europe/Paris", "", 3) == ["u1", "u2", "u3"]
+        assert unit.users.ids_in_zone("Europe/Paris", "u3", 3) == ["u4"]
+        assert unit.goals.zones_with_notified_goals() == ["Asia/Tokyo", "Europe/Paris"]
+        first = unit.goals.notified_goals_in_zone("Europe/Paris", "", 1)
+        assert sorted(g.goal_id for g in first) == ["g1", "g1w"]
+        # Users whose goals are all off or silenced are skipped, not returned as empty pages.
+        assert [g.goal_id for g in unit.goals.notified_goals_in_zone("Europe/Paris", "u1", 1)] == ["g4"]
+        assert unit.goals.notified_goals_in_zone("Europe/Paris", "u4", 1) == []
+
+
 def test_a_resent_minute_replaces_its_value_and_keeps_its_original_day(store):
     assert store.upsert_minutes("u1", "watch", [placed(100, 10)]) == {(MetricKind.STEPS, DAY)}
     other_day = DAY - timedelta(days=1)
@@ -346,6 +413,20 @@ def test_stored_days_are_returned_in_order_within_the_range_and_deleted_with_the
     assert store.days("u1", MetricKind.STEPS, DAY, DAY + timedelta(days=9)) == []
 
 
+def test_daily_totals_of_many_users_come_back_in_one_call_within_the_range(store):
+    first, last = DAY - timedelta(days=2), DAY
+    store.save_days("u1", MetricKind.STEPS, [DaySummary(first, 100.0), DaySummary(DAY, 300.0)])
+    store.save_days("u1", MetricKind.DISTANCE, [DaySummary(DAY, 2_500.0)])
+    store.save_days("u2", MetricKind.STEPS, [DaySummary(DAY - timedelta(days=3), 50.0)])
+    store.save_days("u3", MetricKind.STEPS, [DaySummary(DAY - timedelta(days=1), 70.0)])
+    found = store.daily_totals(["u1", "u2", "u3", "nobody"], [MetricKind.STEPS, MetricKind.DISTANCE], first, last)
+    assert found == {
+        "u1": {MetricKind.STEPS: {first: 100.0, DAY: 300.0}, MetricKind.DISTANCE: {DAY: 2_500.0}},
+        "u3": {MetricKind.STEPS: {DAY - timedelta(days=1): 70.0}},
+    }
+    assert store.daily_totals(["u1"], [MetricKind.CALORIES_BURNED], first, last) == {}
+
+
 def test_the_bus_accepts_each_sequence_once_per_device_even_out_of_order(bus):
     def batch(sequence: int, source: str = "watch") -> AcceptedBatch:
         return AcceptedBatch("u1", source, sequence, (placed(100, 1),))
@@ -382,6 +463,153 @@ def test_the_bus_resolves_many_submissions_made_at_once_each_with_its_own_outcom
     assert outcomes[:700] == [[PublishOutcome.ACCEPTED]] * 700
     assert outcomes[700] == [PublishOutcome.DUPLICATE, PublishOutcome.ACCEPTED]
     assert bus.cursor("u3", "watch") == DeviceCursor(100, (1 << 63) - 1)
+
+
+# --- notification delivery ----------------------------------------------------------
+
+LEASE = T0 + timedelta(seconds=11)
+
+
+def stored_with_deliveries(uow, *notifications: Notification, due: datetime = T0) -> None:
+    with uow() as unit:
+        for each in notifications:
+            assert unit.notifications.add(each)
+            unit.deliveries.add(Delivery(each.notification_id, each.user_id, due, T0))
+        unit.commit()
+
+
+def claimed(uow, now: datetime = T0, limit: int = 10, ids=None) -> list[tuple[Delivery, Notification]]:
+    with uow() as unit:
+        taken = unit.deliveries.claim(now, now + timedelta(seconds=11), limit, ids)
+        unit.commit()
+    return taken
+
+
+def delivery_states(uow, *notifications: Notification) -> dict[str, Delivery]:
+    with uow() as unit:
+        return unit.deliveries.get_many([n.notification_id for n in notifications])
+
+
+def test_users_and_goals_are_fetched_many_at_once(uow):
+    add_user(uow)
+    add_user(uow, "u2", "bob")
+    add_goals(uow, goal("g1"), goal("g2", "u2"))
+    with uow() as unit:
+        assert set(unit.users.get_many(["u1", "u2", "nobody"])) == {"u1", "u2"}
+        assert unit.users.get_many([]) == {}
+        assert {g.user_id for g in unit.goals.get_many(["g1", "g2", "gone"]).values()} == {"u1", "u2"}
+
+
+def test_stored_nudges_are_counted_per_user_and_local_day(uow):
+    add_user(uow)
+    add_user(uow, "u2", "bob")
+    june_10, june_11 = DAY, DAY + timedelta(days=1)
+
+    def nudge(notification_id: str, user_id: str, day: date) -> Notification:
+        return replace(notification(notification_id, user_id), kind=NotificationKind.BEHIND_GOAL, local_date=day)
+
+    with uow() as unit:
+        for each in (nudge("n1", "u1", june_10), nudge("n2", "u1", june_10), nudge("n3", "u2", june_11)):
+            unit.notifications.add(each)
+        unit.notifications.add(replace(notification("n4"), local_date=june_10))  # another kind
+        unit.commit()
+    with uow() as unit:
+        counts = unit.notifications.count_on_days(
+            NotificationKind.BEHIND_GOAL, [("u1", june_10), ("u1", june_11), ("u2", june_11)]
+        )
+    assert counts == {("u1", june_10): 2, ("u1", june_11): 0, ("u2", june_11): 1}
+
+
+def test_a_notification_has_one_delivery_however_often_it_is_recorded(uow):
+    add_user(uow)
+    stored_with_deliveries(uow, notification("n1"))
+    with uow() as unit:
+        unit.deliveries.add(Delivery("n1", "u1", T0 + timedelta(days=1), T0, 5, DeliveryState.DEAD, "x"))
+        unit.commit()
+    assert delivery_states(uow, notification("n1"))["n1"] == Delivery("n1", "u1", T0, T0)
+
+
+def test_a_claim_takes_due_pending_deliveries_oldest_first_and_leases_them(uow):
+    add_user(uow)
+    first, second, later = notification("n1"), notification("n2"), notification("n3")
+    stored_with_deliveries(uow, second)
+    stored_with_deliveries(uow, first, due=T0 - timedelta(minutes=1))
+    stored_with_deliveries(uow, later, due=T0 + timedelta(minutes=1))
+    taken = claimed(uow)
+    assert [(d.notification_id, d.attempts, d.due_at) for d, _ in taken] == [("n1", 1, LEASE), ("n2", 1, LEASE)]
+    assert [n.notification_id for _, n in taken] == ["n1", "n2"]
+    assert taken[0][1].title == first.title
+    # Leased: nobody else finds them due until the lease ends.
+    assert claimed(uow) == []
+    assert {d.notification_id for d, _ in claimed(uow, LEASE, limit=5)} == {"n1", "n2"}
+    with uow() as unit:
+        assert unit.deliveries.next_due() == LEASE + timedelta(seconds=11)
+
+
+def test_a_claim_can_be_limited_to_named_notifications(uow):
+    add_user(uow)
+    stored_with_deliveries(uow, notification("n1"), notification("n2"))
+    assert [d.notification_id for d, _ in claimed(uow, ids=["n2"])] == ["n2"]
+    assert claimed(uow, ids=[]) == []
+    assert [d.notification_id for d, _ in claimed(uow, limit=1)] == ["n1"]
+
+
+def test_settling_a_delivery_no_longer_as_claimed_changes_nothing(uow):
+    add_user(uow)
+    stored_with_deliveries(uow, notification("n1"))
+    ((overtaken, _),) = claimed(uow)
+    ((current, _),) = claimed(uow, LEASE)  # a dispatcher that outlived its lease is overtaken
+    with uow() as unit:
+        assert not unit.deliveries.settle(replace(overtaken, state=DeliveryState.DELIVERED))
+        assert unit.deliveries.settle(replace(current, state=DeliveryState.DELIVERED, last_error="ok"))
+        unit.commit()
+    settled = delivery_states(uow, notification("n1"))["n1"]
+    assert (settled.state, settled.attempts, settled.last_error) == (DeliveryState.DELIVERED, 2, "ok")
+    with uow() as unit:
+        assert not unit.deliveries.settle(replace(current, state=DeliveryState.DEAD))
+        assert unit.deliveries.next_due() is None
+
+
+def test_dead_deliveries_are_listed_newest_first_and_replayed(uow):
+    add_user(uow)
+    stored_with_deliveries(uow, notification("n1"), notification("n2"), notification("n3"))
+    with uow() as unit:
+        for number, (delivery, _) in enumerate(unit.deliveries.claim(T0, LEASE, 10)):
+            dead = delivery.notification_id != "n3"
+            unit.deliveries.settle(
+                replace(
+                    delivery,
+                    state=DeliveryState.DEAD if dead else DeliveryState.PENDING,
+                    updated_at=T0 + timedelta(minutes=number),
+                    last_error=f"HTTP 50{number}",
+                )
+            )
+        unit.commit()
+    with uow() as unit:
+        letters = unit.deliveries.dead(10)
+    assert [(d.notification_id, d.last_error, n.notification_id) for d, n in letters] == [
+        ("n2", "HTTP 501", "n2"),
+        ("n1", "HTTP 500", "n1"),
+    ]
+    later = T0 + timedelta(hours=1)
+    with uow() as unit:
+        assert unit.deliveries.replay(["n1", "n3", "nobody"], later) == ["n1"]
+        assert set(unit.deliveries.replay(None, later)) == {"n2"}
+        unit.commit()
+    replayed = delivery_states(uow, notification("n1"))["n1"]
+    assert (replayed.state, replayed.attempts, replayed.due_at) == (DeliveryState.PENDING, 0, later)
+    with uow() as unit:
+        assert unit.deliveries.dead(10) == []
+
+
+def test_deleting_a_user_deletes_their_deliveries(uow):
+    add_user(uow)
+    add_user(uow, "u2", "bob")
+    stored_with_deliveries(uow, notification("n1"), notification("n2", "u2"))
+    with uow() as unit:
+        unit.users.delete("u1")
+        unit.commit()
+    assert list(delivery_states(uow, notification("n1"), notification("n2"))) == ["n2"]
 
 
 # --- the small fakes ----------------------------------------------------------------

@@ -209,3 +209,13 @@ def test_an_upload_from_a_device_reaches_the_days_total(app, alice):
     start = int(datetime(2026, 6, 10, 7, 0, tzinfo=UTC).timestamp())
     app.upload(alice, [(STEPS, start + 60 * i + 17, 50) for i in range(4)])
     assert steps_on(app, alice.user_id) == 200
+
+
+def test_a_met_goal_travels_through_the_notification_queue_and_is_queued_once(app, alice):
+    goal = app.goals.create(alice, STEPS, GoalPeriod.DAILY, 1000)
+    app.queue.dispatcher = None  # only the queue: nothing is stored until a dispatcher takes it
+    app.persister.apply([walk(alice.user_id, "watch", 10, 100)])
+    app.persister.apply([walk(alice.user_id, "watch", 10, 100, start=MORNING + 60)])
+    (sent,) = app.queue.sent
+    assert (sent.kind, sent.goal_id) == (NotificationKind.GOAL_MET, goal.goal_id)
+    assert app.database.notifications_of(alice.user_id) == []

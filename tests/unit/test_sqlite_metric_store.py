@@ -16,8 +16,9 @@ from core.domain.accounts import Credentials, Profile, User
 from core.domain.aggregation import DaySummary
 from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading, local_date_of
+from core.services.dispatch import Dispatcher
 from core.services.persistence import Persister
-from tests.unit.fakes import FakeAccountsDatabase, FakeClock, FakeMetricStore, FakeSink
+from tests.unit.fakes import FakeAccountsDatabase, FakeClock, FakeMetricStore, FakeNotificationQueue, FakeSink
 
 STEPS, HEART = MetricKind.STEPS, MetricKind.HEART_RATE
 NOW = datetime(2026, 6, 10, 16, 0, tzinfo=UTC)
@@ -250,11 +251,13 @@ def test_the_persister_over_sqlite_gives_the_fakes_totals_and_notifies_once(db, 
     chunks.append([AcceptedBatch("alice", "watch", 999, tuple(placed(MORNING + n, 100) for n in range(20)))])
     uow = lambda: SqliteUnitOfWork(db)  # noqa: E731
     alice_with_a_goal(uow)
-    sink = FakeSink()
-    persister = Persister(store, uow, sink, FakeClock(NOW))
+    sink, queue, reference_queue = FakeSink(), FakeNotificationQueue(), FakeNotificationQueue()
+    queue.dispatcher = Dispatcher(uow, sink, FakeClock(NOW))
+    persister = Persister(store, uow, queue, FakeClock(NOW))
     reference, accounts = FakeMetricStore(), FakeAccountsDatabase()
     alice_with_a_goal(accounts)
-    reference_persister = Persister(reference, accounts, FakeSink(), FakeClock(NOW))
+    reference_queue.dispatcher = Dispatcher(accounts, FakeSink(), FakeClock(NOW))
+    reference_persister = Persister(reference, accounts, reference_queue, FakeClock(NOW))
 
     for chunk in chunks + chunks:
         persister.apply(chunk)
