@@ -24,64 +24,39 @@ import threading
 
 from core.adapters.codec import decode_notification
 from core.services.dispatch import Dispatcher
+from workers.draining import CHUNK, LogDrainer
 
 log = logging.getLogger(__name__)
 
-CHUNK = 200
-IDLE_POLL_SECONDS = 1.0
 # The longest the retry loop sleeps: a dead letter replayed from another process is picked up within it.
 RETRY_POLL_SECONDS = 1.0
 RETRY_SECONDS = 1.0
 
 
 class EmbeddedDispatcher:
+    """The outbox drained by a LogDrainer into the dispatcher, and the push retry loop beside it."""
+
     def __init__(self, queue, dispatcher: Dispatcher) -> None:
         self._queue = queue
         self._dispatcher = dispatcher
-        self._wake = asyncio.Event()
+        self._drainer = LogDrainer("embedded-dispatcher", queue, dispatcher.handle)
         self._stopped = asyncio.Event()
-        self._tasks: list[asyncio.Task] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping = False
+        self._retries: asyncio.Task | None = None
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._queue.on_sent = self.wake
-        self._tasks = [asyncio.create_task(self._drain(), name="embedded-dispatcher")]
+        self._queue.on_sent = self._drainer.wake
+        await self._drainer.start()
         if self._dispatcher.pushes:
-            self._tasks.append(asyncio.create_task(self._retry(), name="embedded-push-retries"))
+            self._retries = asyncio.create_task(self._retry(), name="embedded-push-retries")
 
     def wake(self) -> None:
-        """Thread-safe: called by the outbox after each send."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+        self._drainer.wake()
 
     def drain_once(self) -> int:
-        """Handle the oldest chunk in the outbox; returns how many notifications it held."""
-        pending = self._queue.pending(CHUNK)
-        if not pending:
-            return 0
-        self._dispatcher.handle([notification for _, notification in pending])
-        self._queue.acknowledge(pending[-1][0])
-        return len(pending)
-
-    async def _drain(self) -> None:
-        while not self._stopping:
-            # Cleared before draining, so a send during the drain still wakes the next round.
-            self._wake.clear()
-            try:
-                while not self._stopping and await asyncio.to_thread(self.drain_once):
-                    pass
-            except Exception:
-                # The notifications stay in the outbox and are handled again: nothing is lost.
-                log.exception("dispatcher failed to handle a chunk; retrying")
-            if self._stopping:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+        return self._drainer.drain_once()
 
     async def _retry(self) -> None:
-        while not self._stopping:
+        while not self._stopped.is_set():
             try:
                 pause = await asyncio.to_thread(retry_round, self._dispatcher)
             except Exception:
@@ -93,14 +68,11 @@ class EmbeddedDispatcher:
 
     async def stop(self) -> None:
         """Stop after the chunk and the pushes in hand; what remains is handled at the next start."""
-        if not self._tasks:
-            return
-        self._stopping = True
-        self._wake.set()
         self._stopped.set()
-        for task in self._tasks:
-            await task
-        self._tasks = []
+        await self._drainer.stop()
+        if self._retries is not None:
+            await self._retries
+            self._retries = None
         self._queue.on_sent = lambda: None
 
 
