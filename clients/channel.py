@@ -1,0 +1,139 @@
+"""Channels to a Fittrack server: plaintext, TLS, or mutual TLS, from command-line options or the environment.
+
+Every client (the CLI, the simulator, the load generator, device code using clients.sync) makes its channels
+here, so they all take the same options: `--tls` (or a `grpcs://`/`https://` address), `--ca-file` to trust a
+private CA, `--cert-file`/`--key-file` for a client certificate where the server asks for one (mutual TLS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+TLS_SCHEMES = ("grpcs://", "https://")
+PLAIN_SCHEMES = ("grpc://", "http://")
+Options = Sequence[tuple[str, object]]
+
+
+class ChannelError(ValueError):
+    """A TLS option is unusable; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Security:
+    """How to reach the server. TLS when `tls` is set or any file is given; otherwise plaintext."""
+
+    tls: bool = False
+    ca_file: str = ""  # PEM of the CA that signed the server's certificate; empty: the system's trusted roots
+    cert_file: str = ""  # PEM client certificate (chain), for servers that require one
+    key_file: str = ""
+
+    @property
+    def secure(self) -> bool:
+        return self.tls or bool(self.ca_file or self.cert_file or self.key_file)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Security:
+        env = os.environ if env is None else env
+        return cls(
+            tls=env.get("FITTRACK_TLS", "").lower() in ("1", "true", "yes"),
+            ca_file=env.get("FITTRACK_CA_FILE", ""),
+            cert_file=env.get("FITTRACK_CLIENT_CERT_FILE", ""),
+            key_file=env.get("FITTRACK_CLIENT_KEY_FILE", ""),
+        )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Security:
+        """The options given on the command line, each falling back to its environment variable."""
+        fallback = cls.from_env(env)
+        return cls(
+            tls=bool(getattr(args, "tls", False)) or fallback.tls,
+            ca_file=getattr(args, "ca_file", None) or fallback.ca_file,
+            cert_file=getattr(args, "cert_file", None) or fallback.cert_file,
+            key_file=getattr(args, "key_file", None) or fallback.key_file,
+        )
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ChannelError("a client certificate needs both --cert-file and --key-file")
+        return grpc.ssl_channel_credentials(
+            root_certificates=_read(self.ca_file, "--ca-file"),
+            private_key=_read(self.key_file, "--key-file"),
+            certificate_chain=_read(self.cert_file, "--cert-file"),
+        )
+
+
+PLAINTEXT = Security()
+
+
+def split_target(address: str, security: Security = PLAINTEXT) -> tuple[str, Security]:
+    """HOST:PORT without its scheme, and the security it asks for: a grpcs:// or https:// address means TLS."""
+    lowered = address.lower()
+    for scheme in TLS_SCHEMES:
+        if lowered.startswith(scheme):
+            return address[len(scheme) :].rstrip("/"), dataclasses.replace(security, tls=True)
+    for scheme in PLAIN_SCHEMES:
+        if lowered.startswith(scheme):
+            return address[len(scheme) :].rstrip("/"), security
+    return address, security
+
+
+def secure_channel(address: str, security: Security = PLAINTEXT, options: Options = ()) -> grpc.Channel:
+    """A blocking channel to `address` (HOST:PORT, or with a scheme), plaintext or TLS as `security` says."""
+    target, security = split_target(address, security)
+    if not security.secure:
+        return grpc.insecure_channel(target, options=list(options))
+    return grpc.secure_channel(target, security.credentials(), options=list(options))
+
+
+def aio_channel(address: str, security: Security = PLAINTEXT, options: Options = ()) -> grpc.aio.Channel:
+    """The asyncio counterpart of secure_channel."""
+    target, security = split_target(address, security)
+    if not security.secure:
+        return grpc.aio.insecure_channel(target, options=list(options))
+    return grpc.aio.secure_channel(target, security.credentials(), options=list(options))
+
+
+def add_tls_options(parser: argparse.ArgumentParser, suppress_defaults: bool = False) -> None:
+    """--tls, --ca-file, --cert-file, --key-file; `suppress_defaults` for options repeated after a subcommand."""
+    default = {"default": argparse.SUPPRESS} if suppress_defaults else {}
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="connect with TLS, trusting the system's CAs unless --ca-file is given "
+        "(default: $FITTRACK_TLS; a grpcs:// server address means TLS too)",
+        **default,
+    )
+    parser.add_argument(
+        "--ca-file",
+        metavar="PEM",
+        help="CA certificate(s) to verify the server with; implies --tls (default: $FITTRACK_CA_FILE)",
+        **default,
+    )
+    parser.add_argument(
+        "--cert-file",
+        metavar="PEM",
+        help="client certificate, for a server that requires one (default: $FITTRACK_CLIENT_CERT_FILE)",
+        **default,
+    )
+    parser.add_argument(
+        "--key-file",
+        metavar="PEM",
+        help="the client certificate's private key (default: $FITTRACK_CLIENT_KEY_FILE)",
+        **default,
+    )
+
+
+def _read(path: str, option: str) -> bytes | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise ChannelError(f"{option}: cannot read {path} ({error.strerror})") from None
