@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup protos protos-check run up services services-stop services-status test lint bench grpcurl tools clean
+.PHONY: setup protos protos-check run up services services-stop services-status test lint bench grpcurl tools oidc clean
 
 GRPCURL_VERSION := v1.9.4
 
@@ -55,7 +55,13 @@ var/bin/grpcurl:
 tools:
 	command -v pdftoppm >/dev/null || (apt-get update && apt-get install -y --no-install-recommends poppler-utils)
 
-test: setup protos-check lint grpcurl tools services
+# The OpenID Provider the SSO tests run (oidc-provider, on the machine's Node.js), from package-lock.json.
+oidc: infra/oidc/node_modules/.package-lock.json
+
+infra/oidc/node_modules/.package-lock.json: infra/oidc/package.json infra/oidc/package-lock.json
+	cd infra/oidc && npm ci --no-audit --no-fund
+
+test: setup protos-check lint grpcurl tools oidc services
 	$(PY) -m pytest tests
 
 bench: setup

@@ -152,6 +152,8 @@ async def start_server(extra_env: dict[str, str], log_dir: Path, name: str = "se
     env = {
         **os.environ,
         "FITTRACK_BCRYPT_ROUNDS": "4",
+        # The production profile refuses fewer than 12 rounds unless told this is a test stack.
+        "FITTRACK_ALLOW_LOW_BCRYPT_ROUNDS": "1",
         "FITTRACK_LOG_LEVEL": "WARNING",
         "FITTRACK_DATA_DIR": str(log_dir / "data"),
         **extra_env,

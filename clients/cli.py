@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import tempfile
+import webbrowser
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -31,7 +32,8 @@ from google.protobuf.message import Message
 from google.type import timeofday_pb2
 from google.type.date_pb2 import Date
 
-from clients import simulator
+from clients import simulator, sso
+from clients.channel import ChannelError, Security, add_tls_options, secure_channel
 from generated.fittrack.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -210,7 +212,10 @@ class Client:
             or (self.session.server if self.session else DEFAULT_SERVER)
         )
         self.timeout = args.timeout
-        self.channel = grpc.insecure_channel(self.address)
+        try:
+            self.channel = secure_channel(self.address, Security.from_args(args))
+        except ChannelError as error:
+            raise CliError(str(error), EXIT_USAGE) from None
         self.accounts = account_pb2_grpc.AccountServiceStub(self.channel)
         self.goals = goal_pb2_grpc.GoalServiceStub(self.channel)
         self.metrics = metric_pb2_grpc.MetricServiceStub(self.channel)
@@ -423,6 +428,11 @@ def cmd_register(client: Client, args: argparse.Namespace) -> None:
 
 
 def cmd_login(client: Client, args: argparse.Namespace) -> None:
+    if args.sso:
+        cmd_login_sso(client, args)
+        return
+    if not args.username:
+        raise CliError("name the account: `fittrack login USERNAME`, or `fittrack login --sso PROVIDER`", EXIT_USAGE)
     (password,) = read_passwords(args, ["Password"])
     try:
         login = client.accounts.Login(
@@ -452,6 +462,53 @@ def cmd_login(client: Client, args: argparse.Namespace) -> None:
                 f"Your password expires on {expires:%Y-%m-%d}; change it with `fittrack password change`.",
                 file=sys.stderr,
             )
+
+
+def cmd_login_sso(client: Client, args: argparse.Namespace) -> None:
+    """Log in through an OpenID Provider the server knows: print the URL, take the redirect on a loopback port."""
+    if args.username:
+        raise CliError("give either USERNAME or --sso PROVIDER, not both", EXIT_USAGE)
+    listing = client.accounts.ListSSOProviders(account_pb2.ListSSOProvidersRequest(), timeout=client.timeout)
+    provider = next((p for p in listing.providers if p.name == args.sso), None)
+    if provider is None:
+        known = ", ".join(p.name for p in listing.providers) or "none"
+        raise CliError(f"the server has no SSO provider named {args.sso!r}; it has: {known}", EXIT_USAGE)
+    try:
+        endpoint = sso.discover(provider.issuer, client.timeout)["authorization_endpoint"]
+        listener = sso.LoopbackListener()
+        try:
+            scopes = list(provider.scopes)
+            request = sso.authorization_request(endpoint, provider.client_id, scopes, listener.redirect_uri)
+            # stderr, so that stdout keeps only the result (JSON with --json).
+            print(f"Open this URL in a browser to log in with {provider.name}:", file=sys.stderr)
+            print(request.url, file=sys.stderr, flush=True)
+            if not args.no_browser:
+                webbrowser.open(request.url)
+            code = sso.code_from(listener.wait(args.sso_timeout), request.state)
+        finally:
+            listener.close()
+    except sso.SsoError as error:
+        raise CliError(str(error)) from None
+    login = client.accounts.LoginSSO(
+        account_pb2.LoginSSORequest(
+            provider=provider.name,
+            authorization_code=code,
+            code_verifier=request.code_verifier,
+            redirect_uri=request.redirect_uri,
+            nonce=request.nonce,
+        ),
+        timeout=client.timeout,
+    )
+    auth = [("authorization", f"Bearer {login.access_token}")]
+    profile = client.accounts.GetProfile(account_pb2.GetProfileRequest(), metadata=auth, timeout=client.timeout)
+    path = save_session(Session.from_login(client.address, profile.username, login))
+    if args.json:
+        shown = message_dict(login)
+        shown.pop("access_token", None)
+        shown.pop("refresh_token", None)
+        print_json({"username": profile.username, "server": client.address, "session_file": str(path), **shown})
+        return
+    print(f"Logged in as {profile.username} on {client.address} through {provider.name}.")
 
 
 def cmd_logout(client: Client, args: argparse.Namespace) -> None:
@@ -1016,7 +1073,8 @@ def add_global_options(parser: argparse.ArgumentParser, defaults: dict[str, Any]
         "--server",
         metavar="HOST:PORT",
         default=defaults["server"],
-        help=f"server address (default: $FITTRACK_SERVER, else the logged-in server, else {DEFAULT_SERVER})",
+        help=f"server address, grpcs://HOST:PORT for TLS (default: $FITTRACK_SERVER, else the logged-in server, "
+        f"else {DEFAULT_SERVER})",
     )
     parser.add_argument(
         "--json", action="store_true", default=defaults["json"], help="print the responses as JSON, for scripts"
@@ -1037,11 +1095,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 success, 1 the server refused or the input is bad, 2 usage error or not logged in.",
     )
     add_global_options(parser, {"server": None, "json": False, "timeout": 10.0})
+    add_tls_options(parser)
     # The same options after the command name (`fittrack goals list --json`), without resetting them when absent.
     after_command = argparse.ArgumentParser(add_help=False)
     add_global_options(
         after_command, {"server": argparse.SUPPRESS, "json": argparse.SUPPRESS, "timeout": argparse.SUPPRESS}
     )
+    add_tls_options(after_command, suppress_defaults=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(group, name: str, handler, help_text: str) -> argparse.ArgumentParser:
@@ -1060,8 +1120,17 @@ def build_parser() -> argparse.ArgumentParser:
     register.epilog = "Without --time-zone, this machine's time zone is used when it can be told, else UTC."
 
     login = command(commands, "login", cmd_login, "log in and keep the session in the config directory")
-    login.add_argument("username")
+    login.add_argument("username", nargs="?", help="the account to log in to with its password")
     add_password_stdin(login)
+    login.add_argument("--sso", metavar="PROVIDER", help="log in through an OpenID Connect provider the server knows")
+    login.add_argument("--no-browser", action="store_true", help="with --sso: only print the URL to open")
+    login.add_argument(
+        "--sso-timeout", type=float, default=300.0, metavar="SECONDS", help="with --sso: how long to wait (300)"
+    )
+    login.epilog = (
+        "With --sso the CLI prints the provider's login URL (and opens it in a browser), listens on "
+        "http://127.0.0.1:<free port>/callback for the redirect, and hands the code to the server."
+    )
 
     command(commands, "logout", cmd_logout, "end the session on the server and forget it here")
 
@@ -1183,6 +1252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if error.code() == grpc.StatusCode.UNAVAILABLE:
             address = client.address if client else args.server
             print(f"hint: is the Fittrack server running at {address}? Start one with `make run`.", file=sys.stderr)
+            print("hint: a server that serves TLS needs --tls or --ca-file (or $FITTRACK_CA_FILE).", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 
 import grpc
 
+from clients.channel import PLAINTEXT, ChannelError, Security, add_tls_options, aio_channel
 from clients.sync import DeviceStats, DeviceSync, SimulatedReading, SyncBehaviour, percentile, register_users
 from generated.fittrack.v1 import account_pb2_grpc, common_pb2
 
@@ -162,12 +163,12 @@ class LoadSource:
         return metric, seconds, value
 
 
-async def generate_load(address: str, plan: LoadPlan) -> LoadFigures:
+async def generate_load(address: str, plan: LoadPlan, security: Security = PLAINTEXT) -> LoadFigures:
     """Register the users, run every device's stream until the plan is done, and measure."""
     users = math.ceil(plan.devices / plan.devices_per_user)
     prefix = plan.username_prefix or f"load-{secrets.token_hex(3)}"
     loop = asyncio.get_running_loop()
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with aio_channel(address, security) as channel:
         login_started = loop.time()
         sessions = await register_users(
             account_pb2_grpc.AccountServiceStub(channel),
@@ -190,6 +191,7 @@ async def generate_load(address: str, plan: LoadPlan) -> LoadFigures:
             LoadSource(plan, device, start, deadline, budgets[device], first_minute),
             behaviour,
             random.Random(f"{plan.seed}/device/{device}"),
+            security,
         )
         for device in range(plan.devices)
     ]
@@ -245,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("FITTRACK_SERVER") or "127.0.0.1:50051",
         help="HOST:PORT of the server (default: $FITTRACK_SERVER or 127.0.0.1:50051)",
     )
+    add_tls_options(parser)
     parser.add_argument("--devices", type=int, default=10, help="devices, one stream each (default 10)")
     parser.add_argument(
         "--devices-per-user",
@@ -287,10 +290,13 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
     )
     try:
-        figures = asyncio.run(generate_load(args.server, plan))
+        figures = asyncio.run(generate_load(args.server, plan, Security.from_args(args)))
     except grpc.aio.AioRpcError as error:
         print(f"fittrack-loadgen: {error.code().name}: {error.details()}", file=sys.stderr)
         return 1
+    except ChannelError as error:
+        print(f"fittrack-loadgen: {error}", file=sys.stderr)
+        return 2
     print(figures.to_json())
     return 0 if figures.ok else 1
 

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 import grpc
 from google.type.date_pb2 import Date
 
+from clients.channel import PLAINTEXT, ChannelError, Security, add_tls_options, aio_channel
 from clients.sync import (
     BatchSource,
     DeviceStats,
@@ -363,7 +364,7 @@ class FleetReport:
         return "\n".join(lines)
 
 
-async def run_fleet(address: str, plan: FleetPlan) -> FleetReport:
+async def run_fleet(address: str, plan: FleetPlan, security: Security = PLAINTEXT) -> FleetReport:
     """Register the users, sync every device's days concurrently, then check the users' steps per day."""
     started = clock.monotonic()
     zone = ZoneInfo(plan.time_zone)
@@ -373,7 +374,7 @@ async def run_fleet(address: str, plan: FleetPlan) -> FleetReport:
     days = [last_day - timedelta(days=back) for back in reversed(range(plan.days))]
     users = math.ceil(plan.devices / plan.devices_per_user)
     prefix = plan.username_prefix or f"sim-{secrets.token_hex(3)}"
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with aio_channel(address, security) as channel:
         sessions = await register_users(
             account_pb2_grpc.AccountServiceStub(channel), [f"{prefix}-{user}" for user in range(users)], plan.time_zone
         )
@@ -384,7 +385,7 @@ async def run_fleet(address: str, plan: FleetPlan) -> FleetReport:
             rng = random.Random(f"{plan.seed}/device/{index}")
             device_id = f"{'watch' if role == 0 else 'phone'}-{rng.getrandbits(16):04x}"
             source = batches_of(readings[user][role], plan.batch_size)
-            syncs.append(DeviceSync(address, device_id, sessions[user], source, plan.behaviour, rng))
+            syncs.append(DeviceSync(address, device_id, sessions[user], source, plan.behaviour, rng, security))
         synced = clock.monotonic()
         stats = await asyncio.gather(*(sync.run() for sync in syncs))
         sync_seconds = clock.monotonic() - synced
@@ -485,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("FITTRACK_SERVER") or "127.0.0.1:50051",
         help="HOST:PORT of the server (default: $FITTRACK_SERVER or 127.0.0.1:50051)",
     )
+    add_tls_options(parser)
     parser.add_argument("--devices", type=int, default=3, help="devices to simulate (default 3)")
     parser.add_argument(
         "--devices-per-user",
@@ -568,10 +570,13 @@ def main(argv: list[str] | None = None) -> int:
         verify_timeout=args.verify_timeout,
     )
     try:
-        report = asyncio.run(run_fleet(args.server, plan))
+        report = asyncio.run(run_fleet(args.server, plan, Security.from_args(args)))
     except grpc.aio.AioRpcError as error:
         print(f"fittrack-simulator: {error.code().name}: {error.details()}", file=sys.stderr)
         return 1
+    except ChannelError as error:
+        print(f"fittrack-simulator: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(report.figures()) if args.json else report.summary())
     for failure in report.failures:
         print(f"fittrack-simulator: {failure}", file=sys.stderr)

@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import grpc
 
+from clients.channel import PLAINTEXT, Security, aio_channel
 from generated.fittrack.v1 import account_pb2, account_pb2_grpc, metric_pb2, metric_pb2_grpc
 
 # (metric kind, UTC seconds at the start of the minute, value): the shape of a Reading on the wire.
@@ -213,8 +214,10 @@ class DeviceSync:
         source: BatchSource,
         behaviour: SyncBehaviour,
         rng: random.Random,
+        security: Security = PLAINTEXT,
     ) -> None:
         self._address = address
+        self._security = security
         self._device_id = device_id
         self._session = session
         self._source = source
@@ -275,7 +278,7 @@ class DeviceSync:
         """One connection, until everything is acknowledged (returns) or it breaks (raises)."""
         metadata = await self._session.metadata()
         self._token = self._session.access_token
-        channel = grpc.aio.insecure_channel(self._address, options=CHANNEL_OPTIONS)
+        channel = aio_channel(self._address, self._security, options=CHANNEL_OPTIONS)
         reader: asyncio.Task | None = None
         try:
             call = metric_pb2_grpc.MetricServiceStub(channel).SyncReadings(metadata=metadata)

@@ -11,17 +11,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from core.adapters.common_passwords import CommonPasswordList
 from core.adapters.live import LiveNotifications
+from core.adapters.oidc import HttpIdentityProvider
 from core.adapters.passwords import BcryptHasher
 from core.adapters.report_pdf import MatplotlibReportRenderer
-from core.adapters.tokens import JwtSigner
+from core.adapters.tokens import JwtSigner, KeysFile
 from core.config import Config
 from core.domain.delivery import RetryPolicy
 from core.domain.metrics import BatchLimits
+from core.domain.throttle import ThrottlePolicy
 from core.ports import AccountsUnitOfWork, MetricStore, NotificationQueue, NotificationSink, PushChannel, ReadingBus
 from core.services.accounts import Accounts, AccountSettings
 from core.services.dispatch import DeadLetters, Dispatcher, DispatchSettings
 from core.services.evaluation import GoalEvaluator
+from core.services.expiry import PasswordExpiryNotifier
 from core.services.goals import Goals
 from core.services.metrics import IngestLimits, Metrics
 from core.services.notifications import Notifications
@@ -97,13 +101,27 @@ def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
     else:
         stores, liveness, relay = _production_stores(config, live)
         background.append(relay)
-    signer = JwtSigner(_token_secret(config), timedelta(seconds=config.access_token_ttl_seconds))
+    signer = JwtSigner(_token_keys(config), timedelta(seconds=config.access_token_ttl_seconds))
     limits = IngestLimits(BatchLimits(config.max_readings_per_batch), config.max_readings_per_upload)
-    settings = AccountSettings(config.password_max_age_days, timedelta(days=config.refresh_token_ttl_days))
+    settings = AccountSettings(
+        config.password_max_age_days,
+        timedelta(days=config.refresh_token_ttl_days),
+        ThrottlePolicy(max_failures=config.max_login_failures_per_account),
+    )
     hasher = BcryptHasher(config.bcrypt_rounds)
     return App(
         config=config,
-        accounts=Accounts(stores.uow, stores.metric_store, hasher, signer, clock, settings, stores.lookup_uow),
+        accounts=Accounts(
+            stores.uow,
+            stores.metric_store,
+            hasher,
+            signer,
+            clock,
+            settings,
+            stores.lookup_uow,
+            common_passwords=CommonPasswordList(),
+            identity_providers=identity_providers(config),
+        ),
         goals=Goals(stores.uow, stores.metric_store, clock),
         metrics=Metrics(stores.lookup_uow, stores.metric_store, stores.bus, clock, limits),
         reports=Reports(stores.read_uow, stores.metric_store, clock, MatplotlibReportRenderer()),
@@ -114,6 +132,15 @@ def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
         closers=stores.closers,
         notification_queue=stores.notification_queue,
     )
+
+
+def identity_providers(config: Config) -> dict[str, HttpIdentityProvider]:
+    """The configured OpenID Providers by name; each fetches its discovery document and keys on first use,
+    so a provider that is down at start-up does not stop the server (its logins answer UNAVAILABLE)."""
+    return {
+        settings.name: HttpIdentityProvider(settings, timeout=config.oidc_timeout_seconds)
+        for settings in config.oidc_provider_settings()
+    }
 
 
 def _embedded_stores(config: Config) -> Stores:
@@ -250,7 +277,8 @@ def evaluation_schedule(
 ) -> EvaluationSchedule:
     evaluator = GoalEvaluator(read_uow, store, queue, clock, config.evaluation_settings())
     catch_up = timedelta(minutes=config.evaluation_catch_up_minutes)
-    return EvaluationSchedule(evaluator, clock, config.evaluation_tick_seconds, catch_up)
+    expiry = PasswordExpiryNotifier(read_uow, queue, clock)
+    return EvaluationSchedule(evaluator, clock, config.evaluation_tick_seconds, catch_up, also=[expiry])
 
 
 @dataclass
@@ -354,6 +382,13 @@ def build_dead_letters(
         db.close()
 
     return DeadLetters(lambda: PostgresUnitOfWork(db), clock, log), close
+
+
+def _token_keys(config: Config) -> bytes | KeysFile:
+    """The keys file when one is configured (re-read when it changes); the single secret otherwise."""
+    if config.token_keys_file:
+        return KeysFile(Path(config.token_keys_file), config.token_keys_recheck_seconds)
+    return _token_secret(config)
 
 
 def _token_secret(config: Config) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from core.domain.errors import InvalidArgument
+from core.domain.oidc import LOOPBACK_HOSTS, PROVIDER_NAME, SIGNING_ALGORITHMS, ProviderSettings
 from core.services.evaluation import EvaluationSettings, parse_settings
 
 PROFILES = ("embedded", "production")
@@ -22,13 +24,27 @@ class ConfigError(ValueError):
 class Config:
     profile: str = "embedded"
     listen: str = "127.0.0.1:50051"
+    # TLS: PEM files of the server's certificate chain and key (both or neither; plaintext without them, for
+    # loopback development), and of the CA that signs internal services' client certificates (mutual TLS).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
     data_dir: Path = Path("var")
     sqlite_path: Path | None = None
     token_secret: str = field(default="", repr=False)
+    # A JSON file of key id -> secret with one current key, re-read when it changes (core/adapters/tokens.py).
+    token_keys_file: str = ""
+    token_keys_recheck_seconds: float = 5.0
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_days: int = 30
     password_max_age_days: int = 90
     bcrypt_rounds: int = 12
+    # Test stacks only: lets the production profile hash with fewer than 12 rounds.
+    allow_low_bcrypt_rounds: int = 0
+    # Brute force: failed logins per username per hour (shared by every server), per client address
+    # per minute (per server process); beyond them RESOURCE_EXHAUSTED.
+    max_login_failures_per_account: int = 100
+    max_login_failures_per_address: int = 20
     max_readings_per_batch: int = 1000
     max_readings_per_upload: int = 200_000
     max_message_bytes: int = 4 * 1024 * 1024
@@ -48,14 +64,15 @@ class Config:
     evaluation_catch_up_minutes: int = 60
     # Notification pushes: a webhook that receives each notification as JSON (none: no pushes), and
     # retries with exponential backoff and full jitter until the last attempt makes it a dead letter.
-    webhook_url: str = ""
+    # Not shown by repr (nor are the DSNs and the URI below): URLs may carry credentials.
+    webhook_url: str = field(default="", repr=False)
     push_timeout_seconds: float = 5.0
     push_max_attempts: int = 6
     push_backoff_base_seconds: float = 2.0
     push_backoff_max_seconds: float = 3600.0
     # Production profile.
-    pg_dsn: str = ""
-    pg_replica_dsn: str = ""  # read-only queries; the primary when empty
+    pg_dsn: str = field(default="", repr=False)
+    pg_replica_dsn: str = field(default="", repr=False)  # read-only queries; the primary when empty
     pg_pool_max: int = 20
     kafka_bootstrap: str = ""
     readings_topic: str = "readings"
@@ -68,9 +85,42 @@ class Config:
     live_notifications_topic: str = "notifications-live"  # stored notifications, for the servers' open streams
     dead_letter_topic: str = "notifications-dead"
     dispatcher_group: str = "fittrack-dispatcher"
-    mongo_uri: str = ""
+    mongo_uri: str = field(default="", repr=False)
     mongo_database: str = "fittrack"
     mongo_read_preference: str = "primaryPreferred"
+    # Single sign-on: OpenID Providers as JSON, or the path of a JSON file (see oidc_provider_settings).
+    # Not shown by repr: it may hold client secrets.
+    oidc_providers: str = field(default="", repr=False)
+    oidc_timeout_seconds: float = 5.0
+
+    def oidc_provider_settings(self) -> tuple[ProviderSettings, ...]:
+        """The configured OpenID Providers; ConfigError naming what is wrong."""
+        return parse_oidc_providers(self.oidc_providers)
+
+    def _validate_tls(self) -> None:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            given, missing = (
+                ("FITTRACK_TLS_CERT_FILE", "FITTRACK_TLS_KEY_FILE")
+                if self.tls_cert_file
+                else ("FITTRACK_TLS_KEY_FILE", "FITTRACK_TLS_CERT_FILE")
+            )
+            raise ConfigError(f"{given} is set but {missing} is not: TLS needs both the certificate and its key")
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ConfigError(
+                "FITTRACK_TLS_CLIENT_CA_FILE needs FITTRACK_TLS_CERT_FILE and FITTRACK_TLS_KEY_FILE: "
+                "mutual TLS is TLS with client certificates"
+            )
+        for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file"):
+            path = getattr(self, name)
+            if path:
+                _check_pem(f"FITTRACK_{name.upper()}", Path(path))
+
+    def tls_files(self) -> tuple[bytes, bytes, bytes | None] | None:
+        """Certificate chain, key and client CA (None: no client certificates), or None for plaintext."""
+        if not self.tls_cert_file:
+            return None
+        client_ca = Path(self.tls_client_ca_file).read_bytes() if self.tls_client_ca_file else None
+        return Path(self.tls_cert_file).read_bytes(), Path(self.tls_key_file).read_bytes(), client_ca
 
     def evaluation_settings(self) -> EvaluationSettings:
         return parse_settings(self.evaluation_times, self.report_ready_time, self.active_day)
@@ -101,12 +151,35 @@ class Config:
             raise ConfigError(f"FITTRACK_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
         if not 4 <= self.bcrypt_rounds <= 31:
             raise ConfigError("FITTRACK_BCRYPT_ROUNDS must be 4 to 31")
+        if self.allow_low_bcrypt_rounds not in (0, 1):
+            raise ConfigError("FITTRACK_ALLOW_LOW_BCRYPT_ROUNDS must be 0 or 1")
+        self._validate_tls()
+        if self.profile == "production" and self.bcrypt_rounds < 12 and not self.allow_low_bcrypt_rounds:
+            raise ConfigError(
+                "FITTRACK_BCRYPT_ROUNDS must be at least 12 in the production profile "
+                "(test stacks may set FITTRACK_ALLOW_LOW_BCRYPT_ROUNDS=1)"
+            )
+        if self.max_login_failures_per_account < 1 or self.max_login_failures_per_address < 1:
+            raise ConfigError(
+                "FITTRACK_MAX_LOGIN_FAILURES_PER_ACCOUNT and FITTRACK_MAX_LOGIN_FAILURES_PER_ADDRESS must be at least 1"
+            )
         if self.password_max_age_days < 0:
             raise ConfigError("FITTRACK_PASSWORD_MAX_AGE_DAYS must be 0 (never) or more")
         if self.token_secret and len(self.token_secret.encode()) < 32:
             raise ConfigError("FITTRACK_TOKEN_SECRET must be at least 32 bytes")
-        if not 0 < self.access_token_ttl_seconds <= 3600:
-            raise ConfigError("FITTRACK_ACCESS_TOKEN_TTL_SECONDS must be 1 to 3600")
+        if not 0 < self.access_token_ttl_seconds <= 900:
+            raise ConfigError("FITTRACK_ACCESS_TOKEN_TTL_SECONDS must be 1 to 900 (at most 15 minutes)")
+        if self.token_secret and self.token_keys_file:
+            raise ConfigError("set FITTRACK_TOKEN_SECRET or FITTRACK_TOKEN_KEYS_FILE, not both")
+        if not 0 <= self.token_keys_recheck_seconds <= 3600:
+            raise ConfigError("FITTRACK_TOKEN_KEYS_RECHECK_SECONDS must be 0 to 3600")
+        if self.token_keys_file:
+            from core.adapters.tokens import load_keyring
+
+            try:
+                load_keyring(Path(self.token_keys_file))
+            except ValueError as error:  # its message never quotes a secret
+                raise ConfigError(f"FITTRACK_TOKEN_KEYS_FILE {self.token_keys_file}: {error}") from None
         if not 1 <= self.max_readings_per_batch <= 100_000:
             raise ConfigError("FITTRACK_MAX_READINGS_PER_BATCH must be 1 to 100000")
         if self.max_message_bytes < 64 * 1024:
@@ -148,6 +221,22 @@ class Config:
             raise ConfigError(
                 "FITTRACK_PUSH_BACKOFF_BASE_SECONDS must be above 0 and at most FITTRACK_PUSH_BACKOFF_MAX_SECONDS"
             )
+        if not 0 < self.oidc_timeout_seconds <= 60:
+            raise ConfigError("FITTRACK_OIDC_TIMEOUT_SECONDS must be above 0 and at most 60")
+        self.oidc_provider_settings()
+
+
+def _check_pem(variable: str, path: Path) -> None:
+    """The file exists, is readable and holds PEM, so a mistake shows at start-up rather than at the first handshake.
+
+    The message never quotes the content: a key file holds a secret.
+    """
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{variable}: cannot read {path} ({error.strerror})") from None
+    if b"-----BEGIN " not in content:
+        raise ConfigError(f"{variable}: {path} is not a PEM file (no -----BEGIN line)")
 
 
 READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
@@ -155,13 +244,21 @@ READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPrefer
 _VARIABLES = {
     "profile": str,
     "listen": str,
+    "tls_cert_file": str,
+    "tls_key_file": str,
+    "tls_client_ca_file": str,
     "data_dir": Path,
     "sqlite_path": Path,
     "token_secret": str,
+    "token_keys_file": str,
+    "token_keys_recheck_seconds": float,
     "access_token_ttl_seconds": int,
     "refresh_token_ttl_days": int,
     "password_max_age_days": int,
     "bcrypt_rounds": int,
+    "allow_low_bcrypt_rounds": int,
+    "max_login_failures_per_account": int,
+    "max_login_failures_per_address": int,
     "max_readings_per_batch": int,
     "max_readings_per_upload": int,
     "max_message_bytes": int,
@@ -199,4 +296,112 @@ _VARIABLES = {
     "mongo_uri": str,
     "mongo_database": str,
     "mongo_read_preference": str,
+    "oidc_providers": str,
+    "oidc_timeout_seconds": float,
 }
+
+
+_PROVIDER_KEYS = {
+    "name",
+    "issuer",
+    "client_id",
+    "client_secret",
+    "trusted_audiences",
+    "allowed_algorithms",
+    "redirect_uris",
+    "scopes",
+}
+
+
+def parse_oidc_providers(raw: str) -> tuple[ProviderSettings, ...]:
+    """FITTRACK_OIDC_PROVIDERS: a JSON list of providers, or the path of a file holding one.
+
+    Each provider: {"name", "issuer", "client_id", "client_secret", "trusted_audiences": [...],
+    "allowed_algorithms": ["RS256", ...], "redirect_uris": [...], "scopes": [...]}; see the README.
+    Messages never quote a value, since one may be a secret.
+    """
+    variable = "FITTRACK_OIDC_PROVIDERS"
+    text = raw.strip()
+    if not text:
+        return ()
+    if not text.startswith("["):
+        try:
+            text = Path(text).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"{variable} names a file that cannot be read ({error.strerror})") from None
+        variable = f"{variable} (file {raw.strip()})"
+    try:
+        entries = json.loads(text)
+    except ValueError as error:
+        raise ConfigError(f"{variable} is not valid JSON: {error.msg} at line {error.lineno}") from None
+    if not isinstance(entries, list):
+        raise ConfigError(f"{variable} must be a JSON list of providers")
+    providers = [_provider(entry, index, variable) for index, entry in enumerate(entries)]
+    names = [provider.name for provider in providers]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise ConfigError(f"{variable}: provider names must be unique; repeated: {', '.join(duplicated)}")
+    return tuple(providers)
+
+
+def _provider(entry: object, index: int, variable: str) -> ProviderSettings:
+    where = f"{variable}[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a JSON object")
+    unknown = sorted(set(entry) - _PROVIDER_KEYS)
+    if unknown:
+        raise ConfigError(f"{where} has unknown keys {', '.join(unknown)}; known: {', '.join(sorted(_PROVIDER_KEYS))}")
+
+    def text(key: str, required: bool = True) -> str:
+        value = entry.get(key, "")
+        if not isinstance(value, str) or (required and not value):
+            raise ConfigError(f"{where}.{key} must be a non-empty string")
+        return value
+
+    def texts(key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = entry.get(key, list(default))
+        if not isinstance(value, list) or not all(isinstance(each, str) and each for each in value):
+            raise ConfigError(f"{where}.{key} must be a list of non-empty strings")
+        return tuple(value)
+
+    name = text("name")
+    if not PROVIDER_NAME.fullmatch(name):
+        raise ConfigError(f"{where}.name must be 1 to 32 characters of a-z, 0-9, '_', '-', starting with a-z or 0-9")
+    where = f"{variable} provider {name!r}"
+    issuer = text("issuer")
+    if not _secure_url(issuer) or urlsplit(issuer).query or urlsplit(issuer).fragment:
+        raise ConfigError(f"{where}: issuer must be an https:// URL (http:// only on a loopback address), no query")
+    algorithms = texts("allowed_algorithms", ("RS256",))
+    refused = [each for each in algorithms if each not in SIGNING_ALGORITHMS]
+    if refused or not algorithms:
+        raise ConfigError(
+            f"{where}: allowed_algorithms must name some of {', '.join(sorted(SIGNING_ALGORITHMS))} "
+            "(never HS* or none: a symmetric or missing signature proves nothing about the provider)"
+        )
+    redirect_uris = texts("redirect_uris")
+    if not all(_secure_url(uri) for uri in redirect_uris):
+        raise ConfigError(f"{where}: redirect_uris must be https:// URLs, or http:// on a loopback address")
+    scopes = texts("scopes", ("openid", "profile", "email"))
+    if "openid" not in scopes:
+        raise ConfigError(f"{where}: scopes must include openid")
+    return ProviderSettings(
+        name=name,
+        issuer=issuer,
+        client_id=text("client_id"),
+        client_secret=text("client_secret", required=False),
+        trusted_audiences=texts("trusted_audiences"),
+        allowed_algorithms=algorithms,
+        redirect_uris=redirect_uris,
+        scopes=scopes,
+    )
+
+
+def _secure_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return False
+    if not parts.hostname:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)

@@ -21,8 +21,10 @@ from core.domain.delivery import DeadLetter, Delivery, PushResult
 from core.domain.goals import Goal
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from core.domain.notifications import Notification, NotificationKind, NotificationPreferences
+from core.domain.oidc import ExternalIdentity, ProviderSettings, VerifiedIdentity
 from core.domain.reports import RangeReport
 from core.domain.sequences import DeviceCursor
+from core.domain.throttle import LoginFailures
 
 
 class UserRepository(abc.ABC):
@@ -56,6 +58,15 @@ class UserRepository(abc.ABC):
     @abc.abstractmethod
     def ids_in_zone(self, zone: str, after: str, limit: int) -> list[str]:
         """Up to `limit` ids of users in `zone`, in id order, after the id `after` ("" for the first page)."""
+
+    @abc.abstractmethod
+    def expiring_in_zone(
+        self, zone: str, start: datetime, end: datetime, after: str, limit: int
+    ) -> list[tuple[str, datetime]]:
+        """Up to `limit` (user id, password expiry) of users in `zone` whose password expires in [start, end).
+
+        In user id order, after the id `after` ("" for the first page).
+        """
 
     def get_many(self, user_ids: Sequence[str]) -> dict[str, User]:
         """The named users that exist; adapters answer in one query."""
@@ -212,6 +223,45 @@ class PreferenceRepository(abc.ABC):
     def put(self, preferences: NotificationPreferences) -> None: ...
 
 
+class LoginFailureRepository(abc.ABC):
+    """Failed logins per canonical username (existing or not), shared by every server (core/domain/throttle.py)."""
+
+    @abc.abstractmethod
+    def get(self, username: str) -> LoginFailures | None:
+        """The record; in a unit of work that writes, locked until it ends, so concurrent failures all count."""
+
+    @abc.abstractmethod
+    def put(self, failures: LoginFailures) -> None: ...
+
+    @abc.abstractmethod
+    def clear(self, username: str) -> None:
+        """Forget the failures (after a successful login)."""
+
+
+class IdentityRepository(abc.ABC):
+    """Logins at OpenID Providers, each (issuer, subject) linked to one account, and the nonces already used."""
+
+    @abc.abstractmethod
+    def get(self, issuer: str, subject: str) -> ExternalIdentity | None: ...
+
+    @abc.abstractmethod
+    def add(self, identity: ExternalIdentity) -> None:
+        """Link it; AlreadyExists (and nothing stored) when the (issuer, subject) is linked already."""
+
+    @abc.abstractmethod
+    def for_user(self, user_id: str) -> list[ExternalIdentity]:
+        """The user's identities, oldest first; they go when the user is deleted."""
+
+    @abc.abstractmethod
+    def use_nonce(self, issuer: str, nonce: str, expires_at: datetime, now: datetime) -> bool:
+        """Remember that an ID token with this nonce was accepted, until `expires_at`; False when it was already.
+
+        Kept in the account database so that every server sees it: an ID token
+        replayed to another server behind the load balancer is refused too.
+        Entries past their expiry are forgotten (their tokens are refused as expired anyway).
+        """
+
+
 class AccountsUnitOfWork(abc.ABC):
     """Account data changed together or not at all: `with uow: ...; uow.commit()`."""
 
@@ -221,6 +271,8 @@ class AccountsUnitOfWork(abc.ABC):
     notifications: NotificationRepository
     preferences: PreferenceRepository
     deliveries: DeliveryRepository
+    login_failures: LoginFailureRepository
+    identities: IdentityRepository
 
     def __enter__(self) -> AccountsUnitOfWork:
         return self
@@ -338,6 +390,14 @@ class PasswordHasher(abc.ABC):
         """Spend as long as a verification, so an unknown user answers as slowly as a wrong password."""
 
 
+class CommonPasswords(abc.ABC):
+    """The passwords attackers try first, which a new password must not be."""
+
+    @abc.abstractmethod
+    def __contains__(self, password: str) -> bool:
+        """Whether `password` is on the list, ignoring letter case."""
+
+
 @dataclass(frozen=True)
 class AccessClaims:
     user_id: str
@@ -404,3 +464,23 @@ class DeadLetterLog(abc.ABC):
     @abc.abstractmethod
     def read(self) -> list[DeadLetter]:
         """Everything recorded, oldest first (a notification replayed and dead again appears twice)."""
+
+
+class IdentityProvider(abc.ABC):
+    """One configured OpenID Provider, as the server talks to it (core/adapters/oidc.py)."""
+
+    settings: ProviderSettings
+
+    @abc.abstractmethod
+    def redeem(self, code: str, code_verifier: str, redirect_uri: str) -> str:
+        """The ID token the token endpoint gives for an authorization code.
+
+        Unauthenticated when the provider refuses the code; Unavailable when it cannot be reached.
+        """
+
+    @abc.abstractmethod
+    def verify(self, id_token: str, nonce: str, now: datetime) -> VerifiedIdentity:
+        """The identity a valid ID token proves (signature, algorithm, claims; not yet the nonce's reuse).
+
+        Unauthenticated saying what is wrong; Unavailable when the provider's keys cannot be fetched.
+        """

@@ -29,6 +29,7 @@ from generated.fittrack.v1 import (
 )
 from server.auth import AuthInterceptor
 from server.errors import ErrorInterceptor
+from server.ratelimit import FailedLoginLimiter
 from server.servicers.account import AccountServicer
 from server.servicers.goal import GoalServicer
 from server.servicers.metric import MetricServicer
@@ -136,7 +137,10 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
     def today():
         return clock().date()
 
-    account_pb2_grpc.add_AccountServiceServicer_to_server(AccountServicer(app.accounts, today), grpc_server)
+    login_limiter = FailedLoginLimiter(config.max_login_failures_per_address, clock)
+    account_pb2_grpc.add_AccountServiceServicer_to_server(
+        AccountServicer(app.accounts, today, login_limiter), grpc_server
+    )
     goal_pb2_grpc.add_GoalServiceServicer_to_server(GoalServicer(app.goals), grpc_server)
     streams = StreamLimiter(config.max_streams_per_user)
     metric_pb2_grpc.add_MetricServiceServicer_to_server(
@@ -155,17 +159,38 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), grpc_server)
-    port = grpc_server.add_insecure_port(config.listen)
+    port = _add_port(grpc_server, config)
     if port == 0:
         raise OSError(f"cannot listen on {config.listen}")
     return Server(grpc_server, app, health_servicer), port
+
+
+def _add_port(grpc_server: grpc.aio.Server, config: Config) -> int:
+    """Plaintext without a certificate (loopback development); TLS with one; mutual TLS with a client CA too."""
+    files = config.tls_files()
+    if files is None:
+        return grpc_server.add_insecure_port(config.listen)
+    certificate_chain, private_key, client_ca = files
+    credentials = grpc.ssl_server_credentials(
+        [(private_key, certificate_chain)],
+        root_certificates=client_ca,
+        # Internal services prove who they are with a certificate from this CA; without one the handshake fails.
+        require_client_auth=client_ca is not None,
+    )
+    return grpc_server.add_secure_port(config.listen, credentials)
+
+
+def transport_security(config: Config) -> str:
+    if not config.tls_cert_file:
+        return "plaintext"
+    return "mutual TLS" if config.tls_client_ca_file else "TLS"
 
 
 async def serve(config: Config) -> None:
     server, port = create_server(config)
     await server.start()
     host = config.listen.rsplit(":", 1)[0]
-    log.info("fittrack %s profile serving on %s:%d", config.profile, host, port)
+    log.info("fittrack %s profile serving on %s:%d (%s)", config.profile, host, port, transport_security(config))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

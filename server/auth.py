@@ -18,6 +18,8 @@ PUBLIC_METHODS = frozenset(
         "/fittrack.v1.AccountService/Register",
         "/fittrack.v1.AccountService/Login",
         "/fittrack.v1.AccountService/LoginSSO",
+        # What a client needs to start an SSO login (issuer, client id), asked before there is a token.
+        "/fittrack.v1.AccountService/ListSSOProviders",
         "/fittrack.v1.AccountService/RefreshToken",
     }
 )

@@ -14,6 +14,7 @@ from core.domain.calendar import make_date
 from core.domain.errors import InvalidArgument
 from core.domain.goals import Goal, GoalProgress
 from core.domain.notifications import Notification, NotificationPreferences
+from core.domain.oidc import ProviderSettings
 from core.domain.reports import MetricReport, Report
 from core.services.accounts import Account, Session
 from core.services.metrics import RawBatch
@@ -93,6 +94,18 @@ def session(session: Session) -> account_pb2.LoginResponse:
         refresh_token_expires_at=timestamp(session.refresh_expires_at),
         user_id=session.user_id,
         password_expires_at=timestamp(session.password_expires_at),
+        password_expires_in_days=session.password_expires_in_days,
+        warnings=list(session.warnings),
+    )
+
+
+def sso_providers(providers: list[ProviderSettings]) -> account_pb2.ListSSOProvidersResponse:
+    """The public part of each provider's settings: never the client secret."""
+    return account_pb2.ListSSOProvidersResponse(
+        providers=[
+            account_pb2.SSOProvider(name=p.name, issuer=p.issuer, client_id=p.client_id, scopes=list(p.scopes))
+            for p in providers
+        ]
     )
 
 

@@ -41,6 +41,8 @@ def server_config(profile, tmp_path, request) -> Config:
     # The embedded server's own evaluator ticks once at start and then not for an hour: tests that move the
     # clock evaluate the windows they choose (tests/e2e/test_evaluation.py); the schedule has its own test.
     common["evaluation_tick_seconds"] = 3600
+    # Cost 4 keeps the suite fast; the production profile refuses it unless told this is on purpose.
+    common["allow_low_bcrypt_rounds"] = 1
     if profile == "embedded":
         return Config(**common)
     stack = request.getfixturevalue("production_stack")

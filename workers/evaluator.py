@@ -19,8 +19,9 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -30,6 +31,12 @@ from core.services.evaluation import GoalEvaluator, RunSummary
 log = logging.getLogger(__name__)
 
 
+class DueWork(Protocol):
+    """Other daily work on the same tick and window (password expiry notices)."""
+
+    def run_due(self, since: datetime, until: datetime) -> object: ...
+
+
 class EvaluationSchedule:
     def __init__(
         self,
@@ -37,8 +44,10 @@ class EvaluationSchedule:
         clock: Callable[[], datetime],
         tick_seconds: float,
         catch_up: timedelta,
+        also: Sequence[DueWork] = (),
     ) -> None:
         self.evaluator = evaluator
+        self.also = list(also)
         self._now = clock
         self._tick_seconds = tick_seconds
         self._evaluated_until = clock() - catch_up
@@ -49,6 +58,8 @@ class EvaluationSchedule:
         """Evaluate what fell due since the last successful tick."""
         until = self._now()
         summary = self.evaluator.run_due(self._evaluated_until, until)
+        for work in self.also:
+            work.run_due(self._evaluated_until, until)
         # Only after success: a tick that failed leaves its window to the next one.
         self._evaluated_until = until
         self.ticks += 1

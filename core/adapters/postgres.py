@@ -33,11 +33,15 @@ from core.domain.errors import AlreadyExists, NotFound, Unavailable
 from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import MetricKind
 from core.domain.notifications import Notification, NotificationKind, NotificationPreferences
+from core.domain.oidc import ExternalIdentity
 from core.domain.sequences import DeviceCursor
+from core.domain.throttle import LoginFailures
 from core.ports import (
     AccountsUnitOfWork,
     DeliveryRepository,
     GoalRepository,
+    IdentityRepository,
+    LoginFailureRepository,
     NotificationPage,
     NotificationRepository,
     PreferenceRepository,
@@ -303,6 +307,8 @@ class PostgresUnitOfWork(AccountsUnitOfWork):
         self.notifications = PostgresNotifications(self._tx)
         self.preferences = PostgresPreferences(self._tx)
         self.deliveries = PostgresDeliveries(self._tx)
+        self.login_failures = PostgresLoginFailures(self._tx)
+        self.identities = PostgresIdentities(self._tx)
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -324,7 +330,7 @@ class PostgresUsers(UserRepository):
     def __init__(self, tx: _Transaction) -> None:
         self._tx = tx
 
-    def add(self, user: User, credentials: Credentials) -> None:
+    def add(self, user: User, credentials: Credentials | None) -> None:
         # The schema keeps usernames canonical; lower-casing here makes a
         # differently cased name collide (AlreadyExists) as it does in SQLite's
         # NOCASE column instead of failing the CHECK.
@@ -354,7 +360,8 @@ class PostgresUsers(UserRepository):
                 int(profile.sex),
             ),
         )
-        self.set_credentials(credentials)
+        if credentials is not None:  # an account made by single sign-on has no password
+            self.set_credentials(credentials)
 
     _SELECT = """
         SELECT u.user_id, u.username, u.display_name, u.time_zone, u.created_at,
@@ -439,6 +446,17 @@ class PostgresUsers(UserRepository):
         )
         return [user_id for (user_id,) in rows]
 
+    def expiring_in_zone(
+        self, zone: str, start: datetime, end: datetime, after: str, limit: int
+    ) -> list[tuple[str, datetime]]:
+        rows = self._tx.execute(
+            "SELECT u.user_id, c.expires_at FROM credentials c JOIN users u USING (user_id)"
+            " WHERE c.expires_at >= %s AND c.expires_at < %s AND u.time_zone = %s AND u.user_id > %s"
+            " ORDER BY u.user_id LIMIT %s",
+            (_utc(start), _utc(end), zone, after, limit),
+        )
+        return [(user_id, _utc(expires)) for user_id, expires in rows]
+
     def get_many(self, user_ids: Sequence[str]) -> dict[str, User]:
         if not user_ids:
             return {}
@@ -492,6 +510,84 @@ class PostgresSessions(SessionRepository):
 
     def mark_refresh_used(self, token_hash: str) -> None:
         self._tx.execute("UPDATE refresh_tokens SET used = true WHERE token_hash = %s", (token_hash,))
+
+
+class PostgresLoginFailures(LoginFailureRepository):
+    _COLUMNS = "username, window_start, count, pauses, paused_until, last_failure"
+
+    def __init__(self, tx: _Transaction) -> None:
+        self._tx = tx
+
+    def get(self, username: str) -> LoginFailures | None:
+        sql = f"SELECT {self._COLUMNS} FROM login_failures WHERE username = %s"
+        # Failures on several servers at once read and then write the row: the lock
+        # makes each wait for the previous one, so every failure counts. (Two first
+        # failures of a name may still race to insert; one of them is then lost.)
+        if not self._tx.read_only:
+            sql += " FOR UPDATE"
+        row = self._tx.execute(sql, (username,)).fetchone()
+        if row is None:
+            return None
+        name, window_start, count, pauses, paused_until, last_failure = row
+        return LoginFailures(name, _utc(window_start), count, pauses, _utc(paused_until), _utc(last_failure))
+
+    def put(self, failures: LoginFailures) -> None:
+        self._tx.execute(
+            f"INSERT INTO login_failures ({self._COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (username) DO UPDATE SET window_start = excluded.window_start, count = excluded.count,"
+            " pauses = excluded.pauses, paused_until = excluded.paused_until, last_failure = excluded.last_failure",
+            (
+                failures.username,
+                _utc(failures.window_start),
+                failures.count,
+                failures.pauses,
+                _utc(failures.paused_until),
+                _utc(failures.last_failure),
+            ),
+        )
+
+    def clear(self, username: str) -> None:
+        self._tx.execute("DELETE FROM login_failures WHERE username = %s", (username,))
+
+
+class PostgresIdentities(IdentityRepository):
+    def __init__(self, tx: _Transaction) -> None:
+        self._tx = tx
+
+    def get(self, issuer: str, subject: str) -> ExternalIdentity | None:
+        row = self._tx.execute(
+            "SELECT user_id, created_at FROM sso_identities WHERE issuer = %s AND subject = %s", (issuer, subject)
+        ).fetchone()
+        return ExternalIdentity(issuer, subject, row[0], _utc(row[1])) if row else None
+
+    def add(self, identity: ExternalIdentity) -> None:
+        # The user's existence is checked first: a foreign-key failure would abort the transaction.
+        if self._tx.execute("SELECT 1 FROM users WHERE user_id = %s", (identity.user_id,)).fetchone() is None:
+            raise NotFound(f"user {identity.user_id} does not exist")
+        cursor = self._tx.execute(
+            "INSERT INTO sso_identities (issuer, subject, user_id, created_at) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (identity.issuer, identity.subject, identity.user_id, _utc(identity.created_at)),
+        )
+        if cursor.rowcount != 1:
+            raise AlreadyExists("this provider login is linked to an account already")
+
+    def for_user(self, user_id: str) -> list[ExternalIdentity]:
+        rows = self._tx.execute(
+            "SELECT issuer, subject, created_at FROM sso_identities WHERE user_id = %s"
+            " ORDER BY created_at, issuer, subject",
+            (user_id,),
+        )
+        return [ExternalIdentity(issuer, subject, user_id, _utc(created)) for issuer, subject, created in rows]
+
+    def use_nonce(self, issuer: str, nonce: str, expires_at: datetime, now: datetime) -> bool:
+        self._tx.execute("DELETE FROM sso_used_nonces WHERE expires_at <= %s", (_utc(now),))
+        # Two servers given the same token at once: the primary key lets exactly one insert win.
+        cursor = self._tx.execute(
+            "INSERT INTO sso_used_nonces (issuer, nonce, expires_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            (issuer, nonce, _utc(expires_at)),
+        )
+        return cursor.rowcount == 1
 
 
 class PostgresGoals(GoalRepository):

@@ -9,11 +9,13 @@ crashed mid-push sends it again.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import logging
 import urllib.error
 import urllib.request
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from core.domain.delivery import PushOutcome, PushResult
 from core.domain.notifications import Notification
@@ -45,22 +47,56 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """The URL without its user:password@ part, and that part as a Basic Authorization header value.
+
+    urllib would otherwise take user:password@ for part of the host name; sent as a header, the
+    credential also stays out of the URL, which error messages and proxies may show.
+    """
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    credential = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    return urlunsplit(parts._replace(netloc=netloc)), "Basic " + base64.b64encode(credential.encode()).decode()
+
+
 class WebhookChannel(PushChannel):
     def __init__(self, url: str, timeout_seconds: float) -> None:
-        self._url = url
+        self._url, self._authorization = split_credentials(url)
         self._timeout = timeout_seconds
         self._opener = urllib.request.build_opener(_NoRedirects)
+        # The path and query of a webhook URL are often its secret (a token the receiver checks): these
+        # never reach a failure's detail, which is logged and stored with dead letters.
+        parts = urlsplit(url)
+        self._secrets = [
+            each for each in (url, self._url, parts.path, parts.query, parts.password) if len(each or "") > 1
+        ]
+
+    def __repr__(self) -> str:
+        return f"WebhookChannel(host={urlsplit(self._url).hostname!r})"
+
+    def _redacted(self, detail: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            detail = detail.replace(secret, "<webhook url>")
+        return detail
 
     def push(self, notification: Notification) -> PushResult:
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": notification.notification_id,
+            "User-Agent": USER_AGENT,
+        }
+        if self._authorization:
+            headers["Authorization"] = self._authorization
         request = urllib.request.Request(
             self._url,
             data=json.dumps(webhook_payload(notification), separators=(",", ":")).encode(),
             method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "Idempotency-Key": notification.notification_id,
-                "User-Agent": USER_AGENT,
-            },
+            headers=headers,
         )
         try:
             with self._opener.open(request, timeout=self._timeout) as response:
@@ -70,10 +106,11 @@ class WebhookChannel(PushChannel):
             return _classified(error.code, error.reason)
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
             reason = getattr(error, "reason", error)
-            return PushResult(PushOutcome.RETRY, f"webhook unreachable: {reason}")
+            return PushResult(PushOutcome.RETRY, self._redacted(f"webhook unreachable: {reason}"))
         except Exception as error:  # noqa: BLE001 - a channel never raises; the dispatcher retries
-            log.warning("webhook push failed unexpectedly", exc_info=True)
-            return PushResult(PushOutcome.RETRY, f"webhook push failed: {error!r}")
+            # No traceback: its frames' messages could quote the URL.
+            log.warning("webhook push failed unexpectedly: %s", self._redacted(repr(error)))
+            return PushResult(PushOutcome.RETRY, self._redacted(f"webhook push failed: {error!r}"))
         return _classified(status, "")
 
 

@@ -32,11 +32,15 @@ from core.domain.errors import AlreadyExists, NotFound, Unavailable
 from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading, possible_local_days
 from core.domain.notifications import Notification, NotificationKind, NotificationPreferences
+from core.domain.oidc import ExternalIdentity
 from core.domain.sequences import DeviceCursor
+from core.domain.throttle import LoginFailures
 from core.ports import (
     AccountsUnitOfWork,
     DeliveryRepository,
     GoalRepository,
+    IdentityRepository,
+    LoginFailureRepository,
     MetricStore,
     NotificationPage,
     NotificationQueue,
@@ -233,6 +237,38 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     CREATE INDEX notification_deliveries_due ON notification_deliveries (state, due_at);
     CREATE INDEX notification_deliveries_by_user ON notification_deliveries (user_id);
     """,
+    # Account security: failed logins per canonical username, existing or not (core/domain/throttle.py),
+    # and the expiry index the password-expiry notices look up by.
+    """
+    CREATE TABLE login_failures (
+        username     TEXT PRIMARY KEY,
+        window_start TEXT NOT NULL,
+        count        INTEGER NOT NULL CHECK (count >= 0),
+        pauses       INTEGER NOT NULL DEFAULT 0 CHECK (pauses >= 0),
+        paused_until TEXT,
+        last_failure TEXT
+    );
+    CREATE INDEX credentials_by_expiry ON credentials (expires_at);
+    """,
+    # Single sign-on: each (issuer, subject) names one account, and the nonces of accepted ID tokens are kept
+    # until those tokens expire (expires_at is Unix seconds), so a replayed one is refused.
+    """
+    CREATE TABLE sso_identities (
+        issuer     TEXT NOT NULL,
+        subject    TEXT NOT NULL,
+        user_id    TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (issuer, subject)
+    );
+    CREATE INDEX sso_identities_by_user ON sso_identities (user_id);
+    CREATE TABLE sso_used_nonces (
+        issuer     TEXT NOT NULL,
+        nonce      TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (issuer, nonce)
+    );
+    CREATE INDEX sso_used_nonces_by_expiry ON sso_used_nonces (expires_at);
+    """,
 ]
 
 
@@ -345,6 +381,8 @@ class SqliteUnitOfWork(AccountsUnitOfWork):
         self.notifications = SqliteNotifications(self._conn)
         self.preferences = SqlitePreferences(self._conn)
         self.deliveries = SqliteDeliveries(self._conn)
+        self.login_failures = SqliteLoginFailures(self._conn)
+        self.identities = SqliteIdentities(self._conn)
         return self
 
     def commit(self) -> None:
@@ -359,7 +397,7 @@ class SqliteUsers(UserRepository):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    def add(self, user: User, credentials: Credentials) -> None:
+    def add(self, user: User, credentials: Credentials | None) -> None:
         try:
             self._conn.execute(
                 "INSERT INTO users (user_id, username, display_name, time_zone, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -375,7 +413,8 @@ class SqliteUsers(UserRepository):
             raise AlreadyExists(f"username {user.username!r} is taken; choose another") from None
         self._conn.execute("INSERT INTO user_metric (user_id) VALUES (?)", (user.user_id,))
         self.update_profile(user.user_id, user.profile)
-        self.set_credentials(credentials)
+        if credentials is not None:  # an account made by single sign-on has no password
+            self.set_credentials(credentials)
 
     _SELECT = """
         SELECT u.user_id, u.username, u.display_name, u.time_zone, u.created_at,
@@ -456,6 +495,18 @@ class SqliteUsers(UserRepository):
         )
         return [user_id for (user_id,) in rows]
 
+    def expiring_in_zone(
+        self, zone: str, start: datetime, end: datetime, after: str, limit: int
+    ) -> list[tuple[str, datetime]]:
+        # Stored instants are UTC ISO strings of one format, so they compare in time order.
+        rows = self._conn.execute(
+            "SELECT u.user_id, c.expires_at FROM credentials c JOIN users u USING (user_id)"
+            " WHERE c.expires_at >= ? AND c.expires_at < ? AND u.time_zone = ? AND u.user_id > ?"
+            " ORDER BY u.user_id LIMIT ?",
+            (_iso(start), _iso(end), zone, after, limit),
+        )
+        return [(user_id, _moment(expires)) for user_id, expires in rows]
+
     def get_many(self, user_ids: Sequence[str]) -> dict[str, User]:
         found = {}
         for chunk in _chunks(list(dict.fromkeys(user_ids))):
@@ -505,6 +556,75 @@ class SqliteSessions(SessionRepository):
 
     def mark_refresh_used(self, token_hash: str) -> None:
         self._conn.execute("UPDATE refresh_tokens SET used = 1 WHERE token_hash = ?", (token_hash,))
+
+
+class SqliteLoginFailures(LoginFailureRepository):
+    _COLUMNS = "username, window_start, count, pauses, paused_until, last_failure"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def get(self, username: str) -> LoginFailures | None:
+        row = self._conn.execute(f"SELECT {self._COLUMNS} FROM login_failures WHERE username = ?", (username,))
+        row = row.fetchone()
+        if row is None:
+            return None
+        name, window_start, count, pauses, paused_until, last_failure = row
+        return LoginFailures(name, _moment(window_start), count, pauses, _moment(paused_until), _moment(last_failure))
+
+    def put(self, failures: LoginFailures) -> None:
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO login_failures ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                failures.username,
+                _iso(failures.window_start),
+                failures.count,
+                failures.pauses,
+                _iso(failures.paused_until),
+                _iso(failures.last_failure),
+            ),
+        )
+
+    def clear(self, username: str) -> None:
+        self._conn.execute("DELETE FROM login_failures WHERE username = ?", (username,))
+
+
+class SqliteIdentities(IdentityRepository):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def get(self, issuer: str, subject: str) -> ExternalIdentity | None:
+        row = self._conn.execute(
+            "SELECT user_id, created_at FROM sso_identities WHERE issuer = ? AND subject = ?", (issuer, subject)
+        ).fetchone()
+        return ExternalIdentity(issuer, subject, row[0], _moment(row[1])) if row else None
+
+    def add(self, identity: ExternalIdentity) -> None:
+        try:
+            self._conn.execute(
+                "INSERT INTO sso_identities (issuer, subject, user_id, created_at) VALUES (?, ?, ?, ?)",
+                (identity.issuer, identity.subject, identity.user_id, _iso(identity.created_at)),
+            )
+        except sqlite3.IntegrityError as error:
+            if self.get(identity.issuer, identity.subject) is not None:
+                raise AlreadyExists("this provider login is linked to an account already") from None
+            raise NotFound(f"user {identity.user_id} does not exist") from error
+
+    def for_user(self, user_id: str) -> list[ExternalIdentity]:
+        rows = self._conn.execute(
+            "SELECT issuer, subject, created_at FROM sso_identities WHERE user_id = ?"
+            " ORDER BY created_at, issuer, subject",
+            (user_id,),
+        )
+        return [ExternalIdentity(issuer, subject, user_id, _moment(created)) for issuer, subject, created in rows]
+
+    def use_nonce(self, issuer: str, nonce: str, expires_at: datetime, now: datetime) -> bool:
+        self._conn.execute("DELETE FROM sso_used_nonces WHERE expires_at <= ?", (now.timestamp(),))
+        cursor = self._conn.execute(
+            "INSERT INTO sso_used_nonces (issuer, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            (issuer, nonce, expires_at.timestamp()),
+        )
+        return cursor.rowcount == 1
 
 
 class SqliteGoals(GoalRepository):

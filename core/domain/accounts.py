@@ -6,7 +6,7 @@ import enum
 import math
 import re
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from core.domain.calendar import zone_named
 from core.domain.errors import InvalidArgument
@@ -142,10 +142,37 @@ def normalize_username(raw: str) -> str:
 
 
 def check_new_password(password: str) -> None:
+    """Length only: no composition rules (NIST SP 800-63B); the service also refuses common passwords."""
+    limits = f"passwords are {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidArgument(f"password must be at least {MIN_PASSWORD_LENGTH} characters long")
+        raise InvalidArgument(f"password must be at least {MIN_PASSWORD_LENGTH} characters long ({limits})")
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise InvalidArgument(f"password must be at most {MAX_PASSWORD_LENGTH} characters long")
+        raise InvalidArgument(f"password must be at most {MAX_PASSWORD_LENGTH} characters long ({limits})")
+
+
+COMMON_PASSWORD = (
+    "this password is one of the 10,000 most common passwords, which attackers try first; choose another "
+    "(a few unrelated words make a strong one)"
+)
+# A password about to expire is announced this many days ahead (LoginResponse warnings, notifications).
+PASSWORD_WARNING_DAYS = (14, 3)
+
+
+def days_until_expiry(expires_at: datetime | None, now: datetime) -> int | None:
+    """Whole days left, rounded up (0 once expired); None when the password never expires."""
+    if expires_at is None:
+        return None
+    return max(0, math.ceil((expires_at - now) / timedelta(days=1)))
+
+
+def expiry_warning(expires_at: datetime | None, now: datetime) -> str | None:
+    """What to tell a user whose password expires within the first warning period; None otherwise."""
+    days = days_until_expiry(expires_at, now)
+    if days is None or days > PASSWORD_WARNING_DAYS[0]:
+        return None
+    when = "today" if days == 0 else "tomorrow" if days == 1 else f"in {days} days"
+    moment = f"{expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    return f"your password expires {when} ({moment}); set a new one with ChangePassword"
 
 
 def password_expiry(set_at: datetime, max_age_days: int) -> datetime | None:

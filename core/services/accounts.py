@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 import secrets
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from core.domain.accounts import (
+    COMMON_PASSWORD,
+    MAX_DISPLAY_NAME,
     USERNAME,
     Credentials,
     Principal,
@@ -17,19 +21,44 @@ from core.domain.accounts import (
     ProfileChanges,
     User,
     check_new_password,
+    days_until_expiry,
+    expiry_warning,
     normalize_username,
     password_expiry,
 )
-from core.domain.errors import FailedPrecondition, InvalidArgument, Unauthenticated, Unimplemented
-from core.ports import AccountsUnitOfWork, MetricStore, PasswordHasher, RefreshRecord, TokenSigner
+from core.domain.calendar import zone_named
+from core.domain.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
+from core.domain.oidc import CLOCK_LEEWAY, ExternalIdentity, ProviderSettings, VerifiedIdentity, username_base
+from core.domain.throttle import LoginFailures, ThrottlePolicy, after_failure, refuse_if_paused
+from core.ports import (
+    AccountsUnitOfWork,
+    CommonPasswords,
+    IdentityProvider,
+    MetricStore,
+    PasswordHasher,
+    RefreshRecord,
+    TokenSigner,
+)
 
 WRONG_CREDENTIALS = "unknown username or wrong password"
+MAX_NONCE_LENGTH = 255
+PKCE_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class AccountSettings:
     password_max_age_days: int = 90
     refresh_token_ttl: timedelta = timedelta(days=30)
+    login_throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
 
 
 @dataclass(frozen=True)
@@ -40,6 +69,9 @@ class Session:
     refresh_token: str
     refresh_expires_at: datetime
     password_expires_at: datetime | None
+    # Set when the password expires within PASSWORD_WARNING_DAYS[0] days, with the sentence to show.
+    password_expires_in_days: int | None = None
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +90,8 @@ class Accounts:
         clock: Callable[[], datetime],
         settings: AccountSettings,
         lookup_uow: Callable[[], AccountsUnitOfWork] | None = None,
+        common_passwords: CommonPasswords | None = None,
+        identity_providers: Mapping[str, IdentityProvider] | None = None,
     ) -> None:
         self._uow = uow
         # Session checks run on every call: they read only, and may use a cheaper read-only unit of work.
@@ -67,10 +101,12 @@ class Accounts:
         self._signer = signer
         self._now = clock
         self._settings = settings
+        self._common_passwords = common_passwords
+        self._identity_providers = dict(identity_providers or {})
 
     def register(self, raw_username: str, password: str, changes: ProfileChanges) -> Account:
         username = normalize_username(raw_username)
-        check_new_password(password)
+        self._check_new_password(password)
         now = self._now()
         profile = changes.apply_to(Profile(), now.date())
         user = User(user_id=uuid.uuid4().hex, username=username, profile=profile, created_at=now)
@@ -82,18 +118,131 @@ class Accounts:
         return Account(user, credentials.expires_at)
 
     def login(self, raw_username: str, password: str) -> Session:
-        user, credentials = self._find(raw_username)
-        if user is None or credentials is None:
-            self._hasher.waste_time(password)
-            raise Unauthenticated(WRONG_CREDENTIALS)
-        if not self._hasher.verify(password, credentials.password_hash):
-            raise Unauthenticated(WRONG_CREDENTIALS)
         now = self._now()
+        user, credentials, failures = self._find(raw_username, now)
+        self._check_password(raw_username, password, credentials, failures, now, WRONG_CREDENTIALS)
         _refuse_if_expired(credentials, now)
         return self._open_session(user.user_id, now)
 
-    def login_sso(self) -> Session:
-        raise Unimplemented("single sign-on is not available yet; log in with username and password")
+    def _check_password(
+        self,
+        raw_username: str,
+        password: str,
+        credentials: Credentials | None,
+        failures: LoginFailures | None,
+        now: datetime,
+        complaint: str,
+    ) -> None:
+        """Unauthenticated(complaint) unless the password is right; a failure counts against the username.
+
+        An unknown user costs a bcrypt verification too and counts the same,
+        so neither the answer nor its timing tells which names exist.
+        """
+        if credentials is None:
+            self._hasher.waste_time(password)
+            right = False
+        else:
+            right = self._hasher.verify(password, credentials.password_hash)
+        username = raw_username.strip().lower()
+        if right:
+            if failures is not None:
+                with self._uow() as uow:
+                    uow.login_failures.clear(username)
+                    uow.commit()
+            return
+        if USERNAME.fullmatch(username):
+            with self._uow() as uow:
+                latest = uow.login_failures.get(username)
+                uow.login_failures.put(after_failure(latest, username, now, self._settings.login_throttle))
+                uow.commit()
+        raise Unauthenticated(complaint)
+
+    def sso_providers(self) -> list[ProviderSettings]:
+        """The configured OpenID Providers, in configuration order."""
+        return [provider.settings for provider in self._identity_providers.values()]
+
+    def login_sso(
+        self,
+        provider_name: str,
+        *,
+        id_token: str = "",
+        authorization_code: str = "",
+        code_verifier: str = "",
+        redirect_uri: str = "",
+        nonce: str = "",
+    ) -> Session:
+        """Log in with an ID token, or an authorization code this server redeems; the first login makes the account.
+
+        The account is the one linked to the token's (issuer, subject); the
+        e-mail address plays no part, so nobody gets into an account by
+        getting a provider to vouch for its owner's address.
+        """
+        provider = self._identity_provider(provider_name)
+        if not nonce or len(nonce) > MAX_NONCE_LENGTH:
+            raise InvalidArgument(
+                f"nonce is required (at most {MAX_NONCE_LENGTH} characters): the one the authorization request sent"
+            )
+        if id_token and authorization_code:
+            raise InvalidArgument("send either id_token or authorization_code, not both")
+        if authorization_code:
+            if not redirect_uri:
+                raise InvalidArgument("redirect_uri is required with authorization_code: the authorization request's")
+            if not provider.settings.redirect_allowed(redirect_uri):
+                raise InvalidArgument(
+                    f"redirect_uri is not one {provider.settings.name} logins may use here; allowed: "
+                    + ", ".join(provider.settings.redirect_uris or ["none (configure redirect_uris)"])
+                )
+            if not PKCE_VERIFIER.fullmatch(code_verifier):
+                raise InvalidArgument(
+                    "code_verifier is required with authorization_code: the PKCE verifier (RFC 7636), "
+                    "43 to 128 characters of A-Z, a-z, 0-9, '-', '.', '_', '~'"
+                )
+            id_token = provider.redeem(authorization_code, code_verifier, redirect_uri)
+        elif not id_token:
+            raise InvalidArgument("send id_token, or authorization_code with code_verifier and redirect_uri")
+        now = self._now()
+        identity = provider.verify(id_token, nonce, now)
+        user_id = self._link(identity, now)
+        return self._open_session(user_id, now)
+
+    def _identity_provider(self, name: str) -> IdentityProvider:
+        configured = ", ".join(self._identity_providers) or "none are configured on this server"
+        if not name:
+            raise InvalidArgument(f"provider is required: the name of an SSO provider ({configured})")
+        provider = self._identity_providers.get(name)
+        if provider is None:
+            raise NotFound(f"no SSO provider is named {name!r}; configured: {configured}")
+        return provider
+
+    def _link(self, identity: VerifiedIdentity, now: datetime) -> str:
+        """The id of the account linked to the identity, made now on its first login; the nonce is spent."""
+        for _ in range(5):
+            with self._uow() as uow:
+                # Kept until the token expires, plus the leeway during which it would still be accepted.
+                remember_until = identity.expires_at + CLOCK_LEEWAY
+                if not uow.identities.use_nonce(identity.issuer, identity.nonce, remember_until, now):
+                    raise Unauthenticated("this ID token's nonce was used already; start the login again")
+                linked = uow.identities.get(identity.issuer, identity.subject)
+                if linked is not None:
+                    uow.commit()
+                    return linked.user_id
+                user = _sso_user(identity, self._free_username(uow, username_base(identity)), now)
+                try:
+                    uow.users.add(user, None)
+                    uow.identities.add(ExternalIdentity(identity.issuer, identity.subject, user.user_id, now))
+                except AlreadyExists:
+                    continue  # a concurrent first login took the name or linked this identity: look again
+                uow.commit()
+                log.info("made account %s at its first SSO login", user.user_id)
+                return user.user_id
+        raise Unavailable("could not make the account for this login; try again")
+
+    @staticmethod
+    def _free_username(uow: AccountsUnitOfWork, base: str) -> str:
+        candidate = base
+        while uow.users.get_by_username(candidate) is not None:
+            candidate = f"{base}-{secrets.token_hex(2)}"
+        return candidate
 
     def refresh(self, refresh_token: str) -> Session:
         if not refresh_token:
@@ -155,7 +304,8 @@ class Accounts:
             uow.users.update_profile(user.user_id, profile)
             credentials = uow.users.get_credentials(user.user_id)
             uow.commit()
-        return Account(User(user.user_id, user.username, profile, user.created_at), credentials.expires_at)
+        expires = credentials.expires_at if credentials else None  # None too for an SSO account without password
+        return Account(User(user.user_id, user.username, profile, user.created_at), expires)
 
     def change_password(
         self, principal: Principal | None, raw_username: str, current: str, new: str
@@ -165,22 +315,24 @@ class Accounts:
         Without a principal the username and current password authenticate
         the call: that is the way out for a user whose password expired.
         """
-        check_new_password(new)
+        self._check_new_password(new)
         if new == current:
             raise InvalidArgument("the new password must differ from the current one")
         if principal is not None:
             with self._uow() as uow:
                 user = uow.users.get(principal.user_id)
                 credentials = uow.users.get_credentials(user.user_id) if user else None
+            if user is None or credentials is None:
+                self._hasher.waste_time(current)
+                raise Unauthenticated(WRONG_CREDENTIALS)
+            if not self._hasher.verify(current, credentials.password_hash):
+                raise Unauthenticated("the current password is wrong")
         elif raw_username:
-            user, credentials = self._find(raw_username)
+            # Without a token this is a login by another name: the same answers and the same limits.
+            user, credentials, failures = self._find(raw_username, self._now())
+            self._check_password(raw_username, current, credentials, failures, self._now(), WRONG_CREDENTIALS)
         else:
             raise Unauthenticated("send a bearer token, or the username with the current password")
-        if user is None or credentials is None:
-            self._hasher.waste_time(current)
-            raise Unauthenticated(WRONG_CREDENTIALS)
-        if not self._hasher.verify(current, credentials.password_hash):
-            raise Unauthenticated("the current password is wrong")
         fresh = self._new_credentials(user.user_id, new, self._now())
         with self._uow() as uow:
             uow.users.set_credentials(fresh)
@@ -204,14 +356,24 @@ class Accounts:
             uow.users.delete(principal.user_id)
             uow.commit()
 
-    def _find(self, raw_username: str) -> tuple[User | None, Credentials | None]:
-        """The user and credentials a login names; (None, None) for a name that cannot exist."""
+    def _find(self, raw_username: str, now: datetime) -> tuple[User | None, Credentials | None, LoginFailures | None]:
+        """The user, credentials and failed attempts a login names; all None for a name that cannot exist.
+
+        ResourceExhausted while the name is paused after too many failures, before any password is tried.
+        """
         username = raw_username.strip().lower()
         if not USERNAME.fullmatch(username):
-            return None, None
+            return None, None, None
         with self._uow() as uow:
+            failures = uow.login_failures.get(username)
+            refuse_if_paused(failures, now)
             user = uow.users.get_by_username(username)
-            return user, uow.users.get_credentials(user.user_id) if user else None
+            return user, uow.users.get_credentials(user.user_id) if user else None, failures
+
+    def _check_new_password(self, password: str) -> None:
+        check_new_password(password)
+        if self._common_passwords is not None and password in self._common_passwords:
+            raise InvalidArgument(COMMON_PASSWORD)
 
     def _new_credentials(self, user_id: str, password: str, now: datetime) -> Credentials:
         return Credentials(
@@ -242,13 +404,17 @@ class Accounts:
         refresh_expires = now + self._settings.refresh_token_ttl
         uow.sessions.add_refresh(RefreshRecord(_digest(refresh_token), session_id, user_id, refresh_expires, False))
         access_token, access_expires = self._signer.issue(user_id, session_id, now)
+        password_expires = credentials.expires_at if credentials else None
+        warning = expiry_warning(password_expires, now)
         return Session(
             user_id=user_id,
             access_token=access_token,
             access_expires_at=access_expires,
             refresh_token=refresh_token,
             refresh_expires_at=refresh_expires,
-            password_expires_at=credentials.expires_at if credentials else None,
+            password_expires_at=password_expires,
+            password_expires_in_days=days_until_expiry(password_expires, now) if warning else None,
+            warnings=(warning,) if warning else (),
         )
 
 
@@ -263,3 +429,14 @@ def _refuse_if_expired(credentials: Credentials, now: datetime) -> None:
 def _digest(token: str) -> str:
     """Refresh tokens are stored hashed, so a copy of the database cannot be replayed."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _sso_user(identity: VerifiedIdentity, username: str, now: datetime) -> User:
+    """A new account for a first SSO login: the provider's name for the user and time zone, when usable."""
+    name = "".join(ch for ch in identity.name.strip() if ch.isprintable())[:MAX_DISPLAY_NAME]
+    try:
+        zone_named(identity.zoneinfo)
+        zone = identity.zoneinfo
+    except InvalidArgument:
+        zone = "UTC"
+    return User(uuid.uuid4().hex, username, Profile(display_name=name, time_zone=zone), now)

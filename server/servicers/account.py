@@ -1,17 +1,33 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
+from core.domain.errors import Unauthenticated
 from core.services.accounts import Accounts
 from generated.fittrack.v1 import account_pb2, account_pb2_grpc
 from server import mapping
 from server.auth import current_principal, optional_principal
+from server.ratelimit import FailedLoginLimiter, client_address
 
 
 class AccountServicer(account_pb2_grpc.AccountServiceServicer):
-    def __init__(self, accounts: Accounts, today) -> None:
+    def __init__(self, accounts: Accounts, today, login_limiter: FailedLoginLimiter | None = None) -> None:
         self._accounts = accounts
         self._today = today
+        self._login_limiter = login_limiter
+
+    async def _limited(self, context, call, *args):
+        """Run a password check, counting a failure against the caller's address (and refusing when over)."""
+        if self._login_limiter is None:
+            return await asyncio.to_thread(call, *args)
+        address = client_address(context.peer())
+        self._login_limiter.check(address)
+        try:
+            return await asyncio.to_thread(call, *args)
+        except Unauthenticated:
+            self._login_limiter.failed(address)
+            raise
 
     async def Register(self, request, context):
         changes = mapping.profile_changes(request.profile)
@@ -19,11 +35,24 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         return account_pb2.RegisterResponse(profile=mapping.profile(account, self._today()))
 
     async def Login(self, request, context):
-        session = await asyncio.to_thread(self._accounts.login, request.username, request.password)
+        session = await self._limited(context, self._accounts.login, request.username, request.password)
         return mapping.session(session)
 
     async def LoginSSO(self, request, context):
-        return mapping.session(self._accounts.login_sso())
+        login = functools.partial(
+            self._accounts.login_sso,
+            request.provider,
+            id_token=request.id_token,
+            authorization_code=request.authorization_code,
+            code_verifier=request.code_verifier,
+            redirect_uri=request.redirect_uri,
+            nonce=request.nonce,
+        )
+        # Forged or replayed tokens count against the caller's address like wrong passwords.
+        return mapping.session(await self._limited(context, login))
+
+    async def ListSSOProviders(self, request, context):
+        return mapping.sso_providers(self._accounts.sso_providers())
 
     async def RefreshToken(self, request, context):
         return mapping.session(await asyncio.to_thread(self._accounts.refresh, request.refresh_token))
@@ -42,7 +71,8 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         return mapping.profile(account, self._today())
 
     async def ChangePassword(self, request, context):
-        expires = await asyncio.to_thread(
+        expires = await self._limited(
+            context,
             self._accounts.change_password,
             optional_principal(),
             request.username,

@@ -236,9 +236,12 @@ def test_an_invalid_profile_update_changes_nothing(stubs, alice):
     assert stubs.accounts.GetProfile(account_pb2.GetProfileRequest(), metadata=alice.auth) == before
 
 
-def test_login_sso_is_not_available_yet(stubs):
-    error = rpc_error(lambda: stubs.accounts.LoginSSO(account_pb2.LoginSSORequest(provider="corp", id_token="x")))
-    assert error.code() == Code.UNIMPLEMENTED
+def test_login_sso_with_a_provider_the_server_does_not_know_is_not_found(stubs):
+    error = rpc_error(
+        lambda: stubs.accounts.LoginSSO(account_pb2.LoginSSORequest(provider="corp", id_token="x", nonce="n"))
+    )
+    assert error.code() == Code.NOT_FOUND
+    assert "none are configured" in error.details()
 
 
 def test_deleting_an_account_needs_the_password_and_removes_the_login(stubs, alice):

@@ -19,6 +19,7 @@ def test_the_installed_package_imports_the_generated_code_outside_the_source_tre
     assert "generated/fittrack/v1/metric_pb2.pyi" in names
     assert "server/app.py" in names and "clients/cli.py" in names
     assert "core/adapters/migrations/postgres/0001_initial.sql" in names
+    assert "core/adapters/data/common-passwords.txt" in names
 
     target = tmp_path / "site"
     subprocess.run(

@@ -27,7 +27,7 @@ SERVICES = {
     "fittrack.v1.NotificationService": notification_pb2,
 }
 # ChangePassword also works without a token (username and current password instead): tested in test_accounts.
-PUBLIC = {"Register", "Login", "LoginSSO", "RefreshToken", "ChangePassword"}
+PUBLIC = {"Register", "Login", "LoginSSO", "ListSSOProviders", "RefreshToken", "ChangePassword"}
 
 
 def health_status(address: str, service: str = "") -> int:

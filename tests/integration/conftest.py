@@ -22,7 +22,10 @@ from core.adapters.postgres import PostgresDatabase
 SERVICES_ENV = Path(__file__).resolve().parents[2] / "var" / "services.env"
 NOT_RUNNING = "PostgreSQL is not running: run `make services`"
 # Everything the migrations create but schema_migrations, which must survive a test.
-ACCOUNT_TABLES = "users, credentials, user_metric, sessions, refresh_tokens, goals, notifications, device_cursors"
+ACCOUNT_TABLES = (
+    "users, credentials, user_metric, sessions, refresh_tokens, goals, notifications, device_cursors, sso_used_nonces"
+    ", login_failures"
+)
 
 
 def _configured_dsn() -> str | None:

@@ -29,16 +29,22 @@ from core.adapters.tokens import JwtSigner
 from core.domain.accounts import Credentials, Principal, Profile, ProfileChanges, User
 from core.domain.aggregation import DaySummary
 from core.domain.delivery import DeadLetter, Delivery, DeliveryState, PushOutcome, PushResult
-from core.domain.errors import AlreadyExists, NotFound
+from core.domain.errors import AlreadyExists, NotFound, Unauthenticated, Unavailable
 from core.domain.goals import Goal
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from core.domain.notifications import Notification, NotificationKind, NotificationPreferences
+from core.domain.oidc import ExternalIdentity, ProviderSettings, VerifiedIdentity, check_claims
 from core.domain.sequences import DeviceCursor
+from core.domain.throttle import LoginFailures
 from core.ports import (
     AccountsUnitOfWork,
+    CommonPasswords,
     DeadLetterLog,
     DeliveryRepository,
     GoalRepository,
+    IdentityProvider,
+    IdentityRepository,
+    LoginFailureRepository,
     MetricStore,
     NotificationPage,
     NotificationQueue,
@@ -114,17 +120,21 @@ class AccountsState:
     last_seq: int = 0
     preferences: dict[str, NotificationPreferences] = field(default_factory=dict)
     deliveries: dict[str, Delivery] = field(default_factory=dict)
+    identities: dict[tuple[str, str], ExternalIdentity] = field(default_factory=dict)
+    used_nonces: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    login_failures: dict[str, LoginFailures] = field(default_factory=dict)
 
 
 class FakeUsers(UserRepository):
     def __init__(self, state: AccountsState) -> None:
         self._state = state
 
-    def add(self, user: User, credentials: Credentials) -> None:
+    def add(self, user: User, credentials: Credentials | None) -> None:
         if self._by_username(user.username) is not None or user.user_id in self._state.users:
             raise AlreadyExists(f"username {user.username!r} is taken; choose another")
         self._state.users[user.user_id] = user
-        self._state.credentials[user.user_id] = credentials
+        if credentials is not None:
+            self._state.credentials[user.user_id] = credentials
 
     def get(self, user_id: str) -> User | None:
         return self._state.users.get(user_id)
@@ -158,6 +168,7 @@ class FakeUsers(UserRepository):
         state.notifications = [n for n in state.notifications if n.notification.user_id != user_id]
         state.preferences.pop(user_id, None)
         state.deliveries = {k: v for k, v in state.deliveries.items() if v.user_id != user_id}
+        state.identities = {k: v for k, v in state.identities.items() if v.user_id != user_id}
 
     def time_zones(self) -> list[str]:
         return sorted({user.profile.time_zone for user in self._state.users.values()})
@@ -165,6 +176,20 @@ class FakeUsers(UserRepository):
     def ids_in_zone(self, zone: str, after: str, limit: int) -> list[str]:
         ids = sorted(u.user_id for u in self._state.users.values() if u.profile.time_zone == zone and u.user_id > after)
         return ids[:limit]
+
+    def expiring_in_zone(
+        self, zone: str, start: datetime, end: datetime, after: str, limit: int
+    ) -> list[tuple[str, datetime]]:
+        found = sorted(
+            (user.user_id, credentials.expires_at)
+            for user in self._state.users.values()
+            if user.profile.time_zone == zone
+            and user.user_id > after
+            and (credentials := self._state.credentials.get(user.user_id)) is not None
+            and credentials.expires_at is not None
+            and start <= credentials.expires_at < end
+        )
+        return found[:limit]
 
 
 class FakeSessions(SessionRepository):
@@ -380,6 +405,87 @@ class FakeDeliveries(DeliveryRepository):
         return replayed
 
 
+class FakeLoginFailures(LoginFailureRepository):
+    def __init__(self, state: AccountsState) -> None:
+        self._state = state
+
+    def get(self, username: str) -> LoginFailures | None:
+        return self._state.login_failures.get(username)
+
+    def put(self, failures: LoginFailures) -> None:
+        self._state.login_failures[failures.username] = failures
+
+    def clear(self, username: str) -> None:
+        self._state.login_failures.pop(username, None)
+
+
+class FakeIdentities(IdentityRepository):
+    def __init__(self, state: AccountsState) -> None:
+        self._state = state
+
+    def get(self, issuer: str, subject: str) -> ExternalIdentity | None:
+        return self._state.identities.get((issuer, subject))
+
+    def add(self, identity: ExternalIdentity) -> None:
+        key = (identity.issuer, identity.subject)
+        if key in self._state.identities:
+            raise AlreadyExists("this provider login is linked to an account already")
+        if identity.user_id not in self._state.users:
+            raise NotFound(f"user {identity.user_id} does not exist")  # the adapters' foreign key
+        self._state.identities[key] = identity
+
+    def for_user(self, user_id: str) -> list[ExternalIdentity]:
+        found = [each for each in self._state.identities.values() if each.user_id == user_id]
+        return sorted(found, key=lambda each: (each.created_at, each.issuer, each.subject))
+
+    def use_nonce(self, issuer: str, nonce: str, expires_at: datetime, now: datetime) -> bool:
+        self._state.used_nonces = {k: v for k, v in self._state.used_nonces.items() if v > now}
+        if (issuer, nonce) in self._state.used_nonces:
+            return False
+        self._state.used_nonces[(issuer, nonce)] = expires_at
+        return True
+
+
+class FakeIdentityProvider(IdentityProvider):
+    """An OpenID Provider whose ID tokens are names for claims the test chose; the claims rules are the real ones.
+
+    `issue(claims)` returns a token; `grant(token, verifier, redirect_uri)` a
+    code the provider redeems once for it, given the same verifier and
+    redirect URI. `down` makes every call Unavailable.
+    """
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        self.settings = settings
+        self.tokens: dict[str, dict] = {}
+        self.codes: dict[str, tuple[str, str, str]] = {}
+        self.down = False
+
+    def issue(self, claims: dict) -> str:
+        token = f"token-{len(self.tokens) + 1}"
+        self.tokens[token] = claims
+        return token
+
+    def grant(self, token: str, code_verifier: str, redirect_uri: str) -> str:
+        code = f"code-{len(self.codes) + 1}"
+        self.codes[code] = (token, code_verifier, redirect_uri)
+        return code
+
+    def redeem(self, code: str, code_verifier: str, redirect_uri: str) -> str:
+        if self.down:
+            raise Unavailable(f"the identity provider {self.settings.name} cannot be reached; try again")
+        token, verifier, redirect = self.codes.pop(code, ("", "", ""))
+        if not token or (verifier, redirect) != (code_verifier, redirect_uri):
+            raise Unauthenticated(f"{self.settings.name} refused the authorization code (invalid_grant)")
+        return token
+
+    def verify(self, id_token: str, nonce: str, now: datetime) -> VerifiedIdentity:
+        if self.down:
+            raise Unavailable(f"the identity provider {self.settings.name} cannot be reached; try again")
+        if id_token not in self.tokens:
+            raise Unauthenticated(f"the ID token's signature does not verify with {self.settings.name}'s key")
+        return check_claims(self.tokens[id_token], self.settings, nonce, now)
+
+
 class FakeAccountsDatabase:
     """The committed account data, and the factory services call for a unit of work."""
 
@@ -411,6 +517,8 @@ class FakeUnitOfWork(AccountsUnitOfWork):
     notifications: FakeNotifications
     preferences: FakePreferences
     deliveries: FakeDeliveries
+    identities: FakeIdentities
+    login_failures: FakeLoginFailures
 
     def __init__(self, database: FakeAccountsDatabase) -> None:
         self._database = database
@@ -426,6 +534,8 @@ class FakeUnitOfWork(AccountsUnitOfWork):
         self.notifications = FakeNotifications(self._working)
         self.preferences = FakePreferences(self._working)
         self.deliveries = FakeDeliveries(self._working)
+        self.identities = FakeIdentities(self._working)
+        self.login_failures = FakeLoginFailures(self._working)
 
     def __enter__(self) -> FakeUnitOfWork:
         self._begin()
@@ -544,6 +654,15 @@ class FakeHasher(PasswordHasher):
         self.wasted.append(password)
 
 
+class FakeCommonPasswords(CommonPasswords):
+    """A handful of the real list's entries; tests/unit/test_account_security.py checks the real list."""
+
+    WORDS = frozenset({"password", "password1", "iloveyou", "sunshine", "qwertyuiop", "baseball"})
+
+    def __contains__(self, password: str) -> bool:
+        return password.casefold() in self.WORDS
+
+
 def make_signer(ttl: timedelta = ACCESS_TTL) -> JwtSigner:
     """The real signer: it does no I/O, so a fake would only hide bugs."""
     return JwtSigner(TOKEN_SECRET, ttl)
@@ -651,7 +770,15 @@ def fake_app(
         bus=bus,
         hasher=hasher,
         sink=sink,
-        accounts=Accounts(database, store, hasher, make_signer(), clock, settings or AccountSettings()),
+        accounts=Accounts(
+            database,
+            store,
+            hasher,
+            make_signer(),
+            clock,
+            settings or AccountSettings(),
+            common_passwords=FakeCommonPasswords(),
+        ),
         goals=Goals(database, store, clock),
         metrics=Metrics(database, store, bus, clock, IngestLimits()),
         reports=Reports(database, store, clock),

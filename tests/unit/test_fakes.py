@@ -18,7 +18,9 @@ from core.domain.errors import AlreadyExists, NotFound
 from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading, local_date_of
 from core.domain.notifications import Notification, NotificationKind, NotificationPreferences
+from core.domain.oidc import ExternalIdentity
 from core.domain.sequences import DeviceCursor
+from core.domain.throttle import LoginFailures
 from core.ports import PublishOutcome, RefreshRecord
 from tests.unit.fakes import FakeAccountsDatabase, FakeClock, FakeHasher, FakeMetricStore, FakeReadingBus
 
@@ -610,6 +612,134 @@ def test_deleting_a_user_deletes_their_deliveries(uow):
         unit.users.delete("u1")
         unit.commit()
     assert list(delivery_states(uow, notification("n1"), notification("n2"))) == ["n2"]
+
+
+# --- account security ------------------------------------------------------------
+
+
+def test_login_failures_are_kept_per_username_until_cleared(uow):
+    record = LoginFailures("alice", T0, 3, 1, T0 + timedelta(hours=1), T0 + timedelta(minutes=5))
+    with uow() as unit:
+        assert unit.login_failures.get("alice") is None
+        unit.login_failures.put(record)
+        unit.login_failures.put(LoginFailures("nobody", T0, 1))  # no such user: counted all the same
+        unit.commit()
+    with uow() as unit:
+        assert unit.login_failures.get("alice") == record
+        assert unit.login_failures.get("nobody") == LoginFailures("nobody", T0, 1)
+        unit.login_failures.put(LoginFailures("alice", T0, 4))
+        unit.login_failures.clear("nobody")
+        unit.commit()
+    with uow() as unit:
+        assert unit.login_failures.get("alice") == LoginFailures("alice", T0, 4)
+        assert unit.login_failures.get("nobody") is None
+
+
+def test_login_failures_not_committed_are_discarded(uow):
+    with uow() as unit:
+        unit.login_failures.put(LoginFailures("alice", T0, 1))
+    with uow() as unit:
+        assert unit.login_failures.get("alice") is None
+
+
+def test_expiring_passwords_are_found_by_zone_and_range_a_page_at_a_time(uow):
+    expiries = {"u1": T0, "u2": T0 + timedelta(hours=23), "u3": T0 + timedelta(days=1), "u4": T0}
+    with uow() as unit:
+        for user_id, expires in expiries.items():
+            zone = "Asia/Tokyo" if user_id == "u4" else "Europe/Paris"
+            new, _ = user(user_id, f"name-{user_id}", zone)
+            unit.users.add(new, Credentials(user_id, b"hash", T0 - timedelta(days=90), expires))
+        new, _ = user("u5", "never", "Europe/Paris")
+        unit.users.add(new, Credentials("u5", b"hash", T0, None))
+        unit.commit()
+    end = T0 + timedelta(days=1)
+    with uow() as unit:
+        assert unit.users.expiring_in_zone("Europe/Paris", T0, end, "", 10) == [("u1", T0), ("u2", expiries["u2"])]
+        assert unit.users.expiring_in_zone("Europe/Paris", T0, end, "", 1) == [("u1", T0)]
+        assert unit.users.expiring_in_zone("Europe/Paris", T0, end, "u1", 10) == [("u2", expiries["u2"])]
+        assert unit.users.expiring_in_zone("Asia/Tokyo", T0, end, "", 10) == [("u4", T0)]
+
+
+# --- single sign-on identities ------------------------------------------------------
+
+ISSUER = "https://id.example.test"
+
+
+def test_a_provider_login_is_linked_to_one_account_and_found_by_issuer_and_subject(uow):
+    add_user(uow, "u1", "alice")
+    add_user(uow, "u2", "bob")
+    with uow() as unit:
+        unit.identities.add(ExternalIdentity(ISSUER, "sub-1", "u1", T0))
+        unit.identities.add(ExternalIdentity("https://other.example.test", "sub-1", "u2", T0))
+        unit.commit()
+    with uow() as unit:
+        assert unit.identities.get(ISSUER, "sub-1") == ExternalIdentity(ISSUER, "sub-1", "u1", T0)
+        assert unit.identities.get("https://other.example.test", "sub-1").user_id == "u2"
+        assert unit.identities.get(ISSUER, "sub-2") is None
+        assert unit.identities.get(ISSUER + "/", "sub-1") is None  # issuers compare exactly
+        assert unit.identities.for_user("u1") == [ExternalIdentity(ISSUER, "sub-1", "u1", T0)]
+
+
+def test_linking_a_linked_provider_login_again_is_refused_and_the_unit_stays_usable(uow):
+    add_user(uow, "u1", "alice")
+    add_user(uow, "u2", "bob")
+    with uow() as unit:
+        unit.identities.add(ExternalIdentity(ISSUER, "sub-1", "u1", T0))
+        unit.commit()
+    with uow() as unit:
+        with pytest.raises(AlreadyExists):
+            unit.identities.add(ExternalIdentity(ISSUER, "sub-1", "u2", T0))
+        unit.identities.add(ExternalIdentity(ISSUER, "sub-2", "u2", T0))
+        unit.commit()
+    with uow() as unit:
+        assert unit.identities.get(ISSUER, "sub-1").user_id == "u1"
+        assert unit.identities.get(ISSUER, "sub-2").user_id == "u2"
+
+
+def test_an_account_made_by_single_sign_on_has_no_password(uow):
+    with uow() as unit:
+        unit.users.add(User("u1", "alice", Profile(), T0), None)
+        unit.commit()
+    with uow() as unit:
+        assert unit.users.get("u1").username == "alice"
+        assert unit.users.get_credentials("u1") is None
+
+
+def test_deleting_a_user_removes_their_provider_logins(uow):
+    add_user(uow, "u1", "alice")
+    with uow() as unit:
+        unit.identities.add(ExternalIdentity(ISSUER, "sub-1", "u1", T0))
+        unit.commit()
+    with uow() as unit:
+        unit.users.delete("u1")
+        unit.commit()
+    with uow() as unit:
+        assert unit.identities.get(ISSUER, "sub-1") is None
+        assert unit.identities.for_user("u1") == []
+
+
+def test_a_provider_login_is_not_linked_without_committing(uow):
+    add_user(uow, "u1", "alice")
+    with uow() as unit:
+        unit.identities.add(ExternalIdentity(ISSUER, "sub-1", "u1", T0))
+        assert unit.identities.use_nonce(ISSUER, "n1", T0 + timedelta(minutes=5), T0)
+    with uow() as unit:
+        assert unit.identities.get(ISSUER, "sub-1") is None
+        assert unit.identities.use_nonce(ISSUER, "n1", T0 + timedelta(minutes=5), T0)
+
+
+def test_a_nonce_is_accepted_once_per_issuer_until_its_token_expires(uow):
+    until = T0 + timedelta(minutes=5)
+    with uow() as unit:
+        assert unit.identities.use_nonce(ISSUER, "n1", until, T0)
+        assert not unit.identities.use_nonce(ISSUER, "n1", until, T0)
+        assert unit.identities.use_nonce("https://other.example.test", "n1", until, T0)
+        unit.commit()
+    with uow() as unit:
+        assert not unit.identities.use_nonce(ISSUER, "n1", until, T0 + timedelta(minutes=4))
+        # Past its token's expiry the record is forgotten: the token itself is refused as expired by then.
+        assert unit.identities.use_nonce(ISSUER, "n1", until + timedelta(minutes=5), until)
+        unit.commit()
 
 
 # --- the small fakes ----------------------------------------------------------------

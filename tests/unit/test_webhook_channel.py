@@ -82,3 +82,31 @@ def test_a_receiver_that_does_not_answer_in_time_is_tried_again(webhook):
         webhook.release()
     assert result.outcome is PushOutcome.RETRY
     assert eventually(lambda: webhook.held.is_set(), bool)
+
+
+def test_credentials_in_the_webhook_url_are_sent_as_basic_authorization_and_never_in_a_failure(webhook):
+    host_port = webhook.url.split("//", 1)[1].split("/", 1)[0]
+    url = f"http://relay:s3cret-pass@{host_port}/hooks/fittrack?key=k3y-in-query"
+
+    delivered = WebhookChannel(url, 5).push(NOTIFICATION)
+    webhook.answer("user-1", 503)
+    refused = WebhookChannel(url, 5).push(NOTIFICATION)
+
+    assert delivered.outcome is PushOutcome.DELIVERED
+    (first, _) = webhook.received()
+    assert first.headers["Authorization"] == "Basic cmVsYXk6czNjcmV0LXBhc3M="  # relay:s3cret-pass
+    assert first.path == "/hooks/fittrack?key=k3y-in-query"
+    assert "s3cret" not in refused.detail and "k3y" not in refused.detail
+    assert "s3cret" not in repr(WebhookChannel(url, 5))
+
+
+def test_an_unreachable_webhook_with_a_secret_in_its_url_is_reported_without_the_secret():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://relay:s3cret-pass@127.0.0.1:{port}/hooks/t0ken-path"
+
+    result = WebhookChannel(url, 2).push(NOTIFICATION)
+
+    assert result.outcome is PushOutcome.RETRY
+    assert "s3cret" not in result.detail and "t0ken" not in result.detail

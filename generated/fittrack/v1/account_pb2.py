@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66ittrack/v1/account.proto\x12\x0b\x66ittrack.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"\xbd\x02\n\x07Profile\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x11\n\theight_cm\x18\x04 \x01(\x01\x12\x11\n\tweight_kg\x18\x05 \x01(\x01\x12%\n\nbirth_date\x18\x06 \x01(\x0b\x32\x11.google.type.Date\x12\x11\n\tage_years\x18\x07 \x01(\x05\x12\x1d\n\x03sex\x18\x08 \x01(\x0e\x32\x10.fittrack.v1.Sex\x12\x11\n\ttime_zone\x18\t \x01(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13password_expires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa6\x02\n\rProfileFields\x12\x19\n\x0c\x64isplay_name\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x16\n\theight_cm\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x16\n\tweight_kg\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12%\n\nbirth_date\x18\x04 \x01(\x0b\x32\x11.google.type.Date\x12\x16\n\tage_years\x18\x05 \x01(\x05H\x03\x88\x01\x01\x12\"\n\x03sex\x18\x06 \x01(\x0e\x32\x10.fittrack.v1.SexH\x04\x88\x01\x01\x12\x16\n\ttime_zone\x18\x07 \x01(\tH\x05\x88\x01\x01\x42\x0f\n\r_display_nameB\x0c\n\n_height_cmB\x0c\n\n_weight_kgB\x0c\n\n_age_yearsB\x06\n\x04_sexB\x0c\n\n_time_zone\"b\n\x0fRegisterRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12+\n\x07profile\x18\x03 \x01(\x0b\x32\x1a.fittrack.v1.ProfileFields\"9\n\x10RegisterResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.fittrack.v1.Profile\"2\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"\x81\x02\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12;\n\x17\x61\x63\x63\x65ss_token_expires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12<\n\x18refresh_token_expires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x37\n\x13password_expires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9f\x01\n\x0fLoginSSORequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x12\n\x08id_token\x18\x02 \x01(\tH\x00\x12\x1c\n\x12\x61uthorization_code\x18\x03 \x01(\tH\x00\x12\x15\n\rcode_verifier\x18\x04 \x01(\t\x12\x14\n\x0credirect_uri\x18\x05 \x01(\t\x12\r\n\x05nonce\x18\x06 \x01(\tB\x0c\n\ncredential\",\n\x13RefreshTokenRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"\x0f\n\rLogoutRequest\"\x10\n\x0eLogoutResponse\"\x13\n\x11GetProfileRequest\"C\n\x14UpdateProfileRequest\x12+\n\x07profile\x18\x01 \x01(\x0b\x32\x1a.fittrack.v1.ProfileFields\"Y\n\x15\x43hangePasswordRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x18\n\x10\x63urrent_password\x18\x02 \x01(\t\x12\x14\n\x0cnew_password\x18\x03 \x01(\t\"Q\n\x16\x43hangePasswordResponse\x12\x37\n\x13password_expires_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\x14\x44\x65leteAccountRequest\x12\x10\n\x08password\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteAccountResponse*G\n\x03Sex\x12\x13\n\x0fSEX_UNSPECIFIED\x10\x00\x12\x0e\n\nSEX_FEMALE\x10\x01\x12\x0c\n\x08SEX_MALE\x10\x02\x12\r\n\tSEX_OTHER\x10\x03\x32\xb1\x05\n\x0e\x41\x63\x63ountService\x12G\n\x08Register\x12\x1c.fittrack.v1.RegisterRequest\x1a\x1d.fittrack.v1.RegisterResponse\x12>\n\x05Login\x12\x19.fittrack.v1.LoginRequest\x1a\x1a.fittrack.v1.LoginResponse\x12\x44\n\x08LoginSSO\x12\x1c.fittrack.v1.LoginSSORequest\x1a\x1a.fittrack.v1.LoginResponse\x12L\n\x0cRefreshToken\x12 .fittrack.v1.RefreshTokenRequest\x1a\x1a.fittrack.v1.LoginResponse\x12\x41\n\x06Logout\x12\x1a.fittrack.v1.LogoutRequest\x1a\x1b.fittrack.v1.LogoutResponse\x12\x42\n\nGetProfile\x12\x1e.fittrack.v1.GetProfileRequest\x1a\x14.fittrack.v1.Profile\x12H\n\rUpdateProfile\x12!.fittrack.v1.UpdateProfileRequest\x1a\x14.fittrack.v1.Profile\x12Y\n\x0e\x43hangePassword\x12\".fittrack.v1.ChangePasswordRequest\x1a#.fittrack.v1.ChangePasswordResponse\x12V\n\rDeleteAccount\x12!.fittrack.v1.DeleteAccountRequest\x1a\".fittrack.v1.DeleteAccountResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66ittrack/v1/account.proto\x12\x0b\x66ittrack.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"\xbd\x02\n\x07Profile\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x11\n\theight_cm\x18\x04 \x01(\x01\x12\x11\n\tweight_kg\x18\x05 \x01(\x01\x12%\n\nbirth_date\x18\x06 \x01(\x0b\x32\x11.google.type.Date\x12\x11\n\tage_years\x18\x07 \x01(\x05\x12\x1d\n\x03sex\x18\x08 \x01(\x0e\x32\x10.fittrack.v1.Sex\x12\x11\n\ttime_zone\x18\t \x01(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13password_expires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa6\x02\n\rProfileFields\x12\x19\n\x0c\x64isplay_name\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x16\n\theight_cm\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x16\n\tweight_kg\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12%\n\nbirth_date\x18\x04 \x01(\x0b\x32\x11.google.type.Date\x12\x16\n\tage_years\x18\x05 \x01(\x05H\x03\x88\x01\x01\x12\"\n\x03sex\x18\x06 \x01(\x0e\x32\x10.fittrack.v1.SexH\x04\x88\x01\x01\x12\x16\n\ttime_zone\x18\x07 \x01(\tH\x05\x88\x01\x01\x42\x0f\n\r_display_nameB\x0c\n\n_height_cmB\x0c\n\n_weight_kgB\x0c\n\n_age_yearsB\x06\n\x04_sexB\x0c\n\n_time_zone\"b\n\x0fRegisterRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12+\n\x07profile\x18\x03 \x01(\x0b\x32\x1a.fittrack.v1.ProfileFields\"9\n\x10RegisterResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.fittrack.v1.Profile\"2\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"\xd7\x02\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12;\n\x17\x61\x63\x63\x65ss_token_expires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12<\n\x18refresh_token_expires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x37\n\x13password_expires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x18password_expires_in_days\x18\x07 \x01(\x05H\x00\x88\x01\x01\x12\x10\n\x08warnings\x18\x08 \x03(\tB\x1b\n\x19_password_expires_in_days\"\x9f\x01\n\x0fLoginSSORequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x12\n\x08id_token\x18\x02 \x01(\tH\x00\x12\x1c\n\x12\x61uthorization_code\x18\x03 \x01(\tH\x00\x12\x15\n\rcode_verifier\x18\x04 \x01(\t\x12\x14\n\x0credirect_uri\x18\x05 \x01(\t\x12\r\n\x05nonce\x18\x06 \x01(\tB\x0c\n\ncredential\"\x19\n\x17ListSSOProvidersRequest\"N\n\x0bSSOProvider\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06issuer\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\x0e\n\x06scopes\x18\x04 \x03(\t\"G\n\x18ListSSOProvidersResponse\x12+\n\tproviders\x18\x01 \x03(\x0b\x32\x18.fittrack.v1.SSOProvider\",\n\x13RefreshTokenRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"\x0f\n\rLogoutRequest\"\x10\n\x0eLogoutResponse\"\x13\n\x11GetProfileRequest\"C\n\x14UpdateProfileRequest\x12+\n\x07profile\x18\x01 \x01(\x0b\x32\x1a.fittrack.v1.ProfileFields\"Y\n\x15\x43hangePasswordRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x18\n\x10\x63urrent_password\x18\x02 \x01(\t\x12\x14\n\x0cnew_password\x18\x03 \x01(\t\"Q\n\x16\x43hangePasswordResponse\x12\x37\n\x13password_expires_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\x14\x44\x65leteAccountRequest\x12\x10\n\x08password\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteAccountResponse*G\n\x03Sex\x12\x13\n\x0fSEX_UNSPECIFIED\x10\x00\x12\x0e\n\nSEX_FEMALE\x10\x01\x12\x0c\n\x08SEX_MALE\x10\x02\x12\r\n\tSEX_OTHER\x10\x03\x32\x92\x06\n\x0e\x41\x63\x63ountService\x12G\n\x08Register\x12\x1c.fittrack.v1.RegisterRequest\x1a\x1d.fittrack.v1.RegisterResponse\x12>\n\x05Login\x12\x19.fittrack.v1.LoginRequest\x1a\x1a.fittrack.v1.LoginResponse\x12\x44\n\x08LoginSSO\x12\x1c.fittrack.v1.LoginSSORequest\x1a\x1a.fittrack.v1.LoginResponse\x12_\n\x10ListSSOProviders\x12$.fittrack.v1.ListSSOProvidersRequest\x1a%.fittrack.v1.ListSSOProvidersResponse\x12L\n\x0cRefreshToken\x12 .fittrack.v1.RefreshTokenRequest\x1a\x1a.fittrack.v1.LoginResponse\x12\x41\n\x06Logout\x12\x1a.fittrack.v1.LogoutRequest\x1a\x1b.fittrack.v1.LogoutResponse\x12\x42\n\nGetProfile\x12\x1e.fittrack.v1.GetProfileRequest\x1a\x14.fittrack.v1.Profile\x12H\n\rUpdateProfile\x12!.fittrack.v1.UpdateProfileRequest\x1a\x14.fittrack.v1.Profile\x12Y\n\x0e\x43hangePassword\x12\".fittrack.v1.ChangePasswordRequest\x1a#.fittrack.v1.ChangePasswordResponse\x12V\n\rDeleteAccount\x12!.fittrack.v1.DeleteAccountRequest\x1a\".fittrack.v1.DeleteAccountResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fittrack.v1.account_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SEX']._serialized_start=1761
-  _globals['_SEX']._serialized_end=1832
+  _globals['_SEX']._serialized_start=2027
+  _globals['_SEX']._serialized_end=2098
   _globals['_PROFILE']._serialized_start=100
   _globals['_PROFILE']._serialized_end=417
   _globals['_PROFILEFIELDS']._serialized_start=420
@@ -46,27 +46,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGINREQUEST']._serialized_start=875
   _globals['_LOGINREQUEST']._serialized_end=925
   _globals['_LOGINRESPONSE']._serialized_start=928
-  _globals['_LOGINRESPONSE']._serialized_end=1185
-  _globals['_LOGINSSOREQUEST']._serialized_start=1188
-  _globals['_LOGINSSOREQUEST']._serialized_end=1347
-  _globals['_REFRESHTOKENREQUEST']._serialized_start=1349
-  _globals['_REFRESHTOKENREQUEST']._serialized_end=1393
-  _globals['_LOGOUTREQUEST']._serialized_start=1395
-  _globals['_LOGOUTREQUEST']._serialized_end=1410
-  _globals['_LOGOUTRESPONSE']._serialized_start=1412
-  _globals['_LOGOUTRESPONSE']._serialized_end=1428
-  _globals['_GETPROFILEREQUEST']._serialized_start=1430
-  _globals['_GETPROFILEREQUEST']._serialized_end=1449
-  _globals['_UPDATEPROFILEREQUEST']._serialized_start=1451
-  _globals['_UPDATEPROFILEREQUEST']._serialized_end=1518
-  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=1520
-  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=1609
-  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=1611
-  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=1692
-  _globals['_DELETEACCOUNTREQUEST']._serialized_start=1694
-  _globals['_DELETEACCOUNTREQUEST']._serialized_end=1734
-  _globals['_DELETEACCOUNTRESPONSE']._serialized_start=1736
-  _globals['_DELETEACCOUNTRESPONSE']._serialized_end=1759
-  _globals['_ACCOUNTSERVICE']._serialized_start=1835
-  _globals['_ACCOUNTSERVICE']._serialized_end=2524
+  _globals['_LOGINRESPONSE']._serialized_end=1271
+  _globals['_LOGINSSOREQUEST']._serialized_start=1274
+  _globals['_LOGINSSOREQUEST']._serialized_end=1433
+  _globals['_LISTSSOPROVIDERSREQUEST']._serialized_start=1435
+  _globals['_LISTSSOPROVIDERSREQUEST']._serialized_end=1460
+  _globals['_SSOPROVIDER']._serialized_start=1462
+  _globals['_SSOPROVIDER']._serialized_end=1540
+  _globals['_LISTSSOPROVIDERSRESPONSE']._serialized_start=1542
+  _globals['_LISTSSOPROVIDERSRESPONSE']._serialized_end=1613
+  _globals['_REFRESHTOKENREQUEST']._serialized_start=1615
+  _globals['_REFRESHTOKENREQUEST']._serialized_end=1659
+  _globals['_LOGOUTREQUEST']._serialized_start=1661
+  _globals['_LOGOUTREQUEST']._serialized_end=1676
+  _globals['_LOGOUTRESPONSE']._serialized_start=1678
+  _globals['_LOGOUTRESPONSE']._serialized_end=1694
+  _globals['_GETPROFILEREQUEST']._serialized_start=1696
+  _globals['_GETPROFILEREQUEST']._serialized_end=1715
+  _globals['_UPDATEPROFILEREQUEST']._serialized_start=1717
+  _globals['_UPDATEPROFILEREQUEST']._serialized_end=1784
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=1786
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=1875
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=1877
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=1958
+  _globals['_DELETEACCOUNTREQUEST']._serialized_start=1960
+  _globals['_DELETEACCOUNTREQUEST']._serialized_end=2000
+  _globals['_DELETEACCOUNTRESPONSE']._serialized_start=2002
+  _globals['_DELETEACCOUNTRESPONSE']._serialized_end=2025
+  _globals['_ACCOUNTSERVICE']._serialized_start=2101
+  _globals['_ACCOUNTSERVICE']._serialized_end=2887
 # @@protoc_insertion_point(module_scope)

@@ -28,7 +28,7 @@ if _version_not_supported:
 class AccountServiceStub:
     """Creates accounts, logs users in and out and keeps their profile.
 
-    Register, Login, LoginSSO and RefreshToken need no token; every other RPC
+    Register, Login, LoginSSO, ListSSOProviders and RefreshToken need no token; every other RPC
     needs `authorization: Bearer <access token>` metadata and acts on the
     caller's own account only.
     """
@@ -53,6 +53,11 @@ class AccountServiceStub:
                 '/fittrack.v1.AccountService/LoginSSO',
                 request_serializer=fittrack_dot_v1_dot_account__pb2.LoginSSORequest.SerializeToString,
                 response_deserializer=fittrack_dot_v1_dot_account__pb2.LoginResponse.FromString,
+                _registered_method=True)
+        self.ListSSOProviders = channel.unary_unary(
+                '/fittrack.v1.AccountService/ListSSOProviders',
+                request_serializer=fittrack_dot_v1_dot_account__pb2.ListSSOProvidersRequest.SerializeToString,
+                response_deserializer=fittrack_dot_v1_dot_account__pb2.ListSSOProvidersResponse.FromString,
                 _registered_method=True)
         self.RefreshToken = channel.unary_unary(
                 '/fittrack.v1.AccountService/RefreshToken',
@@ -89,15 +94,16 @@ class AccountServiceStub:
 class AccountServiceServicer:
     """Creates accounts, logs users in and out and keeps their profile.
 
-    Register, Login, LoginSSO and RefreshToken need no token; every other RPC
+    Register, Login, LoginSSO, ListSSOProviders and RefreshToken need no token; every other RPC
     needs `authorization: Bearer <access token>` metadata and acts on the
     caller's own account only.
     """
 
     def Register(self, request, context):
         """Creates an account. ALREADY_EXISTS when the username is taken (usernames
-        are compared case-insensitively); INVALID_ARGUMENT for a short password or
-        impossible profile values.
+        are compared case-insensitively); INVALID_ARGUMENT for a password shorter
+        than 8 or longer than 128 characters, one of the 10,000 most common
+        passwords, or impossible profile values.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -107,14 +113,33 @@ class AccountServiceServicer:
         """Exchanges a username and password for a session. UNAUTHENTICATED for an
         unknown user or a wrong password (the same answer for both);
         FAILED_PRECONDITION when the password has expired and must be changed
-        with ChangePassword first.
+        with ChangePassword first; RESOURCE_EXHAUSTED after too many failed
+        attempts on the username (100 an hour) or from the client's address (20 a
+        minute), saying when to try again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def LoginSSO(self, request, context):
-        """Logs in with an OpenID Connect provider. UNIMPLEMENTED until SSO lands.
+        """Logs in with an OpenID Connect provider configured on the server, with
+        an ID token or an authorization code (with its PKCE verifier) that the
+        server redeems. The first login makes the account; later ones find it by
+        the token's issuer and subject (never by e-mail). NOT_FOUND for a
+        provider name the server does not know (the message lists the ones it
+        does); INVALID_ARGUMENT for a missing nonce, credential, code_verifier or
+        redirect_uri; UNAUTHENTICATED for an ID token that fails a check
+        (signature, algorithm, issuer, audience, authorized party, expiry, nonce,
+        or a nonce used already) or a code the provider refuses, with a message
+        saying which; UNAVAILABLE when the provider cannot be reached.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSSOProviders(self, request, context):
+        """Lists the OpenID Connect providers LoginSSO accepts, with what a client
+        needs to send the user to them. Needs no token: clients ask before login.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -186,6 +211,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     request_deserializer=fittrack_dot_v1_dot_account__pb2.LoginSSORequest.FromString,
                     response_serializer=fittrack_dot_v1_dot_account__pb2.LoginResponse.SerializeToString,
             ),
+            'ListSSOProviders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSSOProviders,
+                    request_deserializer=fittrack_dot_v1_dot_account__pb2.ListSSOProvidersRequest.FromString,
+                    response_serializer=fittrack_dot_v1_dot_account__pb2.ListSSOProvidersResponse.SerializeToString,
+            ),
             'RefreshToken': grpc.unary_unary_rpc_method_handler(
                     servicer.RefreshToken,
                     request_deserializer=fittrack_dot_v1_dot_account__pb2.RefreshTokenRequest.FromString,
@@ -227,7 +257,7 @@ def add_AccountServiceServicer_to_server(servicer, server):
 class AccountService:
     """Creates accounts, logs users in and out and keeps their profile.
 
-    Register, Login, LoginSSO and RefreshToken need no token; every other RPC
+    Register, Login, LoginSSO, ListSSOProviders and RefreshToken need no token; every other RPC
     needs `authorization: Bearer <access token>` metadata and acts on the
     caller's own account only.
     """
@@ -303,6 +333,33 @@ class AccountService:
             '/fittrack.v1.AccountService/LoginSSO',
             fittrack_dot_v1_dot_account__pb2.LoginSSORequest.SerializeToString,
             fittrack_dot_v1_dot_account__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSSOProviders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fittrack.v1.AccountService/ListSSOProviders',
+            fittrack_dot_v1_dot_account__pb2.ListSSOProvidersRequest.SerializeToString,
+            fittrack_dot_v1_dot_account__pb2.ListSSOProvidersResponse.FromString,
             options,
             channel_credentials,
             insecure,
