@@ -238,6 +238,36 @@ class RelayInBackground:
         await asyncio.to_thread(self.relay.stop)
 
 
+def _postgres(config: Config, pool_max: int | None = None):
+    """The account database of a production worker process, migrated."""
+    from core.adapters.postgres import PostgresDatabase
+
+    db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, pool_max or config.pg_pool_max)
+    db.migrate()
+    return db
+
+
+def _notification_queue(config: Config):
+    from core.adapters.kafka import KafkaNotificationQueue, make_producer
+
+    return KafkaNotificationQueue(
+        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
+        config.notifications_topic,
+        config.publish_timeout_seconds,
+    )
+
+
+def _dead_letter_log(config: Config):
+    from core.adapters.kafka import KafkaDeadLetterLog, make_producer
+
+    return KafkaDeadLetterLog(
+        config.kafka_bootstrap,
+        config.dead_letter_topic,
+        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
+        config.publish_timeout_seconds,
+    )
+
+
 @dataclass
 class WorkerParts:
     """What a persister process needs in the production profile."""
@@ -247,19 +277,13 @@ class WorkerParts:
 
 
 def build_persister(config: Config, clock: Callable[[], datetime] = utc_now) -> WorkerParts:
-    from core.adapters.kafka import KafkaNotificationQueue, make_producer
     from core.adapters.mongo import MongoMetricStore
-    from core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
+    from core.adapters.postgres import PostgresUnitOfWork
 
-    db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, config.pg_pool_max)
-    db.migrate()
+    db = _postgres(config)
     store = MongoMetricStore(config.mongo_uri, config.mongo_database, "primary")
     store.ensure_indexes()
-    queue = KafkaNotificationQueue(
-        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
-        config.notifications_topic,
-        config.publish_timeout_seconds,
-    )
+    queue = _notification_queue(config)
 
     def uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db)
@@ -290,19 +314,13 @@ class EvaluatorParts:
 
 
 def build_evaluator(config: Config, clock: Callable[[], datetime] = utc_now) -> EvaluatorParts:
-    from core.adapters.kafka import KafkaNotificationQueue, make_producer
     from core.adapters.mongo import MongoMetricStore
-    from core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
+    from core.adapters.postgres import PostgresUnitOfWork
 
-    db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, config.pg_pool_max)
-    db.migrate()
+    db = _postgres(config)
     # Reads only: goals and preferences from the replica, daily values wherever the read preference allows.
     store = MongoMetricStore(config.mongo_uri, config.mongo_database, config.mongo_read_preference)
-    queue = KafkaNotificationQueue(
-        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
-        config.notifications_topic,
-        config.publish_timeout_seconds,
-    )
+    queue = _notification_queue(config)
 
     def read_uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db, read_only=True)
@@ -334,19 +352,13 @@ class DispatcherParts:
 
 
 def build_dispatcher(config: Config, clock: Callable[[], datetime] = utc_now) -> DispatcherParts:
-    from core.adapters.kafka import KafkaDeadLetterLog, KafkaNotificationSink, make_producer
-    from core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
+    from core.adapters.kafka import KafkaNotificationSink, make_producer
+    from core.adapters.postgres import PostgresUnitOfWork
 
-    db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, config.pg_pool_max)
-    db.migrate()
+    db = _postgres(config)
     producer = make_producer(config.kafka_bootstrap, config.publish_timeout_seconds)
     live: NotificationSink = KafkaNotificationSink(producer, config.live_notifications_topic)
-    dead_letters = KafkaDeadLetterLog(
-        config.kafka_bootstrap,
-        config.dead_letter_topic,
-        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
-        config.publish_timeout_seconds,
-    )
+    dead_letters = _dead_letter_log(config)
 
     def uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db)
@@ -365,17 +377,10 @@ def build_dead_letters(
         sqlite = SqliteDatabase(config.database_path)
         sqlite.migrate()
         return DeadLetters(lambda: SqliteUnitOfWork(sqlite), clock), sqlite.close
-    from core.adapters.kafka import KafkaDeadLetterLog, make_producer
-    from core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
+    from core.adapters.postgres import PostgresUnitOfWork
 
-    db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, 2)
-    db.migrate()
-    log = KafkaDeadLetterLog(
-        config.kafka_bootstrap,
-        config.dead_letter_topic,
-        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
-        config.publish_timeout_seconds,
-    )
+    db = _postgres(config, pool_max=2)
+    log = _dead_letter_log(config)
 
     def close() -> None:
         log.close()
