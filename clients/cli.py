@@ -455,13 +455,9 @@ def cmd_login(client: Client, args: argparse.Namespace) -> None:
         print_json({"username": username, "server": client.address, "session_file": str(path), **shown})
         return
     print(f"Logged in as {username} on {client.address}.")
-    if login.HasField("password_expires_at"):
-        expires = login.password_expires_at.ToDatetime(tzinfo=UTC)
-        if expires - datetime.now(UTC) < timedelta(days=14):
-            print(
-                f"Your password expires on {expires:%Y-%m-%d}; change it with `fittrack password change`.",
-                file=sys.stderr,
-            )
+    # The server decides when to warn (14 days ahead) and says what to do.
+    for warning in login.warnings:
+        print(warning, file=sys.stderr)
 
 
 def cmd_login_sso(client: Client, args: argparse.Namespace) -> None:
