@@ -91,6 +91,10 @@ class SessionRepository(abc.ABC):
     def is_active(self, session_id: str) -> bool: ...
 
     @abc.abstractmethod
+    def started_at(self, session_id: str) -> datetime | None:
+        """When the session's login happened (refreshing keeps it); None for an unknown session."""
+
+    @abc.abstractmethod
     def revoke(self, session_id: str, now: datetime) -> None: ...
 
     @abc.abstractmethod

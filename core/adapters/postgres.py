@@ -478,6 +478,10 @@ class PostgresSessions(SessionRepository):
         row = self._tx.execute("SELECT revoked_at FROM sessions WHERE session_id = %s", (session_id,)).fetchone()
         return row is not None and row[0] is None
 
+    def started_at(self, session_id: str) -> datetime | None:
+        row = self._tx.execute("SELECT created_at FROM sessions WHERE session_id = %s", (session_id,)).fetchone()
+        return _utc(row[0]) if row else None
+
     def revoke(self, session_id: str, now: datetime) -> None:
         self._tx.execute(
             "UPDATE sessions SET revoked_at = %s WHERE session_id = %s AND revoked_at IS NULL",

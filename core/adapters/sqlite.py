@@ -529,6 +529,10 @@ class SqliteSessions(SessionRepository):
         row = self._conn.execute("SELECT revoked_at FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
         return row is not None and row[0] is None
 
+    def started_at(self, session_id: str) -> datetime | None:
+        row = self._conn.execute("SELECT created_at FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+        return _moment(row[0]) if row else None
+
     def revoke(self, session_id: str, now: datetime) -> None:
         self._conn.execute(
             "UPDATE sessions SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL",

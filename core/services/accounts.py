@@ -48,6 +48,8 @@ from core.ports import (
 )
 
 WRONG_CREDENTIALS = "unknown username or wrong password"
+# How recent an SSO login must be to delete an account that has no password.
+FRESH_LOGIN = timedelta(minutes=10)
 MAX_NONCE_LENGTH = 255
 PKCE_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 
@@ -344,10 +346,20 @@ class Accounts:
 
     def delete_account(self, principal: Principal, password: str) -> None:
         with self._uow() as uow:
+            user = uow.users.get(principal.user_id)
             credentials = uow.users.get_credentials(principal.user_id)
-        if credentials is None:
+            started = uow.sessions.started_at(principal.session_id)
+        if user is None:
             raise Unauthenticated("this account no longer exists")
-        if not self._hasher.verify(password, credentials.password_hash):
+        if credentials is None:
+            # An account that signs in only with SSO has no password to confirm with: a fresh
+            # login proves the owner is at the keyboard, as the password does for the others.
+            if started is None or self._now() - started > FRESH_LOGIN:
+                raise FailedPrecondition(
+                    f"this account signs in with SSO: log in with SSO again and delete it within "
+                    f"{FRESH_LOGIN.seconds // 60} minutes"
+                )
+        elif not self._hasher.verify(password, credentials.password_hash):
             raise Unauthenticated("the password is wrong; the account was not deleted")
         # Metrics first: if their store is down the account still exists, so
         # the user can retry; the other way round would strand the data.

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from datetime import timedelta
 
 import grpc
 import pytest
@@ -107,6 +108,26 @@ def test_an_authorization_code_login_opens_a_session_and_the_next_login_finds_th
     second, _ = code_login(sso_stubs, oidc, name)
     assert second.user_id == first.user_id
     assert profile(sso_stubs, second).username == shown.username
+
+
+def test_an_sso_account_is_deleted_after_a_fresh_login_and_not_from_an_old_session(
+    sso_stubs, oidc, clock, new_username
+):
+    name = new_username("leaver")
+    login, _ = code_login(sso_stubs, oidc, name)
+    clock.advance(timedelta(minutes=11))
+    # Refreshing keeps the session going, but not the moment of its login.
+    refreshed = sso_stubs.accounts.RefreshToken(account_pb2.RefreshTokenRequest(refresh_token=login.refresh_token))
+    stale = [("authorization", f"Bearer {refreshed.access_token}")]
+    error = rpc_error(lambda: sso_stubs.accounts.DeleteAccount(account_pb2.DeleteAccountRequest(), metadata=stale))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and "log in with SSO again" in error.details()
+    assert profile(sso_stubs, refreshed).user_id == login.user_id
+    fresh, _ = code_login(sso_stubs, oidc, name)
+    assert fresh.user_id == login.user_id
+    sso_stubs.accounts.DeleteAccount(
+        account_pb2.DeleteAccountRequest(), metadata=[("authorization", f"Bearer {fresh.access_token}")]
+    )
+    assert rpc_error(lambda: profile(sso_stubs, fresh)).code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_an_id_token_the_client_got_from_the_token_endpoint_logs_in(sso_stubs, oidc, new_username):

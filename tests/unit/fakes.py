@@ -205,6 +205,10 @@ class FakeSessions(SessionRepository):
         row = self._state.sessions.get(session_id)
         return row is not None and row.revoked_at is None
 
+    def started_at(self, session_id: str) -> datetime | None:
+        row = self._state.sessions.get(session_id)
+        return row.created_at if row else None
+
     def revoke(self, session_id: str, now: datetime) -> None:
         row = self._state.sessions.get(session_id)
         if row is not None and row.revoked_at is None:

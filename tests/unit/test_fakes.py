@@ -166,6 +166,16 @@ def test_a_revoked_session_is_inactive_and_revoke_all_ends_only_that_users_sessi
         assert [unit.sessions.is_active(s) for s in ("s1", "s2", "s3", "nope")] == [False, False, True, False]
 
 
+def test_a_session_remembers_when_its_login_happened(uow):
+    add_user(uow)
+    with uow() as unit:
+        unit.sessions.create("s1", "u1", T0)
+        unit.commit()
+    with uow() as unit:
+        assert unit.sessions.started_at("s1") == T0
+        assert unit.sessions.started_at("nope") is None
+
+
 def test_a_refresh_token_can_be_marked_used(uow):
     add_user(uow)
     with uow() as unit:
