@@ -33,7 +33,7 @@ from google.type import timeofday_pb2
 from google.type.date_pb2 import Date
 
 from clients import simulator, sso
-from clients.channel import ChannelError, Security, add_tls_options, secure_channel
+from clients.channel import PLAINTEXT, ChannelError, Security, add_tls_options, secure_channel
 from generated.fittrack.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -121,12 +121,23 @@ class Session:
     refresh_token: str
     refresh_token_expires_at: str
     password_expires_at: str = ""
+    # How the server was reached at login (TLS and the files to use), so later commands need not repeat it.
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
 
     @classmethod
-    def from_login(cls, server: str, username: str, login: account_pb2.LoginResponse) -> Session:
+    def from_login(
+        cls, server: str, username: str, login: account_pb2.LoginResponse, security: Security = PLAINTEXT
+    ) -> Session:
         return cls(
             server=server,
             username=username,
+            tls=security.tls,
+            ca_file=_absolute(security.ca_file),
+            cert_file=_absolute(security.cert_file),
+            key_file=_absolute(security.key_file),
             user_id=login.user_id,
             access_token=login.access_token,
             access_token_expires_at=_iso(login.access_token_expires_at),
@@ -141,6 +152,14 @@ class Session:
     @property
     def metadata(self) -> Metadata:
         return [("authorization", f"Bearer {self.access_token}")]
+
+    @property
+    def security(self) -> Security:
+        return Security(self.tls, self.ca_file, self.cert_file, self.key_file)
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).resolve()) if path else ""
 
 
 def _iso(stamp) -> str:
@@ -212,8 +231,12 @@ class Client:
             or (self.session.server if self.session else DEFAULT_SERVER)
         )
         self.timeout = args.timeout
+        self.security = Security.from_args(args)
+        if not self.security.secure and self.session and self.address == self.session.server:
+            # Nothing said on the command line or in the environment: reach the server as at login.
+            self.security = self.session.security
         try:
-            self.channel = secure_channel(self.address, Security.from_args(args))
+            self.channel = secure_channel(self.address, self.security)
         except ChannelError as error:
             raise CliError(str(error), EXIT_USAGE) from None
         self.accounts = account_pb2_grpc.AccountServiceStub(self.channel)
@@ -263,7 +286,7 @@ class Client:
             login = self.accounts.RefreshToken(
                 account_pb2.RefreshTokenRequest(refresh_token=stale.refresh_token), timeout=self.timeout
             )
-            self.session = Session.from_login(stale.server, stale.username, login)
+            self.session = Session.from_login(stale.server, stale.username, login, stale.security)
             save_session(self.session)
             return self.session
 
@@ -446,7 +469,7 @@ def cmd_login(client: Client, args: argparse.Namespace) -> None:
             ) from None
         raise
     username = args.username.strip().lower()
-    path = save_session(Session.from_login(client.address, username, login))
+    path = save_session(Session.from_login(client.address, username, login, client.security))
     if args.json:
         shown = message_dict(login)
         # The tokens stay in the session file; scripts' logs are no place for them.
@@ -497,7 +520,7 @@ def cmd_login_sso(client: Client, args: argparse.Namespace) -> None:
     )
     auth = [("authorization", f"Bearer {login.access_token}")]
     profile = client.accounts.GetProfile(account_pb2.GetProfileRequest(), metadata=auth, timeout=client.timeout)
-    path = save_session(Session.from_login(client.address, profile.username, login))
+    path = save_session(Session.from_login(client.address, profile.username, login, client.security))
     if args.json:
         shown = message_dict(login)
         shown.pop("access_token", None)

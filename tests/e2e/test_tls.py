@@ -147,6 +147,18 @@ def test_the_cli_works_against_a_tls_server_with_its_ca_file(tls_server, authori
     assert username in shown
 
 
+def test_the_cli_remembers_how_it_reached_the_server_at_login(tls_server, authority, tmp_path, new_username):
+    cli = Cli(tls_server.address, tmp_path / "config")
+    username = new_username("clitlsmemory")
+    ca = ["--ca-file", str(authority.cert_file)]
+    cli.ok(*ca, "register", username, "--password-stdin", stdin=PASSWORD + "\n")
+    cli.ok(*ca, "login", username, "--password-stdin", stdin=PASSWORD + "\n")
+
+    # Later commands name no TLS option: the session kept them.
+    assert username in cli.ok("profile", "show")
+    cli.ok("logout")
+
+
 def test_the_cli_takes_its_ca_file_from_the_environment(tls_server, authority, tmp_path, new_username, monkeypatch):
     monkeypatch.setenv("FITTRACK_CA_FILE", str(authority.cert_file))
     cli = Cli(tls_server.address, tmp_path / "config")
