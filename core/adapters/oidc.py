@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # An unknown key id makes us fetch the JWKS again (the provider rotated its keys), but at most this often:
 # otherwise every forged token with a made-up kid would make this server hit the provider.
 REFETCH_INTERVAL_SECONDS = 60.0
+# A provider may move its endpoints or jwks_uri; the document is read again after this long.
+DISCOVERY_TTL_SECONDS = 3600.0
 MAX_RESPONSE_BYTES = 1 << 20
 _KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
 
@@ -49,6 +51,8 @@ class HttpIdentityProvider(IdentityProvider):
         self._refetch_interval = refetch_interval
         self._lock = threading.Lock()
         self._discovery: dict | None = None
+        self._discovered_at = 0.0
+        self.discovery_fetches = 0
         self._keys: dict[str | None, jwt.PyJWK] = {}
         self._declared: dict[jwt.PyJWK, str | None] = {}  # each key's "alg", when the JWKS names one
         self._keys_fetched_at: float | None = None
@@ -144,17 +148,29 @@ class HttpIdentityProvider(IdentityProvider):
 
     def _discover(self) -> dict:
         with self._lock:
-            if self._discovery is not None:
-                return self._discovery
+            cached = self._discovery
+            if cached is not None and self._monotonic() - self._discovered_at < DISCOVERY_TTL_SECONDS:
+                return cached
+        try:
+            document = self._fetch_discovery()
+        except Unavailable:
+            if cached is None:
+                raise
+            # A provider briefly down should not stop logins whose keys are still known.
+            return cached
+        with self._lock:
+            self._discovery, self._discovered_at = document, self._monotonic()
+        return document
+
+    def _fetch_discovery(self) -> dict:
         url = self.settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        self.discovery_fetches += 1
         status, document = self._fetch(urllib.request.Request(url), "discovery document")
         if status != 200 or not isinstance(document, dict):
             raise Unavailable(f"{self.settings.name}'s discovery document is unavailable (HTTP {status}); try again")
         # OpenID Connect Discovery 1.0 section 4.3: the document must name the issuer it was fetched for.
         if document.get("issuer") != self.settings.issuer:
             raise Unavailable(f"{self.settings.name}'s discovery document names another issuer; check its settings")
-        with self._lock:
-            self._discovery = document
         return document
 
     def _key(self, kid: str | None) -> jwt.PyJWK | None:

@@ -27,6 +27,7 @@ class StubIssuer:
         self.keys: list[SigningKey] = []
         self.jwks_requests = 0
         self.down = False
+        self.discovery_down = False
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -35,6 +36,9 @@ class StubIssuer:
                     self.send_error(503)
                     return
                 if self.path == "/.well-known/openid-configuration":
+                    if stub.discovery_down:
+                        self.send_error(503)
+                        return
                     body = {"issuer": stub.issuer, "jwks_uri": stub.issuer + "/jwks", "token_endpoint": stub.issuer}
                 elif self.path == "/jwks":
                     stub.jwks_requests += 1
@@ -110,6 +114,29 @@ def test_a_token_signed_with_a_key_added_since_the_last_fetch_is_accepted_after_
     assert issuer.jwks_requests == 2
     assert provider.verify(token(issuer, issuer.keys[0]), "n", now()).subject == "s"
     assert issuer.jwks_requests == 2
+
+
+def test_the_discovery_document_is_read_again_after_an_hour_and_kept_while_the_provider_is_down(
+    issuer, provider, ticks
+):
+    provider.verify(token(issuer, issuer.keys[0]), "n", now())
+    assert provider.discovery_fetches == 1
+    ticks.now += 3599
+    rotated = SigningKey.rsa("key-2")
+    issuer.keys.append(rotated)
+    provider.verify(token(issuer, rotated), "n", now())
+    assert provider.discovery_fetches == 1
+    ticks.now += 3600
+    issuer.keys.append(SigningKey.rsa("key-3"))
+    provider.verify(token(issuer, issuer.keys[-1]), "n", now())
+    assert provider.discovery_fetches == 2
+    issuer.discovery_down = True
+    ticks.now += 3600
+    late = SigningKey.rsa("key-4")
+    issuer.keys.append(late)
+    # The document is due again but cannot be read: the stale one still leads to the keys.
+    assert provider.verify(token(issuer, late), "n", now()).subject == "s"
+    assert provider.discovery_fetches == 3
 
 
 def test_unknown_key_ids_make_at_most_one_refetch_a_minute(issuer, provider, ticks):
