@@ -27,6 +27,7 @@ from core.services.dispatch import DeadLetters, Dispatcher, DispatchSettings
 from core.services.evaluation import GoalEvaluator
 from core.services.expiry import PasswordExpiryNotifier
 from core.services.goals import Goals
+from core.services.housekeeping import Housekeeping
 from core.services.metrics import IngestLimits, Metrics
 from core.services.notifications import Notifications
 from core.services.persistence import Persister
@@ -96,7 +97,9 @@ def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
         dispatcher = Dispatcher(stores.uow, live, clock, push_channel(config), None, dispatch_settings(config))
         background.append(EmbeddedDispatcher(stores.notification_queue, dispatcher))
         background.append(EmbeddedPersister(stores.bus, persister))
-        schedule = evaluation_schedule(config, stores.read_uow, stores.metric_store, stores.notification_queue, clock)
+        schedule = evaluation_schedule(
+            config, stores.read_uow, stores.metric_store, stores.notification_queue, clock, write_uow=stores.uow
+        )
         background.append(EvaluatorInBackground(schedule))
     else:
         stores, liveness, relay = _production_stores(config, live)
@@ -106,7 +109,7 @@ def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
     settings = AccountSettings(
         config.password_max_age_days,
         timedelta(days=config.refresh_token_ttl_days),
-        ThrottlePolicy(max_failures=config.max_login_failures_per_account),
+        throttle_policy(config),
     )
     hasher = BcryptHasher(config.bcrypt_rounds)
     return App(
@@ -292,17 +295,26 @@ def build_persister(config: Config, clock: Callable[[], datetime] = utc_now) -> 
     return WorkerParts(persister, [db.close, store.close, queue.close])
 
 
+def throttle_policy(config: Config) -> ThrottlePolicy:
+    return ThrottlePolicy(max_failures=config.max_login_failures_per_account)
+
+
 def evaluation_schedule(
     config: Config,
     read_uow: Callable[[], AccountsUnitOfWork],
     store: MetricStore,
     queue: NotificationQueue,
     clock: Callable[[], datetime],
+    write_uow: Callable[[], AccountsUnitOfWork] | None = None,
 ) -> EvaluationSchedule:
+    """Goal evaluation on its tick, with the password-expiry notices and, given a writing unit of work, the
+    hourly housekeeping beside it."""
     evaluator = GoalEvaluator(read_uow, store, queue, clock, config.evaluation_settings())
     catch_up = timedelta(minutes=config.evaluation_catch_up_minutes)
-    expiry = PasswordExpiryNotifier(read_uow, queue, clock)
-    return EvaluationSchedule(evaluator, clock, config.evaluation_tick_seconds, catch_up, also=[expiry])
+    also: list = [PasswordExpiryNotifier(read_uow, queue, clock)]
+    if write_uow is not None:
+        also.append(Housekeeping(write_uow, throttle_policy(config)))
+    return EvaluationSchedule(evaluator, clock, config.evaluation_tick_seconds, catch_up, also=also)
 
 
 @dataclass
@@ -325,7 +337,7 @@ def build_evaluator(config: Config, clock: Callable[[], datetime] = utc_now) -> 
     def read_uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db, read_only=True)
 
-    schedule = evaluation_schedule(config, read_uow, store, queue, clock)
+    schedule = evaluation_schedule(config, read_uow, store, queue, clock, write_uow=lambda: PostgresUnitOfWork(db))
     return EvaluatorParts(schedule, [db.close, store.close, queue.close])
 
 

@@ -241,6 +241,10 @@ class LoginFailureRepository(abc.ABC):
     def clear(self, username: str) -> None:
         """Forget the failures (after a successful login)."""
 
+    @abc.abstractmethod
+    def forget_before(self, moment: datetime) -> int:
+        """Delete the records whose last failure came before `moment`; how many went."""
+
 
 class IdentityRepository(abc.ABC):
     """Logins at OpenID Providers, each (issuer, subject) linked to one account, and the nonces already used."""

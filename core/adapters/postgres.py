@@ -553,6 +553,9 @@ class PostgresLoginFailures(LoginFailureRepository):
     def clear(self, username: str) -> None:
         self._tx.execute("DELETE FROM login_failures WHERE username = %s", (username,))
 
+    def forget_before(self, moment: datetime) -> int:
+        return self._tx.execute("DELETE FROM login_failures WHERE last_failure < %s", (_utc(moment),)).rowcount
+
 
 class PostgresIdentities(IdentityRepository):
     def __init__(self, tx: _Transaction) -> None:

@@ -592,6 +592,10 @@ class SqliteLoginFailures(LoginFailureRepository):
     def clear(self, username: str) -> None:
         self._conn.execute("DELETE FROM login_failures WHERE username = ?", (username,))
 
+    def forget_before(self, moment: datetime) -> int:
+        # ISO texts in UTC, all written by _iso: they sort as the moments do.
+        return self._conn.execute("DELETE FROM login_failures WHERE last_failure < ?", (_iso(moment),)).rowcount
+
 
 class SqliteIdentities(IdentityRepository):
     def __init__(self, conn: sqlite3.Connection) -> None:

@@ -422,6 +422,12 @@ class FakeLoginFailures(LoginFailureRepository):
     def clear(self, username: str) -> None:
         self._state.login_failures.pop(username, None)
 
+    def forget_before(self, moment: datetime) -> int:
+        old = [name for name, f in self._state.login_failures.items() if f.last_failure and f.last_failure < moment]
+        for name in old:
+            del self._state.login_failures[name]
+        return len(old)
+
 
 class FakeIdentities(IdentityRepository):
     def __init__(self, state: AccountsState) -> None:

@@ -645,6 +645,19 @@ def test_login_failures_are_kept_per_username_until_cleared(uow):
         assert unit.login_failures.get("nobody") is None
 
 
+def test_login_failures_last_seen_before_a_moment_are_forgotten(uow):
+    with uow() as unit:
+        unit.login_failures.put(LoginFailures("old", T0, 1, last_failure=T0 - timedelta(days=2)))
+        unit.login_failures.put(LoginFailures("recent", T0, 1, last_failure=T0))
+        unit.commit()
+    with uow() as unit:
+        assert unit.login_failures.forget_before(T0 - timedelta(days=1)) == 1
+        unit.commit()
+    with uow() as unit:
+        assert unit.login_failures.get("old") is None
+        assert unit.login_failures.get("recent") is not None
+
+
 def test_login_failures_not_committed_are_discarded(uow):
     with uow() as unit:
         unit.login_failures.put(LoginFailures("alice", T0, 1))

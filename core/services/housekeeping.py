@@ -1,0 +1,36 @@
+"""Hourly clean-up of what the account database keeps only for a while.
+
+Failed-login records of names nobody logs in with again (most are attackers'
+guesses at names that do not exist) would otherwise pile up for ever: once a
+record's last failure is older than the throttle's forget_after, the throttle
+treats it as absent anyway, so deleting it changes no decision.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from core.domain.throttle import ThrottlePolicy
+from core.ports import AccountsUnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+class Housekeeping:
+    def __init__(self, uow: Callable[[], AccountsUnitOfWork], policy: ThrottlePolicy) -> None:
+        self._uow = uow
+        self._policy = policy
+
+    def run_due(self, since: datetime, until: datetime) -> int:
+        """Clean up once per hour: when (since, until] crosses the start of an hour. How many records went."""
+        hour = until.replace(minute=0, second=0, microsecond=0)
+        if not since < hour <= until:
+            return 0
+        with self._uow() as uow:
+            forgotten = uow.login_failures.forget_before(until - self._policy.forget_after)
+            uow.commit()
+        if forgotten:
+            log.info("forgot %d stale failed-login records", forgotten)
+        return forgotten
