@@ -18,19 +18,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 import threading
 
 from core.adapters.codec import decode_notification
 from core.services.dispatch import Dispatcher
 from workers.draining import CHUNK, LogDrainer
+from workers.runtime import RETRY_SECONDS, ConsumerLoop, make_consumer, production_config, stop_on_signals
 
 log = logging.getLogger(__name__)
 
 # The longest the retry loop sleeps: a dead letter replayed from another process is picked up within it.
 RETRY_POLL_SECONDS = 1.0
-RETRY_SECONDS = 1.0
 
 
 class EmbeddedDispatcher:
@@ -84,26 +83,21 @@ def retry_round(dispatcher: Dispatcher) -> float:
     return RETRY_POLL_SECONDS if wait is None else min(RETRY_POLL_SECONDS, max(0.0, wait))
 
 
-class KafkaDispatcher:
-    """Production profile: consumes `notifications` in a consumer group.
+class KafkaDispatcher(ConsumerLoop):
+    """Production profile: consumes `notifications` in a consumer group (ConsumerLoop: handle, then commit).
 
-    Each poll is decoded, handled, and only then committed. A crash between
-    the write and the commit hands the records to whoever owns the partition
-    next; handling them again stores nothing twice. Notifications are keyed
-    by user, so one dispatcher handles a user's at a time, in order, which
-    keeps the daily nudge cap exact.
+    Handling records again stores nothing twice. Notifications are keyed by
+    user, so one dispatcher handles a user's at a time, in order, which keeps
+    the daily nudge cap exact.
     """
 
+    what = "dispatcher"
+
     def __init__(self, consumer, dispatcher: Dispatcher) -> None:
-        self._consumer = consumer
+        super().__init__(consumer)
         self._dispatcher = dispatcher
 
-    def run_once(self, timeout_ms: int = 1000) -> int:
-        """Handle one poll's records and commit them; returns how many notifications they held."""
-        polled = self._consumer.poll(timeout_ms=timeout_ms)
-        records = [record for partition_records in polled.values() for record in partition_records]
-        if not records:
-            return 0
+    def handle(self, records) -> None:
         notifications = []
         for record in records:
             try:
@@ -111,23 +105,7 @@ class KafkaDispatcher:
             except (ValueError, KeyError, TypeError):
                 # Never decodable, so never deliverable: kept back, it would stop its partition for good.
                 log.error("skipping a malformed notification record at offset %s", record.offset)
-        try:
-            self._dispatcher.handle(notifications)
-        except Exception:
-            # Nothing was committed: rewind so the same records come again after the backoff.
-            for partition, partition_records in polled.items():
-                self._consumer.seek(partition, partition_records[0].offset)
-            raise
-        self._consumer.commit()
-        return len(records)
-
-    def run(self, stopping: threading.Event) -> None:
-        while not stopping.is_set():
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("dispatcher could not handle a poll; retrying in %.0f s", RETRY_SECONDS)
-                stopping.wait(RETRY_SECONDS)
+        self._dispatcher.handle(notifications)
 
 
 def run_retries(dispatcher: Dispatcher, stopping: threading.Event) -> None:
@@ -142,43 +120,18 @@ def run_retries(dispatcher: Dispatcher, stopping: threading.Event) -> None:
             stopping.wait(pause)
 
 
-def make_consumer(config):
-    from kafka import KafkaConsumer
-
-    from core.adapters.kafka import bootstrap_list
-
-    return KafkaConsumer(
-        config.notifications_topic,
-        bootstrap_servers=bootstrap_list(config.kafka_bootstrap),
-        group_id=config.dispatcher_group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=CHUNK,
-        session_timeout_ms=10_000,
-        heartbeat_interval_ms=3_000,
-    )
-
-
 def main() -> int:
     """`python -m workers.dispatcher` / `fittrack-dispatcher`: one dispatcher process of the production profile."""
     from core.adapters.kafka import ensure_topics
     from core.bootstrap import build_dispatcher, ensure_kafka_topics
-    from core.config import Config, ConfigError
 
-    try:
-        config = Config.from_env(profile="production")
-    except ConfigError as error:
-        print(f"fittrack-dispatcher: {error}", file=sys.stderr)
+    config = production_config("fittrack-dispatcher")
+    if config is None:
         return 2
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # kafka-python narrates every connection at INFO; its warnings are what an operator needs.
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(config.log_level)))
     ensure_kafka_topics(config, ensure_topics)
     parts = build_dispatcher(config)
-    consumer = make_consumer(config)
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
+    consumer = make_consumer(config, config.notifications_topic, config.dispatcher_group, max_poll_records=CHUNK)
+    stopping = stop_on_signals()
     retries = None
     if parts.dispatcher.pushes:
         retries = threading.Thread(target=run_retries, args=(parts.dispatcher, stopping), name="push-retries")

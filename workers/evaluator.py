@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -27,6 +25,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.services.evaluation import GoalEvaluator, RunSummary
+from workers.runtime import production_config, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -106,18 +105,12 @@ class EvaluatorInBackground:
 
 def main() -> int:
     from core.bootstrap import build_evaluator
-    from core.config import Config, ConfigError
 
-    try:
-        config = Config.from_env(profile="production")
-    except ConfigError as error:
-        print(f"fittrack-evaluator: {error}", file=sys.stderr)
+    config = production_config("fittrack-evaluator")
+    if config is None:
         return 2
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parts = build_evaluator(config)
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
+    stopping = stop_on_signals()
     parts.schedule.start()
     log.info("evaluator running: slots %s, every %.0f s", config.evaluation_times, config.evaluation_tick_seconds)
     stopping.wait()

@@ -71,6 +71,36 @@ TOKEN_SECRET = b"unit-test-secret-of-at-least-32-bytes!"
 ACCESS_TTL = timedelta(minutes=15)
 
 
+@dataclass(frozen=True)
+class Record:
+    offset: int
+    value: bytes
+
+
+class FakeConsumer:
+    """Just what the workers' ConsumerLoop uses of kafka-python's KafkaConsumer, with one partition."""
+
+    def __init__(self, payloads: list[bytes], partition: str = "topic-0") -> None:
+        self.log = [Record(offset, payload) for offset, payload in enumerate(payloads)]
+        self.partition = partition
+        self.position = 0
+        self.committed = 0
+        self.events: list[str] = []
+
+    def poll(self, timeout_ms: int) -> dict:
+        records = self.log[self.position :]
+        self.position = len(self.log)
+        return {self.partition: records} if records else {}
+
+    def seek(self, partition, offset: int) -> None:
+        self.events.append(f"seek {offset}")
+        self.position = offset
+
+    def commit(self) -> None:
+        self.events.append("commit")
+        self.committed = self.position
+
+
 class FakeClock:
     """A clock that stands still until the test sets or advances it."""
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -14,39 +13,10 @@ from core.domain.delivery import Delivery, PushOutcome, PushResult, RetryPolicy
 from core.domain.errors import Unavailable
 from core.domain.notifications import Notification, NotificationKind, report_ready_key
 from core.services.dispatch import Dispatcher, DispatchSettings
-from tests.unit.fakes import FakePushChannel, FakeSink, fake_app
+from tests.unit.fakes import FakeConsumer, FakePushChannel, FakeSink, fake_app
 from workers.dispatcher import KafkaDispatcher, retry_round
 
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Record:
-    offset: int
-    value: bytes
-
-
-class FakeConsumer:
-    """Just what KafkaDispatcher uses of kafka-python's KafkaConsumer, with one partition."""
-
-    def __init__(self, payloads: list[bytes]) -> None:
-        self.log = [Record(offset, payload) for offset, payload in enumerate(payloads)]
-        self.position = 0
-        self.committed = 0
-        self.events: list[str] = []
-
-    def poll(self, timeout_ms: int) -> dict:
-        records = self.log[self.position :]
-        self.position = len(self.log)
-        return {"notifications-0": records} if records else {}
-
-    def seek(self, partition, offset: int) -> None:
-        self.events.append(f"seek {offset}")
-        self.position = offset
-
-    def commit(self) -> None:
-        self.events.append("commit")
-        self.committed = self.position
 
 
 class FailingOnce:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -11,39 +10,10 @@ from core.adapters.codec import encode_batch
 from core.domain.errors import Unavailable
 from core.domain.metrics import MetricKind
 from core.services.metrics import RawBatch
-from tests.unit.fakes import fake_app
+from tests.unit.fakes import FakeConsumer, fake_app
 from workers.persister import KafkaPersister
 
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Record:
-    offset: int
-    value: bytes
-
-
-class FakeConsumer:
-    """Just what KafkaPersister uses of kafka-python's KafkaConsumer, with one partition."""
-
-    def __init__(self, payloads: list[bytes]) -> None:
-        self.log = [Record(offset, payload) for offset, payload in enumerate(payloads)]
-        self.position = 0
-        self.committed = 0
-        self.events: list[str] = []
-
-    def poll(self, timeout_ms: int) -> dict:
-        records = self.log[self.position :]
-        self.position = len(self.log)
-        return {"readings-0": records} if records else {}
-
-    def seek(self, partition, offset: int) -> None:
-        self.events.append(f"seek {offset}")
-        self.position = offset
-
-    def commit(self) -> None:
-        self.events.append("commit")
-        self.committed = self.position
 
 
 class FailingOnce:

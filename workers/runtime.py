@@ -1,0 +1,98 @@
+"""What every production worker process shares: start-up, signals, and the consume-handle-commit loop."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 1.0
+
+
+def production_config(program: str):
+    """The production profile's settings, with logging set up; None (after saying why) when they are unusable."""
+    from core.config import Config, ConfigError
+
+    try:
+        config = Config.from_env(profile="production")
+    except ConfigError as error:
+        print(f"{program}: {error}", file=sys.stderr)
+        return None
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # kafka-python narrates every connection at INFO; its warnings are what an operator needs.
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(config.log_level)))
+    return config
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: the process finishes what it holds and stops."""
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    return stopping
+
+
+def make_consumer(config, topic: str, group: str, max_poll_records: int):
+    from kafka import KafkaConsumer
+
+    from core.adapters.kafka import bootstrap_list
+
+    return KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_list(config.kafka_bootstrap),
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=max_poll_records,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=3_000,
+    )
+
+
+class ConsumerLoop:
+    """Poll, handle, and only then commit; on a failure rewind, so the same records come again after a pause.
+
+    A crash between the handler's writes and the commit hands the records to
+    whoever owns the partition next, so handlers must be idempotent.
+    Subclasses say how a poll's records are handled.
+    """
+
+    what = "worker"  # who, in the log
+
+    def __init__(self, consumer) -> None:
+        self._consumer = consumer
+
+    def handle(self, records: Sequence) -> None:
+        raise NotImplementedError
+
+    def before_commit(self) -> None:
+        """Called between a poll's writes and its commit."""
+
+    def run_once(self, timeout_ms: int = 1000) -> int:
+        """Handle one poll's records and commit them; returns how many there were."""
+        polled = self._consumer.poll(timeout_ms=timeout_ms)
+        records = [record for partition_records in polled.values() for record in partition_records]
+        if not records:
+            return 0
+        try:
+            self.handle(records)
+        except Exception:
+            # Nothing was committed: rewind so the same records come again after the backoff.
+            for partition, partition_records in polled.items():
+                self._consumer.seek(partition, partition_records[0].offset)
+            raise
+        self.before_commit()
+        self._consumer.commit()
+        return len(records)
+
+    def run(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("%s could not handle a poll; retrying in %.0f s", self.what, RETRY_SECONDS)
+                stopping.wait(RETRY_SECONDS)
