@@ -785,18 +785,16 @@ class PostgresNotifications(NotificationRepository):
 
     @staticmethod
     def _notification(row) -> Notification:
-        _, notification_id, user_id, kind, title, body, goal_id, created, read, key = row
-        return Notification(
-            notification_id,
-            user_id,
-            NotificationKind(kind),
-            title,
-            body,
-            _utc(created),
-            key,
-            goal_id,
-            read,
-        )
+        return _notification_of(*row[1:])
+
+
+def _notification_of(
+    notification_id, user_id, kind, title, body, goal_id, created, read, key, day=None
+) -> Notification:
+    """A notifications row as the domain's Notification, whichever query selected it."""
+    return Notification(
+        notification_id, user_id, NotificationKind(kind), title, body, _utc(created), key, goal_id, read, day
+    )
 
 
 class PostgresDeliveries(DeliveryRepository):
@@ -895,11 +893,8 @@ class PostgresDeliveries(DeliveryRepository):
 
     @staticmethod
     def _notification(row) -> Notification:
-        notification_id, user_id = row[:2]
-        kind, title, body, goal_id, created, read, key, day = row[7:]
-        return Notification(
-            notification_id, user_id, NotificationKind(kind), title, body, _utc(created), key, goal_id, read, day
-        )
+        # The delivery's own columns come first; the notification's id and user are the delivery's.
+        return _notification_of(*row[:2], *row[7:])
 
 
 class PostgresDeviceCursors:

@@ -834,18 +834,25 @@ class SqliteNotifications(NotificationRepository):
 
     @staticmethod
     def _notification(row) -> Notification:
-        _, notification_id, user_id, kind, title, body, goal_id, created, read, key = row
-        return Notification(
-            notification_id,
-            user_id,
-            NotificationKind(kind),
-            title,
-            body,
-            _moment(created),
-            key,
-            goal_id,
-            bool(read),
-        )
+        return _notification_of(*row[1:])
+
+
+def _notification_of(
+    notification_id, user_id, kind, title, body, goal_id, created, read, key, day=None
+) -> Notification:
+    """A notifications row as the domain's Notification, whichever query selected it."""
+    return Notification(
+        notification_id,
+        user_id,
+        NotificationKind(kind),
+        title,
+        body,
+        _moment(created),
+        key,
+        goal_id,
+        bool(read),
+        date.fromisoformat(day) if day else None,
+    )
 
 
 def _chunks(items: list, size: int = 500) -> Iterator[list]:
@@ -974,20 +981,8 @@ class SqliteDeliveries(DeliveryRepository):
 
     @staticmethod
     def _notification(row) -> Notification:
-        notification_id, user_id = row[:2]
-        kind, title, body, goal_id, created, read, key, day = row[7:]
-        return Notification(
-            notification_id,
-            user_id,
-            NotificationKind(kind),
-            title,
-            body,
-            _moment(created),
-            key,
-            goal_id,
-            bool(read),
-            date.fromisoformat(day) if day else None,
-        )
+        # The delivery's own columns come first; the notification's id and user are the delivery's.
+        return _notification_of(*row[:2], *row[7:])
 
 
 class SqliteMetricStore(MetricStore):
