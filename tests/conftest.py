@@ -5,7 +5,7 @@ import pytest
 
 from core.config import Config
 from tests.production import ProductionStack
-from tests.support import Clock, RunningServer, Stubs, register_and_login
+from tests.support import Clock, RunningServer, Stubs, register_and_login, server_settings
 
 _names = itertools.count()
 # Usernames stay unique across runs: the production profile's databases are shared by a run's tests.
@@ -37,12 +37,7 @@ def profile(request) -> str:
 @pytest.fixture
 def server_config(profile, tmp_path, request) -> Config:
     """The profile's server with fast bcrypt; embedded data in the test's own directory."""
-    common = {"listen": "127.0.0.1:0", "data_dir": tmp_path / "var", "bcrypt_rounds": 4, "shutdown_grace_seconds": 1}
-    # The embedded server's own evaluator ticks once at start and then not for an hour: tests that move the
-    # clock evaluate the windows they choose (tests/e2e/test_evaluation.py); the schedule has its own test.
-    common["evaluation_tick_seconds"] = 3600
-    # Cost 4 keeps the suite fast; the production profile refuses it unless told this is on purpose.
-    common["allow_low_bcrypt_rounds"] = 1
+    common = server_settings(tmp_path)
     if profile == "embedded":
         return Config(**common)
     stack = request.getfixturevalue("production_stack")

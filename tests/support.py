@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -104,6 +105,26 @@ class User:
     @property
     def auth(self) -> list[tuple[str, str]]:
         return [("authorization", f"Bearer {self.login.access_token}")]
+
+
+def server_settings(tmp_path: Path, **overrides) -> dict:
+    """The Config values every test server shares, plus `overrides`.
+
+    Fast bcrypt (cost 4, which the production profile refuses unless told it
+    is on purpose), data in the test's own directory, a short shutdown, and
+    the embedded server's own evaluator ticking once at start and then not
+    for an hour: tests that move the clock evaluate the windows they choose
+    (tests/e2e/test_evaluation.py); the schedule has its own test.
+    """
+    return {
+        "listen": "127.0.0.1:0",
+        "data_dir": tmp_path / "var",
+        "bcrypt_rounds": 4,
+        "allow_low_bcrypt_rounds": 1,
+        "shutdown_grace_seconds": 1,
+        "evaluation_tick_seconds": 3600,
+        **overrides,
+    }
 
 
 def register_and_login(stubs: Stubs, username: str, time_zone: str = "UTC", password: str = PASSWORD) -> User:

@@ -13,7 +13,7 @@ import pytest
 from core.config import Config
 from generated.fittrack.v1 import common_pb2, goal_pb2, notification_pb2
 from tests.production import ROOT, ProductionStack
-from tests.support import batch, eventually, local_midnight, reading, upload
+from tests.support import batch, eventually, local_midnight, reading, server_settings, upload
 from tests.webhook import Webhook
 
 STEPS = common_pb2.METRIC_KIND_STEPS
@@ -49,14 +49,7 @@ def delivery_stack(webhook):
 @pytest.fixture
 def server_config(profile, tmp_path, request, webhook) -> Config:
     """The profile's server; embedded, its in-process dispatcher pushes to the module's webhook."""
-    common = {
-        "listen": "127.0.0.1:0",
-        "data_dir": tmp_path / "var",
-        "bcrypt_rounds": 4,
-        "shutdown_grace_seconds": 1,
-        "webhook_url": webhook.url,
-        **PUSH_SETTINGS,
-    }
+    common = server_settings(tmp_path, webhook_url=webhook.url, **PUSH_SETTINGS)
     if profile == "embedded":
         return Config(**common)
     return Config(**common, **request.getfixturevalue("delivery_stack").config_values())

@@ -8,21 +8,14 @@ import pytest
 
 from generated.fittrack.v1 import account_pb2, notification_pb2
 from tests.e2e.test_evaluation import next_slot, notifications_of, steps_goal
-from tests.support import RunningServer, Stubs, User, eventually, register_and_login
+from tests.support import RunningServer, Stubs, User, eventually, register_and_login, server_settings
 
 
 @pytest.fixture
 def ticking_server(tmp_path, clock):
     from core.config import Config
 
-    config = Config(
-        listen="127.0.0.1:0",
-        data_dir=tmp_path / "var",
-        bcrypt_rounds=4,
-        shutdown_grace_seconds=1,
-        evaluation_tick_seconds=0.1,
-        evaluation_catch_up_minutes=0,
-    )
+    config = Config(**server_settings(tmp_path, evaluation_tick_seconds=0.1, evaluation_catch_up_minutes=0))
     running = RunningServer(config, clock)
     yield running
     running.stop()

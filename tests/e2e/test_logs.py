@@ -23,7 +23,7 @@ from clients.simulator import sync_readings
 from core.config import Config
 from generated.fittrack.v1 import account_pb2, common_pb2, goal_pb2, metric_pb2, notification_pb2
 from tests.production import ROOT, ProductionStack
-from tests.support import RunningServer, Stubs, batch, eventually, local_midnight, reading, rpc_error
+from tests.support import RunningServer, Stubs, batch, eventually, local_midnight, reading, rpc_error, server_settings
 from tests.webhook import Webhook
 
 STEPS = common_pb2.METRIC_KIND_STEPS
@@ -105,16 +105,7 @@ def session_setup(profile, tmp_path, request, webhook):
     known.add("webhook basic credential", base64.b64encode(f"hookuser:{hook_password}".encode()).decode())
     port = webhook.url.split("//", 1)[1].split("/", 1)[0]
     webhook_url = known.add("webhook url", f"http://hookuser:{hook_password}@{port}/hooks/fittrack?key={hook_key}")
-    common = {
-        "listen": "127.0.0.1:0",
-        "data_dir": tmp_path / "var",
-        "bcrypt_rounds": 4,
-        "shutdown_grace_seconds": 1,
-        "evaluation_tick_seconds": 3600,
-        "token_secret": token_secret,
-        "webhook_url": webhook_url,
-        **PUSH_SETTINGS,
-    }
+    common = server_settings(tmp_path, token_secret=token_secret, webhook_url=webhook_url, **PUSH_SETTINGS)
     if profile == "embedded":
         yield Config(**common), known, []
         return

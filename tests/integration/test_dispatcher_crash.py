@@ -10,7 +10,7 @@ import pytest
 from core.config import Config
 from generated.fittrack.v1 import common_pb2, goal_pb2, notification_pb2
 from tests.production import ProductionStack
-from tests.support import batch, eventually, local_midnight, reading, register_and_login, upload
+from tests.support import batch, eventually, local_midnight, reading, register_and_login, server_settings, upload
 from tests.webhook import Webhook
 
 STEPS = common_pb2.METRIC_KIND_STEPS
@@ -35,13 +35,7 @@ def stack():
 @pytest.fixture
 def server_config(stack, tmp_path):
     """Production only, on this module's own slice; `server` and `stubs` come from tests/conftest.py."""
-    return Config(
-        listen="127.0.0.1:0",
-        data_dir=tmp_path / "var",
-        bcrypt_rounds=4,
-        shutdown_grace_seconds=1,
-        **stack.config_values(),
-    )
+    return Config(**server_settings(tmp_path, **stack.config_values()))
 
 
 def meet_a_goal(stubs, user, clock, period, minute: int) -> str:

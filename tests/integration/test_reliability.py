@@ -21,7 +21,7 @@ from kafka import KafkaConsumer, TopicPartition
 from core.config import Config
 from generated.fittrack.v1 import account_pb2, common_pb2, metric_pb2
 from tests.production import ProductionStack, run_services
-from tests.support import Stubs, batch, eventually, reading, register_and_login, rpc_error
+from tests.support import Stubs, batch, eventually, reading, register_and_login, rpc_error, server_settings
 from workers.persister import CRASH_EXIT_CODE
 
 STEPS = common_pb2.METRIC_KIND_STEPS
@@ -39,13 +39,7 @@ def stack():
 @pytest.fixture
 def server_config(stack, tmp_path):
     """Production only, on this module's own slice; `server` and `stubs` come from tests/conftest.py."""
-    return Config(
-        listen="127.0.0.1:0",
-        data_dir=tmp_path / "var",
-        bcrypt_rounds=4,
-        shutdown_grace_seconds=1,
-        **stack.config_values(),
-    )
+    return Config(**server_settings(tmp_path, **stack.config_values()))
 
 
 @pytest.fixture
