@@ -147,7 +147,19 @@ pg_cluster_line() { # name -> "ver name port status owner datadir logfile" or no
     pg_lsclusters -h 2>/dev/null | awk -v v="$PG_VERSION" -v n="$1" '$1==v && $2==n' || true
 }
 
-pg_running() { [[ "$(pg_cluster_line "$PG_CLUSTER" | awk '{print $4}')" == online* ]]; }
+# pg_lsclusters calls a cluster "online" when anything answers on its port, so two
+# clusters sharing a port both look online; and a postmaster.pid left behind by a machine
+# restart looks like a running server to pg_ctlcluster. Ask the data dir instead: the pid
+# in its postmaster.pid must be alive and be a postgres serving that very directory.
+postmaster_pid() { # datadir -> pid of the live postmaster serving it
+    local datadir="$1" pid
+    pid="$(head -n1 "$datadir/postmaster.pid" 2>/dev/null || true)"
+    [[ "$pid" =~ ^[0-9]+$ ]] && pid_alive "$pid" || return 1
+    [[ "$(cmdline "$pid")" == *"postgres -D $datadir "* ]] || return 1
+    printf '%s' "$pid"
+}
+
+pg_running() { postmaster_pid "$PG_DATA" >/dev/null; }
 
 pg_ensure_installed() {
     if ! command -v pg_createcluster >/dev/null || [[ ! -x /usr/lib/postgresql/$PG_VERSION/bin/postgres ]]; then
@@ -190,10 +202,11 @@ pg_handle_other_clusters() {
             }
             continue
         fi
-        [[ "$port" == "$PG_PORT" && "$status" == online* ]] || continue
+        [[ "$port" == "$PG_PORT" ]] || continue
+        local pmpid; pmpid="$(postmaster_pid "$datadir")" || continue
         if [[ "$name" == fittrack_* ]]; then
             log "stopping cluster $ver/$name of another checkout ($datadir), it holds port $PG_PORT"
-            pg_ctlcluster "$ver" "$name" stop -m fast || die "could not stop cluster $ver/$name"
+            pg_ctlcluster "$ver" "$name" stop -m fast || terminate "$pmpid" "postgres of $ver/$name" 30 INT
         else
             die "PostgreSQL cluster $ver/$name (not Fittrack's) is running on port $PG_PORT; set FITTRACK_PG_PORT to another port"
         fi
