@@ -194,10 +194,13 @@ pg_handle_other_clusters() {
         if [[ "$name" == fittrack_* && ! -f "$datadir/PG_VERSION" ]]; then
             log "dropping stale cluster $ver/$name (data dir $datadir no longer exists)"
             pg_dropcluster --stop "$ver" "$name" >/dev/null 2>&1 || {
-                # postmaster may still run on deleted files: kill it by its pid, then drop the config
-                local pmpid; pmpid="$(port_pids "$port" | head -n1)"
-                # SIGINT = fast shutdown (SIGTERM would wait for connected clients)
-                if [[ -n "$pmpid" && "$(cmdline "$pmpid")" == *postgres* ]]; then terminate "$pmpid" "stale postgres" 30 INT; fi
+                # Its postmaster may still run on deleted files: kill it by its pid, then drop the
+                # config. Only a postgres serving that very data dir: the port may be ours now.
+                local pmpid
+                for pmpid in $(port_pids "$port"); do
+                    # SIGINT = fast shutdown (SIGTERM would wait for connected clients)
+                    if [[ "$(cmdline "$pmpid")" == *"postgres -D $datadir "* ]]; then terminate "$pmpid" "stale postgres" 30 INT; fi
+                done
                 rm -rf "/etc/postgresql/$ver/$name"
             }
             continue

@@ -27,9 +27,17 @@ def a_pid_no_process_has() -> int:
     return finished.pid
 
 
+def our_postmaster() -> int:
+    return int((ROOT / "var" / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
+
+
+def registered_clusters() -> str:
+    return subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=True).stdout
+
+
 @pytest.fixture
 def stale_cluster_of_another_checkout():
-    """A fittrack_* cluster registered on our port, not running, whose postmaster.pid a restart left behind."""
+    """A fittrack_* cluster registered on our port, not running, whose pid files a restart left behind."""
     port = urlsplit(service_settings()["FITTRACK_PG_DSN"]).port
     name = f"fittrack_stale{a_pid_no_process_has()}"
     # Under var/, which the postgres user can already traverse; pytest's tmp dirs are private to root.
@@ -51,7 +59,7 @@ def stale_cluster_of_another_checkout():
         pid_file.write_text(text)
         shutil.chown(pid_file, "postgres", "postgres")
     try:
-        yield name
+        yield name, data_dir
     finally:
         external_pid_file.unlink(missing_ok=True)
         # pg_dropcluster would ask the port whether the cluster runs, and ours answers on it.
@@ -60,10 +68,26 @@ def stale_cluster_of_another_checkout():
 
 
 def test_services_start_again_beside_a_cluster_a_restart_left_with_a_stale_pid_file(stale_cluster_of_another_checkout):
+    name, _ = stale_cluster_of_another_checkout
+    postmaster = our_postmaster()
+
     started = subprocess.run([*SERVICES, "start"], cwd=ROOT, capture_output=True, text=True)
 
     assert started.returncode == 0, started.stderr[-2000:]
-    assert stale_cluster_of_another_checkout not in started.stderr
+    assert name not in started.stderr
+    assert our_postmaster() == postmaster
     status = subprocess.run([*SERVICES, "status"], cwd=ROOT, capture_output=True, text=True)
     assert status.returncode == 0, status.stdout
     assert "postgresql: up" in status.stdout
+
+
+def test_services_drop_a_deleted_checkouts_cluster_without_touching_the_running_one(stale_cluster_of_another_checkout):
+    name, data_dir = stale_cluster_of_another_checkout
+    shutil.rmtree(data_dir)
+    postmaster = our_postmaster()
+
+    started = subprocess.run([*SERVICES, "start"], cwd=ROOT, capture_output=True, text=True)
+
+    assert started.returncode == 0, started.stderr[-2000:]
+    assert name not in registered_clusters()
+    assert our_postmaster() == postmaster
