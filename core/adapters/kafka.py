@@ -366,9 +366,16 @@ class _Submission:
 
 
 def _close_quietly(producer: KafkaProducer) -> None:
-    """Close a producer given up on; what it still held was already answered UNAVAILABLE."""
+    """Close a producer given up on; what it still held was already answered UNAVAILABLE.
+
+    kafka-python's close() flushes first and gives up half-closed when the flush times
+    out, leaving the garbage collector to try again. Waiting out the delivery timeout
+    lets every pending record succeed or expire, so the close completes here, on this
+    background thread.
+    """
+    delivery_timeout = producer.config["delivery_timeout_ms"] / 1000
     with contextlib.suppress(KafkaError):
-        producer.close(timeout=0)
+        producer.close(timeout=delivery_timeout + 1)
 
 
 class KafkaNotificationSink(NotificationSink):
