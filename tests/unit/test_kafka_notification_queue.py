@@ -30,6 +30,7 @@ class FakeProducer:
     """What the queue uses of kafka-python's KafkaProducer; acknowledges, or fails every send with `error`."""
 
     def __init__(self, error: Exception | None = None) -> None:
+        self.config = {"delivery_timeout_ms": 5_100}
         self.error = error
         self.records: list[tuple[str, bytes, bytes]] = []
         self.sent: list[Sent] = []
