@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.common import emit
 from core.adapters.sqlite import SqliteDatabase, SqliteMetricStore, SqliteUnitOfWork
-from core.services.evaluation import EvaluationSettings, GoalEvaluator
+from core.services.evaluation import EvaluationSettings, GoalEvaluator, WorkClaims
 
 TARGET_SECONDS = 10.0
 # At 15:00 UTC on a winter Wednesday it is 16:00 in all four.
@@ -139,6 +139,8 @@ async def main(argv: list[str] | None = None) -> int:
             queue,
             lambda: SLOT_MOMENT,
             EvaluationSettings(report_ready_at=None),
+            # As the server and fittrack-evaluator run it: each zone's slot claimed, then finished.
+            WorkClaims(lambda: SqliteUnitOfWork(db), lambda: SLOT_MOMENT),
         )
         started = clock.perf_counter()
         summary = evaluator.run_due(SLOT_MOMENT - timedelta(minutes=1), SLOT_MOMENT)

@@ -24,7 +24,7 @@ from core.domain.throttle import ThrottlePolicy
 from core.ports import AccountsUnitOfWork, MetricStore, NotificationQueue, NotificationSink, PushChannel, ReadingBus
 from core.services.accounts import Accounts, AccountSettings
 from core.services.dispatch import DeadLetters, Dispatcher, DispatchSettings
-from core.services.evaluation import GoalEvaluator
+from core.services.evaluation import GoalEvaluator, WorkClaims
 from core.services.expiry import PasswordExpiryNotifier
 from core.services.goals import Goals
 from core.services.housekeeping import Housekeeping
@@ -309,7 +309,9 @@ def evaluation_schedule(
 ) -> EvaluationSchedule:
     """Goal evaluation on its tick, with the password-expiry notices and, given a writing unit of work, the
     hourly housekeeping beside it."""
-    evaluator = GoalEvaluator(read_uow, store, queue, clock, config.evaluation_settings())
+    # With a writing unit of work, evaluators share the work through claims; without, this one does it all.
+    claims = WorkClaims(write_uow, clock) if write_uow is not None else None
+    evaluator = GoalEvaluator(read_uow, store, queue, clock, config.evaluation_settings(), claims)
     catch_up = timedelta(minutes=config.evaluation_catch_up_minutes)
     also: list = [PasswordExpiryNotifier(read_uow, queue, clock)]
     if write_uow is not None:

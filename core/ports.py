@@ -270,6 +270,33 @@ class IdentityRepository(abc.ABC):
         """
 
 
+class EvaluationClaimRepository(abc.ABC):
+    """Which evaluator does each piece of evaluation work (core/domain/evaluation.EvaluationWork), so that
+    several evaluator processes share the work instead of each doing all of it.
+
+    A claim is a lease: its holder renews it while working and finishes it at the end. One
+    whose lease ran out unfinished was left by an evaluator that stopped; another may take it.
+    """
+
+    @abc.abstractmethod
+    def claim(self, key: str, holder: str, now: datetime, lease_until: datetime) -> bool:
+        """Hold `key` for `holder` until `lease_until`: True when it was unclaimed, already this holder's, or
+        left unfinished with its lease run out; False when another holder's lease runs or it is finished.
+        Claiming again is how a holder renews its lease."""
+
+    @abc.abstractmethod
+    def finish(self, key: str, holder: str, now: datetime) -> None:
+        """The holder did the work: nobody claims it again."""
+
+    @abc.abstractmethod
+    def abandoned(self, now: datetime, limit: int) -> list[str]:
+        """Keys of claims whose lease ran out before they were finished, the longest expired first."""
+
+    @abc.abstractmethod
+    def forget_before(self, moment: datetime) -> int:
+        """Delete the claims whose lease ended before `moment`; how many went."""
+
+
 class AccountsUnitOfWork(abc.ABC):
     """Account data changed together or not at all: `with uow: ...; uow.commit()`."""
 
@@ -281,6 +308,7 @@ class AccountsUnitOfWork(abc.ABC):
     deliveries: DeliveryRepository
     login_failures: LoginFailureRepository
     identities: IdentityRepository
+    evaluation_claims: EvaluationClaimRepository
 
     def __enter__(self) -> AccountsUnitOfWork:
         return self

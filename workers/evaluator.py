@@ -8,7 +8,8 @@ slot still evaluates it; evaluating a slot twice makes the same idempotency
 keys, which the dispatcher drops.
 
 Embedded profile: runs inside the server process (EvaluatorInBackground).
-Production: `python -m workers.evaluator` (fittrack-evaluator), one process;
+Production: `python -m workers.evaluator` (fittrack-evaluator), one process or
+several sharing the work through claims (core/services/evaluation.WorkClaims);
 its notifications go to the `notifications` topic.
 """
 

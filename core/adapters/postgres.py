@@ -39,6 +39,7 @@ from core.domain.throttle import LoginFailures
 from core.ports import (
     AccountsUnitOfWork,
     DeliveryRepository,
+    EvaluationClaimRepository,
     GoalRepository,
     IdentityRepository,
     LoginFailureRepository,
@@ -309,6 +310,7 @@ class PostgresUnitOfWork(AccountsUnitOfWork):
         self.deliveries = PostgresDeliveries(self._tx)
         self.login_failures = PostgresLoginFailures(self._tx)
         self.identities = PostgresIdentities(self._tx)
+        self.evaluation_claims = PostgresEvaluationClaims(self._tx)
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -555,6 +557,40 @@ class PostgresLoginFailures(LoginFailureRepository):
 
     def forget_before(self, moment: datetime) -> int:
         return self._tx.execute("DELETE FROM login_failures WHERE last_failure < %s", (_utc(moment),)).rowcount
+
+
+class PostgresEvaluationClaims(EvaluationClaimRepository):
+    def __init__(self, tx: _Transaction) -> None:
+        self._tx = tx
+
+    def claim(self, key: str, holder: str, now: datetime, lease_until: datetime) -> bool:
+        # Two evaluators claiming at once: the second waits on the first's row lock, then
+        # finds the row held by another lease and updates nothing.
+        taken = self._tx.execute(
+            "INSERT INTO evaluation_claims (work_key, holder, lease_until) VALUES (%s, %s, %s)"
+            " ON CONFLICT (work_key) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until"
+            " WHERE evaluation_claims.finished_at IS NULL"
+            " AND (evaluation_claims.holder = excluded.holder OR evaluation_claims.lease_until < %s)",
+            (key, holder, _utc(lease_until), _utc(now)),
+        )
+        return taken.rowcount == 1
+
+    def finish(self, key: str, holder: str, now: datetime) -> None:
+        self._tx.execute(
+            "UPDATE evaluation_claims SET finished_at = %s WHERE work_key = %s AND holder = %s",
+            (_utc(now), key, holder),
+        )
+
+    def abandoned(self, now: datetime, limit: int) -> list[str]:
+        rows = self._tx.execute(
+            "SELECT work_key FROM evaluation_claims WHERE finished_at IS NULL AND lease_until < %s"
+            " ORDER BY lease_until LIMIT %s",
+            (_utc(now), limit),
+        )
+        return [key for (key,) in rows.fetchall()]
+
+    def forget_before(self, moment: datetime) -> int:
+        return self._tx.execute("DELETE FROM evaluation_claims WHERE lease_until < %s", (_utc(moment),)).rowcount
 
 
 class PostgresIdentities(IdentityRepository):

@@ -38,6 +38,7 @@ from core.domain.throttle import LoginFailures
 from core.ports import (
     AccountsUnitOfWork,
     DeliveryRepository,
+    EvaluationClaimRepository,
     GoalRepository,
     IdentityRepository,
     LoginFailureRepository,
@@ -269,6 +270,16 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     );
     CREATE INDEX sso_used_nonces_by_expiry ON sso_used_nonces (expires_at);
     """,
+    # Evaluation work claimed by an evaluator (core/ports.EvaluationClaimRepository), so several share it.
+    """
+    CREATE TABLE evaluation_claims (
+        work_key    TEXT PRIMARY KEY,
+        holder      TEXT NOT NULL,
+        lease_until TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE INDEX evaluation_claims_unfinished ON evaluation_claims (lease_until) WHERE finished_at IS NULL;
+    """,
 ]
 
 
@@ -383,6 +394,7 @@ class SqliteUnitOfWork(AccountsUnitOfWork):
         self.deliveries = SqliteDeliveries(self._conn)
         self.login_failures = SqliteLoginFailures(self._conn)
         self.identities = SqliteIdentities(self._conn)
+        self.evaluation_claims = SqliteEvaluationClaims(self._conn)
         return self
 
     def commit(self) -> None:
@@ -595,6 +607,38 @@ class SqliteLoginFailures(LoginFailureRepository):
     def forget_before(self, moment: datetime) -> int:
         # ISO texts in UTC, all written by _iso: they sort as the moments do.
         return self._conn.execute("DELETE FROM login_failures WHERE last_failure < ?", (_iso(moment),)).rowcount
+
+
+class SqliteEvaluationClaims(EvaluationClaimRepository):
+    # Moments are ISO texts in UTC, all written by _iso: they compare as the moments do.
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def claim(self, key: str, holder: str, now: datetime, lease_until: datetime) -> bool:
+        taken = self._conn.execute(
+            "INSERT INTO evaluation_claims (work_key, holder, lease_until) VALUES (?, ?, ?)"
+            " ON CONFLICT (work_key) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until"
+            " WHERE finished_at IS NULL AND (holder = excluded.holder OR lease_until < ?)",
+            (key, holder, _iso(lease_until), _iso(now)),
+        )
+        return taken.rowcount == 1
+
+    def finish(self, key: str, holder: str, now: datetime) -> None:
+        self._conn.execute(
+            "UPDATE evaluation_claims SET finished_at = ? WHERE work_key = ? AND holder = ?", (_iso(now), key, holder)
+        )
+
+    def abandoned(self, now: datetime, limit: int) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT work_key FROM evaluation_claims WHERE finished_at IS NULL AND lease_until < ?"
+            " ORDER BY lease_until LIMIT ?",
+            (_iso(now), limit),
+        )
+        return [key for (key,) in rows]
+
+    def forget_before(self, moment: datetime) -> int:
+        return self._conn.execute("DELETE FROM evaluation_claims WHERE lease_until < ?", (_iso(moment),)).rowcount
 
 
 class SqliteIdentities(IdentityRepository):

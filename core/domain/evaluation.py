@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from core.domain.calendar import week_of
+from core.domain.calendar import week_of, zone_named
 from core.domain.errors import InvalidArgument
 from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import MetricKind
@@ -233,3 +233,38 @@ def slot_instants(zone: ZoneInfo, slots: Iterable[time], since: datetime, until:
 
 def slot_moment(zone: ZoneInfo, day: date, slot: time) -> datetime:
     return datetime.combine(day, slot, zone).astimezone(UTC)
+
+
+SLOT = "slot"
+REPORT = "report"
+
+
+@dataclass(frozen=True)
+class EvaluationWork:
+    """One piece of an evaluator's work: a slot of one zone's local day, or a zone's Monday report notice.
+
+    Its key names it for the claims through which several evaluators share the work.
+    """
+
+    kind: str  # SLOT or REPORT
+    zone: str
+    day: date
+    at: time
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}|{self.zone}|{self.day.isoformat()}|{self.at:%H:%M}"
+
+    @classmethod
+    def from_key(cls, key: str) -> EvaluationWork | None:
+        """The work a key names; None for a key this version does not know."""
+        try:
+            kind, zone, day, at = key.split("|")
+            work = cls(kind, zone, date.fromisoformat(day), time.fromisoformat(at))
+            zone_named(zone)
+        except (ValueError, InvalidArgument):
+            return None
+        return work if work.kind in (SLOT, REPORT) else None
+
+    def moment(self) -> datetime:
+        return slot_moment(zone_named(self.zone), self.day, self.at)

@@ -3,11 +3,20 @@
 Work goes one time zone at a time, a page of users at a time: one query for
 the page's goals, one for their preferences, one for their daily totals, one
 send of the page's notifications. Nothing here is per user.
+
+Several evaluator processes share the work through claims in the account
+database (WorkClaims): each zone's slot is done by whoever claims it first.
+A claim is a lease renewed after every page; when an evaluator stops mid-way
+its lease runs out and the next run of any evaluator takes the slot over, as
+long as the slot is at most `retry_for` old (an older nudge would be stale).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +28,9 @@ from core.domain.evaluation import (
     DEFAULT_ACTIVE_DAY,
     DEFAULT_REPORT_READY_AT,
     DEFAULT_SLOTS,
+    REPORT,
+    SLOT,
+    EvaluationWork,
     UserGoals,
     nudges,
     parse_clock_times,
@@ -41,6 +53,8 @@ class EvaluationSettings:
     active_day: tuple[time, time] = DEFAULT_ACTIVE_DAY
     report_ready_at: time | None = DEFAULT_REPORT_READY_AT  # Mondays; None: no notice
     page_size: int = 2000
+    # How long after its moment a slot another evaluator left unfinished is still taken over.
+    retry_for: timedelta = timedelta(hours=1)
 
 
 @dataclass
@@ -62,6 +76,44 @@ class RunSummary:
         self.report_notices += other.report_notices
 
 
+class WorkClaims:
+    """Claims on evaluation work in the account database, held by one evaluator (`holder`)."""
+
+    ABANDONED_PER_RUN = 100
+
+    def __init__(
+        self,
+        uow: Callable[[], AccountsUnitOfWork],
+        clock: Callable[[], datetime],
+        lease: timedelta = timedelta(minutes=5),
+        holder: str | None = None,
+    ) -> None:
+        self._uow = uow
+        self._now = clock
+        self._lease = lease
+        # Unique per process and start: a restarted evaluator must not think it still holds its old claims.
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+    def take(self, work: EvaluationWork) -> bool:
+        """Claim the work, or renew this holder's claim on it; False when another evaluator has it or it is done."""
+        now = self._now()
+        with self._uow() as uow:
+            taken = uow.evaluation_claims.claim(work.key, self.holder, now, now + self._lease)
+            uow.commit()
+        return taken
+
+    def finish(self, work: EvaluationWork) -> None:
+        with self._uow() as uow:
+            uow.evaluation_claims.finish(work.key, self.holder, self._now())
+            uow.commit()
+
+    def abandoned(self) -> list[EvaluationWork]:
+        """Work whose evaluator stopped before finishing it, as far as this version knows such work."""
+        with self._uow() as uow:
+            keys = uow.evaluation_claims.abandoned(self._now(), self.ABANDONED_PER_RUN)
+        return [work for work in map(EvaluationWork.from_key, keys) if work is not None]
+
+
 class GoalEvaluator:
     def __init__(
         self,
@@ -70,34 +122,87 @@ class GoalEvaluator:
         queue: NotificationQueue,
         clock: Callable[[], datetime],
         settings: EvaluationSettings = EvaluationSettings(),
+        claims: WorkClaims | None = None,
     ) -> None:
+        """`claims` shares the work with other evaluators; without it this one does all of it."""
         self._uow = uow
         self._store = store
         self._queue = queue
         self._now = clock
         self._settings = settings
+        self._claims = claims
 
     def run_due(self, since: datetime, until: datetime) -> RunSummary:
-        """Evaluate every slot, in every user's zone, whose moment falls in (since, until].
+        """Evaluate every slot, in every user's zone, whose moment falls in (since, until], and the work
+        other evaluators left unfinished.
 
         A slot evaluated twice makes the same notifications, which the
         dispatcher drops as duplicates: overlapping windows are harmless.
         """
         summary = RunSummary()
+        for work in self._abandoned() + self._due(since, until):
+            if self._claims is not None and not self._claims.take(work):
+                continue
+            summary.add(self._perform(work))
+            if self._claims is not None:
+                self._claims.finish(work)
+        return summary
+
+    def _due(self, since: datetime, until: datetime) -> list[EvaluationWork]:
         with self._uow() as uow:
             goal_zones = uow.goals.zones_with_notified_goals()
             all_zones = uow.users.time_zones() if self._settings.report_ready_at else []
-        for name in goal_zones:
-            for day, slot in slot_instants(zone_named(name), self._settings.slots, since, until):
-                summary.add(self.evaluate_slot(name, day, slot))
+        due = [
+            EvaluationWork(SLOT, name, day, slot)
+            for name in goal_zones
+            for day, slot in slot_instants(zone_named(name), self._settings.slots, since, until)
+        ]
         if self._settings.report_ready_at is not None:
-            for name in all_zones:
-                for day, _ in slot_instants(zone_named(name), (self._settings.report_ready_at,), since, until):
-                    if day.weekday() == MONDAY:
-                        summary.add(self.announce_reports(name, day))
-        return summary
+            due += [
+                EvaluationWork(REPORT, name, day, at)
+                for name in all_zones
+                for day, at in slot_instants(zone_named(name), (self._settings.report_ready_at,), since, until)
+                if day.weekday() == MONDAY
+            ]
+        return due
 
-    def evaluate_slot(self, zone_name: str, day: date, slot: time) -> RunSummary:
+    def _abandoned(self) -> list[EvaluationWork]:
+        if self._claims is None:
+            return []
+        oldest = self._now() - self._settings.retry_for
+        fresh = []
+        for work in self._claims.abandoned():
+            if work.moment() >= oldest:
+                fresh.append(work)
+            elif self._claims.take(work):
+                log.warning("giving up %s, left unfinished by another evaluator: too old to nudge about", work.key)
+                self._claims.finish(work)
+        if fresh:
+            log.info("taking over %d pieces of work other evaluators left unfinished", len(fresh))
+        return fresh
+
+    def _perform(self, work: EvaluationWork) -> RunSummary:
+        if work.kind == REPORT:
+            return self.announce_reports(work.zone, work.day, self._still_ours(work))
+        return self.evaluate_slot(work.zone, work.day, work.at, self._still_ours(work))
+
+    def _still_ours(self, work: EvaluationWork) -> Callable[[], bool]:
+        """Renews the claim between pages; False when another evaluator took the work over meanwhile."""
+        claims = self._claims
+        if claims is None:
+            return lambda: True
+
+        def renewed() -> bool:
+            if claims.take(work):
+                return True
+            log.warning("%s was taken over by another evaluator; leaving it to them", work.key)
+            return False
+
+        return renewed
+
+    def evaluate_slot(
+        self, zone_name: str, day: date, slot: time, still_ours: Callable[[], bool] = lambda: True
+    ) -> RunSummary:
         """The nudges of one slot for every user of one zone with goals to watch."""
         zone = zone_named(zone_name)
         as_of = max(self._now(), slot_moment(zone, day, slot))
@@ -126,6 +231,8 @@ class GoalEvaluator:
             summary.goals += len(goals)
             summary.notifications += len(made)
             after = goals[-1].user_id
+            if not still_ours():
+                break
         log.info(
             "evaluated %s %s %s: %d users, %d goals, %d behind",
             zone_name,
@@ -137,7 +244,9 @@ class GoalEvaluator:
         )
         return summary
 
-    def announce_reports(self, zone_name: str, monday: date) -> RunSummary:
+    def announce_reports(
+        self, zone_name: str, monday: date, still_ours: Callable[[], bool] = lambda: True
+    ) -> RunSummary:
         """Monday's notice that last week's report is ready, to every user of one zone who takes notifications."""
         zone = zone_named(zone_name)
         report_at = self._settings.report_ready_at or DEFAULT_REPORT_READY_AT
@@ -161,6 +270,8 @@ class GoalEvaluator:
                 self._queue.send(made)
             summary.report_notices += len(made)
             after = ids[-1]
+            if not still_ours():
+                break
         return summary
 
 

@@ -4,18 +4,23 @@ Failed-login records of names nobody logs in with again (most are attackers'
 guesses at names that do not exist) would otherwise pile up for ever: once a
 record's last failure is older than the throttle's forget_after, the throttle
 treats it as absent anyway, so deleting it changes no decision.
+
+Evaluation claims go two days after their lease ended: by then their slot
+is past taking over (EvaluationSettings.retry_for), finished or not.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from core.domain.throttle import ThrottlePolicy
 from core.ports import AccountsUnitOfWork
 
 log = logging.getLogger(__name__)
+
+KEEP_EVALUATION_CLAIMS = timedelta(days=2)
 
 
 class Housekeeping:
@@ -24,13 +29,16 @@ class Housekeeping:
         self._policy = policy
 
     def run_due(self, since: datetime, until: datetime) -> int:
-        """Clean up once per hour: when (since, until] crosses the start of an hour. How many records went."""
+        """Clean up once per hour: when (since, until] crosses the start of an hour. How many rows went."""
         hour = until.replace(minute=0, second=0, microsecond=0)
         if not since < hour <= until:
             return 0
         with self._uow() as uow:
             forgotten = uow.login_failures.forget_before(until - self._policy.forget_after)
+            claims = uow.evaluation_claims.forget_before(until - KEEP_EVALUATION_CLAIMS)
             uow.commit()
         if forgotten:
             log.info("forgot %d stale failed-login records", forgotten)
-        return forgotten
+        if claims:
+            log.info("forgot %d old evaluation claims", claims)
+        return forgotten + claims

@@ -11,6 +11,7 @@ the scheduler itself.
 from __future__ import annotations
 
 import math
+import threading
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,7 +21,7 @@ from google.type import timeofday_pb2
 
 from core.bootstrap import build_evaluator
 from core.domain.evaluation import DEFAULT_SLOTS, slot_instants
-from core.services.evaluation import GoalEvaluator
+from core.services.evaluation import GoalEvaluator, WorkClaims
 from generated.fittrack.v1 import common_pb2, goal_pb2, notification_pb2
 from tests.support import batch, eventually, reading, register_and_login, rpc_error, upload
 
@@ -30,6 +31,7 @@ REPORT_READY = notification_pb2.NOTIFICATION_KIND_REPORT_READY
 # Zones no other test uses: the production profile's database is shared by a run's tests.
 CHATHAM = "Pacific/Chatham"  # UTC+13:45, a quarter-hour offset
 KATHMANDU = "Asia/Kathmandu"  # UTC+5:45
+EUCLA = "Australia/Eucla"  # UTC+8:45
 
 
 @pytest.fixture
@@ -53,6 +55,34 @@ def evaluator(profile, server, server_config, clock):
     yield parts.schedule.evaluator
     for close in reversed(parts.closers):
         close()
+
+
+@pytest.fixture
+def two_evaluators(profile, server, server_config, clock):
+    """Two evaluators sharing the work through claims in the account database, as two processes would."""
+    if profile == "embedded":
+        from core.adapters.sqlite import SqliteDatabase, SqliteMetricStore, SqliteNotificationQueue, SqliteUnitOfWork
+
+        db = SqliteDatabase(server_config.database_path)
+        queue = SqliteNotificationQueue(db)
+        yield tuple(
+            GoalEvaluator(
+                lambda: SqliteUnitOfWork(db, read_only=True),
+                SqliteMetricStore(db),
+                queue,
+                clock,
+                server_config.evaluation_settings(),
+                WorkClaims(lambda: SqliteUnitOfWork(db), clock),
+            )
+            for _ in range(2)
+        )
+        db.close()
+        return
+    parts = [build_evaluator(server_config, clock) for _ in range(2)]
+    yield tuple(part.schedule.evaluator for part in parts)
+    for part in parts:
+        for close in reversed(part.closers):
+            close()
 
 
 def next_slot(clock, zone_name: str, slots=DEFAULT_SLOTS) -> tuple[datetime, datetime]:
@@ -130,6 +160,30 @@ def test_only_users_behind_pace_who_want_notifications_are_nudged(stubs, evaluat
     assert (summary.users, summary.notifications) == (4, 1)
     (nudge,) = eventually(lambda: notifications_of(stubs, users["behind"]), lambda found: len(found) == 1)
     assert nudge.goal_id == goals["behind"].goal_id
+
+
+def test_two_evaluators_at_the_same_slot_share_it_and_nudge_each_user_once(stubs, two_evaluators, clock, new_username):
+    moment, _ = at_slot(clock, EUCLA)
+    users = [register_and_login(stubs, new_username(f"pair{n}"), time_zone=EUCLA) for n in range(3)]
+    for user in users:
+        steps_goal(stubs, user)
+    summaries = []
+    start = threading.Barrier(2)
+
+    def evaluate(evaluator: GoalEvaluator) -> None:
+        start.wait(timeout=10)
+        summaries.append(evaluator.run_due(moment - timedelta(minutes=1), moment))
+
+    runs = [threading.Thread(target=evaluate, args=(evaluator,)) for evaluator in two_evaluators]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(timeout=60)
+
+    # One of them did the zone's slot, the other found it claimed.
+    assert sorted(summary.users for summary in summaries) == [0, 3]
+    for user in users:
+        eventually(lambda user=user: notifications_of(stubs, user, BEHIND), lambda found: len(found) == 1)
 
 
 def test_the_monday_notice_says_last_weeks_report_is_ready(stubs, evaluator, clock, new_username):

@@ -473,6 +473,29 @@ def test_saving_a_cursor_merges_it_with_what_another_server_stored(pg_empty):
     assert (stored.highest, stored.missing()) == (5, [1, 2])
 
 
+def test_evaluators_claiming_the_same_work_at_the_same_moment_get_it_once(pg_empty):
+    """Several evaluator processes share the work: a key raced for by four at once goes to one."""
+    holders = [f"evaluator{n}" for n in range(4)]  # the test pool's connections
+    start = threading.Barrier(len(holders))
+    taken: dict[str, bool] = {}
+
+    def race(holder: str) -> None:
+        start.wait(timeout=10)
+        with PostgresUnitOfWork(pg_empty) as unit:
+            taken[holder] = unit.evaluation_claims.claim(
+                "slot|UTC|2026-11-25|11:00", holder, T0, T0 + timedelta(minutes=5)
+            )
+            unit.commit()
+
+    racers = [threading.Thread(target=race, args=(holder,)) for holder in holders]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(timeout=30)
+
+    assert sorted(taken.values()) == [False] * 3 + [True]
+
+
 def test_device_cursors_are_deleted_per_user_and_with_the_user_and_not_brought_back(pg_empty):
     for user_id, name in (("u1", "alice"), ("u2", "bob"), ("u3", "carol")):
         add_user(pg_empty, user_id, name)

@@ -41,6 +41,7 @@ from core.ports import (
     CommonPasswords,
     DeadLetterLog,
     DeliveryRepository,
+    EvaluationClaimRepository,
     GoalRepository,
     IdentityProvider,
     IdentityRepository,
@@ -138,6 +139,13 @@ class _StoredNotification:
 
 
 @dataclass
+class _Claim:
+    holder: str
+    lease_until: datetime
+    finished: bool = False
+
+
+@dataclass
 class AccountsState:
     """Everything the account database holds."""
 
@@ -153,6 +161,7 @@ class AccountsState:
     identities: dict[tuple[str, str], ExternalIdentity] = field(default_factory=dict)
     used_nonces: dict[tuple[str, str], datetime] = field(default_factory=dict)
     login_failures: dict[str, LoginFailures] = field(default_factory=dict)
+    evaluation_claims: dict[str, _Claim] = field(default_factory=dict)
 
 
 class FakeUsers(UserRepository):
@@ -459,6 +468,33 @@ class FakeLoginFailures(LoginFailureRepository):
         return len(old)
 
 
+class FakeEvaluationClaims(EvaluationClaimRepository):
+    def __init__(self, state: AccountsState) -> None:
+        self._state = state
+
+    def claim(self, key: str, holder: str, now: datetime, lease_until: datetime) -> bool:
+        held = self._state.evaluation_claims.get(key)
+        if held is not None and (held.finished or (held.holder != holder and held.lease_until >= now)):
+            return False
+        self._state.evaluation_claims[key] = _Claim(holder, lease_until)
+        return True
+
+    def finish(self, key: str, holder: str, now: datetime) -> None:
+        held = self._state.evaluation_claims.get(key)
+        if held is not None and held.holder == holder:
+            held.finished = True
+
+    def abandoned(self, now: datetime, limit: int) -> list[str]:
+        expired = [(c.lease_until, key) for key, c in self._state.evaluation_claims.items() if not c.finished]
+        return [key for lease_until, key in sorted(expired) if lease_until < now][:limit]
+
+    def forget_before(self, moment: datetime) -> int:
+        old = [key for key, c in self._state.evaluation_claims.items() if c.lease_until < moment]
+        for key in old:
+            del self._state.evaluation_claims[key]
+        return len(old)
+
+
 class FakeIdentities(IdentityRepository):
     def __init__(self, state: AccountsState) -> None:
         self._state = state
@@ -559,6 +595,7 @@ class FakeUnitOfWork(AccountsUnitOfWork):
     deliveries: FakeDeliveries
     identities: FakeIdentities
     login_failures: FakeLoginFailures
+    evaluation_claims: FakeEvaluationClaims
 
     def __init__(self, database: FakeAccountsDatabase) -> None:
         self._database = database
@@ -576,6 +613,7 @@ class FakeUnitOfWork(AccountsUnitOfWork):
         self.deliveries = FakeDeliveries(self._working)
         self.identities = FakeIdentities(self._working)
         self.login_failures = FakeLoginFailures(self._working)
+        self.evaluation_claims = FakeEvaluationClaims(self._working)
 
     def __enter__(self) -> FakeUnitOfWork:
         self._begin()

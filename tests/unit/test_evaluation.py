@@ -11,6 +11,8 @@ from core.domain.accounts import Credentials, Profile, User
 from core.domain.aggregation import DaySummary
 from core.domain.errors import InvalidArgument
 from core.domain.evaluation import (
+    SLOT,
+    EvaluationWork,
     UserGoals,
     active_fraction,
     expected_by,
@@ -22,7 +24,7 @@ from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import MetricKind
 from core.domain.notifications import NotificationKind, NotificationPreferences
 from core.ports import NotificationQueue
-from core.services.evaluation import EvaluationSettings, GoalEvaluator
+from core.services.evaluation import EvaluationSettings, GoalEvaluator, WorkClaims
 from tests.unit.fakes import FakeAccountsDatabase, FakeClock, FakeMetricStore
 
 WEDNESDAY = date(2026, 11, 18)
@@ -269,3 +271,126 @@ def test_monday_morning_every_user_who_takes_notifications_hears_their_report_is
     tuesday = monday_8am_new_york + timedelta(days=1)
     evaluator.run_due(tuesday - timedelta(minutes=1), tuesday)
     assert queue.sent == []
+
+
+# --- several evaluators sharing the work --------------------------------------------
+
+SLOT_AT_16 = datetime(2026, 11, 18, 16, 0, tzinfo=UTC)
+LONDON_AT_16 = EvaluationWork(SLOT, "Europe/London", WEDNESDAY, AT_16)
+
+
+class Team:
+    """Evaluators sharing one account database, its claims and one notification queue."""
+
+    def __init__(self, users: int = 5, page_size: int = 2) -> None:
+        self.db, self.store, self.queue = FakeAccountsDatabase(), FakeMetricStore(), RecordingQueue()
+        self.clock = FakeClock(SLOT_AT_16)
+        self.settings = EvaluationSettings(page_size=page_size, report_ready_at=None)
+        for n in range(users):
+            add_user(self.db, f"london{n}", "Europe/London")
+            add_goal(self.db, f"london{n}")
+
+    def claims(self, holder: str) -> WorkClaims:
+        return WorkClaims(self.db, self.clock, timedelta(minutes=5), holder)
+
+    def evaluator(self, holder: str, queue: NotificationQueue | None = None) -> GoalEvaluator:
+        return GoalEvaluator(self.db, self.store, queue or self.queue, self.clock, self.settings, self.claims(holder))
+
+    def nudged(self) -> list[str]:
+        return sorted(n.user_id for n in self.queue.sent)
+
+
+def test_a_slot_claimed_by_one_evaluator_is_not_evaluated_again_by_another():
+    team = Team()
+    window = (SLOT_AT_16 - timedelta(minutes=1), SLOT_AT_16)
+
+    first = team.evaluator("e1").run_due(*window)
+    second = team.evaluator("e2").run_due(*window)
+
+    assert (first.users, second.users) == (5, 0)
+    assert team.nudged() == [f"london{n}" for n in range(5)]
+
+
+def test_a_slot_an_evaluator_left_unfinished_is_taken_over_once_its_lease_ran_out():
+    team = Team()
+    assert team.claims("stopped").take(LONDON_AT_16)  # and then the evaluator died
+    survivor = team.evaluator("e2")
+
+    assert survivor.run_due(SLOT_AT_16 - timedelta(minutes=1), SLOT_AT_16).users == 0
+    team.clock.set(SLOT_AT_16 + timedelta(minutes=5, seconds=1))
+    taken_over = survivor.run_due(SLOT_AT_16, team.clock())
+
+    assert taken_over.users == 5
+    assert team.nudged() == [f"london{n}" for n in range(5)]
+
+
+def test_a_slot_left_unfinished_longer_than_retry_for_is_given_up_without_stale_nudges():
+    team = Team()
+    team.claims("stopped").take(LONDON_AT_16)
+    team.clock.set(SLOT_AT_16 + team.settings.retry_for + timedelta(minutes=1))
+
+    assert team.evaluator("e2").run_due(team.clock() - timedelta(minutes=1), team.clock()).users == 0
+    assert team.nudged() == []
+    # Given up for good: nobody takes it any more.
+    assert not team.claims("e3").take(LONDON_AT_16)
+
+
+class TakenOverAfterFirstPage(RecordingQueue):
+    """The first send lasts longer than the lease, and another evaluator takes the slot over meanwhile."""
+
+    def __init__(self, team: Team) -> None:
+        super().__init__()
+        self.team = team
+
+    def send(self, notifications) -> None:
+        super().send(notifications)
+        if len(self.sent) == len(notifications):
+            self.team.clock.set(self.team.clock() + timedelta(minutes=6))
+            assert self.team.claims("e2").take(LONDON_AT_16)
+
+
+def test_an_evaluator_whose_claim_was_taken_over_stops_after_its_page():
+    team = Team(users=5, page_size=2)
+    slow_queue = TakenOverAfterFirstPage(team)
+
+    summary = team.evaluator("e1", slow_queue).run_due(SLOT_AT_16 - timedelta(minutes=1), SLOT_AT_16)
+
+    assert summary.users == 2
+    assert sorted(n.user_id for n in slow_queue.sent) == ["london0", "london1"]
+
+
+class FailingOnce(FakeMetricStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    def daily_totals(self, *args, **kwargs):
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("the metric store went away")
+        return super().daily_totals(*args, **kwargs)
+
+
+def test_the_evaluator_whose_run_failed_redoes_its_own_claimed_slot_on_the_next_try():
+    team = Team()
+    team.store = FailingOnce()
+    evaluator = team.evaluator("e1")
+    window = (SLOT_AT_16 - timedelta(minutes=1), SLOT_AT_16)
+
+    with pytest.raises(ConnectionError):
+        evaluator.run_due(*window)
+    # The next tick tries the same window again, and the claim is still its own.
+    assert evaluator.run_due(*window).users == 5
+    assert not team.claims("e2").take(LONDON_AT_16)
+
+
+def test_evaluation_work_names_itself_by_a_key_that_reads_back():
+    assert EvaluationWork.from_key(LONDON_AT_16.key) == LONDON_AT_16
+    assert LONDON_AT_16.moment() == SLOT_AT_16
+    for unknown in (
+        "",
+        "slot|Europe/London|2026-11-18",
+        "later|UTC|2026-11-18|11:00",
+        "slot|Mars/Olympus|2026-11-18|11:00",
+    ):
+        assert EvaluationWork.from_key(unknown) is None

@@ -658,6 +658,72 @@ def test_login_failures_last_seen_before_a_moment_are_forgotten(uow):
         assert unit.login_failures.get("recent") is not None
 
 
+# --- evaluation claims -----------------------------------------------------------
+
+SLOT_KEY = "slot|Europe/Paris|2026-06-10|11:00"
+WORK_LEASE = timedelta(minutes=5)
+
+
+def claim_work(uow, holder: str, now: datetime, key: str = SLOT_KEY) -> bool:
+    with uow() as unit:
+        taken = unit.evaluation_claims.claim(key, holder, now, now + WORK_LEASE)
+        unit.commit()
+    return taken
+
+
+def test_evaluation_work_is_claimed_by_one_evaluator_while_its_lease_runs(uow):
+    assert claim_work(uow, "e1", T0) is True
+    assert claim_work(uow, "e2", T0 + timedelta(minutes=1)) is False
+    # Renewing: the holder claims again and its lease runs five more minutes.
+    assert claim_work(uow, "e1", T0 + timedelta(minutes=4)) is True
+    assert claim_work(uow, "e2", T0 + timedelta(minutes=8)) is False
+    with uow() as unit:
+        assert unit.evaluation_claims.abandoned(T0 + timedelta(minutes=8), 10) == []
+
+
+def test_work_left_unfinished_is_abandoned_once_its_lease_ran_out_and_another_may_take_it(uow):
+    claim_work(uow, "e1", T0)
+    claim_work(uow, "e1", T0 - timedelta(minutes=1), key="report|Europe/Paris|2026-06-08|08:00")
+    with uow() as unit:
+        assert unit.evaluation_claims.abandoned(T0 + WORK_LEASE, 10) == ["report|Europe/Paris|2026-06-08|08:00"]
+        assert unit.evaluation_claims.abandoned(T0 + WORK_LEASE + timedelta(seconds=1), 1) == [
+            "report|Europe/Paris|2026-06-08|08:00"
+        ]
+    assert claim_work(uow, "e2", T0 + WORK_LEASE + timedelta(seconds=1)) is True
+    assert claim_work(uow, "e1", T0 + WORK_LEASE + timedelta(seconds=2)) is False
+
+
+def test_finished_work_is_never_claimed_again_nor_abandoned(uow):
+    claim_work(uow, "e1", T0)
+    with uow() as unit:
+        unit.evaluation_claims.finish(SLOT_KEY, "e2", T0)  # not the holder: changes nothing
+        unit.commit()
+    assert claim_work(uow, "e1", T0) is True
+    with uow() as unit:
+        unit.evaluation_claims.finish(SLOT_KEY, "e1", T0)
+        unit.commit()
+    assert claim_work(uow, "e1", T0) is False
+    assert claim_work(uow, "e2", T0 + timedelta(days=1)) is False
+    with uow() as unit:
+        assert unit.evaluation_claims.abandoned(T0 + timedelta(days=1), 10) == []
+
+
+def test_a_claim_not_committed_holds_nothing(uow):
+    with uow() as unit:
+        assert unit.evaluation_claims.claim(SLOT_KEY, "e1", T0, T0 + WORK_LEASE) is True
+    assert claim_work(uow, "e2", T0) is True
+
+
+def test_claims_whose_lease_ended_before_a_moment_are_forgotten(uow):
+    claim_work(uow, "e1", T0 - timedelta(days=3))
+    claim_work(uow, "e1", T0, key="slot|UTC|2026-06-10|16:00")
+    with uow() as unit:
+        assert unit.evaluation_claims.forget_before(T0 - timedelta(days=2)) == 1
+        unit.commit()
+    assert claim_work(uow, "e2", T0 - timedelta(days=3)) is True
+    assert claim_work(uow, "e2", T0, key="slot|UTC|2026-06-10|16:00") is False
+
+
 def test_login_failures_not_committed_are_discarded(uow):
     with uow() as unit:
         unit.login_failures.put(LoginFailures("alice", T0, 1))

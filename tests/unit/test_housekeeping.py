@@ -24,3 +24,18 @@ def test_stale_failed_login_records_are_forgotten_at_the_first_tick_of_each_hour
         assert uow.login_failures.get("guess") is None
         # Still within forget_after: its pauses keep growing if the attacks go on.
         assert uow.login_failures.get("alice").count == 3
+
+
+def test_evaluation_claims_go_two_days_after_their_lease_ended_finished_or_not():
+    db = FakeAccountsDatabase()
+    with db() as uow:
+        uow.evaluation_claims.claim("slot|UTC|2026-11-22|11:00", "e1", NOON, NOON - timedelta(days=2, seconds=1))
+        uow.evaluation_claims.claim("slot|UTC|2026-11-23|11:00", "e1", NOON, NOON - timedelta(days=1))
+        uow.evaluation_claims.finish("slot|UTC|2026-11-23|11:00", "e1", NOON)
+        uow.commit()
+
+    assert Housekeeping(db, ThrottlePolicy()).run_due(NOON - timedelta(seconds=1), NOON) == 1
+    with db() as uow:
+        # The newer one is still there: finished, so nobody can claim it again.
+        assert uow.evaluation_claims.claim("slot|UTC|2026-11-23|11:00", "e2", NOON, NOON) is False
+        assert uow.evaluation_claims.claim("slot|UTC|2026-11-22|11:00", "e2", NOON, NOON) is True
