@@ -10,6 +10,7 @@ the scheduler itself.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from datetime import UTC, datetime, time, timedelta
@@ -19,9 +20,9 @@ import grpc
 import pytest
 from google.type import timeofday_pb2
 
-from core.bootstrap import build_evaluator
+from core.bootstrap import build_evaluator, evaluation_schedule
 from core.domain.evaluation import DEFAULT_SLOTS, slot_instants
-from core.services.evaluation import GoalEvaluator, WorkClaims
+from core.services.evaluation import GoalEvaluator
 from generated.fittrack.v1 import common_pb2, goal_pb2, notification_pb2
 from tests.support import batch, eventually, reading, register_and_login, rpc_error, upload
 
@@ -34,55 +35,48 @@ KATHMANDU = "Asia/Kathmandu"  # UTC+5:45
 EUCLA = "Australia/Eucla"  # UTC+8:45
 
 
-@pytest.fixture
-def evaluator(profile, server, server_config, clock):
-    """A GoalEvaluator on the profile's real stores and notification queue, at the test's clock."""
+@contextlib.contextmanager
+def evaluators(profile, server_config, clock, count: int):
+    """`count` evaluators on the profile's real stores and notification queue, at the test's clock, built as the
+    server and fittrack-evaluator build theirs: each with its own claims, so together they share the work."""
     if profile == "embedded":
         from core.adapters.sqlite import SqliteDatabase, SqliteMetricStore, SqliteNotificationQueue, SqliteUnitOfWork
 
         db = SqliteDatabase(server_config.database_path)
         queue = SqliteNotificationQueue(db)
-        yield GoalEvaluator(
-            lambda: SqliteUnitOfWork(db, read_only=True),
-            SqliteMetricStore(db),
-            queue,
-            clock,
-            server_config.evaluation_settings(),
-        )
+        store = SqliteMetricStore(db)
+        schedules = [
+            evaluation_schedule(
+                server_config,
+                lambda: SqliteUnitOfWork(db, read_only=True),
+                store,
+                queue,
+                clock,
+                write_uow=lambda: SqliteUnitOfWork(db),
+            )
+            for _ in range(count)
+        ]
+        yield tuple(schedule.evaluator for schedule in schedules)
         db.close()
         return
-    parts = build_evaluator(server_config, clock)
-    yield parts.schedule.evaluator
-    for close in reversed(parts.closers):
-        close()
+    parts = [build_evaluator(server_config, clock) for _ in range(count)]
+    yield tuple(part.schedule.evaluator for part in parts)
+    for part in parts:
+        for close in reversed(part.closers):
+            close()
+
+
+@pytest.fixture
+def evaluator(profile, server, server_config, clock):
+    with evaluators(profile, server_config, clock, 1) as (one,):
+        yield one
 
 
 @pytest.fixture
 def two_evaluators(profile, server, server_config, clock):
     """Two evaluators sharing the work through claims in the account database, as two processes would."""
-    if profile == "embedded":
-        from core.adapters.sqlite import SqliteDatabase, SqliteMetricStore, SqliteNotificationQueue, SqliteUnitOfWork
-
-        db = SqliteDatabase(server_config.database_path)
-        queue = SqliteNotificationQueue(db)
-        yield tuple(
-            GoalEvaluator(
-                lambda: SqliteUnitOfWork(db, read_only=True),
-                SqliteMetricStore(db),
-                queue,
-                clock,
-                server_config.evaluation_settings(),
-                WorkClaims(lambda: SqliteUnitOfWork(db), clock),
-            )
-            for _ in range(2)
-        )
-        db.close()
-        return
-    parts = [build_evaluator(server_config, clock) for _ in range(2)]
-    yield tuple(part.schedule.evaluator for part in parts)
-    for part in parts:
-        for close in reversed(part.closers):
-            close()
+    with evaluators(profile, server_config, clock, 2) as pair:
+        yield pair
 
 
 def next_slot(clock, zone_name: str, slots=DEFAULT_SLOTS) -> tuple[datetime, datetime]:
