@@ -30,7 +30,7 @@ from core.services.goals import Goals
 from core.services.housekeeping import Housekeeping
 from core.services.metrics import IngestLimits, Metrics
 from core.services.notifications import Notifications
-from core.services.persistence import Persister
+from core.services.persistence import FirstCopies, Persister
 from core.services.reports import Reports
 from workers.evaluator import EvaluationSchedule, EvaluatorInBackground
 
@@ -180,7 +180,8 @@ def _production_stores(config: Config, live: LiveNotifications):
         make_producer,
     )
     from core.adapters.mongo import MongoMetricStore
-    from core.adapters.postgres import PostgresDatabase, PostgresDeviceCursors, PostgresUnitOfWork
+    from core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
+    from core.adapters.postgres_devices import PostgresDeviceCursors
 
     db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, config.pg_pool_max)
     db.migrate()
@@ -276,12 +277,14 @@ class WorkerParts:
     """What a persister process needs in the production profile."""
 
     persister: Persister
+    copies: FirstCopies
     closers: list[Callable[[], None]]
 
 
 def build_persister(config: Config, clock: Callable[[], datetime] = utc_now) -> WorkerParts:
     from core.adapters.mongo import MongoMetricStore
     from core.adapters.postgres import PostgresUnitOfWork
+    from core.adapters.postgres_devices import PostgresBatchClaims
 
     db = _postgres(config)
     store = MongoMetricStore(config.mongo_uri, config.mongo_database, "primary")
@@ -292,7 +295,8 @@ def build_persister(config: Config, clock: Callable[[], datetime] = utc_now) -> 
         return PostgresUnitOfWork(db)
 
     persister = Persister(store, uow, queue, clock)
-    return WorkerParts(persister, [db.close, store.close, queue.close])
+    copies = FirstCopies(PostgresBatchClaims(db), clock)
+    return WorkerParts(persister, copies, [db.close, store.close, queue.close])
 
 
 def throttle_policy(config: Config) -> ThrottlePolicy:

@@ -23,7 +23,7 @@ from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from core.domain.notifications import Notification, NotificationKind, NotificationPreferences
 from core.domain.oidc import ExternalIdentity, ProviderSettings, VerifiedIdentity
 from core.domain.reports import RangeReport
-from core.domain.sequences import DeviceCursor
+from core.domain.sequences import BatchKey, DeviceCursor, LogPosition
 from core.domain.throttle import LoginFailures
 
 
@@ -412,6 +412,28 @@ class ReadingBus(abc.ABC):
     @abc.abstractmethod
     def cursor(self, user_id: str, source: str) -> DeviceCursor:
         """Which sequences of this source are durable."""
+
+
+class BatchClaims(abc.ABC):
+    """Which copy of each numbered batch in the reading log counts (the production persister's record).
+
+    The log may hold several copies of one (user, source, sequence): the
+    first one counts and the rest were answered DUPLICATE (domain.sequences.first_in_log).
+    The record outlives the persister's offset commits, so a copy read in a
+    later poll, or by another persister after a rebalance, is told apart too.
+    """
+
+    @abc.abstractmethod
+    def claim(self, firsts: dict[BatchKey, LogPosition], now: datetime) -> dict[BatchKey, LogPosition]:
+        """Record each batch's position unless one is recorded already; every batch's recorded position.
+
+        A batch missing from the answer has no claim to count: its user is gone,
+        or another persister is recording it at this very moment.
+        """
+
+    @abc.abstractmethod
+    def forget_before(self, moment: datetime) -> int:
+        """Drop claims recorded before `moment`, once no copy of theirs can still be in the log; how many went."""
 
 
 class PasswordHasher(abc.ABC):

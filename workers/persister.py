@@ -15,7 +15,8 @@ import os
 import sys
 
 from core.adapters.codec import decode_batch
-from core.services.persistence import Persister
+from core.domain.sequences import LogPosition
+from core.services.persistence import FirstCopies, Persister
 from workers.draining import LogDrainer
 from workers.runtime import ConsumerLoop, make_consumer, production_config, stop_on_signals
 
@@ -47,7 +48,9 @@ class EmbeddedPersister:
 class KafkaPersister(ConsumerLoop):
     """Production profile: consumes `readings` in a consumer group (ConsumerLoop: handle, then commit).
 
-    Applying a batch again changes nothing: the handler is idempotent.
+    Applying a batch again changes nothing: the handler is idempotent. Of
+    several copies of one numbered batch only the first in the log is applied
+    (FirstCopies): the others were answered DUPLICATE.
     FerretDB 1.x does not lock a document between its read and its write,
     which is safe only because one user's batches all land on one partition,
     and a partition has exactly one consumer in the group.
@@ -55,15 +58,26 @@ class KafkaPersister(ConsumerLoop):
 
     what = "persister"
 
-    def __init__(self, consumer, persister: Persister, crash_after_writes: int = 0) -> None:
+    def __init__(
+        self,
+        consumer,
+        persister: Persister,
+        copies: FirstCopies,
+        crash_after_writes: int = 0,
+    ) -> None:
         super().__init__(consumer)
         self._persister = persister
+        self._copies = copies
         # Fault injection for the reliability tests: die between a write and its commit.
         self._crash_after_writes = crash_after_writes
         self._writes = 0
 
     def handle(self, records) -> None:
-        self._persister.apply([decode_batch(record.value) for record in records])
+        logged = [(decode_batch(record.value), LogPosition(record.partition, record.offset)) for record in records]
+        self._persister.apply(self._copies.counted(logged))
+
+    def upkeep(self) -> None:
+        self._copies.forget_expired()
 
     def before_commit(self) -> None:
         self._writes += 1
@@ -88,7 +102,10 @@ def main() -> int:
     consumer = make_consumer(config, config.readings_topic, config.persister_group, max_poll_records=500)
     stopping = stop_on_signals()
     worker = KafkaPersister(
-        consumer, parts.persister, int(os.environ.get("FITTRACK_PERSISTER_CRASH_AFTER_WRITES", "0"))
+        consumer,
+        parts.persister,
+        parts.copies,
+        int(os.environ.get("FITTRACK_PERSISTER_CRASH_AFTER_WRITES", "0")),
     )
     log.info("persister consuming %s as group %s", config.readings_topic, config.persister_group)
     try:

@@ -72,6 +72,9 @@ class ConsumerLoop:
     def before_commit(self) -> None:
         """Called between a poll's writes and its commit."""
 
+    def upkeep(self) -> None:
+        """Called after every poll, with records or without: chores that come due now and then."""
+
     def run_once(self, timeout_ms: int = 1000) -> int:
         """Handle one poll's records and commit them; returns how many there were."""
         polled = self._consumer.poll(timeout_ms=timeout_ms)
@@ -93,6 +96,7 @@ class ConsumerLoop:
         while not stopping.is_set():
             try:
                 self.run_once()
+                self.upkeep()
             except Exception:
                 log.exception("%s could not handle a poll; retrying in %.0f s", self.what, RETRY_SECONDS)
                 stopping.wait(RETRY_SECONDS)

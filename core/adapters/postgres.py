@@ -34,7 +34,6 @@ from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import MetricKind
 from core.domain.notifications import Notification, NotificationKind, NotificationPreferences
 from core.domain.oidc import ExternalIdentity
-from core.domain.sequences import DeviceCursor
 from core.domain.throttle import LoginFailures
 from core.ports import (
     AccountsUnitOfWork,
@@ -931,61 +930,3 @@ class PostgresDeliveries(DeliveryRepository):
     def _notification(row) -> Notification:
         # The delivery's own columns come first; the notification's id and user are the delivery's.
         return _notification_of(*row[:2], *row[7:])
-
-
-class PostgresDeviceCursors:
-    """Which batch sequences are held per (user, device source), on the primary.
-
-    Reads go to the primary too: a lagging replica would show an old cursor and
-    let a resent batch pass as new.
-    """
-
-    def __init__(self, db: PostgresDatabase) -> None:
-        self._db = db
-
-    def load(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], DeviceCursor]:
-        """The stored cursors of these (user, source) pairs; absent pairs hold nothing yet."""
-        if not keys:
-            return {}
-        with self._db.transaction() as tx:
-            return _stored_cursors(tx, keys)
-
-    def save(self, cursors: dict[tuple[str, str], DeviceCursor]) -> None:
-        """Store the cursors, merged with what another server may have stored meanwhile.
-
-        A deleted user's cursors are not brought back.
-        """
-        if not cursors:
-            return
-        with self._db.transaction() as tx:
-            stored = _stored_cursors(tx, list(cursors), lock=True)
-            merged = {key: cursor.merged(stored[key]) if key in stored else cursor for key, cursor in cursors.items()}
-            tx.execute(
-                "INSERT INTO device_cursors (user_id, source, last_sequence, held)"
-                " SELECT k.user_id, k.source, k.highest, k.held"
-                " FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[]) AS k (user_id, source, highest, held)"
-                " WHERE EXISTS (SELECT 1 FROM users WHERE users.user_id = k.user_id)"
-                " ON CONFLICT (user_id, source) DO UPDATE"
-                " SET last_sequence = excluded.last_sequence, held = excluded.held",
-                (
-                    [u for u, _ in merged],
-                    [s for _, s in merged],
-                    [c.highest for c in merged.values()],
-                    [c.held for c in merged.values()],
-                ),
-            )
-
-    def delete_user(self, user_id: str) -> None:
-        with self._db.transaction() as tx:
-            tx.execute("DELETE FROM device_cursors WHERE user_id = %s", (user_id,))
-
-
-def _stored_cursors(tx: _Transaction, keys: Sequence[tuple[str, str]], lock: bool = False):
-    """The stored cursors of these (user, source) pairs; `lock` holds their rows until the transaction ends."""
-    rows = tx.execute(
-        "SELECT c.user_id, c.source, c.last_sequence, c.held FROM device_cursors c"
-        " JOIN unnest(%s::text[], %s::text[]) AS k (user_id, source)"
-        " ON c.user_id = k.user_id AND c.source = k.source" + (" FOR UPDATE OF c" if lock else ""),
-        ([user_id for user_id, _ in keys], [source for _, source in keys]),
-    ).fetchall()
-    return {(user_id, source): DeviceCursor(highest, held) for user_id, source, highest, held in rows}

@@ -100,6 +100,11 @@ class AcceptedBatch:
     sequence: int
     readings: tuple[PlacedReading, ...]
 
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """Which numbered batch of which device this is (domain.sequences.BatchKey)."""
+        return (self.user_id, self.source, self.sequence)
+
 
 @dataclass(frozen=True, slots=True)
 class BatchLimits:

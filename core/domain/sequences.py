@@ -13,6 +13,7 @@ again is harmless, because a resent reading replaces itself in the store.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 WINDOW = 63  # fits a signed 64-bit column
@@ -65,3 +66,31 @@ class DeviceCursor:
         """Sequences within the window below the highest that are not durable, ascending."""
         first = max(1, self.highest - WINDOW)
         return [sequence for sequence in range(first, self.highest) if not self.holds(sequence)]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class LogPosition:
+    """Where a copy of a batch sits in the reading log (a Kafka partition and offset)."""
+
+    partition: int
+    offset: int
+
+
+# A device's numbered batch: (user id, source, sequence).
+BatchKey = tuple[str, str, int]
+
+
+def first_in_log(copies: Sequence[tuple[BatchKey, LogPosition]]) -> dict[BatchKey, LogPosition]:
+    """The earliest position of each batch among copies read from the log.
+
+    A sequence's first durable content is the one that counts: a device may
+    resend a sequence with other readings (a bug, or a reset outbox), a second
+    server may publish a resend before it learns of the first, and a resend
+    still in flight is published beside the first copy. Every copy after the
+    first is answered DUPLICATE, so none of them may change what is stored.
+    """
+    first: dict[BatchKey, LogPosition] = {}
+    for key, position in copies:
+        if key not in first or position < first[key]:
+            first[key] = position
+    return first

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from core.domain.accounts import User
 from core.domain.aggregation import summarize_sources
@@ -20,7 +20,8 @@ from core.domain.calendar import local_today, zone_named
 from core.domain.goals import Goal
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from core.domain.notifications import Notification, NotificationKind, goal_met_key, goal_met_message
-from core.ports import AccountsUnitOfWork, MetricStore, NotificationQueue
+from core.domain.sequences import LogPosition, first_in_log
+from core.ports import AccountsUnitOfWork, BatchClaims, MetricStore, NotificationQueue
 
 
 class Persister:
@@ -122,3 +123,37 @@ def _by_source(batches: Sequence[AcceptedBatch]) -> dict[tuple[str, str], list[P
     for batch in batches:
         readings[(batch.user_id, batch.source)].extend(batch.readings)
     return readings
+
+
+class FirstCopies:
+    """The production persister's filter: of the copies of a numbered batch in the log, only the first counts.
+
+    The server answers every later copy DUPLICATE, so applying one would change
+    what the device was told is already stored (domain.sequences.first_in_log).
+    The claims are recorded before the write: a crash in between replays the
+    same first copy, whose claim then matches its own position.
+    """
+
+    # A copy of a batch can reach the log only while its device resends it, and be read again only while the
+    # topic holds it: the `readings` topic keeps a week.
+    KEEP = timedelta(days=7)
+    FORGET_EVERY = timedelta(hours=1)
+
+    def __init__(self, claims: BatchClaims, clock: Callable[[], datetime]) -> None:
+        self._claims = claims
+        self._now = clock
+        self._forgot_at: datetime | None = None
+
+    def counted(self, logged: Sequence[tuple[AcceptedBatch, LogPosition]]) -> list[AcceptedBatch]:
+        """The batches to apply, in log order; a batch without a sequence always counts."""
+        firsts = first_in_log([(batch.key, position) for batch, position in logged if batch.sequence])
+        recorded = self._claims.claim(firsts, self._now())
+        return [batch for batch, position in logged if not batch.sequence or recorded.get(batch.key) == position]
+
+    def forget_expired(self) -> int:
+        """At most once an hour, drop the claims no copy can follow any more; how many went."""
+        now = self._now()
+        if self._forgot_at is not None and now - self._forgot_at < self.FORGET_EVERY:
+            return 0
+        self._forgot_at = now
+        return self._claims.forget_before(now - self.KEEP)

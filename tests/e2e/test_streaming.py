@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import queue
+import secrets
 import signal
 import subprocess
 import sys
@@ -296,3 +297,61 @@ def test_streams_of_a_device_that_stopped_answering_are_ended_by_keepalive_and_f
             holder.wait()
         stubs.channel.close()
         running.stop()
+
+
+def test_a_resend_with_other_readings_is_a_duplicate_and_changes_nothing_stored(stubs, alice, clock):
+    minutes = minutes_of_today(clock, "Europe/Paris", 3)
+    requests = [
+        sync_request("watch-1", 1, [reading(STEPS, minutes[0], 40)]),
+        # The same sequence again with other readings: a device whose outbox was rebuilt, say.
+        sync_request("watch-1", 1, [reading(STEPS, minutes[1], 158)]),
+        sync_request("watch-1", 2, [reading(STEPS, minutes[2], 1)]),
+    ]
+    acks = [r.ack for r in stubs.metrics.SyncReadings(iter(requests), metadata=alice.auth, timeout=10)]
+    assert [a.status for a in acks] == [Ack.STATUS_ACCEPTED, Ack.STATUS_DUPLICATE, Ack.STATUS_ACCEPTED]
+    # Sequence 2 is stored after both copies of 1: once it shows, the resend was weighed too.
+    eventually(lambda: today_total(stubs, alice), lambda total: total in (41, 199), timeout=30)
+    assert today_total(stubs, alice) == 41
+
+
+def test_two_batches_with_one_sequence_in_one_upload_count_once(stubs, alice, clock):
+    minutes = minutes_of_today(clock, "Europe/Paris", 3)
+    response = upload(
+        stubs,
+        alice,
+        batch([reading(STEPS, minutes[0], 100)], device_id="phone", sequence=1),
+        batch([reading(STEPS, minutes[1], 300)], device_id="phone", sequence=1),
+        batch([reading(STEPS, minutes[2], 1)], device_id="phone", sequence=2),
+    )
+    assert (response.batches_accepted, response.batches_duplicate) == (2, 1)
+    eventually(lambda: today_total(stubs, alice), lambda total: total in (101, 401), timeout=30)
+    assert today_total(stubs, alice) == 101
+
+
+@pytest.mark.parametrize("profile", ["production"])
+def test_a_resend_published_by_another_server_does_not_replace_the_first_copy(server, stubs, server_config, clock):
+    # A second server behind the same balancer; the device's stream to it was opened before the first copy
+    # became durable, so that server still takes sequence 1 for new and publishes its copy too.
+    other = RunningServer(server_config, clock)
+    other_stubs = Stubs.connect(other.address)
+    try:
+        user = register_and_login(stubs, f"moved-{secrets.token_hex(4)}", time_zone="Europe/Paris")
+        minutes = minutes_of_today(clock, "Europe/Paris", 3)
+        late = OpenStream(other_stubs, user)
+        assert late.ask(hello("watch-1")).welcome.last_durable_sequence == 0
+        acks = [
+            r.ack
+            for r in stubs.metrics.SyncReadings(
+                iter([sync_request("watch-1", 1, [reading(STEPS, minutes[0], 40)])]), metadata=user.auth, timeout=10
+            )
+        ]
+        assert [a.status for a in acks] == [Ack.STATUS_ACCEPTED]
+        resend = late.ask(sync_request("watch-1", 1, [reading(STEPS, minutes[1], 158)])).ack
+        assert resend.sequence == 1 and resend.status in (Ack.STATUS_ACCEPTED, Ack.STATUS_DUPLICATE)
+        assert late.ask(sync_request("watch-1", 2, [reading(STEPS, minutes[2], 1)])).ack.status == Ack.STATUS_ACCEPTED
+        late.close()
+        eventually(lambda: today_total(stubs, user), lambda total: total in (41, 199), timeout=30)
+        assert today_total(stubs, user) == 41
+    finally:
+        other_stubs.channel.close()
+        other.stop()

@@ -24,16 +24,16 @@ from core.adapters.postgres import (
     MIGRATIONS_DIR,
     UNAVAILABLE,
     PostgresDatabase,
-    PostgresDeviceCursors,
     PostgresUnitOfWork,
 )
+from core.adapters.postgres_devices import PostgresBatchClaims, PostgresDeviceCursors
 from core.adapters.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 from core.adapters.sqlite import SqliteDatabase, SqliteUnitOfWork
 from core.domain.accounts import Credentials, Profile, Sex, User
 from core.domain.errors import AlreadyExists, Unavailable
 from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import MetricKind
-from core.domain.sequences import DeviceCursor
+from core.domain.sequences import DeviceCursor, LogPosition
 from core.ports import RefreshRecord
 from tests.unit import test_fakes as contract
 
@@ -610,3 +610,36 @@ def test_a_caller_finding_every_connection_busy_waits_briefly_then_gets_unavaila
             assert unit.users.get("nobody") is None
     finally:
         database.close()
+
+
+def test_the_first_claim_of_a_batch_stays_and_every_later_claimant_learns_it(pg_empty):
+    add_user(pg_empty, "u1", "alice")
+    claims = PostgresBatchClaims(pg_empty)
+    now = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
+    first = claims.claim({("u1", "watch", 1): LogPosition(2, 40), ("u1", "watch", 2): LogPosition(2, 41)}, now)
+    assert first == {("u1", "watch", 1): LogPosition(2, 40), ("u1", "watch", 2): LogPosition(2, 41)}
+    # A later copy of sequence 1, and a crash replay of the first copy of 2: both learn the first positions.
+    later = claims.claim({("u1", "watch", 1): LogPosition(2, 97), ("u1", "watch", 2): LogPosition(2, 41)}, now)
+    assert later == first
+
+
+def test_claims_of_a_user_who_is_gone_are_not_recorded_and_go_with_the_account(pg_empty):
+    add_user(pg_empty, "u1", "alice")
+    claims = PostgresBatchClaims(pg_empty)
+    now = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
+    assert claims.claim({("ghost", "watch", 1): LogPosition(0, 1)}, now) == {}
+    claims.claim({("u1", "watch", 1): LogPosition(0, 2)}, now)
+    with pg_empty.transaction() as tx:
+        tx.execute("DELETE FROM users WHERE user_id = 'u1'")
+        assert tx.execute("SELECT count(*) FROM batch_claims").fetchone()[0] == 0
+
+
+def test_claims_older_than_the_cut_off_are_forgotten(pg_empty):
+    add_user(pg_empty, "u1", "alice")
+    claims = PostgresBatchClaims(pg_empty)
+    old, new = datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 10, tzinfo=UTC)
+    claims.claim({("u1", "watch", 1): LogPosition(0, 1)}, old)
+    claims.claim({("u1", "watch", 2): LogPosition(0, 2)}, new)
+    assert claims.forget_before(datetime(2026, 6, 5, tzinfo=UTC)) == 1
+    # Forgotten, sequence 1 is claimed afresh by whichever copy comes next.
+    assert claims.claim({("u1", "watch", 1): LogPosition(0, 9)}, new) == {("u1", "watch", 1): LogPosition(0, 9)}

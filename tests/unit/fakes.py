@@ -34,10 +34,11 @@ from core.domain.goals import Goal
 from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from core.domain.notifications import Notification, NotificationKind, NotificationPreferences
 from core.domain.oidc import ExternalIdentity, ProviderSettings, VerifiedIdentity, check_claims
-from core.domain.sequences import DeviceCursor
+from core.domain.sequences import BatchKey, DeviceCursor, LogPosition
 from core.domain.throttle import LoginFailures
 from core.ports import (
     AccountsUnitOfWork,
+    BatchClaims,
     CommonPasswords,
     DeadLetterLog,
     DeliveryRepository,
@@ -76,6 +77,7 @@ ACCESS_TTL = timedelta(minutes=15)
 class Record:
     offset: int
     value: bytes
+    partition: int = 0
 
 
 class FakeConsumer:
@@ -100,6 +102,24 @@ class FakeConsumer:
     def commit(self) -> None:
         self.events.append("commit")
         self.committed = self.position
+
+
+class FakeBatchClaims(BatchClaims):
+    """PostgresBatchClaims in a dict: the first recorded position of each batch stays."""
+
+    def __init__(self) -> None:
+        self.claims: dict[BatchKey, tuple[LogPosition, datetime]] = {}
+
+    def claim(self, firsts: dict[BatchKey, LogPosition], now: datetime) -> dict[BatchKey, LogPosition]:
+        for key, position in firsts.items():
+            self.claims.setdefault(key, (position, now))
+        return {key: self.claims[key][0] for key in firsts}
+
+    def forget_before(self, moment: datetime) -> int:
+        old = [key for key, (_, claimed_at) in self.claims.items() if claimed_at < moment]
+        for key in old:
+            del self.claims[key]
+        return len(old)
 
 
 class FakeClock:
