@@ -179,14 +179,12 @@ def _production_stores(config: Config, live: LiveNotifications):
         ensure_topics,
         make_producer,
     )
-    from core.adapters.mongo import MongoMetricStore
     from core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
     from core.adapters.postgres_devices import PostgresDeviceCursors
 
     db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, config.pg_pool_max)
     db.migrate()
-    store = MongoMetricStore(config.mongo_uri, config.mongo_database, config.mongo_read_preference)
-    store.ensure_indexes()
+    store = metric_store(config, config.mongo_read_preference)
     ensure_kafka_topics(config, ensure_topics)
     liveness = KafkaLiveness(config.kafka_bootstrap)
     bus = KafkaReadingBus(
@@ -242,6 +240,21 @@ class RelayInBackground:
         await asyncio.to_thread(self.relay.stop)
 
 
+def metric_store(config: Config, read_preference: str):
+    """The production profile's metric store, its indexes ensured (on FerretDB's tables too, when it is FerretDB)."""
+    from core.adapters.ferretdb_indexes import FerretDBIndexes
+    from core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MongoMetricStore
+
+    indexes = None
+    if config.ferretdb_pg_dsn:
+        indexes = FerretDBIndexes(config.ferretdb_pg_dsn, config.mongo_database, COLLECTION, EQUALITY_FIELDS)
+    store = MongoMetricStore(
+        config.mongo_uri, config.mongo_database, read_preference, config.mongo_timeout_seconds, indexes
+    )
+    store.ensure_indexes()
+    return store
+
+
 def _postgres(config: Config, pool_max: int | None = None):
     """The account database of a production worker process, migrated."""
     from core.adapters.postgres import PostgresDatabase
@@ -278,17 +291,17 @@ class WorkerParts:
 
     persister: Persister
     copies: FirstCopies
+    # Done now and then: the metric store's indexes, which FerretDB drops with a dropped collection's table.
+    store_upkeep: Callable[[], None]
     closers: list[Callable[[], None]]
 
 
 def build_persister(config: Config, clock: Callable[[], datetime] = utc_now) -> WorkerParts:
-    from core.adapters.mongo import MongoMetricStore
     from core.adapters.postgres import PostgresUnitOfWork
     from core.adapters.postgres_devices import PostgresBatchClaims
 
     db = _postgres(config)
-    store = MongoMetricStore(config.mongo_uri, config.mongo_database, "primary")
-    store.ensure_indexes()
+    store = metric_store(config, "primary")
     queue = _notification_queue(config)
 
     def uow() -> PostgresUnitOfWork:
@@ -296,7 +309,7 @@ def build_persister(config: Config, clock: Callable[[], datetime] = utc_now) -> 
 
     persister = Persister(store, uow, queue, clock)
     copies = FirstCopies(PostgresBatchClaims(db), clock)
-    return WorkerParts(persister, copies, [db.close, store.close, queue.close])
+    return WorkerParts(persister, copies, store.ensure_indexes, [db.close, store.close, queue.close])
 
 
 def throttle_policy(config: Config) -> ThrottlePolicy:
@@ -332,12 +345,11 @@ class EvaluatorParts:
 
 
 def build_evaluator(config: Config, clock: Callable[[], datetime] = utc_now) -> EvaluatorParts:
-    from core.adapters.mongo import MongoMetricStore
     from core.adapters.postgres import PostgresUnitOfWork
 
     db = _postgres(config)
     # Reads only: goals and preferences from the replica, daily values wherever the read preference allows.
-    store = MongoMetricStore(config.mongo_uri, config.mongo_database, config.mongo_read_preference)
+    store = metric_store(config, config.mongo_read_preference)
     queue = _notification_queue(config)
 
     def read_uow() -> PostgresUnitOfWork:

@@ -88,6 +88,13 @@ class Config:
     mongo_uri: str = field(default="", repr=False)
     mongo_database: str = "fittrack"
     mongo_read_preference: str = "primaryPreferred"
+    # A MongoDB call that takes longer is given up as UNAVAILABLE (socket and server-selection timeouts).
+    mongo_timeout_seconds: float = 5.0
+    # FerretDB only: the PostgreSQL database FerretDB stores into. Given it, the metric store indexes
+    # FerretDB's tables itself (core/adapters/ferretdb_indexes.py); without it, every query reads the table.
+    ferretdb_pg_dsn: str = field(default="", repr=False)
+    # How often the persister checks those indexes (FerretDB re-creates a table dropped with its collection).
+    store_upkeep_seconds: float = 60.0
     # Single sign-on: OpenID Providers as JSON, or the path of a JSON file (see oidc_provider_settings).
     # Not shown by repr: it may hold client secrets.
     oidc_providers: str = field(default="", repr=False)
@@ -211,6 +218,11 @@ class Config:
             raise ConfigError(str(error)) from None
         if self.mongo_read_preference not in READ_PREFERENCES:
             raise ConfigError(f"FITTRACK_MONGO_READ_PREFERENCE must be one of {', '.join(READ_PREFERENCES)}")
+        if not 0 < self.mongo_timeout_seconds <= 300 or self.store_upkeep_seconds < 0.1:
+            raise ConfigError(
+                "FITTRACK_MONGO_TIMEOUT_SECONDS must be above 0 and at most 300, "
+                "FITTRACK_STORE_UPKEEP_SECONDS at least 0.1"
+            )
         if self.webhook_url and urlsplit(self.webhook_url).scheme not in ("http", "https"):
             raise ConfigError("FITTRACK_WEBHOOK_URL must be an http:// or https:// URL (or empty for no pushes)")
         if not 0 < self.push_timeout_seconds <= 300 or self.push_max_attempts < 1:
@@ -296,6 +308,9 @@ _VARIABLES = {
     "mongo_uri": str,
     "mongo_database": str,
     "mongo_read_preference": str,
+    "mongo_timeout_seconds": float,
+    "ferretdb_pg_dsn": str,
+    "store_upkeep_seconds": float,
     "oidc_providers": str,
     "oidc_timeout_seconds": float,
 }

@@ -17,12 +17,22 @@ def migrate(config: Config) -> int:
     """Migrate the database of `config`'s profile; returns its schema version."""
     if config.profile == "production":
         from core.adapters.postgres import PostgresDatabase
+        from core.bootstrap import metric_store
 
         database = PostgresDatabase(config.pg_dsn, pool_max=1)
         try:
-            return database.migrate()
+            version = database.migrate()
         finally:
             database.close()
+        # The metric store's documents too: each needs its month key (core/adapters/mongo.py, LAYOUT).
+        # Run with the persisters stopped, as make up does.
+        store = metric_store(config, "primary")
+        try:
+            if not store.by_month:
+                logging.getLogger(__name__).info("gave %d day documents their month key", store.migrate_layout())
+        finally:
+            store.close()
+        return version
     from core.adapters.sqlite import SqliteDatabase
 
     database = SqliteDatabase(config.database_path)

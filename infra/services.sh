@@ -52,7 +52,13 @@ FERRET_LOG="$FERRET_DIR/ferretdb.log"
 START_TIMEOUT="${FITTRACK_START_TIMEOUT:-120}"   # seconds, per service
 
 PG_DSN="postgresql://${PG_USER}@127.0.0.1:${PG_PORT}/${PG_APP_DB}"
-FERRET_PG_URL="postgres://${PG_USER}@127.0.0.1:${PG_PORT}/${PG_FERRET_DB}?sslmode=disable"
+# pool_max_conns: FerretDB 1.24 holds a connection per update of a command until the command returns; the
+# metric store keeps its commands small enough for this pool (MAX_UPDATES_PER_COMMAND in core/adapters/mongo.py).
+# plan_cache_mode: FerretDB's statements name the field as a parameter; only a plan made with the parameters
+# can use the indexes on its tables (core/adapters/ferretdb_indexes.py).
+FERRET_POOL_MAX_CONNS=50
+FERRET_PG_URL="postgres://${PG_USER}@127.0.0.1:${PG_PORT}/${PG_FERRET_DB}?sslmode=disable&pool_max_conns=${FERRET_POOL_MAX_CONNS}&plan_cache_mode=force_custom_plan"
+FERRET_PG_DSN="postgresql://${PG_USER}@127.0.0.1:${PG_PORT}/${PG_FERRET_DB}"
 KAFKA_BOOTSTRAP="127.0.0.1:${KAFKA_PORT}"
 MONGO_URI="mongodb://127.0.0.1:${MONGO_PORT}/"
 
@@ -496,7 +502,8 @@ ferret_start() {
     (
         cd "$FERRET_DIR"
         exec setsid "$FERRET_BIN" -listen "127.0.0.1:$MONGO_PORT" -postgresql-url "$FERRET_PG_URL" \
-            -log-level "${FITTRACK_FERRETDB_LOG_LEVEL:-warn}"
+            -log-level "${FITTRACK_FERRETDB_LOG_LEVEL:-warn}" -watchdog "${FITTRACK_FERRETDB_WATCHDOG:-10s}" \
+            -dump-dir "$FERRET_DIR"
     ) </dev/null 9>&- >>"$FERRET_LOG" 2>&1 &
     pid=$!
     printf '%s\n' "$pid" >"$FERRET_PID"
@@ -531,6 +538,7 @@ print_env() {
         echo "FITTRACK_PG_DSN=$PG_DSN"
         echo "FITTRACK_KAFKA_BOOTSTRAP=$KAFKA_BOOTSTRAP"
         echo "FITTRACK_MONGO_URI=$MONGO_URI"
+        echo "FITTRACK_FERRETDB_PG_DSN=$FERRET_PG_DSN"
     } >"$envf.tmp"
     mv -f "$envf.tmp" "$envf"
     cat "$envf"

@@ -32,7 +32,7 @@ def service_settings() -> dict[str, str]:
             name, _, value = line.partition("=")
             if name.startswith("FITTRACK_"):
                 settings[name] = value.strip()
-    for name in ("FITTRACK_PG_DSN", "FITTRACK_KAFKA_BOOTSTRAP", "FITTRACK_MONGO_URI"):
+    for name in ("FITTRACK_PG_DSN", "FITTRACK_KAFKA_BOOTSTRAP", "FITTRACK_MONGO_URI", "FITTRACK_FERRETDB_PG_DSN"):
         if os.environ.get(name):
             settings[name] = os.environ[name]
     missing = {"FITTRACK_PG_DSN", "FITTRACK_KAFKA_BOOTSTRAP", "FITTRACK_MONGO_URI"} - settings.keys()
@@ -78,6 +78,8 @@ class ProductionStack:
             "FITTRACK_KAFKA_BOOTSTRAP": self.settings["FITTRACK_KAFKA_BOOTSTRAP"],
             "FITTRACK_MONGO_URI": self.settings["FITTRACK_MONGO_URI"],
             "FITTRACK_MONGO_DATABASE": self.name,
+            # Where FerretDB keeps its tables, so the metric store indexes them (empty: a real MongoDB).
+            "FITTRACK_FERRETDB_PG_DSN": self.settings.get("FITTRACK_FERRETDB_PG_DSN", ""),
             "FITTRACK_READINGS_TOPIC": f"{self.name}.readings",
             "FITTRACK_NOTIFICATIONS_TOPIC": f"{self.name}.notifications",
             "FITTRACK_READINGS_PARTITIONS": "4",

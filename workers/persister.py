@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable, Sequence
 
 from core.adapters.codec import decode_batch
 from core.domain.sequences import LogPosition
 from core.services.persistence import FirstCopies, Persister
 from workers.draining import LogDrainer
-from workers.runtime import ConsumerLoop, make_consumer, production_config, stop_on_signals
+from workers.runtime import ConsumerLoop, Every, make_consumer, production_config, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,13 @@ class KafkaPersister(ConsumerLoop):
         consumer,
         persister: Persister,
         copies: FirstCopies,
+        chores: Sequence[Callable[[], None]] = (),
         crash_after_writes: int = 0,
     ) -> None:
         super().__init__(consumer)
         self._persister = persister
         self._copies = copies
+        self._chores = chores
         # Fault injection for the reliability tests: die between a write and its commit.
         self._crash_after_writes = crash_after_writes
         self._writes = 0
@@ -78,6 +81,8 @@ class KafkaPersister(ConsumerLoop):
 
     def upkeep(self) -> None:
         self._copies.forget_expired()
+        for chore in self._chores:
+            chore()
 
     def before_commit(self) -> None:
         self._writes += 1
@@ -105,6 +110,8 @@ def main() -> int:
         consumer,
         parts.persister,
         parts.copies,
+        # FerretDB builds a bare table again when its collection was dropped; the indexes follow within this.
+        [Every(config.store_upkeep_seconds, parts.store_upkeep)],
         int(os.environ.get("FITTRACK_PERSISTER_CRASH_AFTER_WRITES", "0")),
     )
     log.info("persister consuming %s as group %s", config.readings_topic, config.persister_group)

@@ -6,7 +6,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -100,3 +101,23 @@ class ConsumerLoop:
             except Exception:
                 log.exception("%s could not handle a poll; retrying in %.0f s", self.what, RETRY_SECONDS)
                 stopping.wait(RETRY_SECONDS)
+
+
+class Every:
+    """A chore done at most once per interval, from the loop's own thread; the first call does it."""
+
+    def __init__(
+        self, seconds: float, chore: Callable[[], object], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._seconds = seconds
+        self._chore = chore
+        self._clock = clock
+        self._due = float("-inf")
+
+    def __call__(self) -> None:
+        now = self._clock()
+        if now < self._due:
+            return
+        # Due again after the interval even when it fails: the error goes to the loop's log, not into a tight retry.
+        self._due = now + self._seconds
+        self._chore()

@@ -7,12 +7,26 @@ persister's recomputation of a day reads one document:
       "_id": "<user_id>:<YYYY-MM-DD>",
       "user_id": "<user_id>",
       "date": "YYYY-MM-DD",
+      "um": "<user_id>:<YYYY-MM>",
       "b": {"<metric>": {"<escaped source>": <binary: the source's minutes of the day>, ...}, ...},
       "d": {"<metric>": {"value": .., "min": .., "max": .., "minutes": ..,
                          "sources": {"<escaped source>": {"value": .., "minutes": ..}, ...}}, ...}
     }
 
-`date` is an ISO string so that string order is date order in range queries.
+`date` is an ISO string so that string order is date order. Every query is
+an equality on one indexed field: `_id` for a day, `um` (the user and the
+month) for a range of days, a month at a time, `user_id` to delete a user.
+FerretDB 1.x hands only top-level equalities to PostgreSQL (`$in` and
+`$gte`/`$lte` it applies itself, after reading every row the equalities
+left), and those only reach an index that core/adapters/ferretdb_indexes.py
+adds under its table; on MongoDB the same fields have ordinary indexes.
+
+Writes go to FerretDB in commands of at most MAX_UPDATES_PER_COMMAND updates,
+one command at a time per process: FerretDB 1.24 holds a pooled PostgreSQL
+connection for every update of a command until the whole command returns
+(internal/handler/msg_update.go), so a command with as many updates as its
+pool has connections (`pool_max_conns`, 50 by default), or several commands
+adding up to that, wait for each other for ever.
 A source's minutes are one binary value in the layout of core/adapters/minute_blob.py:
 FerretDB 1.x converts every field of a document on each read and write, so a
 day held as 1,440 fields cost about 10 ms to read and 15 ms to update, and as
@@ -41,6 +55,7 @@ has between the persister's account check and its write.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -50,6 +65,7 @@ from functools import wraps
 from typing import TypeVar
 from urllib.parse import unquote
 
+import psycopg2
 from pymongo import ASCENDING, MongoClient, UpdateOne
 from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError
 from pymongo.read_preferences import (
@@ -61,6 +77,7 @@ from pymongo.read_preferences import (
 )
 from pymongo.write_concern import WriteConcern
 
+from core.adapters.ferretdb_indexes import FerretDBIndexes
 from core.adapters.minute_blob import decoded, encoded, merged
 from core.domain.aggregation import DaySummary, SourceFigures
 from core.domain.errors import Unavailable
@@ -68,7 +85,16 @@ from core.domain.metrics import MetricKind, PlacedReading, possible_local_days
 from core.ports import MetricStore
 
 COLLECTION = "metrics"
+# Where the store notes the layout of the collection (LAYOUT): version 2 added `um` to every document.
+META_COLLECTION = "fittrack_meta"
+LAYOUT = {"_id": "metrics_layout", "version": 2}
 SERVER_SELECTION_TIMEOUT_MS = 3000
+# The wedge in the module docstring needs commands x (updates per command - 1) + 1 > pool_max_conns. With 8
+# updates per command and one command at a time per process, FerretDB's 50 connections serve 7 writing
+# processes at once (persisters and fittrack-migrate) with room left for reads; infra/services.sh sets 50.
+MAX_UPDATES_PER_COMMAND = 8
+# The fields queried by equality (see the module docstring).
+EQUALITY_FIELDS = ("_id", "um", "user_id")
 
 READ_PREFERENCES = {
     "primary": Primary(),
@@ -89,6 +115,8 @@ _EMPTY_SOURCE = "%"
 _CONNECTION_ERRORS = (ServerSelectionTimeoutError, AutoReconnect, ConnectionFailure, NetworkTimeout)
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 def escape_source(source: str) -> str:
@@ -112,6 +140,19 @@ def doc_id(user_id: str, day: date) -> str:
     return f"{user_id}:{day.isoformat()}"
 
 
+def month_key(user_id: str, day: date) -> str:
+    return f"{user_id}:{day.isoformat()[:7]}"
+
+
+def _months(start: date, end: date) -> list[date]:
+    """The first day of each month that [start, end] touches."""
+    months, month = [], start.replace(day=1)
+    while month <= end:
+        months.append(month)
+        month = (month + timedelta(days=32)).replace(day=1)
+    return months
+
+
 def _possible_days(minute: int) -> Iterable[date]:
     return map(date.fromordinal, possible_local_days(minute, minute))
 
@@ -133,6 +174,11 @@ def _other_days(wanted: dict[tuple[int, int], tuple[date, float]]) -> dict[date,
         for other in possible - {day}:
             candidates[other].append((metric, minute))
     return candidates
+
+
+def field_in(document: dict, metric: MetricKind) -> bool:
+    """Whether a day document holds the daily figures of `metric`."""
+    return str(int(metric)) in document.get("d", {})
 
 
 def _minutes_by_source(document: dict, metric: int) -> dict[str, dict[int, float]]:
@@ -183,8 +229,9 @@ class _Pending:
     instead of three reads and two writes.
     """
 
-    def __init__(self, collection) -> None:
+    def __init__(self, collection, one_command_at_a_time: threading.Lock) -> None:
         self._collection = collection
+        self._one_command = one_command_at_a_time
         self._documents: dict[str, dict] = {}
         self._updates: dict[str, dict[str, dict]] = {}
 
@@ -215,21 +262,21 @@ class _Pending:
         key = doc_id(user_id, day)
         if key not in self._updates:
             self._updates[key] = {
-                "$set": {},
+                # `um` is set on every write, so documents written before it existed get it as they change.
+                "$set": {"um": month_key(user_id, day)},
                 "$unset": {},
                 "$setOnInsert": {"user_id": user_id, "date": day.isoformat()},
             }
         return self._updates[key]
 
     def flush(self) -> None:
-        if self._updates:
-            self._collection.bulk_write(
-                [
-                    UpdateOne({"_id": key}, {op: fields for op, fields in update.items() if fields}, upsert=True)
-                    for key, update in sorted(self._updates.items())
-                ],
-                ordered=False,
-            )
+        updates = [
+            UpdateOne({"_id": key}, {op: fields for op, fields in update.items() if fields}, upsert=True)
+            for key, update in sorted(self._updates.items())
+        ]
+        for start in range(0, len(updates), MAX_UPDATES_PER_COMMAND):
+            with self._one_command:
+                self._collection.bulk_write(updates[start : start + MAX_UPDATES_PER_COMMAND], ordered=False)
         self._updates.clear()
 
 
@@ -245,15 +292,21 @@ class MongoMetricStore(MetricStore):
         client_or_uri: MongoClient | str,
         database: str = "fittrack",
         read_preference: str = "primaryPreferred",
+        timeout_seconds: float = 5.0,
+        ferretdb_indexes: FerretDBIndexes | None = None,
     ) -> None:
         if read_preference not in READ_PREFERENCES:
             raise ValueError(f"read_preference must be one of {', '.join(READ_PREFERENCES)}, not {read_preference!r}")
         if isinstance(client_or_uri, str):
-            # A short selection timeout turns an outage into UNAVAILABLE in seconds rather than pymongo's 30 s.
+            # Short selection and socket timeouts turn an outage, or a server that stopped answering, into
+            # UNAVAILABLE within a caller's deadline rather than after pymongo's 30 s (or never: no socket
+            # timeout is pymongo's default).
+            timeout_ms = int(timeout_seconds * 1000)
             self._client = MongoClient(
                 client_or_uri,
-                serverSelectionTimeoutMS=SERVER_SELECTION_TIMEOUT_MS,
-                connectTimeoutMS=SERVER_SELECTION_TIMEOUT_MS,
+                serverSelectionTimeoutMS=min(SERVER_SELECTION_TIMEOUT_MS, timeout_ms),
+                connectTimeoutMS=min(SERVER_SELECTION_TIMEOUT_MS, timeout_ms),
+                socketTimeoutMS=timeout_ms,
             )
             self._owns_client = True
         else:
@@ -269,12 +322,18 @@ class MongoMetricStore(MetricStore):
         )
         # Views, reports and goal checks tolerate replica lag.
         self._reader = db.get_collection(COLLECTION, read_preference=READ_PREFERENCES[read_preference])
+        self._meta = db.get_collection(META_COLLECTION, read_preference=Primary())
         self._local = threading.local()
+        self._one_command = threading.Lock()
+        self._ferretdb_indexes = ferretdb_indexes
+        # Until ensure_indexes() finds the collection in LAYOUT, ranges are read the old way (every document
+        # of the user: `um` may be missing), and `fittrack-migrate` brings it up to date.
+        self.by_month = False
 
     @contextmanager
     def grouped(self) -> Iterator[None]:
-        """The writes made inside go to the server together when the block ends without an error."""
-        pending = _Pending(self._primary)
+        """The writes made inside go to the server when the block ends without an error, in small commands."""
+        pending = _Pending(self._primary, self._one_command)
         self._local.pending = pending
         try:
             yield
@@ -294,12 +353,64 @@ class MongoMetricStore(MetricStore):
 
     @_mapped_errors
     def ensure_indexes(self) -> None:
-        """Idempotent; call it at start-up. The (user_id, date) index serves days() on MongoDB.
+        """Idempotent; call it at start-up, and now and then (upkeep): FerretDB re-creates a dropped table bare.
 
-        FerretDB 1.x creates it, but it does not help there: its SQL compares
-        fields with jsonb containment (@>), which a btree index cannot serve.
+        Also learns whether every document has `um` (LAYOUT); a new, empty collection is marked so at once.
         """
-        self._primary.create_index([("user_id", ASCENDING), ("date", ASCENDING)], name="user_id_date")
+        if self._is_ferretdb():
+            self._ensure_ferretdb_indexes()
+        else:
+            self._primary.create_index([("um", ASCENDING)], name="um")
+            self._primary.create_index([("user_id", ASCENDING)], name="user_id")
+        if self._meta.find_one({"_id": LAYOUT["_id"]}) == LAYOUT:
+            self.by_month = True
+        elif self._primary.find_one({}, {"_id": 1}) is None:
+            self._meta.replace_one({"_id": LAYOUT["_id"]}, LAYOUT, upsert=True)
+            self.by_month = True
+        else:
+            log.warning(
+                "the %s collection predates its month keys: views read every document of a user until "
+                "`fittrack-migrate` has run",
+                COLLECTION,
+            )
+
+    def _is_ferretdb(self) -> bool:
+        return "ferretdbVersion" in self._client.admin.command("buildInfo")
+
+    def _ensure_ferretdb_indexes(self) -> None:
+        if self._ferretdb_indexes is None:
+            log.warning(
+                "the metric store is FerretDB but FITTRACK_FERRETDB_PG_DSN is not set: every query reads "
+                "the whole collection (see the README's production section)"
+            )
+            return
+        try:
+            self._ferretdb_indexes.ensure()
+        except psycopg2.Error as error:
+            # Queries stay correct without the indexes, only slow; the persister's upkeep tries again.
+            log.warning("could not index FerretDB's tables: %s", str(error).strip())
+
+    @_mapped_errors
+    def migrate_layout(self) -> int:
+        """Give every document its month key, then note LAYOUT; how many documents changed.
+
+        Run it with the persisters stopped (fittrack-migrate): FerretDB 1.x could lose a persister's write
+        made to a document between this read and this write.
+        """
+        changed = 0
+        missing = self._primary.find({"um": {"$exists": False}}, {"user_id": 1, "date": 1})
+        batch: list[UpdateOne] = []
+        for document in missing:
+            key = month_key(document["user_id"], date.fromisoformat(document["date"]))
+            batch.append(UpdateOne({"_id": document["_id"]}, {"$set": {"um": key}}))
+            if len(batch) == MAX_UPDATES_PER_COMMAND:
+                changed += self._primary.bulk_write(batch, ordered=False).modified_count
+                batch = []
+        if batch:
+            changed += self._primary.bulk_write(batch, ordered=False).modified_count
+        self._meta.replace_one({"_id": LAYOUT["_id"]}, LAYOUT, upsert=True)
+        self.by_month = True
+        return changed
 
     def close(self) -> None:
         if self._owns_client:
@@ -388,6 +499,15 @@ class MongoMetricStore(MetricStore):
                 {"_id": doc_id(user_id, start), field: {"$exists": True}}, {"date": 1, field: 1}
             )
             documents = [found] if found else []
+        elif self.by_month:
+            # One indexed equality per month; the days outside [start, end] are dropped here.
+            documents = [
+                document
+                for month in _months(start, end)
+                for document in self._reader.find({"um": month_key(user_id, month)}, {"date": 1, field: 1})
+                if start.isoformat() <= document["date"] <= end.isoformat() and field_in(document, metric)
+            ]
+            documents.sort(key=lambda document: document["date"])
         else:
             documents = self._reader.find(
                 {
@@ -416,16 +536,10 @@ class MongoMetricStore(MetricStore):
     def daily_totals(
         self, user_ids: Sequence[str], metrics: Sequence[MetricKind], start: date, end: date
     ) -> dict[str, dict[MetricKind, dict[date, float]]]:
-        # By _id, one query per chunk of users: MongoDB answers $in from the _id
-        # index. (FerretDB 1.x does not push $in down to PostgreSQL and filters
-        # the collection itself: correct, but slow on a large collection.)
-        days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
-        fields = {f"d.{int(metric)}.value": 1 for metric in metrics}
+        fields = {"user_id": 1, "date": 1, **{f"d.{int(metric)}.value": 1 for metric in metrics}}
         found: dict[str, dict[MetricKind, dict[date, float]]] = {}
-        per_chunk = max(1, 2000 // len(days))
-        for offset in range(0, len(user_ids), per_chunk):
-            ids = [doc_id(user_id, day) for user_id in user_ids[offset : offset + per_chunk] for day in days]
-            for document in self._reader.find({"_id": {"$in": ids}}, {"user_id": 1, "date": 1, **fields}):
+        for document in self._documents_of(user_ids, start, end, fields):
+            if start.isoformat() <= document["date"] <= end.isoformat():
                 daily = document.get("d", {})
                 for metric in metrics:
                     figures = daily.get(str(int(metric)))
@@ -434,6 +548,27 @@ class MongoMetricStore(MetricStore):
                             date.fromisoformat(document["date"])
                         ] = float(figures["value"])
         return found
+
+    def _documents_of(self, user_ids: Sequence[str], start: date, end: date, fields: dict) -> Iterator[dict]:
+        """The documents of these users in [start, end], and perhaps others of the same months."""
+        days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+        if not self.by_month:
+            # The old layout: by _id, one query per chunk of users; MongoDB answers $in from the _id
+            # index, FerretDB 1.x reads the whole collection for it.
+            per_chunk = max(1, 2000 // len(days))
+            for offset in range(0, len(user_ids), per_chunk):
+                ids = [doc_id(user_id, day) for user_id in user_ids[offset : offset + per_chunk] for day in days]
+                yield from self._reader.find({"_id": {"$in": ids}}, fields)
+            return
+        for user_id in user_ids:
+            if len(days) == 1:
+                # A daily goal's day: one document by _id reads less than its month.
+                found = self._reader.find_one({"_id": doc_id(user_id, start)}, fields)
+                if found:
+                    yield found
+                continue
+            for month in _months(start, end):
+                yield from self._reader.find({"um": month_key(user_id, month)}, fields)
 
     @_mapped_errors
     def delete_user(self, user_id: str) -> None:

@@ -162,10 +162,38 @@ def test_each_user_has_one_document_per_local_day_holding_minutes_and_daily_figu
     assert "d" not in documents[1]
 
 
-def test_the_user_and_date_index_exists(mongo_store, mongo_collection):
-    mongo_store.ensure_indexes()
-    keys = [list(index["key"].items()) for index in mongo_collection.list_indexes()]
-    assert [("user_id", 1), ("date", 1)] in keys
+def test_every_day_document_carries_its_users_month_key_for_range_reads(mongo_store, mongo_collection):
+    mongo_store.upsert_minutes("u1", "watch", [placed(MORNING, 10), placed(MORNING + 40 * 24 * 60, 10)])
+    assert [(d["_id"], d["um"]) for d in raw_documents(mongo_collection)] == [
+        ("u1:2026-06-10", "u1:2026-06"),
+        ("u1:2026-07-20", "u1:2026-07"),
+    ]
+
+
+def test_a_collection_written_before_month_keys_is_read_the_old_way_until_migrated(
+    mongo_client, mongo_database, mongo_collection
+):
+    mongo_client[mongo_database]["fittrack_meta"].drop()
+    old = [
+        {"_id": f"u1:{day}", "user_id": "u1", "date": day, "d": {"1": {"value": v, "min": v, "max": v, "minutes": 1}}}
+        for day, v in (("2026-05-31", 5.0), ("2026-06-01", 6.0), ("2026-06-10", 7.0))
+    ]
+    mongo_collection.insert_many(old)
+    store = MongoMetricStore(mongo_client, mongo_database)
+    store.ensure_indexes()
+    assert not store.by_month
+    before = store.days("u1", STEPS, date(2026, 5, 31), date(2026, 6, 10))
+    assert [d.value for d in before] == [5.0, 6.0, 7.0]
+    assert store.daily_totals(["u1"], [STEPS], date(2026, 6, 1), date(2026, 6, 10)) == {
+        "u1": {STEPS: {date(2026, 6, 1): 6.0, date(2026, 6, 10): 7.0}}
+    }
+
+    assert store.migrate_layout() == 3
+    assert store.by_month
+    assert store.days("u1", STEPS, date(2026, 5, 31), date(2026, 6, 10)) == before
+    again = MongoMetricStore(mongo_client, mongo_database)
+    again.ensure_indexes()
+    assert again.by_month  # the collection is noted as migrated
 
 
 def test_applying_the_same_readings_twice_leaves_identical_documents(mongo_store, mongo_collection):
@@ -409,7 +437,7 @@ def test_a_day_written_by_an_earlier_release_a_field_per_minute_is_read_and_move
     assert decoded(document["b"]["1"]["watch"]) == {MORNING: 10.0, MORNING + 1: 12.0, MORNING + 2: 13.0}
 
 
-def test_writes_grouped_by_the_persister_reach_the_server_together_and_not_at_all_after_an_error(
+def test_writes_grouped_by_the_persister_reach_the_server_at_the_end_and_not_at_all_after_an_error(
     mongo_store, mongo_collection
 ):
     with mongo_store.grouped():

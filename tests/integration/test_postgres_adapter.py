@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import secrets
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 import pytest
+from pymongo import MongoClient
 
 from core import migrate as migrate_command
 from core.adapters.postgres import (
@@ -35,6 +37,7 @@ from core.domain.goals import Goal, GoalPeriod
 from core.domain.metrics import MetricKind
 from core.domain.sequences import DeviceCursor, LogPosition
 from core.ports import RefreshRecord
+from tests.production import service_settings
 from tests.unit import test_fakes as contract
 
 pytestmark = pytest.mark.production
@@ -207,15 +210,26 @@ def test_two_processes_migrating_at_once_apply_each_migration_once(pg_fresh_dsn)
     assert applied_versions(pg_fresh_dsn) == list(range(1, LATEST + 1))
 
 
-def test_fittrack_migrate_migrates_the_production_database(pg_fresh_dsn, monkeypatch, capsys):
+def test_fittrack_migrate_migrates_the_production_databases(pg_fresh_dsn, monkeypatch, capsys):
+    mongo_uri = service_settings()["FITTRACK_MONGO_URI"]
+    scratch = f"ft_migrate_{secrets.token_hex(4)}"
+    client = MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
+    # A day document from before month keys.
+    client[scratch]["metrics"].insert_one({"_id": "u1:2026-06-10", "user_id": "u1", "date": "2026-06-10"})
     monkeypatch.setenv("FITTRACK_PROFILE", "production")
     monkeypatch.setenv("FITTRACK_PG_DSN", pg_fresh_dsn)
-    # The production profile insists on every service being configured, though migrating needs only PostgreSQL.
+    # The production profile insists on every service being configured, though migrating needs no Kafka.
     monkeypatch.setenv("FITTRACK_KAFKA_BOOTSTRAP", "127.0.0.1:1")
-    monkeypatch.setenv("FITTRACK_MONGO_URI", "mongodb://127.0.0.1:1/")
-    assert migrate_command.main() == 0
-    assert f"production database at schema version {LATEST}" in capsys.readouterr().out
-    assert applied_versions(pg_fresh_dsn) == list(range(1, LATEST + 1))
+    monkeypatch.setenv("FITTRACK_MONGO_URI", mongo_uri)
+    monkeypatch.setenv("FITTRACK_MONGO_DATABASE", scratch)
+    try:
+        assert migrate_command.main() == 0
+        assert f"production database at schema version {LATEST}" in capsys.readouterr().out
+        assert applied_versions(pg_fresh_dsn) == list(range(1, LATEST + 1))
+        assert client[scratch]["metrics"].find_one({"_id": "u1:2026-06-10"})["um"] == "u1:2026-06"
+    finally:
+        client.drop_database(scratch)
+        client.close()
 
 
 def test_fittrack_migrate_migrates_the_embedded_database(tmp_path, monkeypatch, capsys):

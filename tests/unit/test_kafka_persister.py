@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from core.services.metrics import RawBatch
 from core.services.persistence import FirstCopies
 from tests.unit.fakes import FakeBatchClaims, FakeConsumer, Record, fake_app
 from workers.persister import KafkaPersister
+from workers.runtime import Every
 
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 
@@ -128,3 +130,23 @@ def test_claims_are_forgotten_a_week_after_they_were_made_and_at_most_hourly(app
     assert copies.forget_expired() == 1
     assert set(claims.claims) == {("u1", "watch", 2)}
 
+
+def test_chores_run_after_polls_with_or_without_records_at_most_once_per_interval(app):
+    now = [0.0]
+    done = []
+    worker = KafkaPersister(
+        FakeConsumer([]), app.persister, first_copies(app), [Every(60, lambda: done.append(now[0]), lambda: now[0])]
+    )
+    stopping = threading.Event()
+    polls = iter(range(3))
+
+    def poll_then_maybe_stop(timeout_ms):
+        if next(polls, None) is None:
+            stopping.set()
+        now[0] += 25
+        return {}
+
+    worker._consumer.poll = poll_then_maybe_stop
+    worker.run(stopping)
+    # Polls at 25, 50, 75 and 100 s: the chore ran at the first and once the minute had passed.
+    assert done == [25.0, 100.0]

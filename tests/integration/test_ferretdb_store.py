@@ -1,0 +1,252 @@
+"""The metric store on FerretDB at scale: every query through a PostgreSQL index, no wedge, a watchdog behind it.
+
+Against the FerretDB and PostgreSQL that `make services` runs; never skipped.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import socket
+import subprocess
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg2
+import pytest
+from pymongo import MongoClient, UpdateOne
+from pymongo.errors import PyMongoError
+
+from core.adapters.ferretdb_indexes import FerretDBIndexes, index_name
+from core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MongoMetricStore, month_key
+from core.domain.aggregation import DaySummary
+from core.domain.metrics import MetricKind
+from tests.production import ROOT, service_settings
+from tests.support import eventually
+
+pytestmark = pytest.mark.production
+
+STEPS = MetricKind.STEPS
+LAUNCHER = ROOT / "var" / "bin" / "ferretdb-launcher"
+# Enough documents that a sequential scan costs the planner more than the index.
+USERS, DAYS = 40, 120
+FIRST_DAY = date(2026, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def settings() -> dict[str, str]:
+    found = service_settings()
+    if not found.get("FITTRACK_FERRETDB_PG_DSN"):
+        pytest.fail("var/services.env names no FITTRACK_FERRETDB_PG_DSN: run `make services`", pytrace=False)
+    return found
+
+
+@pytest.fixture(scope="module")
+def database(settings):
+    name = f"ft_index_{secrets.token_hex(4)}"
+    client = MongoClient(settings["FITTRACK_MONGO_URI"], serverSelectionTimeoutMS=5000)
+    yield client, name
+    client.drop_database(name)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def store(settings, database):
+    client, name = database
+    indexes = FerretDBIndexes(settings["FITTRACK_FERRETDB_PG_DSN"], name, COLLECTION, EQUALITY_FIELDS)
+    store = MongoMetricStore(settings["FITTRACK_MONGO_URI"], name, "primary", ferretdb_indexes=indexes)
+    store.ensure_indexes()
+    # Documents in the store's own shape, bulk-inserted: USERS users with DAYS days each.
+    client[name][COLLECTION].insert_many(
+        [
+            {
+                "_id": f"user{u}:{day.isoformat()}",
+                "user_id": f"user{u}",
+                "date": day.isoformat(),
+                "um": month_key(f"user{u}", day),
+                "d": {"1": {"value": float(u), "min": 1.0, "max": 1.0, "minutes": 1, "sources": {}}},
+            }
+            for u in range(USERS)
+            for day in (FIRST_DAY + timedelta(days=n) for n in range(DAYS))
+        ]
+    )
+    store.ensure_indexes()  # the table exists now
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def pg(settings, database):
+    connection = psycopg2.connect(settings["FITTRACK_FERRETDB_PG_DSN"], connect_timeout=5)
+    connection.autocommit = True
+    yield connection
+    connection.close()
+
+
+def table_of(pg, name: str) -> str:
+    with pg.cursor() as cursor:
+        table = FerretDBIndexes("", name, COLLECTION, ()).table(cursor)
+    assert table, "FerretDB has no table for the collection"
+    return table
+
+
+def indexes_on(pg, schema: str, table: str) -> set[str]:
+    with pg.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s", (schema, table))
+        return {row[0] for row in cursor.fetchall()}
+
+
+def plan_of(pg, schema: str, table: str, field: str, value: str) -> str:
+    """The plan of the statement FerretDB 1.x sends for {field: value}, run as it runs it: prepared, many times."""
+    with pg.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
+        statement = f"q{secrets.token_hex(3)}"
+        cursor.execute(
+            f'PREPARE {statement} (text, jsonb) AS SELECT _jsonb FROM "{schema}"."{table}" WHERE _jsonb->$1 @> $2'
+        )
+        for _ in range(7):  # past the five runs after which PostgreSQL may choose a generic plan
+            cursor.execute(f"EXECUTE {statement} (%s, %s)", (field, f'"{value}"'))
+        cursor.execute(f"EXPLAIN EXECUTE {statement} (%s, %s)", (field, f'"{value}"'))
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute(f"DEALLOCATE {statement}")
+        return plan
+
+
+def scans(pg, schema: str, table: str) -> tuple[int, int]:
+    """Sequential and index scans of the table so far; this connection's own counts are published first."""
+    with pg.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute(
+            "SELECT coalesce(seq_scan, 0), coalesce(idx_scan, 0) FROM pg_stat_user_tables"
+            " WHERE schemaname = %s AND relname = %s",
+            (schema, table),
+        )
+        return cursor.fetchone()
+
+
+def test_each_equality_the_store_queries_by_is_served_by_a_gin_index(store, database, pg):
+    _, name = database
+    table = table_of(pg, name)
+    assert {index_name(table, field) for field in EQUALITY_FIELDS} <= indexes_on(pg, name, table)
+    with pg.cursor() as cursor:
+        cursor.execute(f'ANALYZE "{name}"."{table}"')
+    for field, value in (("_id", "user7:2026-02-03"), ("um", "user7:2026-02"), ("user_id", "user7")):
+        plan = plan_of(pg, name, table, field, value)
+        assert f"Bitmap Index Scan on {index_name(table, field)}" in plan, plan
+        assert "Seq Scan" not in plan, plan
+
+
+def test_the_stores_own_queries_through_ferretdb_scan_no_table(store, database, pg):
+    _, name = database
+    table = table_of(pg, name)
+    with pg.cursor() as cursor:
+        cursor.execute(f'ANALYZE "{name}"."{table}"')
+    seq_before, idx_before = scans(pg, name, table)
+    users = [f"user{u}" for u in range(10)]
+    runs = 5  # past the five runs after which PostgreSQL may plan a prepared statement without its parameters
+    for _ in range(runs):
+        assert len(store.days("user3", STEPS, date(2026, 2, 20), date(2026, 3, 10))) == 19
+        assert len(store.days("user3", STEPS, date(2026, 2, 20), date(2026, 2, 20))) == 1
+        assert store.minutes_of_day("user3", STEPS, date(2026, 2, 20)) == {}
+        totals = store.daily_totals(users, [STEPS], date(2026, 3, 2), date(2026, 3, 8))
+        assert {user: len(days[STEPS]) for user, days in totals.items()} == {user: 7 for user in users}
+        assert set(store.daily_totals(users, [STEPS], date(2026, 3, 2), date(2026, 3, 2))) == set(users)
+    queries = runs * (2 + 1 + 1 + 10 + 10)  # two months, a day, a day's minutes, ten months, ten days
+    # FerretDB's connections publish their counts within seconds: wait for the index scans, then read both.
+    eventually(lambda: scans(pg, name, table), lambda counts: counts[1] - idx_before >= queries, timeout=30)
+    # A generic plan would scan the table for most of the 120 queries. One scan may show late: FerretDB makes
+    # one while inserting the module's documents, and its connection need not have published it yet.
+    assert scans(pg, name, table)[0] - seq_before <= 1
+
+
+def test_a_table_ferretdb_creates_again_gets_its_indexes_back(settings, store, database, pg):
+    client, name = database
+    scratch = f"{name}_again"
+    indexes = FerretDBIndexes(settings["FITTRACK_FERRETDB_PG_DSN"], scratch, COLLECTION, EQUALITY_FIELDS)
+    again = MongoMetricStore(settings["FITTRACK_MONGO_URI"], scratch, "primary", ferretdb_indexes=indexes)
+    try:
+        again.save_days("u1", STEPS, [DaySummary(date(2026, 3, 1), 5.0, 5.0, 5.0, 1)])
+        again.ensure_indexes()
+        first = table_of(pg, scratch)
+        client[scratch].drop_collection(COLLECTION)
+        again.save_days("u1", STEPS, [DaySummary(date(2026, 3, 1), 6.0, 6.0, 6.0, 1)])
+        table = table_of(pg, scratch)
+        assert table == first  # the same name, but a new, bare table
+        assert not {index_name(table, field) for field in EQUALITY_FIELDS} & indexes_on(pg, scratch, table)
+        again.ensure_indexes()  # what the persister's upkeep calls
+        assert {index_name(table, field) for field in EQUALITY_FIELDS} <= indexes_on(pg, scratch, table)
+        assert [d.value for d in again.days("u1", STEPS, date(2026, 3, 1), date(2026, 3, 2))] == [6.0]
+    finally:
+        again.close()
+        client.drop_database(scratch)
+
+
+def test_a_persister_chunk_touching_many_days_is_written_in_commands_ferretdbs_pool_can_serve(store):
+    # 120 day documents in one group: sent as one command, FerretDB 1.24 held 50 connections and hung for ever.
+    days = [date(2025, 1, 1) + timedelta(days=n) for n in range(120)]
+    for value in (1.0, 2.0):  # creating them, then updating every one
+        with store.grouped():
+            store.save_days("chunky", STEPS, [DaySummary(day, value, value, value, 1) for day in days])
+        assert [d.value for d in store.days("chunky", STEPS, days[0], days[-1])] == [value] * 120
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def answers(uri: str) -> bool:
+    client = MongoClient(uri, serverSelectionTimeoutMS=500, socketTimeoutMS=500, connectTimeoutMS=500)
+    try:
+        client.admin.command("ping")
+        return True
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+
+
+def test_the_launchers_watchdog_restarts_a_wedged_ferretdb_and_keeps_its_goroutine_dump(settings, tmp_path: Path):
+    # A FerretDB of its own with a pool of 4 connections, wedged on purpose by one command of 6 updates.
+    port = free_port()
+    pg_url = settings["FITTRACK_FERRETDB_PG_DSN"].replace("postgresql://", "postgres://", 1)
+    process = subprocess.Popen(
+        [
+            str(LAUNCHER),
+            "-listen",
+            f"127.0.0.1:{port}",
+            "-postgresql-url",
+            f"{pg_url}?sslmode=disable&pool_max_conns=4",
+            "-watchdog",
+            "500ms",
+            "-dump-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "ferretdb.log", "wb"),  # noqa: SIM115 - the process owns it
+    )
+    uri = f"mongodb://127.0.0.1:{port}/"
+    name = f"ft_wedge_{secrets.token_hex(4)}"
+    try:
+        eventually(lambda: answers(uri), bool, timeout=30, interval=0.2)
+        client = MongoClient(uri, serverSelectionTimeoutMS=3000, socketTimeoutMS=3000)
+        collection = client[name]["docs"]
+        collection.insert_many([{"_id": n, "v": 0} for n in range(6)])
+        with pytest.raises(PyMongoError):
+            collection.bulk_write([UpdateOne({"_id": n}, {"$set": {"v": 1}}) for n in range(6)], ordered=False)
+        client.close()
+        dumps = eventually(lambda: list(tmp_path.glob("ferretdb-wedged-*.goroutines")), bool, timeout=30)
+        assert "pgxpool" in dumps[0].read_text()  # every request waits for a pooled connection
+        eventually(lambda: answers(uri), bool, timeout=30, interval=0.2)
+        assert process.poll() is None  # the same process, started afresh
+        assert MongoClient(uri, serverSelectionTimeoutMS=3000)[name]["docs"].count_documents({}) == 6
+    finally:
+        if answers(uri):
+            MongoClient(uri, serverSelectionTimeoutMS=1000).drop_database(name)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
