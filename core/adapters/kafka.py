@@ -12,6 +12,7 @@ import logging
 import queue
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -19,7 +20,7 @@ from typing import Protocol
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from core.adapters.codec import (
     decode_dead_letter,
@@ -138,6 +139,10 @@ class KafkaReadingBus(ReadingBus):
 
     CACHE_LIMIT = 200_000  # (user, source) cursors kept in memory; about 200 bytes each
     FLUSH_SECONDS = 0.25
+    # A submission still unanswered this long after its publish timeout is failed by the bus itself. The
+    # producer's own delivery timeout normally answers first; this covers a producer that never calls back
+    # (seen after Kafka was killed and restarted: one batch had no answer for ten minutes).
+    SETTLE_MARGIN_SECONDS = 1.0
 
     def __init__(
         self,
@@ -162,6 +167,10 @@ class KafkaReadingBus(ReadingBus):
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._threads_lock = threading.Lock()
+        # When each submission must be answered by: those still queued (by future), then those with the producer.
+        self._queued: dict[Future, float] = {}
+        self._sending: dict[_Submission, float] = {}
+        self._open_lock = threading.Lock()
 
     def submit(self, batches: Sequence[AcceptedBatch]) -> Future[list[str]]:
         future: Future[list[str]] = Future()
@@ -169,8 +178,25 @@ class KafkaReadingBus(ReadingBus):
             fail(future, Unavailable(UNAVAILABLE))
             return future
         self._start_threads()
+        with self._open_lock:
+            self._queued[future] = time.monotonic() + self._timeout + self.SETTLE_MARGIN_SECONDS
         self._queue.put((batches, future))
         return future
+
+    def fail_overdue(self) -> int:
+        """Answer UNAVAILABLE to every submission past its deadline, whatever the producer does; how many."""
+        now = time.monotonic()
+        with self._open_lock:
+            queued = [future for future, due in self._queued.items() if due <= now]
+            for future in queued:
+                del self._queued[future]
+            sending = [submission for submission, due in self._sending.items() if due <= now]
+        for future in queued:
+            fail(future, Unavailable(UNAVAILABLE))  # still waiting behind a stuck publisher
+        for submission in sending:
+            # Also throws the producer away: one that lost track of a batch is not trusted with more.
+            submission.failed(KafkaTimeoutError("no answer from Kafka within the publish timeout"))
+        return len(queued) + len(sending)
 
     def _start_threads(self) -> None:
         with self._threads_lock:
@@ -196,11 +222,17 @@ class KafkaReadingBus(ReadingBus):
         self._cache_missing({(b.user_id, b.source) for batches, _ in group for b in batches if b.sequence})
         producer = self._current_producer()
         for batches, future in group:
+            with self._open_lock:
+                deadline = self._queued.pop(future, None)
+            if deadline is None:
+                continue  # answered already: failed as overdue while it waited here
             outcomes, to_send = self._classify(batches)
             if not to_send:
                 resolve(future, outcomes)
                 continue
             waiting = _Submission(self, producer, to_send, outcomes, future)
+            with self._open_lock:
+                self._sending[waiting] = deadline
             try:
                 for batch in to_send:
                     send = producer.send(self._topic, key=batch.user_id.encode(), value=encode_batch(batch))
@@ -231,8 +263,10 @@ class KafkaReadingBus(ReadingBus):
                 to_send.append(batch)
         return outcomes, to_send
 
-    def _settled(self, batches: Sequence[AcceptedBatch], durable: bool) -> None:
+    def _settled(self, submission: _Submission, batches: Sequence[AcceptedBatch], durable: bool) -> None:
         """A submission is over: its batches are no longer in flight, and if it succeeded the cursors claim them."""
+        with self._open_lock:
+            self._sending.pop(submission, None)
         with self._cache_lock:
             for batch in batches:
                 if not batch.sequence:
@@ -264,6 +298,7 @@ class KafkaReadingBus(ReadingBus):
     def _flush_loop(self) -> None:
         while not self._stopping.wait(self.FLUSH_SECONDS):
             self.flush_cursors()
+            self.fail_overdue()
 
     def flush_cursors(self) -> None:
         with self._cache_lock:
@@ -354,14 +389,14 @@ class _Submission:
             self._left -= 1
             last = self._left == 0
         if last and self._end():
-            self._bus._settled(self._batches, durable=True)
+            self._bus._settled(self, self._batches, durable=True)
             resolve(self._future, self._outcomes)
 
     def failed(self, error) -> None:
         log.warning("publishing a batch failed: %s", error)
         self._bus._discard(self._producer)
         if self._end():
-            self._bus._settled(self._batches, durable=False)
+            self._bus._settled(self, self._batches, durable=False)
             fail(self._future, Unavailable(UNAVAILABLE))
 
 
