@@ -34,6 +34,8 @@ from core.services.persistence import FirstCopies, Persister
 from core.services.reports import Reports
 from workers.evaluator import EvaluationSchedule, EvaluatorInBackground
 
+METRIC_SERVICE = "fittrack.v1.MetricService"
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -45,6 +47,16 @@ class Background(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """Something the server's calls need, checked every second while the server runs."""
+
+    what: str  # for the log
+    check: Callable[[], bool]
+    # The gRPC services that cannot work without it; empty: every service.
+    services: tuple[str, ...] = ()
 
 
 @dataclass
@@ -60,7 +72,8 @@ class App:
     live: LiveNotifications
     background: list[Background] = field(default_factory=list)
     # Production only: whether Kafka answers, for health and fast UNAVAILABLE.
-    kafka_liveness: object | None = None
+    # What the server's health service watches (production): services that need one report NOT_SERVING without it.
+    dependencies: list[Dependency] = field(default_factory=list)
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Where new notifications go (the goal evaluator sends its nudges here): the dispatcher stores and delivers them.
     notification_queue: NotificationQueue | None = None
@@ -86,7 +99,7 @@ class Stores:
 def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
     live = LiveNotifications()
     background: list[Background] = []
-    liveness = None
+    dependencies: list[Dependency] = []
     if config.profile == "embedded":
         stores = _embedded_stores(config)
         persister = Persister(stores.metric_store, stores.uow, stores.notification_queue, clock)
@@ -102,7 +115,7 @@ def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
         )
         background.append(EvaluatorInBackground(schedule))
     else:
-        stores, liveness, relay = _production_stores(config, live)
+        stores, dependencies, relay = _production_stores(config, live)
         background.append(relay)
     signer = JwtSigner(_token_keys(config), timedelta(seconds=config.access_token_ttl_seconds))
     limits = IngestLimits(BatchLimits(config.max_readings_per_batch), config.max_readings_per_upload)
@@ -131,7 +144,7 @@ def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
         notifications=Notifications(stores.uow),
         live=live,
         background=background,
-        kafka_liveness=liveness,
+        dependencies=dependencies,
         closers=stores.closers,
         notification_queue=stores.notification_queue,
     )
@@ -209,7 +222,12 @@ def _production_stores(config: Config, live: LiveNotifications):
         return PostgresUnitOfWork(db, read_only=True)
 
     closers = [db.close, store.close, bus.close, queue.close]
-    return Stores(uow, read_uow, uow, store, bus, closers, queue), liveness, relay
+    dependencies = [
+        # Every call but the health check authenticates against the account database.
+        Dependency("the account database (PostgreSQL)", db.reachable),
+        Dependency("Kafka", liveness.check, (METRIC_SERVICE,)),
+    ]
+    return Stores(uow, read_uow, uow, store, bus, closers, queue), dependencies, relay
 
 
 def ensure_kafka_topics(config: Config, ensure_topics) -> None:

@@ -13,7 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from core.bootstrap import App, build_app, utc_now
+from core.bootstrap import App, Dependency, build_app, utc_now
 from core.config import Config
 from generated.fittrack.v1 import (
     account_pb2,
@@ -51,8 +51,7 @@ SERVICE_NAMES = tuple(
 )
 
 
-KAFKA_CHECK_SECONDS = 1.0
-METRIC_SERVICE = "fittrack.v1.MetricService"
+DEPENDENCY_CHECK_SECONDS = 1.0
 
 
 class Server:
@@ -71,24 +70,34 @@ class Server:
         await self.grpc_server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        if self.app.kafka_liveness is not None:
-            self._monitor = asyncio.create_task(self._watch_kafka(self.app.kafka_liveness), name="kafka-health")
+        if self.app.dependencies:
+            self._monitor = asyncio.create_task(self._watch(self.app.dependencies), name="dependency-health")
 
-    async def _watch_kafka(self, liveness) -> None:
-        """Report the metric service NOT_SERVING while Kafka is down, SERVING once it is back."""
-        serving = True
+    async def _watch(self, dependencies: list[Dependency]) -> None:
+        """Report each service NOT_SERVING while something it needs is down, SERVING once all of it is back.
+
+        The server's own entry ("") stays SERVING: the process is alive, and a balancer asking about a
+        service learns whether that service can work.
+        """
+        up = {dependency.what: True for dependency in dependencies}
+        serving = dict.fromkeys(SERVICE_NAMES, True)
         while True:
-            up = await asyncio.to_thread(liveness.check)
-            if up != serving:
-                serving = up
-                status = health_pb2.HealthCheckResponse.SERVING if up else health_pb2.HealthCheckResponse.NOT_SERVING
-                await self.health.set(METRIC_SERVICE, status)
-                log.warning(
-                    "Kafka is %s: metric service %s",
-                    "back" if up else "unreachable",
-                    "serving" if up else "not serving",
-                )
-            await asyncio.sleep(KAFKA_CHECK_SECONDS)
+            for dependency in dependencies:
+                now_up = await asyncio.to_thread(dependency.check)
+                if now_up != up[dependency.what]:
+                    up[dependency.what] = now_up
+                    log.warning("%s is %s", dependency.what, "back" if now_up else "unreachable")
+            for service in SERVICE_NAMES:
+                needed = [d for d in dependencies if not d.services or service in d.services]
+                ok = all(up[d.what] for d in needed)
+                if ok != serving[service]:
+                    serving[service] = ok
+                    status = (
+                        health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+                    )
+                    await self.health.set(service, status)
+                    log.warning("%s %s", service, "serving" if ok else "not serving")
+            await asyncio.sleep(DEPENDENCY_CHECK_SECONDS)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking calls, let running ones finish within the grace period, then stop the rest."""

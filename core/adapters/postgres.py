@@ -206,6 +206,24 @@ class PostgresDatabase:
             if not pool.closed:
                 pool.closeall()
 
+    def reachable(self) -> bool:
+        """Whether the primary takes a connection and answers a query now, for the health service.
+
+        On a connection of its own: a pool lent out in full under load is busy, not down.
+        """
+        try:
+            conn = psycopg2.connect(*self.primary._args, **{**self.primary._kwargs, "connect_timeout": 2})
+        except _CONNECTION_ERRORS:
+            return False
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return True
+        except psycopg2.Error:
+            return False
+        finally:
+            conn.close()
+
 
 def _migrations() -> list[tuple[int, Path]]:
     found: dict[int, Path] = {}

@@ -198,10 +198,18 @@ def test_replaying_the_readings_topic_from_the_start_counts_nothing_twice(stack,
     assert steps_between(stubs, user, start, end) == expected
 
 
-def metric_health(server) -> int:
+def health_of(server, service: str) -> int:
     with grpc.insecure_channel(server.address) as channel:
-        request = health_pb2.HealthCheckRequest(service="fittrack.v1.MetricService")
+        request = health_pb2.HealthCheckRequest(service=service)
         return health_pb2_grpc.HealthStub(channel).Check(request, timeout=2).status
+
+
+def metric_health(server) -> int:
+    return health_of(server, "fittrack.v1.MetricService")
+
+
+def account_health(server) -> int:
+    return health_of(server, "fittrack.v1.AccountService")
 
 
 def test_without_kafka_uploads_answer_unavailable_in_time_and_recover_by_themselves(stack, server, stubs, user):
@@ -228,11 +236,16 @@ def test_without_kafka_uploads_answer_unavailable_in_time_and_recover_by_themsel
     assert eventually(upload_once, lambda accepted: accepted == 1, timeout=60) == 1
 
 
-def test_without_postgresql_account_calls_answer_unavailable_and_recover_without_a_restart(stubs, user):
+def test_without_postgresql_account_calls_answer_unavailable_and_recover_without_a_restart(server, stubs, user):
     profile = lambda: stubs.accounts.GetProfile(account_pb2.GetProfileRequest(), metadata=user.auth, timeout=5)  # noqa: E731
     assert profile().user_id == user.user_id
+    assert account_health(server) == health_pb2.HealthCheckResponse.SERVING
     run_services("pg-stop")
     try:
+        # A balancer asking about the account service learns it cannot work; the process itself is alive.
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+        eventually(lambda: account_health(server), lambda s: s == not_serving, timeout=15)
+        assert health_of(server, "") == health_pb2.HealthCheckResponse.SERVING
         started = time.monotonic()
         error = rpc_error(profile)
         assert error.code() == grpc.StatusCode.UNAVAILABLE
@@ -250,6 +263,7 @@ def test_without_postgresql_account_calls_answer_unavailable_and_recover_without
         # the account database, so FerretDB gets a fresh start and later runs find it working.
         run_services("ferretdb-stop")
         run_services("ferretdb-start")
+    eventually(lambda: account_health(server), lambda s: s == health_pb2.HealthCheckResponse.SERVING, timeout=60)
 
     def profile_or_none():
         try:
