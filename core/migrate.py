@@ -24,12 +24,14 @@ def migrate(config: Config) -> int:
             version = database.migrate()
         finally:
             database.close()
-        # The metric store's documents too: each needs its month key (core/adapters/mongo.py, LAYOUT).
+        # The metric store's documents too: month keys, minutes in their own collection (core/adapters/mongo.py).
         # Run with the persisters stopped, as make up does.
         store = metric_store(config, "primary")
         try:
-            if not store.by_month:
-                logging.getLogger(__name__).info("gave %d day documents their month key", store.migrate_layout())
+            if not store.migrated:
+                logging.getLogger(__name__).info(
+                    "brought %d day documents to the current layout", store.migrate_layout()
+                )
         finally:
             store.close()
         return version

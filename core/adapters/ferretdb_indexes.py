@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import psycopg2
 from psycopg2 import sql
@@ -37,18 +37,17 @@ def index_name(table: str, field: str) -> str:
 
 
 class FerretDBIndexes:
-    """Creates, idempotently, a GIN index per field on the table behind one FerretDB collection."""
+    """Creates, idempotently, a GIN index per field on the tables behind FerretDB collections of one database."""
 
-    def __init__(self, pg_dsn: str, database: str, collection: str, fields: Sequence[str]) -> None:
-        for field in fields:
+    def __init__(self, pg_dsn: str, database: str, collections: Mapping[str, Sequence[str]]) -> None:
+        for field in (field for fields in collections.values() for field in fields):
             if not _FIELD.fullmatch(field):
                 raise ValueError(f"field {field!r} is not a plain top-level field name")
         self._dsn = pg_dsn
         self._schema = database  # FerretDB 1.x keeps each database in a schema of the same name
-        self._collection = collection
-        self._fields = tuple(fields)
+        self._collections = {collection: tuple(fields) for collection, fields in collections.items()}
 
-    def table(self, cursor) -> str | None:
+    def table(self, cursor, collection: str) -> str | None:
         """The collection's table, from FerretDB's metadata; None before the collection exists."""
         cursor.execute("SELECT to_regclass(%s)", (f'"{self._schema}"._ferretdb_database_metadata',))
         if cursor.fetchone()[0] is None:
@@ -57,7 +56,7 @@ class FerretDBIndexes:
             sql.SQL("SELECT _jsonb->>'table' FROM {}._ferretdb_database_metadata WHERE _jsonb->>'_id' = %s").format(
                 sql.Identifier(self._schema)
             ),
-            (self._collection,),
+            (collection,),
         )
         row = cursor.fetchone()
         return row[0] if row else None
@@ -70,14 +69,16 @@ class FerretDBIndexes:
         try:
             with connection.cursor() as cursor:
                 self._plan_with_parameters(cursor)
-                table = self.table(cursor)
-                if table is None:
-                    return []
                 cursor.execute("SELECT pg_try_advisory_lock(%s)", (_INDEX_LOCK,))
                 if not cursor.fetchone()[0]:
                     return []  # another process is building them; the next upkeep looks again
                 try:
-                    return [name for field in self._fields if (name := self._ensure_one(cursor, table, field))]
+                    created = []
+                    for collection, fields in self._collections.items():
+                        # None before the collection's first document: the next upkeep looks again.
+                        if (table := self.table(cursor, collection)) is not None:
+                            created += [name for field in fields if (name := self._ensure_one(cursor, table, field))]
+                    return created
                 finally:
                     cursor.execute("SELECT pg_advisory_unlock(%s)", (_INDEX_LOCK,))
         finally:

@@ -1,25 +1,28 @@
 """The production profile's metric store: MongoDB (FerretDB 1.x in our deployment).
 
-One document per user per local day, so a day view, a goal check or the
-persister's recomputation of a day reads one document:
+One document per user per local day in each of two collections, keyed alike
+(`_id` is `<user_id>:<YYYY-MM-DD>`):
 
-    {
-      "_id": "<user_id>:<YYYY-MM-DD>",
-      "user_id": "<user_id>",
-      "date": "YYYY-MM-DD",
-      "um": "<user_id>:<YYYY-MM>",
-      "b": {"<metric>": {"<escaped source>": <binary: the source's minutes of the day>, ...}, ...},
-      "d": {"<metric>": {"value": .., "min": .., "max": .., "minutes": ..,
-                         "sources": {"<escaped source>": {"value": .., "minutes": ..}, ...}}, ...}
-    }
+    metrics  (the daily figures: what views, reports and goal checks read)
+    {"_id", "user_id", "date": "YYYY-MM-DD", "um": "<user_id>:<YYYY-MM>",
+     "d": {"<metric>": {"value": .., "min": .., "max": .., "minutes": ..,
+                        "sources": {"<escaped source>": {"value": .., "minutes": ..}, ...}}, ...}}
 
-`date` is an ISO string so that string order is date order. Every query is
-an equality on one indexed field: `_id` for a day, `um` (the user and the
-month) for a range of days, a month at a time, `user_id` to delete a user.
-FerretDB 1.x hands only top-level equalities to PostgreSQL (`$in` and
-`$gte`/`$lte` it applies itself, after reading every row the equalities
-left), and those only reach an index that core/adapters/ferretdb_indexes.py
-adds under its table; on MongoDB the same fields have ordinary indexes.
+    minutes  (each source's minutes: what the persister reads and rewrites)
+    {"_id", "user_id", "date",
+     "b": {"<metric>": {"<escaped source>": <binary: the source's minutes of the day>, ...}, ...}}
+
+Why two: FerretDB 1.x decodes a whole document for every read, whatever the
+projection, and a wearable's day of minutes is tens of kilobytes. With the
+minutes in the day document, a week view cost 63 ms; without, 7 ms.
+
+Every query is an equality on one indexed field: `_id` for a day, `um` (the
+user and the month) for a range of days, a month at a time, `user_id` to
+delete a user. FerretDB 1.x hands only top-level equalities to PostgreSQL
+(`$in` and `$gte`/`$lte` it applies itself, after reading every row the
+equalities left), and those only reach an index that
+core/adapters/ferretdb_indexes.py adds under its tables; on MongoDB the same
+fields have ordinary indexes.
 
 Writes go to FerretDB in commands of at most MAX_UPDATES_PER_COMMAND updates,
 one command at a time per process: FerretDB 1.24 holds a pooled PostgreSQL
@@ -27,19 +30,22 @@ connection for every update of a command until the whole command returns
 (internal/handler/msg_update.go), so a command with as many updates as its
 pool has connections (`pool_max_conns`, 50 by default), or several commands
 adding up to that, wait for each other for ever.
+
 A source's minutes are one binary value in the layout of core/adapters/minute_blob.py:
 FerretDB 1.x converts every field of a document on each read and write, so a
 day held as 1,440 fields cost about 10 ms to read and 15 ms to update, and as
 one value under 2 ms. Earlier releases wrote a field per minute under "m"
-(`"m": {"<metric>": {"<escaped source>": {"t<minute>": value}}}`); those are
-still read, and moved into "b" the first time their source is written again.
-Source names are escaped because device ids may hold '.', '$', '%' or spaces,
-which would split or break a field path.
+(`"m": {"<metric>": {"<escaped source>": {"t<minute>": value}}}`), and kept
+the minutes and `m` in the metrics document, without `um`: such a collection
+is used as it is (minutes in the day document, ranges read the old way) until
+`fittrack-migrate` moves it to this layout (migrate_layout, noted in
+`fittrack_meta` as LAYOUT). Source names are escaped because device ids may
+hold '.', '$', '%' or spaces, which would split or break a field path.
 
 Only the update operators FerretDB 1.x implements are used ($set, $unset,
 $setOnInsert, upsert, unordered bulk_write). Minute values and daily figures
 are replaced, never incremented, so a batch applied again leaves the same
-document.
+documents.
 
 Concurrency: FerretDB 1.x reads a document, changes it and writes it back with
 no lock, so two concurrent updates of one document can lose one of them. This
@@ -58,43 +64,48 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import wraps
 from typing import TypeVar
-from urllib.parse import unquote
 
 import psycopg2
 from pymongo import ASCENDING, MongoClient, UpdateOne
 from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError
-from pymongo.read_preferences import (
-    Nearest,
-    Primary,
-    PrimaryPreferred,
-    Secondary,
-    SecondaryPreferred,
-)
+from pymongo.read_preferences import Nearest, Primary, PrimaryPreferred, Secondary, SecondaryPreferred
 from pymongo.write_concern import WriteConcern
 
 from core.adapters.ferretdb_indexes import FerretDBIndexes
 from core.adapters.minute_blob import decoded, encoded, merged
-from core.domain.aggregation import DaySummary, SourceFigures
+from core.adapters.mongo_documents import (
+    MAX_UPDATES_PER_COMMAND,
+    Pending,
+    doc_id,
+    escape_source,
+    field_in,
+    minutes_by_source,
+    month_key,
+    months,
+    other_days,
+    placed_elsewhere,
+    source_figures,
+    unescape_source,
+)
+from core.domain.aggregation import DaySummary
 from core.domain.errors import Unavailable
-from core.domain.metrics import MetricKind, PlacedReading, possible_local_days
+from core.domain.metrics import MetricKind, PlacedReading
 from core.ports import MetricStore
 
 COLLECTION = "metrics"
-# Where the store notes the layout of the collection (LAYOUT): version 2 added `um` to every document.
+MINUTES_COLLECTION = "minutes"
+# Where the store notes the layout of its collections: version 2 is the one in the module docstring.
 META_COLLECTION = "fittrack_meta"
 LAYOUT = {"_id": "metrics_layout", "version": 2}
+# The fields each collection is queried by, by equality (see the module docstring).
+EQUALITY_FIELDS = {COLLECTION: ("_id", "um", "user_id"), MINUTES_COLLECTION: ("_id", "user_id")}
 SERVER_SELECTION_TIMEOUT_MS = 3000
-# The wedge in the module docstring needs commands x (updates per command - 1) + 1 > pool_max_conns. With 8
-# updates per command and one command at a time per process, FerretDB's 50 connections serve 7 writing
-# processes at once (persisters and fittrack-migrate) with room left for reads; infra/services.sh sets 50.
-MAX_UPDATES_PER_COMMAND = 8
-# The fields queried by equality (see the module docstring).
-EQUALITY_FIELDS = ("_id", "um", "user_id")
 
 READ_PREFERENCES = {
     "primary": Primary(),
@@ -104,110 +115,11 @@ READ_PREFERENCES = {
     "nearest": Nearest(),
 }
 
-
-# Characters left as they are in a source's field name; everything else is %XX
-# (UTF-8). Besides '.', '$' and '%', FerretDB 1.x rejects path elements with
-# leading or trailing spaces, so anything unusual is escaped.
-_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
-# An empty field name is not allowed; '%' alone is never the escape of a non-empty name.
-_EMPTY_SOURCE = "%"
-
 _CONNECTION_ERRORS = (ServerSelectionTimeoutError, AutoReconnect, ConnectionFailure, NetworkTimeout)
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
-
-
-def escape_source(source: str) -> str:
-    if not source:
-        return _EMPTY_SOURCE
-    return "".join(ch if ch in _SAFE else "".join(f"%{byte:02X}" for byte in ch.encode()) for ch in source)
-
-
-def unescape_source(key: str) -> str:
-    return "" if key == _EMPTY_SOURCE else unquote(key, errors="strict")
-
-
-def _source_figures(stored: dict) -> tuple[SourceFigures, ...]:
-    figures = [
-        SourceFigures(unescape_source(key), float(own["value"]), int(own["minutes"])) for key, own in stored.items()
-    ]
-    return tuple(sorted(figures, key=lambda own: own.source))
-
-
-def doc_id(user_id: str, day: date) -> str:
-    return f"{user_id}:{day.isoformat()}"
-
-
-def month_key(user_id: str, day: date) -> str:
-    return f"{user_id}:{day.isoformat()[:7]}"
-
-
-def _months(start: date, end: date) -> list[date]:
-    """The first day of each month that [start, end] touches."""
-    months, month = [], start.replace(day=1)
-    while month <= end:
-        months.append(month)
-        month = (month + timedelta(days=32)).replace(day=1)
-    return months
-
-
-def _possible_days(minute: int) -> Iterable[date]:
-    return map(date.fromordinal, possible_local_days(minute, minute))
-
-
-def _other_days(wanted: dict[tuple[int, int], tuple[date, float]]) -> dict[date, list[tuple[int, int]]]:
-    """For each day other than its own that could already hold a minute, the minutes to look for there.
-
-    Only the days the minute falls on in some time zone can hold it: for most
-    minutes one day besides its own (the day before or the day after), for
-    those between 10:00 and 12:00 UTC both.
-    """
-    candidates: dict[date, list[tuple[int, int]]] = defaultdict(list)
-    for (metric, minute), (day, _) in wanted.items():
-        possible = set(_possible_days(minute))
-        if day not in possible:
-            # A day no time zone gives this minute (hand-made data, as in the
-            # contract checks): fall back to the days next to it.
-            possible |= {day - timedelta(days=1), day + timedelta(days=1)}
-        for other in possible - {day}:
-            candidates[other].append((metric, minute))
-    return candidates
-
-
-def field_in(document: dict, metric: MetricKind) -> bool:
-    """Whether a day document holds the daily figures of `metric`."""
-    return str(int(metric)) in document.get("d", {})
-
-
-def _minutes_by_source(document: dict, metric: int) -> dict[str, dict[int, float]]:
-    """Every source's minutes of one metric in a day document, by escaped source; blobs win over legacy fields."""
-    found: dict[str, dict[int, float]] = {}
-    for source, fields in document.get("m", {}).get(str(metric), {}).items():
-        found[source] = {int(field[1:]): float(value) for field, value in fields.items()}
-    for source, blob in document.get("b", {}).get(str(metric), {}).items():
-        found.setdefault(source, {}).update(decoded(blob))
-    return found
-
-
-def _placed_elsewhere(
-    documents: dict[date, dict], candidates: dict[date, list[tuple[int, int]]]
-) -> dict[tuple[int, int], date]:
-    """The minutes already stored, by any source, on another day than the one they come with."""
-    found: dict[tuple[int, int], date] = {}
-    for other in sorted(candidates):
-        document = documents.get(other)
-        if not document:
-            continue
-        held: dict[int, set[int]] = {}
-        for metric, minute in candidates[other]:
-            if metric not in held:
-                held[metric] = {m for minutes in _minutes_by_source(document, metric).values() for m in minutes}
-            if minute in held[metric]:
-                # The earliest such day wins; only a past double write could leave two.
-                found.setdefault((metric, minute), other)
-    return found
 
 
 def _mapped_errors(method: Callable[..., T]) -> Callable[..., T]:
@@ -221,67 +133,20 @@ def _mapped_errors(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-class _Pending:
-    """The day documents a group of writes has read, and the writes made to them, sent in one bulk_write.
+@dataclass
+class _Group:
+    """The writes of one group, per collection; the minutes go first."""
 
-    Reads inside the group see the writes made before them. A day written by
-    upsert_minutes and then by save_days costs FerretDB one read and one write
-    instead of three reads and two writes.
-    """
-
-    def __init__(self, collection, one_command_at_a_time: threading.Lock) -> None:
-        self._collection = collection
-        self._one_command = one_command_at_a_time
-        self._documents: dict[str, dict] = {}
-        self._updates: dict[str, dict[str, dict]] = {}
-
-    def document(self, user_id: str, day: date) -> dict:
-        key = doc_id(user_id, day)
-        if key not in self._documents:
-            self._documents[key] = self._collection.find_one({"_id": key}) or {}
-        return self._documents[key]
-
-    def cached(self, user_id: str, day: date) -> dict | None:
-        return self._documents.get(doc_id(user_id, day))
-
-    def set(self, user_id: str, day: date, path: tuple[str, ...], value) -> None:
-        node = self.document(user_id, day)
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = value
-        self._update(user_id, day)["$set"][".".join(path)] = value
-
-    def unset(self, user_id: str, day: date, path: tuple[str, ...]) -> None:
-        node = self.document(user_id, day)
-        for part in path[:-1]:
-            node = node.get(part, {})
-        node.pop(path[-1], None)
-        self._update(user_id, day)["$unset"][".".join(path)] = ""
-
-    def _update(self, user_id: str, day: date) -> dict[str, dict]:
-        key = doc_id(user_id, day)
-        if key not in self._updates:
-            self._updates[key] = {
-                # `um` is set on every write, so documents written before it existed get it as they change.
-                "$set": {"um": month_key(user_id, day)},
-                "$unset": {},
-                "$setOnInsert": {"user_id": user_id, "date": day.isoformat()},
-            }
-        return self._updates[key]
+    minutes: Pending
+    days: Pending
 
     def flush(self) -> None:
-        updates = [
-            UpdateOne({"_id": key}, {op: fields for op, fields in update.items() if fields}, upsert=True)
-            for key, update in sorted(self._updates.items())
-        ]
-        for start in range(0, len(updates), MAX_UPDATES_PER_COMMAND):
-            with self._one_command:
-                self._collection.bulk_write(updates[start : start + MAX_UPDATES_PER_COMMAND], ordered=False)
-        self._updates.clear()
+        self.minutes.flush()
+        self.days.flush()
 
 
 class MongoMetricStore(MetricStore):
-    """MetricStore on a `metrics` collection; see the module docstring for the document shape.
+    """MetricStore on the `metrics` and `minutes` collections; see the module docstring for their shape.
 
     Call ensure_indexes() once at start-up (the constructor does not touch the
     network, so building the store never fails because the server is down).
@@ -317,8 +182,10 @@ class MongoMetricStore(MetricStore):
         # its reads and writes go to the primary. Writes wait for a majority: the
         # persister commits its Kafka offset right after, and a write rolled back
         # by a fail-over would then never be replayed.
-        self._primary = db.get_collection(
-            COLLECTION, read_preference=Primary(), write_concern=WriteConcern(w="majority")
+        majority = WriteConcern(w="majority")
+        self._days = db.get_collection(COLLECTION, read_preference=Primary(), write_concern=majority)
+        self._minutes_of_layout = db.get_collection(
+            MINUTES_COLLECTION, read_preference=Primary(), write_concern=majority
         )
         # Views, reports and goal checks tolerate replica lag.
         self._reader = db.get_collection(COLLECTION, read_preference=READ_PREFERENCES[read_preference])
@@ -326,51 +193,60 @@ class MongoMetricStore(MetricStore):
         self._local = threading.local()
         self._one_command = threading.Lock()
         self._ferretdb_indexes = ferretdb_indexes
-        # Until ensure_indexes() finds the collection in LAYOUT, ranges are read the old way (every document
-        # of the user: `um` may be missing), and `fittrack-migrate` brings it up to date.
-        self.by_month = False
+        # Until ensure_indexes() finds LAYOUT noted, the collection is used as earlier releases left it.
+        self.migrated = False
+
+    @property
+    def _minutes(self):
+        """Where the minutes are: their own collection, or the day documents of a collection not yet migrated."""
+        return self._minutes_of_layout if self.migrated else self._days
 
     @contextmanager
     def grouped(self) -> Iterator[None]:
         """The writes made inside go to the server when the block ends without an error, in small commands."""
-        pending = _Pending(self._primary, self._one_command)
-        self._local.pending = pending
+        group = _Group(
+            Pending(self._minutes, self._one_command, month_keys=not self.migrated),
+            Pending(self._days, self._one_command, month_keys=True),
+        )
+        self._local.group = group
         try:
             yield
         finally:
-            self._local.pending = None
-        _mapped_errors(pending.flush)()
+            self._local.group = None
+        _mapped_errors(group.flush)()
 
     @contextmanager
-    def _writes(self) -> Iterator[_Pending]:
+    def _writes(self) -> Iterator[_Group]:
         """The group in progress, or a group of this one call."""
-        pending = getattr(self._local, "pending", None)
-        if pending is not None:
-            yield pending
+        group = getattr(self._local, "group", None)
+        if group is not None:
+            yield group
             return
         with self.grouped():
-            yield self._local.pending
+            yield self._local.group
 
     @_mapped_errors
     def ensure_indexes(self) -> None:
         """Idempotent; call it at start-up, and now and then (upkeep): FerretDB re-creates a dropped table bare.
 
-        Also learns whether every document has `um` (LAYOUT); a new, empty collection is marked so at once.
+        Also learns whether the collections are in LAYOUT; new, empty ones are noted so at once.
         """
         if self._is_ferretdb():
             self._ensure_ferretdb_indexes()
         else:
-            self._primary.create_index([("um", ASCENDING)], name="um")
-            self._primary.create_index([("user_id", ASCENDING)], name="user_id")
+            for collection, fields in EQUALITY_FIELDS.items():
+                for field in fields:
+                    if field != "_id":
+                        self._days.database[collection].create_index([(field, ASCENDING)], name=field)
         if self._meta.find_one({"_id": LAYOUT["_id"]}) == LAYOUT:
-            self.by_month = True
-        elif self._primary.find_one({}, {"_id": 1}) is None:
+            self.migrated = True
+        elif self._days.find_one({}, {"_id": 1}) is None:
             self._meta.replace_one({"_id": LAYOUT["_id"]}, LAYOUT, upsert=True)
-            self.by_month = True
+            self.migrated = True
         else:
             log.warning(
-                "the %s collection predates its month keys: views read every document of a user until "
-                "`fittrack-migrate` has run",
+                "the %s collection is in an earlier release's layout: views read every document of a user, "
+                "and the day documents hold the minutes, until `fittrack-migrate` has run",
                 COLLECTION,
             )
 
@@ -392,25 +268,43 @@ class MongoMetricStore(MetricStore):
 
     @_mapped_errors
     def migrate_layout(self) -> int:
-        """Give every document its month key, then note LAYOUT; how many documents changed.
+        """Bring an earlier release's collection to LAYOUT, then note it; how many day documents changed.
 
-        Run it with the persisters stopped (fittrack-migrate): FerretDB 1.x could lose a persister's write
-        made to a document between this read and this write.
+        Each day document gets its month key, and its minutes move to their own
+        collection. Run it with the persisters stopped (fittrack-migrate): FerretDB
+        1.x could lose a persister's write made to a document between this read
+        and this write.
         """
         changed = 0
-        missing = self._primary.find({"um": {"$exists": False}}, {"user_id": 1, "date": 1})
-        batch: list[UpdateOne] = []
-        for document in missing:
+        moves: list[tuple[UpdateOne, UpdateOne | None]] = []
+        for document in self._days.find({"um": {"$exists": False}}):
             key = month_key(document["user_id"], date.fromisoformat(document["date"]))
-            batch.append(UpdateOne({"_id": document["_id"]}, {"$set": {"um": key}}))
-            if len(batch) == MAX_UPDATES_PER_COMMAND:
-                changed += self._primary.bulk_write(batch, ordered=False).modified_count
-                batch = []
-        if batch:
-            changed += self._primary.bulk_write(batch, ordered=False).modified_count
+            minutes = {field: document[field] for field in ("b", "m") if field in document}
+            day = {"$set": {"um": key}}
+            move = None
+            if minutes:
+                day["$unset"] = dict.fromkeys(minutes, "")
+                move = UpdateOne(
+                    {"_id": document["_id"]},
+                    {"$set": {"user_id": document["user_id"], "date": document["date"], **minutes}},
+                    upsert=True,
+                )
+            moves.append((UpdateOne({"_id": document["_id"]}, day), move))
+            if len(moves) == MAX_UPDATES_PER_COMMAND:
+                changed += self._move(moves)
+                moves = []
+        if moves:
+            changed += self._move(moves)
         self._meta.replace_one({"_id": LAYOUT["_id"]}, LAYOUT, upsert=True)
-        self.by_month = True
+        self.migrated = True
         return changed
+
+    def _move(self, moves: list[tuple[UpdateOne, UpdateOne | None]]) -> int:
+        # The minutes are copied before they are taken out of the day documents: a crash in between leaves both.
+        copies = [move for _, move in moves if move is not None]
+        if copies:
+            self._minutes_of_layout.bulk_write(copies, ordered=False)
+        return self._days.bulk_write([day for day, _ in moves], ordered=False).modified_count
 
     def close(self) -> None:
         if self._owns_client:
@@ -430,16 +324,17 @@ class MongoMetricStore(MetricStore):
             slot = (int(reading.metric), reading.minute)
             day = wanted[slot][0] if slot in wanted else reading.local_date
             wanted[slot] = (day, float(reading.value))
-        candidates = _other_days(wanted)
+        candidates = other_days(wanted)
         # Read-modify-write is safe here only because one persister writes a user's documents (module docstring).
         # One find per document rather than one `$in` query: FerretDB 1.x pushes only equality filters down to
         # PostgreSQL and would evaluate `$in` over every document of the collection itself.
-        with self._writes() as pending:
+        with self._writes() as group:
+            pending = group.minutes
             documents = {
                 day: pending.document(user_id, day)
                 for day in sorted({day for day, _ in wanted.values()} | set(candidates))
             }
-            placed = _placed_elsewhere(documents, candidates)
+            placed = placed_elsewhere(documents, candidates)
             fresh: dict[tuple[date, int], dict[int, float]] = defaultdict(dict)
             for (metric, minute), (day, value) in wanted.items():
                 # A minute stays on the local day it was first placed on, even when
@@ -462,18 +357,18 @@ class MongoMetricStore(MetricStore):
 
     @_mapped_errors
     def minutes_of_day(self, user_id: str, metric: MetricKind, day: date) -> dict[str, dict[int, float]]:
-        pending = getattr(self._local, "pending", None)
-        document = pending.cached(user_id, day) if pending is not None else None
+        group = getattr(self._local, "group", None)
+        document = group.minutes.cached(user_id, day) if group is not None else None
         if document is None:
-            document = self._primary.find_one(
+            document = self._minutes.find_one(
                 {"_id": doc_id(user_id, day)}, {f"b.{int(metric)}": 1, f"m.{int(metric)}": 1}
             )
-        by_source = _minutes_by_source(document or {}, int(metric))
+        by_source = minutes_by_source(document or {}, int(metric))
         return {unescape_source(source): minutes for source, minutes in by_source.items() if minutes}
 
     @_mapped_errors
     def save_days(self, user_id: str, metric: MetricKind, summaries: Sequence[DaySummary]) -> None:
-        with self._writes() as pending:
+        with self._writes() as group:
             for summary in summaries:
                 figures = {
                     "value": float(summary.value),
@@ -486,51 +381,29 @@ class MongoMetricStore(MetricStore):
                         for f in summary.sources
                     },
                 }
-                pending.set(user_id, summary.day, ("d", str(int(metric))), figures)
+                group.days.set(user_id, summary.day, ("d", str(int(metric))), figures)
 
     @_mapped_errors
     def days(self, user_id: str, metric: MetricKind, start: date, end: date) -> list[DaySummary]:
         field = f"d.{int(metric)}"
-        if start == end:
-            # The persister's daily goal check and a day view. FerretDB 1.x hands only
-            # equality filters to PostgreSQL, so the range query below makes it load
-            # every document of the user; by _id it loads one.
-            found = self._reader.find_one(
-                {"_id": doc_id(user_id, start), field: {"$exists": True}}, {"date": 1, field: 1}
+        documents = [
+            document
+            for document in self._documents_of([user_id], start, end, {"date": 1, field: 1})
+            if start.isoformat() <= document["date"] <= end.isoformat() and field_in(document, metric)
+        ]
+        documents.sort(key=lambda document: document["date"])
+        return [
+            DaySummary(
+                date.fromisoformat(document["date"]),
+                float(daily["value"]),
+                float(daily["min"]),
+                float(daily["max"]),
+                int(daily["minutes"]),
+                source_figures(daily.get("sources", {})),
             )
-            documents = [found] if found else []
-        elif self.by_month:
-            # One indexed equality per month; the days outside [start, end] are dropped here.
-            documents = [
-                document
-                for month in _months(start, end)
-                for document in self._reader.find({"um": month_key(user_id, month)}, {"date": 1, field: 1})
-                if start.isoformat() <= document["date"] <= end.isoformat() and field_in(document, metric)
-            ]
-            documents.sort(key=lambda document: document["date"])
-        else:
-            documents = self._reader.find(
-                {
-                    "user_id": user_id,
-                    "date": {"$gte": start.isoformat(), "$lte": end.isoformat()},
-                    field: {"$exists": True},
-                },
-                {"date": 1, field: 1},
-            ).sort("date", ASCENDING)
-        summaries = []
-        for document in documents:
-            daily = document["d"][str(int(metric))]
-            summaries.append(
-                DaySummary(
-                    date.fromisoformat(document["date"]),
-                    float(daily["value"]),
-                    float(daily["min"]),
-                    float(daily["max"]),
-                    int(daily["minutes"]),
-                    _source_figures(daily.get("sources", {})),
-                )
-            )
-        return summaries
+            for document in documents
+            for daily in (document["d"][str(int(metric))],)
+        ]
 
     @_mapped_errors
     def daily_totals(
@@ -539,22 +412,23 @@ class MongoMetricStore(MetricStore):
         fields = {"user_id": 1, "date": 1, **{f"d.{int(metric)}.value": 1 for metric in metrics}}
         found: dict[str, dict[MetricKind, dict[date, float]]] = {}
         for document in self._documents_of(user_ids, start, end, fields):
-            if start.isoformat() <= document["date"] <= end.isoformat():
-                daily = document.get("d", {})
-                for metric in metrics:
-                    figures = daily.get(str(int(metric)))
-                    if figures is not None:
-                        found.setdefault(document["user_id"], {}).setdefault(metric, {})[
-                            date.fromisoformat(document["date"])
-                        ] = float(figures["value"])
+            if not start.isoformat() <= document["date"] <= end.isoformat():
+                continue
+            daily = document.get("d", {})
+            for metric in metrics:
+                figures = daily.get(str(int(metric)))
+                if figures is not None:
+                    found.setdefault(document["user_id"], {}).setdefault(metric, {})[
+                        date.fromisoformat(document["date"])
+                    ] = float(figures["value"])
         return found
 
     def _documents_of(self, user_ids: Sequence[str], start: date, end: date, fields: dict) -> Iterator[dict]:
-        """The documents of these users in [start, end], and perhaps others of the same months."""
+        """The day documents of these users in [start, end], and perhaps others of the same months."""
         days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
-        if not self.by_month:
-            # The old layout: by _id, one query per chunk of users; MongoDB answers $in from the _id
-            # index, FerretDB 1.x reads the whole collection for it.
+        if not self.migrated:
+            # An earlier release's collection, where `um` may be missing: by _id, one query per chunk of
+            # users. MongoDB answers $in from the _id index; FerretDB 1.x reads the whole collection for it.
             per_chunk = max(1, 2000 // len(days))
             for offset in range(0, len(user_ids), per_chunk):
                 ids = [doc_id(user_id, day) for user_id in user_ids[offset : offset + per_chunk] for day in days]
@@ -562,14 +436,16 @@ class MongoMetricStore(MetricStore):
             return
         for user_id in user_ids:
             if len(days) == 1:
-                # A daily goal's day: one document by _id reads less than its month.
+                # A day view or a daily goal's day: one document by _id reads less than its month.
                 found = self._reader.find_one({"_id": doc_id(user_id, start)}, fields)
                 if found:
                     yield found
                 continue
-            for month in _months(start, end):
+            for month in months(start, end):
                 yield from self._reader.find({"um": month_key(user_id, month)}, fields)
 
     @_mapped_errors
     def delete_user(self, user_id: str) -> None:
-        self._primary.delete_many({"user_id": user_id})
+        self._days.delete_many({"user_id": user_id})
+        if self.migrated:
+            self._minutes_of_layout.delete_many({"user_id": user_id})

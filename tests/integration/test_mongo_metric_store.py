@@ -19,7 +19,8 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from core.adapters.minute_blob import decoded
-from core.adapters.mongo import COLLECTION, MongoMetricStore, escape_source
+from core.adapters.mongo import COLLECTION, MINUTES_COLLECTION, MongoMetricStore
+from core.adapters.mongo_documents import escape_source
 from core.domain.accounts import Credentials, Profile, User
 from core.domain.aggregation import DaySummary, SourceFigures
 from core.domain.errors import Unavailable
@@ -89,7 +90,13 @@ def mongo_database(mongo_client):
 @pytest.fixture
 def mongo_collection(mongo_client, mongo_database):
     mongo_client[mongo_database].drop_collection(COLLECTION)
+    mongo_client[mongo_database].drop_collection(MINUTES_COLLECTION)
     return mongo_client[mongo_database][COLLECTION]
+
+
+@pytest.fixture
+def minutes_collection(mongo_client, mongo_database, mongo_collection):
+    return mongo_client[mongo_database][MINUTES_COLLECTION]
 
 
 @pytest.fixture
@@ -125,7 +132,9 @@ def test_the_mongo_store_keeps_each_promise_the_fakes_and_sqlite_keep(check, mon
 # --- document shape -----------------------------------------------------------------------
 
 
-def test_each_user_has_one_document_per_local_day_holding_minutes_and_daily_figures(mongo_store, mongo_collection):
+def test_each_user_has_one_document_per_local_day_of_figures_and_one_of_minutes(
+    mongo_store, mongo_collection, minutes_collection
+):
     late = minute_of(datetime(2026, 6, 10, 22, 30, tzinfo=UTC))  # 00:30 on 11 June in Paris
     touched = mongo_store.upsert_minutes(
         "u1", "watch", [placed(MORNING, 10), placed(MORNING, 70, metric=HEART), placed(late, 5)]
@@ -136,19 +145,23 @@ def test_each_user_has_one_document_per_local_day_holding_minutes_and_daily_figu
     sources = (SourceFigures("phone", 7, 1), SourceFigures("watch", 10, 1))
     mongo_store.save_days("u1", STEPS, [DaySummary(DAY, 17.0, 7.0, 10.0, 2, sources)])
 
-    documents = raw_documents(mongo_collection)
-    assert [(d["_id"], d["user_id"], d["date"]) for d in documents] == [
+    minutes = raw_documents(minutes_collection)
+    assert [(d["_id"], d["user_id"], d["date"]) for d in minutes] == [
         ("u1:2026-06-10", "u1", "2026-06-10"),
         ("u1:2026-06-11", "u1", "2026-06-11"),
         ("u2:2026-06-10", "u2", "2026-06-10"),
     ]
     assert {
-        metric: {src: decoded(blob) for src, blob in by_source.items()}
-        for metric, by_source in documents[0]["b"].items()
+        metric: {src: decoded(blob) for src, blob in by_source.items()} for metric, by_source in minutes[0]["b"].items()
     } == {
         "1": {"watch": {MORNING: 10.0}, "phone": {MORNING + 1: 7.0}},
         "5": {"watch": {MORNING: 70.0}},
     }
+    documents = raw_documents(mongo_collection)
+    assert [(d["_id"], d["user_id"], d["date"], d["um"]) for d in documents] == [
+        ("u1:2026-06-10", "u1", "2026-06-10", "u1:2026-06")
+    ]
+    assert "b" not in documents[0]  # views read the figures without the minutes
     assert documents[0]["d"] == {
         "1": {
             "value": 17.0,
@@ -158,54 +171,98 @@ def test_each_user_has_one_document_per_local_day_holding_minutes_and_daily_figu
             "sources": {"phone": {"value": 7.0, "minutes": 1}, "watch": {"value": 10.0, "minutes": 1}},
         }
     }
-    assert decoded(documents[1]["b"]["1"]["watch"]) == {late: 5.0}
-    assert "d" not in documents[1]
+    assert decoded(minutes[1]["b"]["1"]["watch"]) == {late: 5.0}
 
 
 def test_every_day_document_carries_its_users_month_key_for_range_reads(mongo_store, mongo_collection):
-    mongo_store.upsert_minutes("u1", "watch", [placed(MORNING, 10), placed(MORNING + 40 * 24 * 60, 10)])
+    summaries = [DaySummary(day, 10.0, 10.0, 10.0, 1) for day in (DAY, DAY + timedelta(days=40))]
+    mongo_store.save_days("u1", STEPS, summaries)
     assert [(d["_id"], d["um"]) for d in raw_documents(mongo_collection)] == [
         ("u1:2026-06-10", "u1:2026-06"),
         ("u1:2026-07-20", "u1:2026-07"),
     ]
 
 
-def test_a_collection_written_before_month_keys_is_read_the_old_way_until_migrated(
-    mongo_client, mongo_database, mongo_collection
-):
+def earlier_release_collection(mongo_client, mongo_database, mongo_collection) -> MongoMetricStore:
+    """Day documents as earlier releases wrote them: minutes inside (`m` a field per minute, `b` blobs), no `um`."""
     mongo_client[mongo_database]["fittrack_meta"].drop()
-    old = [
-        {"_id": f"u1:{day}", "user_id": "u1", "date": day, "d": {"1": {"value": v, "min": v, "max": v, "minutes": 1}}}
-        for day, v in (("2026-05-31", 5.0), ("2026-06-01", 6.0), ("2026-06-10", 7.0))
-    ]
-    mongo_collection.insert_many(old)
+
+    def day(date_text: str, value: float, **minutes) -> dict:
+        figures = {"1": {"value": value, "min": value, "max": value, "minutes": 1}}
+        return {"_id": f"u1:{date_text}", "user_id": "u1", "date": date_text, "d": figures, **minutes}
+
+    mongo_collection.insert_many(
+        [
+            day("2026-05-31", 5.0),
+            day("2026-06-01", 6.0),
+            day(
+                "2026-06-10",
+                7.0,
+                m={"1": {"watch": {f"t{MORNING}": 10.0, f"t{MORNING + 1}": 11.0}, "phone": {f"t{MORNING}": 4.0}}},
+            ),
+        ]
+    )
     store = MongoMetricStore(mongo_client, mongo_database)
     store.ensure_indexes()
-    assert not store.by_month
+    return store
+
+
+def test_an_earlier_releases_collection_is_used_as_it_is_until_migrated(
+    mongo_client, mongo_database, mongo_collection, minutes_collection
+):
+    store = earlier_release_collection(mongo_client, mongo_database, mongo_collection)
+    assert not store.migrated
     before = store.days("u1", STEPS, date(2026, 5, 31), date(2026, 6, 10))
     assert [d.value for d in before] == [5.0, 6.0, 7.0]
     assert store.daily_totals(["u1"], [STEPS], date(2026, 6, 1), date(2026, 6, 10)) == {
         "u1": {STEPS: {date(2026, 6, 1): 6.0, date(2026, 6, 10): 7.0}}
     }
+    # A field per minute is read, and moved into the source's blob when the source is written again.
+    assert store.minutes_of_day("u1", STEPS, DAY) == {
+        "watch": {MORNING: 10.0, MORNING + 1: 11.0},
+        "phone": {MORNING: 4.0},
+    }
+    store.upsert_minutes("u1", "watch", [placed(MORNING + 1, 12), placed(MORNING + 2, 13)])
+    watch = {MORNING: 10.0, MORNING + 1: 12.0, MORNING + 2: 13.0}
+    assert store.minutes_of_day("u1", STEPS, DAY) == {"watch": watch, "phone": {MORNING: 4.0}}
+    document = mongo_collection.find_one({"_id": "u1:2026-06-10"})
+    assert document["m"] == {"1": {"phone": {f"t{MORNING}": 4.0}}}
+    assert decoded(document["b"]["1"]["watch"]) == watch
+    assert raw_documents(minutes_collection) == []
+
+
+def test_migrating_gives_day_documents_their_month_key_and_moves_their_minutes_out(
+    mongo_client, mongo_database, mongo_collection, minutes_collection
+):
+    store = earlier_release_collection(mongo_client, mongo_database, mongo_collection)
+    before = store.days("u1", STEPS, date(2026, 5, 31), date(2026, 6, 10))
+    minutes = store.minutes_of_day("u1", STEPS, DAY)
 
     assert store.migrate_layout() == 3
-    assert store.by_month
+    assert store.migrated
+    assert [(d["_id"], d["um"], "m" in d or "b" in d) for d in raw_documents(mongo_collection)] == [
+        ("u1:2026-05-31", "u1:2026-05", False),
+        ("u1:2026-06-01", "u1:2026-06", False),
+        ("u1:2026-06-10", "u1:2026-06", False),
+    ]
+    assert [d["_id"] for d in raw_documents(minutes_collection)] == ["u1:2026-06-10"]
     assert store.days("u1", STEPS, date(2026, 5, 31), date(2026, 6, 10)) == before
+    assert store.minutes_of_day("u1", STEPS, DAY) == minutes
     again = MongoMetricStore(mongo_client, mongo_database)
     again.ensure_indexes()
-    assert again.by_month  # the collection is noted as migrated
+    assert again.migrated  # the layout is noted
 
 
-def test_applying_the_same_readings_twice_leaves_identical_documents(mongo_store, mongo_collection):
+def test_applying_the_same_readings_twice_leaves_identical_documents(mongo_store, mongo_collection, minutes_collection):
     readings = [placed(MORNING + i, 10 + i) for i in range(30)] + [placed(MORNING, 80, metric=HEART)]
     summary = DaySummary(DAY, 735.0, 10.0, 39.0, 30)
     first = mongo_store.upsert_minutes("u1", "watch", readings)
     mongo_store.save_days("u1", STEPS, [summary])
-    once = raw_documents(mongo_collection)
+    once = raw_documents(mongo_collection), raw_documents(minutes_collection)
     second = mongo_store.upsert_minutes("u1", "watch", readings)
     mongo_store.save_days("u1", STEPS, [summary])
     assert second == first
-    assert raw_documents(mongo_collection) == once
+    assert (raw_documents(mongo_collection), raw_documents(minutes_collection)) == once
 
 
 def test_a_resent_minute_replaces_its_value_instead_of_adding_to_it(mongo_store):
@@ -219,11 +276,11 @@ def test_a_repeated_minute_within_one_batch_keeps_its_last_value(mongo_store):
     assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {"watch": {MORNING: 11.0}}
 
 
-def test_two_sources_reporting_the_same_minute_are_kept_apart(mongo_store, mongo_collection):
+def test_two_sources_reporting_the_same_minute_are_kept_apart(mongo_store, minutes_collection):
     mongo_store.upsert_minutes("u1", "watch", [placed(MORNING, 10)])
     mongo_store.upsert_minutes("u1", "phone", [placed(MORNING, 20)])
     assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {"watch": {MORNING: 10.0}, "phone": {MORNING: 20.0}}
-    stored = raw_documents(mongo_collection)[0]["b"]["1"]
+    stored = raw_documents(minutes_collection)[0]["b"]["1"]
     assert {source: decoded(blob) for source, blob in stored.items()} == {
         "watch": {MORNING: 10.0},
         "phone": {MORNING: 20.0},
@@ -234,11 +291,11 @@ def test_two_sources_reporting_the_same_minute_are_kept_apart(mongo_store, mongo
     "source",
     ["garmin.fenix.7", "$watch", "a$b", "100%", "%2E", "my watch ", " padded", "montre-é", "manual", ""],
 )
-def test_source_names_that_would_break_a_field_path_round_trip(mongo_store, mongo_collection, source):
+def test_source_names_that_would_break_a_field_path_round_trip(mongo_store, minutes_collection, source):
     mongo_store.upsert_minutes("u1", source, [placed(MORNING, 10)])
     mongo_store.upsert_minutes("u1", "plain", [placed(MORNING, 20)])
     assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {source: {MORNING: 10.0}, "plain": {MORNING: 20.0}}
-    stored = set(raw_documents(mongo_collection)[0]["b"]["1"])
+    stored = set(raw_documents(minutes_collection)[0]["b"]["1"])
     assert stored == {escape_source(source), "plain"}
     assert not any(ch in key for key in stored for ch in ".$ ")
 
@@ -314,12 +371,15 @@ def test_days_across_month_boundaries_come_in_date_order_with_missing_days_absen
     assert mongo_store.days("u1", STEPS, date(2026, 2, 4), date(2026, 2, 4)) == []  # minutes, no summary yet
 
 
-def test_deleting_a_user_removes_all_their_documents_and_no_one_elses(mongo_store, mongo_collection):
+def test_deleting_a_user_removes_all_their_documents_and_no_one_elses(
+    mongo_store, mongo_collection, minutes_collection
+):
     for user_id in ("u1", "u2"):
         mongo_store.upsert_minutes(user_id, "watch", [placed(MORNING, 10), placed(MORNING + 24 * 60, 10)])
         mongo_store.save_days(user_id, STEPS, [DaySummary(DAY, 10.0, 10.0, 10.0, 1)])
     mongo_store.delete_user("u1")
     assert {d["user_id"] for d in raw_documents(mongo_collection)} == {"u2"}
+    assert {d["user_id"] for d in raw_documents(minutes_collection)} == {"u2"}
     assert mongo_store.days("u1", STEPS, DAY, DAY + timedelta(days=1)) == []
     assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {}
     assert len(mongo_store.days("u2", STEPS, DAY, DAY)) == 1
@@ -379,10 +439,10 @@ def test_the_persister_over_the_mongo_store_gives_the_same_totals_when_batches_a
     assert once == expected
 
 
-def test_the_persister_drops_batches_of_a_user_who_no_longer_exists(mongo_store, mongo_collection):
+def test_the_persister_drops_batches_of_a_user_who_no_longer_exists(mongo_store, mongo_collection, minutes_collection):
     persister, _ = persister_over(mongo_store, FakeAccountsDatabase())
     persister.apply(a_day_and_a_half_of_batches()[:2])
-    assert raw_documents(mongo_collection) == []
+    assert raw_documents(mongo_collection) == raw_documents(minutes_collection) == []
 
 
 # --- outages and configuration ------------------------------------------------------------
@@ -412,39 +472,14 @@ def test_an_unknown_read_preference_is_refused_up_front():
         MongoMetricStore("mongodb://127.0.0.1:1/", read_preference="fastest")
 
 
-def test_a_day_written_by_an_earlier_release_a_field_per_minute_is_read_and_moved_into_the_blob_on_write(
-    mongo_store, mongo_collection
-):
-    mongo_collection.insert_one(
-        {
-            "_id": "u1:2026-06-10",
-            "user_id": "u1",
-            "date": "2026-06-10",
-            "m": {"1": {"watch": {f"t{MORNING}": 10.0, f"t{MORNING + 1}": 11.0}, "phone": {f"t{MORNING}": 4.0}}},
-        }
-    )
-    assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {
-        "watch": {MORNING: 10.0, MORNING + 1: 11.0},
-        "phone": {MORNING: 4.0},
-    }
-    mongo_store.upsert_minutes("u1", "watch", [placed(MORNING + 1, 12), placed(MORNING + 2, 13)])
-    assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {
-        "watch": {MORNING: 10.0, MORNING + 1: 12.0, MORNING + 2: 13.0},
-        "phone": {MORNING: 4.0},
-    }
-    (document,) = raw_documents(mongo_collection)
-    assert document["m"] == {"1": {"phone": {f"t{MORNING}": 4.0}}}
-    assert decoded(document["b"]["1"]["watch"]) == {MORNING: 10.0, MORNING + 1: 12.0, MORNING + 2: 13.0}
-
-
 def test_writes_grouped_by_the_persister_reach_the_server_at_the_end_and_not_at_all_after_an_error(
-    mongo_store, mongo_collection
+    mongo_store, mongo_collection, minutes_collection
 ):
     with mongo_store.grouped():
         mongo_store.upsert_minutes("u1", "watch", [placed(MORNING, 10)])
         assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {"watch": {MORNING: 10.0}}
         mongo_store.save_days("u1", STEPS, [DaySummary(DAY, 10.0, 10.0, 10.0, 1)])
-        assert raw_documents(mongo_collection) == []
+        assert raw_documents(mongo_collection) == raw_documents(minutes_collection) == []
     assert [d.value for d in mongo_store.days("u1", STEPS, DAY, DAY)] == [10.0]
 
     with pytest.raises(RuntimeError), mongo_store.grouped():
