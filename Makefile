@@ -4,9 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup protos protos-check run up services services-stop services-status test lint bench grpcurl tools oidc clean
+.PHONY: setup protos protos-check run up services services-stop services-status test lint bench grpcurl ghz tools oidc clean
 
 GRPCURL_VERSION := v1.9.4
+GHZ_VERSION := v0.93.0
 
 setup: $(STAMP)
 
@@ -51,6 +52,12 @@ grpcurl: var/bin/grpcurl
 var/bin/grpcurl:
 	GOBIN=$(CURDIR)/var/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
+# ghz, a gRPC load tester no one here wrote: bench/view drives ViewMetric with it as well as with its own.
+ghz: var/bin/ghz
+
+var/bin/ghz:
+	GOBIN=$(CURDIR)/var/bin go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+
 # Command-line tools the suite runs: pdftoppm (poppler-utils) turns downloaded PDF reports into images.
 tools:
 	command -v pdftoppm >/dev/null || (apt-get update && apt-get install -y --no-install-recommends poppler-utils)
@@ -61,10 +68,10 @@ oidc: infra/oidc/node_modules/.package-lock.json
 infra/oidc/node_modules/.package-lock.json: infra/oidc/package.json infra/oidc/package-lock.json
 	cd infra/oidc && npm ci --no-audit --no-fund
 
-test: setup protos-check lint grpcurl tools oidc services
+test: setup protos-check lint grpcurl ghz tools oidc services
 	$(PY) -m pytest tests
 
-bench: setup
+bench: setup ghz
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:

@@ -1,10 +1,12 @@
 """`make bench`: run every benchmark, one JSON line each on stdout.
 
-    python -m bench            # ingest (embedded, then production or a "skipped" line), streams, report, evaluate
+    python -m bench            # ingest (embedded, then production or a "skipped" line), streams, report, evaluate,
+                               # store and view (production: FerretDB at 10 k to 1 M documents, ViewMetric under load)
     python -m bench --quick    # the same with tiny numbers: a smoke test of the benchmarks, not a measurement
 
 Each benchmark also runs on its own with its options: `python -m bench.ingest --help`,
-`python -m bench.streams --help`, `python -m bench.report --help`, `python -m bench.evaluate --help`.
+`python -m bench.streams --help`, `python -m bench.report --help`, `python -m bench.evaluate --help`,
+`python -m bench.store --help`, `python -m bench.view --help`.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import argparse
 import asyncio
 import sys
 
-from bench import evaluate, ingest, report, streams
+from bench import evaluate, ingest, report, store, streams, view
 
 QUICK = {
     "ingest": ["--devices", "4", "--readings", "2000"],
     "streams": ["--streams", "50"],
     "report": ["--days", "60", "--repeat", "3", "--pdf-repeat", "1"],
     "evaluate": ["--users", "2000"],
+    "store": ["--sizes", "2000,5000", "--samples", "30"],
+    "view": ["--documents", "5000", "--users", "5", "--seconds", "2"],
 }
 
 
@@ -28,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny numbers, to check that the benchmarks run")
     options = parser.parse_args(argv)
     failed = 0
-    for bench in (ingest, streams, report, evaluate):
+    for bench in (ingest, streams, report, evaluate, store, view):
         name = bench.__name__.rsplit(".", 1)[-1]
         failed |= asyncio.run(bench.main(QUICK[name] if options.quick else []))
     return failed

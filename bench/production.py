@@ -52,6 +52,7 @@ def unavailable() -> str | None:
 class ProductionRun:
     server: Process
     persisters: list[Process]
+    env: dict[str, str]  # the slice's settings (tests/production.py ProductionStack.env)
 
 
 @contextlib.asynccontextmanager
@@ -72,7 +73,7 @@ async def production_stack(log_dir: Path, persisters: int = 2) -> AsyncIterator[
             stack.persisters.append(worker.popen)  # the stack stops them before it drops its databases
             workers.append(worker)
         server = await start_server(stack.env, log_dir)
-        yield ProductionRun(server, workers)
+        yield ProductionRun(server, workers, stack.env)
     finally:
         if server is not None:
             server.stop()

@@ -107,3 +107,32 @@ def test_evaluate_times_one_slot_for_every_seeded_user_through_the_outbox():
     assert 400 <= figures["notifications"] <= 3 * 2000
     assert figures["seconds"] > 0 and figures["anchor"]["seconds"] > 0
     assert figures["ratio_to_anchor"] == pytest.approx(figures["seconds"] / figures["anchor"]["seconds"], rel=0.05)
+
+
+@pytest.mark.production
+def test_store_times_each_read_at_each_size_against_the_raw_find():
+    (figures,) = run_bench("bench.store", "--sizes", "2000,5000", "--samples", "20")
+    assert figures["bench"] == "store" and "error" not in figures and "skipped" not in figures, figures
+    assert [figures["at"][size]["documents"] for size in ("2000", "5000")] == [2190, 5110]  # whole years of users
+    for size in ("2000", "5000"):
+        for read in ("find_by_id", "week", "month", "raw_find_by_id"):
+            assert 0 < figures["at"][size][read]["p50_ms"] <= figures["at"][size][read]["p99_ms"]
+    assert figures["growth"]["find_by_id"] == pytest.approx(
+        figures["at"]["5000"]["find_by_id"]["p50_ms"] / figures["at"]["2000"]["find_by_id"]["p50_ms"], abs=0.01
+    )
+    assert figures["ratio_to_anchor"] == pytest.approx(
+        figures["at"]["5000"]["find_by_id"]["p50_ms"] / figures["at"]["5000"]["raw_find_by_id"]["p50_ms"], abs=0.01
+    )
+
+
+@pytest.mark.production
+def test_view_drives_viewmetric_and_the_health_check_with_its_own_load_and_with_ghz():
+    (figures,) = run_bench("bench.view", "--documents", "3000", "--users", "3", "--seconds", "1", "--concurrency", "4")
+    assert figures["bench"] == "view" and "error" not in figures and "skipped" not in figures, figures
+    assert figures["documents"] >= 3000
+    for load in ("view", "health", "ghz_view", "ghz_health"):
+        assert figures[load]["calls"] > 0 and figures[load]["errors"] == 0, figures
+        assert 0 < figures[load]["p50_ms"] <= figures[load]["p99_ms"]
+    assert figures["ratio_to_anchor"] == pytest.approx(
+        figures["view"]["calls_per_s"] / figures["health"]["calls_per_s"], abs=0.001
+    )

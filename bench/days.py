@@ -1,0 +1,78 @@
+"""Day documents for the store benchmarks, in the metric store's own layout, bulk-inserted.
+
+A user's year of days in the `metrics` collection, which views, reports and
+goal checks read: each document holds the daily figures of steps and calories
+from a watch (core/adapters/mongo.py). Writing them through the persister
+would take hours at a million documents; inserting the documents it would
+have written measures the reads the same way.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+from core.adapters.mongo_documents import doc_id, escape_source, month_key
+
+DAYS_PER_USER = 365
+LAST_DAY = date(2026, 11, 30)
+FIRST_DAY = LAST_DAY - timedelta(days=DAYS_PER_USER - 1)
+CHUNK = 1000
+
+
+def day_document(user_id: str, day: date, rng: random.Random) -> dict:
+    minutes = rng.randint(300, 900)
+    steps = float(minutes * rng.randint(20, 60))
+    calories = round(steps * 0.04 + 1500, 1)
+    watch = escape_source("watch")
+    return {
+        "_id": doc_id(user_id, day),
+        "user_id": user_id,
+        "date": day.isoformat(),
+        "um": month_key(user_id, day),
+        "d": {
+            "1": {
+                "value": steps,
+                "min": 1.0,
+                "max": 140.0,
+                "minutes": minutes,
+                "sources": {watch: {"value": steps, "minutes": minutes}},
+            },
+            "2": {
+                "value": calories,
+                "min": 0.5,
+                "max": 9.0,
+                "minutes": 1440,
+                "sources": {watch: {"value": calories, "minutes": 1440}},
+            },
+        },
+    }
+
+
+def user_ids(count: int, prefix: str = "bench-user") -> list[str]:
+    return [f"{prefix}-{n:07d}" for n in range(count)]
+
+
+def documents(users: list[str], last_day: date = LAST_DAY, seed: int = 7) -> Iterator[list[dict]]:
+    """Every day of every user's year ending on `last_day`, CHUNK documents at a time."""
+    rng = random.Random(seed)
+    first_day = last_day - timedelta(days=DAYS_PER_USER - 1)
+    chunk: list[dict] = []
+    for user_id in users:
+        for n in range(DAYS_PER_USER):
+            chunk.append(day_document(user_id, first_day + timedelta(days=n), rng))
+            if len(chunk) == CHUNK:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def load(collection, users: list[str], last_day: date = LAST_DAY) -> int:
+    """Insert the users' years; how many documents went in."""
+    inserted = 0
+    for chunk in documents(users, last_day):
+        collection.insert_many(chunk, ordered=False)
+        inserted += len(chunk)
+    return inserted
