@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import subprocess
 import sys
@@ -50,19 +51,18 @@ VIEW = metric_pb2.ViewMetricRequest(metric=common_pb2.METRIC_KIND_STEPS, preset=
 async def drive(address: str, call, concurrency: int, seconds: float) -> dict:
     """`call(stub_channel, n)` from `concurrency` callers, each on its own channel, for `seconds`."""
     took: list[float] = []
-    errors = 0
+    errors: collections.Counter[str] = collections.Counter()
     stop_at = time.monotonic() + seconds
 
     async def caller(number: int) -> None:
-        nonlocal errors
         async with grpc.aio.insecure_channel(address, options=channel_options()) as channel:
             n = number
             while time.monotonic() < stop_at:
                 started = time.perf_counter()
                 try:
                     await call(channel, n)
-                except grpc.aio.AioRpcError:
-                    errors += 1
+                except grpc.aio.AioRpcError as error:
+                    errors[f"{error.code().name}: {error.details()}"] += 1
                 took.append(time.perf_counter() - started)
                 n += concurrency
 
@@ -71,7 +71,8 @@ async def drive(address: str, call, concurrency: int, seconds: float) -> dict:
     elapsed = time.monotonic() - started
     return {
         "calls": len(took),
-        "errors": errors,
+        "errors": sum(errors.values()),
+        **({"error_kinds": dict(errors)} if errors else {}),
         "calls_per_s": round(len(took) / elapsed, 1),
         "p50_ms": ms(percentile(took, 0.50)),
         "p99_ms": ms(percentile(took, 0.99)),
@@ -136,15 +137,17 @@ def ghz(
         return {"error": (result.stderr or result.stdout).strip()[-300:]}
     report = json.loads(result.stdout)
     latencies = {entry["percentage"]: entry["latency"] / 1e6 for entry in report.get("latencyDistribution") or []}
+    # Calls still in flight when the duration ends fail with "transport is closing" or "the client
+    # connection is closing": ghz closes its connections then; the server did not fail them.
+    errors = {
+        error: count
+        for error, count in (report.get("errorDistribution") or {}).items()
+        if "transport is closing" not in error and "client connection is closing" not in error
+    }
     return {
         "calls": report["count"],
-        # Calls still in flight when the duration ends fail with "transport is closing": ghz closes its
-        # connections then; the server did not fail them.
-        "errors": sum(
-            count
-            for error, count in (report.get("errorDistribution") or {}).items()
-            if "transport is closing" not in error
-        ),
+        "errors": sum(errors.values()),
+        **({"error_kinds": errors} if errors else {}),
         "calls_per_s": round(report["rps"], 1),
         "p50_ms": round(latencies.get(50, 0.0), 2),
         "p99_ms": round(latencies.get(99, 0.0), 2),
