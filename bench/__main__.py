@@ -1,7 +1,8 @@
 """`make bench`: run every benchmark, one JSON line each on stdout.
 
-    python -m bench            # ingest (embedded, then production or a "skipped" line), streams, report, evaluate,
-                               # store and view (production: FerretDB at 10 k to 1 M documents, ViewMetric under load)
+    python -m bench            # ingest (embedded, then production or a "skipped" line), streams, report, evaluate
+                               # (embedded, production), store and view (production: FerretDB at 10 k to 1 M
+                               # documents, ViewMetric under load)
     python -m bench --quick    # the same with tiny numbers: a smoke test of the benchmarks, not a measurement
 
 Each benchmark also runs on its own with its options: `python -m bench.ingest --help`,
@@ -17,14 +18,16 @@ import sys
 
 from bench import evaluate, ingest, report, store, streams, view
 
-QUICK = {
-    "ingest": ["--devices", "4", "--readings", "2000"],
-    "streams": ["--streams", "50"],
-    "report": ["--days", "60", "--repeat", "3", "--pdf-repeat", "1"],
-    "evaluate": ["--users", "2000"],
-    "store": ["--sizes", "2000,5000", "--samples", "30"],
-    "view": ["--documents", "5000", "--users", "5", "--seconds", "2"],
-}
+# Each benchmark run: its module, its arguments, and what --quick adds to them.
+RUNS = [
+    (ingest, [], ["--devices", "4", "--readings", "2000"]),
+    (streams, [], ["--streams", "50"]),
+    (report, [], ["--days", "60", "--repeat", "3", "--pdf-repeat", "1"]),
+    (evaluate, [], ["--users", "2000"]),
+    (evaluate, ["--profile", "production"], ["--users", "2000"]),
+    (store, [], ["--sizes", "2000,5000", "--samples", "30"]),
+    (view, [], ["--documents", "5000", "--users", "5", "--seconds", "2"]),
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,9 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny numbers, to check that the benchmarks run")
     options = parser.parse_args(argv)
     failed = 0
-    for bench in (ingest, streams, report, evaluate, store, view):
-        name = bench.__name__.rsplit(".", 1)[-1]
-        failed |= asyncio.run(bench.main(QUICK[name] if options.quick else []))
+    for bench, arguments, quick in RUNS:
+        failed |= asyncio.run(bench.main(arguments + (quick if options.quick else [])))
     return failed
 
 

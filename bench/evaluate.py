@@ -1,6 +1,6 @@
-"""bench/evaluate: one evaluation slot for many users with goals, on the embedded profile's SQLite store.
+"""bench/evaluate: one evaluation slot for many users with goals, on either profile.
 
-    python -m bench.evaluate [--users 100000]
+    python -m bench.evaluate [--users 100000] [--profile embedded|production]
 
 Seeds a fresh SQLite database with USERS users spread over four time zones
 that are all at 16:00 at the same moment, each with a daily steps goal and
@@ -12,6 +12,12 @@ the durable notification outbox. The target is 100,000 users in at most 10 s.
 The anchor, measured in the same run on the same file: reading the same goals,
 preferences and daily values with plain SQL and no evaluation. The ratio says
 how much the evaluator costs over the reads it cannot avoid.
+
+--profile production does the same on a slice of the running services
+(tests/production.py): users and goals in PostgreSQL, a week of day documents
+in FerretDB (bulk-inserted in the store's layout and indexed as the store
+indexes them), nudges to the slice's Kafka topic; the anchor reads the goals,
+preferences and daily values in plain SQL from PostgreSQL and FerretDB's table.
 """
 
 from __future__ import annotations
@@ -125,7 +131,12 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--no-outbox", action="store_true", help="count the nudges instead of queueing them")
+    parser.add_argument("--profile", choices=("embedded", "production"), default="embedded")
     options = parser.parse_args(argv)
+    if options.profile == "production":
+        from bench.evaluate_production import run_production
+
+        return run_production(options)
     with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as directory:
         path = Path(directory) / "fittrack.sqlite3"
         db = SqliteDatabase(path)

@@ -32,6 +32,21 @@ _INDEX_LOCK = 0x6674_6665_7272_6574  # "ftferret"
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,30}")
 
 
+def table_of(cursor, database: str, collection: str) -> str | None:
+    """The table FerretDB keeps a collection in (in the schema named after its database); None if it has none."""
+    cursor.execute("SELECT to_regclass(%s)", (f'"{database}"._ferretdb_database_metadata',))
+    if cursor.fetchone()[0] is None:
+        return None
+    cursor.execute(
+        sql.SQL("SELECT _jsonb->>'table' FROM {}._ferretdb_database_metadata WHERE _jsonb->>'_id' = %s").format(
+            sql.Identifier(database)
+        ),
+        (collection,),
+    )
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def index_name(table: str, field: str) -> str:
     return f"{table}_ft_{field}"[:63]
 
@@ -49,17 +64,7 @@ class FerretDBIndexes:
 
     def table(self, cursor, collection: str) -> str | None:
         """The collection's table, from FerretDB's metadata; None before the collection exists."""
-        cursor.execute("SELECT to_regclass(%s)", (f'"{self._schema}"._ferretdb_database_metadata',))
-        if cursor.fetchone()[0] is None:
-            return None
-        cursor.execute(
-            sql.SQL("SELECT _jsonb->>'table' FROM {}._ferretdb_database_metadata WHERE _jsonb->>'_id' = %s").format(
-                sql.Identifier(self._schema)
-            ),
-            (collection,),
-        )
-        row = cursor.fetchone()
-        return row[0] if row else None
+        return table_of(cursor, self._schema, collection)
 
     def ensure(self) -> list[str]:
         """Create what is missing; the names of the indexes created. Several processes may run it at once."""

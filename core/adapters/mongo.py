@@ -78,6 +78,7 @@ from pymongo.read_preferences import Nearest, Primary, PrimaryPreferred, Seconda
 from pymongo.write_concern import WriteConcern
 
 from core.adapters.ferretdb_indexes import FerretDBIndexes
+from core.adapters.ferretdb_reads import FerretDBDailyValues
 from core.adapters.minute_blob import decoded, encoded, merged
 from core.adapters.mongo_documents import (
     MAX_UPDATES_PER_COMMAND,
@@ -159,6 +160,7 @@ class MongoMetricStore(MetricStore):
         read_preference: str = "primaryPreferred",
         timeout_seconds: float = 5.0,
         ferretdb_indexes: FerretDBIndexes | None = None,
+        ferretdb_daily_values: FerretDBDailyValues | None = None,
     ) -> None:
         if read_preference not in READ_PREFERENCES:
             raise ValueError(f"read_preference must be one of {', '.join(READ_PREFERENCES)}, not {read_preference!r}")
@@ -193,6 +195,7 @@ class MongoMetricStore(MetricStore):
         self._local = threading.local()
         self._one_command = threading.Lock()
         self._ferretdb_indexes = ferretdb_indexes
+        self._ferretdb_daily_values = ferretdb_daily_values
         # Until ensure_indexes() finds LAYOUT noted, the collection is used as earlier releases left it.
         self.migrated = False
 
@@ -307,6 +310,8 @@ class MongoMetricStore(MetricStore):
         return self._days.bulk_write([day for day, _ in moves], ordered=False).modified_count
 
     def close(self) -> None:
+        if self._ferretdb_daily_values is not None:
+            self._ferretdb_daily_values.close()
         if self._owns_client:
             self._client.close()
 
@@ -409,6 +414,11 @@ class MongoMetricStore(MetricStore):
     def daily_totals(
         self, user_ids: Sequence[str], metrics: Sequence[MetricKind], start: date, end: date
     ) -> dict[str, dict[MetricKind, dict[date, float]]]:
+        if self.migrated and self._ferretdb_daily_values is not None:
+            try:
+                return self._ferretdb_daily_values.daily_totals(user_ids, metrics, start, end)
+            except psycopg2.Error as error:
+                log.warning("reading daily values from FerretDB's tables failed, reading through FerretDB: %s", error)
         fields = {"user_id": 1, "date": 1, **{f"d.{int(metric)}.value": 1 for metric in metrics}}
         found: dict[str, dict[MetricKind, dict[date, float]]] = {}
         for document in self._documents_of(user_ids, start, end, fields):

@@ -136,3 +136,14 @@ def test_view_drives_viewmetric_and_the_health_check_with_its_own_load_and_with_
     assert figures["ratio_to_anchor"] == pytest.approx(
         figures["view"]["calls_per_s"] / figures["health"]["calls_per_s"], abs=0.001
     )
+
+
+@pytest.mark.production
+def test_evaluate_on_the_production_profile_reads_postgresql_and_ferretdb_and_queues_to_kafka():
+    (figures,) = run_bench("bench.evaluate", "--profile", "production", "--users", "1000")
+    assert figures["bench"] == "evaluate" and figures["profile"] == "production", figures
+    assert "error" not in figures and "skipped" not in figures, figures
+    assert figures["users"] == 1000 and figures["goals"] == figures["seeded_goals"] == 1500
+    assert figures["queue"] == "kafka" and 200 <= figures["notifications"] <= 3 * 1000
+    assert figures["documents"] > 0 and figures["seconds"] > 0 and figures["anchor"]["seconds"] > 0
+    assert figures["ratio_to_anchor"] == pytest.approx(figures["seconds"] / figures["anchor"]["seconds"], rel=0.05)

@@ -18,6 +18,7 @@ from pymongo import MongoClient, UpdateOne
 from pymongo.errors import PyMongoError
 
 from core.adapters.ferretdb_indexes import FerretDBIndexes, index_name
+from core.adapters.ferretdb_reads import FerretDBDailyValues
 from core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MINUTES_COLLECTION, MongoMetricStore
 from core.adapters.mongo_documents import month_key
 from core.domain.aggregation import DaySummary
@@ -27,7 +28,7 @@ from tests.support import eventually
 
 pytestmark = pytest.mark.production
 
-STEPS = MetricKind.STEPS
+STEPS, CALORIES = MetricKind.STEPS, MetricKind.CALORIES_BURNED
 LAUNCHER = ROOT / "var" / "bin" / "ferretdb-launcher"
 # Enough documents that a sequential scan costs the planner more than the index.
 USERS, DAYS = 40, 120
@@ -268,3 +269,29 @@ def test_the_launchers_watchdog_restarts_a_wedged_ferretdb_and_keeps_its_gorouti
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def test_the_evaluators_bulk_read_from_ferretdbs_table_gives_what_the_mongodb_path_gives(settings, store, database):
+    _, name = database
+    uri, dsn = settings["FITTRACK_MONGO_URI"], settings["FITTRACK_FERRETDB_PG_DSN"]
+    store.save_days("sparse", CALORIES, [DaySummary(date(2026, 3, 3), 2100.0, 1.0, 9.0, 1440)])
+    users = ["user1", "user2", "sparse", "nobody"]
+    span = (date(2026, 2, 26), date(2026, 3, 4))
+    through_sql = FerretDBDailyValues(dsn, name, COLLECTION)
+    # The same store with its read through SQL, with a PostgreSQL it cannot reach (it falls back), and without.
+    stores = [
+        MongoMetricStore(uri, name, "primary", ferretdb_daily_values=values)
+        for values in (through_sql, FerretDBDailyValues("postgresql://fittrack@127.0.0.1:1/x", name, COLLECTION), None)
+    ]
+    try:
+        answers = []
+        for each in stores:
+            each.ensure_indexes()
+            answers.append(each.daily_totals(users, [STEPS, CALORIES], *span))
+        assert answers[0] == answers[1] == answers[2]
+        assert answers[0]["user1"][STEPS] == {span[0] + timedelta(days=n): 1.0 for n in range(7)}
+        assert answers[0]["sparse"] == {CALORIES: {date(2026, 3, 3): 2100.0}}
+        assert "nobody" not in answers[0]
+    finally:
+        for each in stores:
+            each.close()
