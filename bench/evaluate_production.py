@@ -11,7 +11,7 @@ from psycopg2.extras import execute_values
 from pymongo import MongoClient
 
 from bench.common import emit
-from bench.evaluate import SLOT_MOMENT, TARGET_SECONDS, TODAY, ZONES, CountingQueue
+from bench.evaluate import SLOT_MOMENT, TODAY, ZONES, CountingQueue, slot_figures
 from bench.production import unavailable
 from core.adapters.ferretdb_indexes import FerretDBIndexes, table_of
 from core.adapters.ferretdb_reads import FerretDBDailyValues
@@ -171,22 +171,9 @@ def run_production(options) -> int:
         started = clock.perf_counter()
         summary = evaluator.run_due(SLOT_MOMENT - timedelta(minutes=1), SLOT_MOMENT)
         seconds = clock.perf_counter() - started
-        figures.update(
-            {
-                "users": summary.users,
-                "goals": summary.goals,
-                "seeded_goals": goals,
-                "documents": documents,
-                "notifications": summary.notifications,
-                "queue": "counting" if options.no_outbox else "kafka",
-                "seconds": round(seconds, 3),
-                "users_per_second": round(summary.users / seconds) if seconds else None,
-                "target_seconds": TARGET_SECONDS if options.users == 100_000 else None,
-                "meets_target": seconds <= TARGET_SECONDS * options.users / 100_000,
-                "anchor": {"name": "the same reads in plain SQL", "seconds": round(anchor_seconds, 3)},
-                "ratio_to_anchor": round(seconds / anchor_seconds, 2) if anchor_seconds else None,
-            }
-        )
+        queue_name = "counting" if options.no_outbox else "kafka"
+        figures.update(slot_figures(summary, goals, queue_name, seconds, anchor_seconds))
+        figures["documents"] = documents
     except Exception as error:  # noqa: BLE001 - one JSON line even when it fails
         figures["error"] = f"{type(error).__name__}: {error}"
     finally:
