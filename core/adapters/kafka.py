@@ -297,8 +297,9 @@ class KafkaReadingBus(ReadingBus):
 
     def _flush_loop(self) -> None:
         while not self._stopping.wait(self.FLUSH_SECONDS):
-            self.flush_cursors()
+            # First: storing the cursors can wait seconds on an unreachable PostgreSQL.
             self.fail_overdue()
+            self.flush_cursors()
 
     def flush_cursors(self) -> None:
         with self._cache_lock:
