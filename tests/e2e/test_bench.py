@@ -147,3 +147,15 @@ def test_evaluate_on_the_production_profile_reads_postgresql_and_ferretdb_and_qu
     assert figures["queue"] == "kafka" and 200 <= figures["notifications"] <= 3 * 1000
     assert figures["documents"] > 0 and figures["seconds"] > 0 and figures["anchor"]["seconds"] > 0
     assert figures["ratio_to_anchor"] == pytest.approx(figures["seconds"] / figures["anchor"]["seconds"], rel=0.05)
+
+
+@pytest.mark.production
+def test_soak_writes_and_reads_at_once_and_watches_the_persister_lag_and_ferretdb():
+    (figures,) = run_bench("bench.soak", "--seconds", "3", "--rate", "1000", "--devices", "5", "--readers", "2")
+    assert figures["bench"] == "soak" and "error" not in figures and "skipped" not in figures, figures
+    assert figures["writes"]["batches"] >= 20 and figures["writes"]["errors"] == {}, figures
+    assert figures["views"]["calls"] > 0 and figures["views"]["errors"] == {}, figures
+    assert figures["lag_max_records"] is not None and figures["wedges"] == 0
+    assert figures["anchor"]["batches"] > 0 and figures["ratio_to_anchor"] == pytest.approx(
+        figures["writes"]["ack_p99_ms"] / figures["anchor"]["ack_p99_ms"], abs=0.01
+    )
