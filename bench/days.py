@@ -13,6 +13,10 @@ import random
 from collections.abc import Iterator
 from datetime import date, timedelta
 
+import psycopg2
+
+from core.adapters.ferretdb_indexes import FerretDBIndexes, table_of
+from core.adapters.mongo import COLLECTION, EQUALITY_FIELDS
 from core.adapters.mongo_documents import doc_id, escape_source, month_key
 
 DAYS_PER_USER = 365
@@ -76,3 +80,17 @@ def load(collection, users: list[str], last_day: date = LAST_DAY) -> int:
         collection.insert_many(chunk, ordered=False)
         inserted += len(chunk)
     return inserted
+
+
+def settle(pg_dsn: str, database: str) -> None:
+    """After a bulk load into FerretDB: the store's indexes, as the persister's upkeep makes them within a
+    minute, and what autovacuum does soon after (measured while it works through a fresh load, reads take
+    twice as long): the visibility map and the planner's statistics."""
+    FerretDBIndexes(pg_dsn, database, EQUALITY_FIELDS).ensure()
+    connection = psycopg2.connect(pg_dsn, connect_timeout=5)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'VACUUM (ANALYZE) "{database}"."{table_of(cursor, database, COLLECTION)}"')
+    finally:
+        connection.close()

@@ -11,9 +11,10 @@ from psycopg2.extras import execute_values
 from pymongo import MongoClient
 
 from bench.common import emit
+from bench.days import settle
 from bench.evaluate import SLOT_MOMENT, TODAY, ZONES, CountingQueue, slot_figures
 from bench.production import unavailable
-from core.adapters.ferretdb_indexes import FerretDBIndexes, table_of
+from core.adapters.ferretdb_indexes import FerretDBIndexes
 from core.adapters.ferretdb_reads import FerretDBDailyValues
 from core.adapters.kafka import KafkaNotificationQueue, ensure_topics, make_producer
 from core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MongoMetricStore
@@ -89,19 +90,6 @@ def seed(env: dict[str, str], users: int, rng: random.Random) -> tuple[int, int]
     return len(goals), documents
 
 
-def prepare_store(env: dict[str, str]) -> None:
-    """Indexed as the persister's upkeep leaves it, vacuumed and analyzed as autovacuum would."""
-    dsn, database = env["FITTRACK_FERRETDB_PG_DSN"], env["FITTRACK_MONGO_DATABASE"]
-    FerretDBIndexes(dsn, database, EQUALITY_FIELDS).ensure()
-    connection = psycopg2.connect(dsn)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f'VACUUM (ANALYZE) "{database}"."{table_of(cursor, database, COLLECTION)}"')
-    finally:
-        connection.close()
-
-
 def anchor(env: dict[str, str]) -> float:
     """The reads alone, in plain SQL: each zone's notified goals, their owners' preferences and week of values."""
     values = FerretDBDailyValues(env["FITTRACK_FERRETDB_PG_DSN"], env["FITTRACK_MONGO_DATABASE"], COLLECTION)
@@ -151,7 +139,7 @@ def run_production(options) -> int:
         store.ensure_indexes()
         started = clock.perf_counter()
         goals, documents = seed(env, options.users, random.Random(options.seed))
-        prepare_store(env)
+        settle(dsn, database)
         figures["seed_s"] = round(clock.perf_counter() - started, 1)
         anchor_seconds = anchor(env)
         if options.no_outbox:

@@ -30,11 +30,10 @@ import time
 from collections.abc import Callable
 from datetime import date, timedelta
 
-import psycopg2
 from pymongo import MongoClient
 
 from bench.common import emit, ms, percentile
-from bench.days import DAYS_PER_USER, FIRST_DAY, load, user_ids
+from bench.days import DAYS_PER_USER, FIRST_DAY, load, settle, user_ids
 from core.adapters.ferretdb_indexes import FerretDBIndexes
 from core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MongoMetricStore
 from core.adapters.mongo_documents import doc_id
@@ -87,19 +86,6 @@ def measure(store: MongoMetricStore, raw, users: list[str], samples: int, rng: r
     }
 
 
-def analyze(pg_dsn: str, database: str) -> None:
-    """What autovacuum does after a bulk load, done now: the visibility map and the planner's statistics."""
-    connection = psycopg2.connect(pg_dsn, connect_timeout=5)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            table = FerretDBIndexes(pg_dsn, database, {}).table(cursor, COLLECTION)
-            # VACUUM as well: measured while autovacuum works through a fresh load, reads take twice as long.
-            cursor.execute(f'VACUUM (ANALYZE) "{database}"."{table}"')
-    finally:
-        connection.close()
-
-
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000,1000000", help="collection sizes, ascending")
@@ -127,8 +113,7 @@ async def main(argv: list[str] | None = None) -> int:
             wanted = user_ids(-(-size // DAYS_PER_USER))
             started = time.perf_counter()
             load(client[name][COLLECTION], wanted[len(users) :])
-            store.ensure_indexes()  # the first load made the table
-            analyze(pg_dsn, name)
+            settle(pg_dsn, name)
             load_seconds += time.perf_counter() - started
             users = wanted
             at[str(size)] = {

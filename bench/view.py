@@ -30,16 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
-import psycopg2
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymongo import MongoClient
 
 from bench import production
 from bench.common import ROOT, channel_options, emit, log_in_users, ms, percentile, report_failure, work_directory
-from bench.days import DAYS_PER_USER, load, user_ids
-from core.adapters.ferretdb_indexes import FerretDBIndexes
-from core.adapters.mongo import COLLECTION, EQUALITY_FIELDS
+from bench.days import DAYS_PER_USER, load, settle, user_ids
+from core.adapters.mongo import COLLECTION
 from generated.fittrack.v1 import account_pb2, account_pb2_grpc, common_pb2, metric_pb2, metric_pb2_grpc
 
 P99_TARGET_MS = 50.0
@@ -165,16 +163,7 @@ def prepare_store(env: dict[str, str], users: list[str], documents: int) -> int:
         loaded += load(client[database][COLLECTION], user_ids(filler, "filler"), today)
     finally:
         client.close()
-    pg_dsn = env["FITTRACK_FERRETDB_PG_DSN"]
-    FerretDBIndexes(pg_dsn, database, EQUALITY_FIELDS).ensure()  # the persister's upkeep would, within a minute
-    connection = psycopg2.connect(pg_dsn, connect_timeout=5)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            table = FerretDBIndexes(pg_dsn, database, {}).table(cursor, COLLECTION)
-            cursor.execute(f'VACUUM (ANALYZE) "{database}"."{table}"')  # what autovacuum does after a bulk load
-    finally:
-        connection.close()
+    settle(env["FITTRACK_FERRETDB_PG_DSN"], database)
     return loaded
 
 

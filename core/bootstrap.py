@@ -71,7 +71,6 @@ class App:
     notifications: Notifications
     live: LiveNotifications
     background: list[Background] = field(default_factory=list)
-    # Production only: whether Kafka answers, for health and fast UNAVAILABLE.
     # What the server's health service watches (production): services that need one report NOT_SERVING without it.
     dependencies: list[Dependency] = field(default_factory=list)
     closers: list[Callable[[], None]] = field(default_factory=list)
