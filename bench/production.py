@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg2.extensions
 from pymongo.uri_parser import parse_uri
 
-from bench.common import ROOT, Process, reachable, spawn, start_server
+from bench.common import ROOT, Process, reachable, report_failure, spawn, start_server, work_directory
 from tests.production import ProductionStack, service_settings
 
 SKIPPED = "services not running: run make services"
@@ -78,3 +78,16 @@ async def production_stack(log_dir: Path, persisters: int = 2) -> AsyncIterator[
         if server is not None:
             server.stop()
         stack.destroy()
+
+
+async def run_measured(bench: str, run, options) -> tuple[dict, int]:
+    """A production benchmark's one JSON line and exit code: skipped without the services, its figures, or
+    an error (with the processes' last log lines on stderr)."""
+    if reason := unavailable():
+        return {"bench": bench, "profile": "production", "skipped": reason}, 0
+    with work_directory(f"bench-{bench}", options.log_dir) as log_dir:
+        try:
+            return await run(options, log_dir), 0
+        except Exception as error:  # noqa: BLE001 - one JSON line even when it fails; details on stderr
+            report_failure(log_dir)
+            return {"bench": bench, "profile": "production", "error": f"{type(error).__name__}: {error}"}, 1

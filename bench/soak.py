@@ -47,9 +47,7 @@ from bench.common import (
     ms,
     percentile,
     raise_open_files_limit,
-    report_failure,
     start_anchor,
-    work_directory,
 )
 from generated.fittrack.v1 import account_pb2, account_pb2_grpc, common_pb2, metric_pb2, metric_pb2_grpc
 
@@ -242,18 +240,10 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-dir", type=Path, default=None, help="keep the processes' logs under this directory")
     options = parser.parse_args(argv)
     raise_open_files_limit()
-    if reason := production.unavailable():
-        emit({"bench": "soak", "profile": "production", "skipped": reason})
-        return 0
-    with work_directory("bench-soak", options.log_dir) as log_dir:
-        try:
-            figures = await run(options, log_dir)
-        except Exception as error:  # noqa: BLE001 - one JSON line even when it fails; details on stderr
-            report_failure(log_dir)
-            figures = {"bench": "soak", "profile": "production", "error": f"{type(error).__name__}: {error}"}
+    figures, failed = await production.run_measured("soak", run, options)
     emit(figures)
-    if "error" in figures:
-        return 1
+    if failed or "skipped" in figures:
+        return failed
     return 1 if figures["wedges"] or figures["writes"]["errors"] or figures["views"]["errors"] else 0
 
 

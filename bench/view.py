@@ -35,7 +35,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymongo import MongoClient
 
 from bench import production
-from bench.common import ROOT, channel_options, emit, log_in_users, ms, percentile, report_failure, work_directory
+from bench.common import ROOT, channel_options, emit, log_in_users, ms, percentile
 from bench.days import DAYS_PER_USER, load, settle, user_ids
 from core.adapters.mongo import COLLECTION
 from generated.fittrack.v1 import account_pb2, account_pb2_grpc, common_pb2, metric_pb2, metric_pb2_grpc
@@ -237,17 +237,9 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--log-dir", type=Path, default=None, help="keep the processes' logs under this directory")
     options = parser.parse_args(argv)
-    if reason := production.unavailable():
-        emit({"bench": "view", "profile": "production", "skipped": reason})
-        return 0
-    with work_directory("bench-view", options.log_dir) as log_dir:
-        try:
-            figures = await run(options, log_dir)
-        except Exception as error:  # noqa: BLE001 - one JSON line even when it fails; details on stderr
-            report_failure(log_dir)
-            figures = {"bench": "view", "profile": "production", "error": f"{type(error).__name__}: {error}"}
+    figures, failed = await production.run_measured("view", run, options)
     emit(figures)
-    return 1 if "error" in figures else 0
+    return failed
 
 
 if __name__ == "__main__":
