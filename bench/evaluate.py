@@ -144,18 +144,9 @@ async def main(argv: list[str] | None = None) -> int:
         goals = seed(path, options.users, random.Random(options.seed))
         anchor_seconds = anchor(path)
         queue = notification_queue(db, not options.no_outbox)
-        evaluator = GoalEvaluator(
-            lambda: SqliteUnitOfWork(db, read_only=True),
-            SqliteMetricStore(db),
-            queue,
-            lambda: SLOT_MOMENT,
-            EvaluationSettings(report_ready_at=None),
-            # As the server and fittrack-evaluator run it: each zone's slot claimed, then finished.
-            WorkClaims(lambda: SqliteUnitOfWork(db), lambda: SLOT_MOMENT),
+        summary, seconds = time_slot(
+            lambda: SqliteUnitOfWork(db, read_only=True), lambda: SqliteUnitOfWork(db), SqliteMetricStore(db), queue
         )
-        started = clock.perf_counter()
-        summary = evaluator.run_due(SLOT_MOMENT - timedelta(minutes=1), SLOT_MOMENT)
-        seconds = clock.perf_counter() - started
         db.close()
     queue_name = "counting" if options.no_outbox else "sqlite outbox"
     emit(
@@ -166,6 +157,22 @@ async def main(argv: list[str] | None = None) -> int:
         }
     )
     return 0 if summary.users == options.users else 1
+
+
+def time_slot(read_uow, write_uow, store, queue):
+    """The 16:00 slot evaluated once, as the server and fittrack-evaluator run it (each zone's slot claimed, then
+    finished); its summary and how long it took."""
+    evaluator = GoalEvaluator(
+        read_uow,
+        store,
+        queue,
+        lambda: SLOT_MOMENT,
+        EvaluationSettings(report_ready_at=None),
+        WorkClaims(write_uow, lambda: SLOT_MOMENT),
+    )
+    started = clock.perf_counter()
+    summary = evaluator.run_due(SLOT_MOMENT - timedelta(minutes=1), SLOT_MOMENT)
+    return summary, clock.perf_counter() - started
 
 
 def slot_figures(summary, seeded_goals: int, queue: str, seconds: float, anchor_seconds: float) -> dict:

@@ -12,7 +12,7 @@ from pymongo import MongoClient
 
 from bench.common import emit
 from bench.days import settle
-from bench.evaluate import SLOT_MOMENT, TODAY, ZONES, CountingQueue, slot_figures
+from bench.evaluate import TODAY, ZONES, CountingQueue, slot_figures, time_slot
 from bench.production import unavailable
 from core.adapters.ferretdb_indexes import FerretDBIndexes
 from core.adapters.ferretdb_reads import FerretDBDailyValues
@@ -21,7 +21,6 @@ from core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MongoMetricStore
 from core.adapters.mongo_documents import doc_id, month_key
 from core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
 from core.domain.metrics import MetricKind
-from core.services.evaluation import EvaluationSettings, GoalEvaluator, WorkClaims
 from tests.production import ProductionStack
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -148,17 +147,9 @@ def run_production(options) -> int:
             topic = env["FITTRACK_NOTIFICATIONS_TOPIC"]
             ensure_topics(env["FITTRACK_KAFKA_BOOTSTRAP"], {topic: 2}, 1)
             queue = KafkaNotificationQueue(lambda: make_producer(env["FITTRACK_KAFKA_BOOTSTRAP"], 10.0), topic)
-        evaluator = GoalEvaluator(
-            lambda: PostgresUnitOfWork(db, read_only=True),
-            store,
-            queue,
-            lambda: SLOT_MOMENT,
-            EvaluationSettings(report_ready_at=None),
-            WorkClaims(lambda: PostgresUnitOfWork(db), lambda: SLOT_MOMENT),
+        summary, seconds = time_slot(
+            lambda: PostgresUnitOfWork(db, read_only=True), lambda: PostgresUnitOfWork(db), store, queue
         )
-        started = clock.perf_counter()
-        summary = evaluator.run_due(SLOT_MOMENT - timedelta(minutes=1), SLOT_MOMENT)
-        seconds = clock.perf_counter() - started
         queue_name = "counting" if options.no_outbox else "kafka"
         figures.update(slot_figures(summary, goals, queue_name, seconds, anchor_seconds))
         figures["documents"] = documents
