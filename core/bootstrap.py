@@ -240,6 +240,7 @@ def ensure_kafka_topics(config: Config, ensure_topics) -> None:
             config.dead_letter_topic: 1,
         },
         config.kafka_replication_factor,
+        config.kafka_startup_wait_seconds,
     )
 
 

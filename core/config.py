@@ -80,6 +80,8 @@ class Config:
     readings_partitions: int = 12
     notifications_partitions: int = 4
     kafka_replication_factor: int = 1
+    # How long a starting process waits for Kafka (it may be starting or restarting too) before it gives up.
+    kafka_startup_wait_seconds: float = 120.0
     publish_timeout_seconds: float = 10.0
     persister_group: str = "fittrack-persister"
     live_notifications_topic: str = "notifications-live"  # stored notifications, for the servers' open streams
@@ -223,6 +225,8 @@ class Config:
                 "FITTRACK_MONGO_TIMEOUT_SECONDS must be above 0 and at most 300, "
                 "FITTRACK_STORE_UPKEEP_SECONDS at least 0.1"
             )
+        if self.kafka_startup_wait_seconds < 0:
+            raise ConfigError("FITTRACK_KAFKA_STARTUP_WAIT_SECONDS must be 0 or more")
         if self.webhook_url and urlsplit(self.webhook_url).scheme not in ("http", "https"):
             raise ConfigError("FITTRACK_WEBHOOK_URL must be an http:// or https:// URL (or empty for no pushes)")
         if not 0 < self.push_timeout_seconds <= 300 or self.push_max_attempts < 1:
@@ -295,6 +299,7 @@ _VARIABLES = {
     "readings_partitions": int,
     "notifications_partitions": int,
     "kafka_replication_factor": int,
+    "kafka_startup_wait_seconds": float,
     "publish_timeout_seconds": float,
     "persister_group": str,
     "webhook_url": str,

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from core.config import Config, ConfigError
+from core.domain.errors import Unavailable
 from server.app import serve
 
 
@@ -19,7 +20,11 @@ def main() -> int:
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # kafka-python narrates every connection at INFO; its warnings are what an operator needs.
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(config.log_level)))
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except Unavailable as error:  # a dependency it cannot start without, after waiting for it
+        print(f"fittrack-server: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

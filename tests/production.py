@@ -99,9 +99,9 @@ class ProductionStack:
         values["publish_timeout_seconds"] = float(values["publish_timeout_seconds"])
         return values
 
-    def start_persister(self, **extra_env: str) -> subprocess.Popen:
+    def start_persister(self, stderr=None, **extra_env: str) -> subprocess.Popen:
         env = {**os.environ, **self.env, "FITTRACK_LOG_LEVEL": "WARNING", **extra_env}
-        process = subprocess.Popen([sys.executable, "-m", "workers.persister"], cwd=ROOT, env=env)
+        process = subprocess.Popen([sys.executable, "-m", "workers.persister"], cwd=ROOT, env=env, stderr=stderr)
         self.persisters.append(process)
         return process
 

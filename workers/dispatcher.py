@@ -124,11 +124,16 @@ def main() -> int:
     """`python -m workers.dispatcher` / `fittrack-dispatcher`: one dispatcher process of the production profile."""
     from core.adapters.kafka import ensure_topics
     from core.bootstrap import build_dispatcher, ensure_kafka_topics
+    from core.domain.errors import Unavailable
 
     config = production_config("fittrack-dispatcher")
     if config is None:
         return 2
-    ensure_kafka_topics(config, ensure_topics)
+    try:
+        ensure_kafka_topics(config, ensure_topics)
+    except Unavailable as error:
+        log.error("%s", error)
+        return 1
     parts = build_dispatcher(config)
     consumer = make_consumer(config, config.notifications_topic, config.dispatcher_group, max_poll_records=CHUNK)
     stopping = stop_on_signals()

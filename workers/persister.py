@@ -98,11 +98,16 @@ def main() -> int:
     """`python -m workers.persister` / `fittrack-persister`: one persister process of the production profile."""
     from core.adapters.kafka import ensure_topics
     from core.bootstrap import build_persister, ensure_kafka_topics
+    from core.domain.errors import Unavailable
 
     config = production_config("fittrack-persister")
     if config is None:
         return 2
-    ensure_kafka_topics(config, ensure_topics)
+    try:
+        ensure_kafka_topics(config, ensure_topics)
+    except Unavailable as error:
+        log.error("%s", error)
+        return 1
     parts = build_persister(config)
     consumer = make_consumer(config, config.readings_topic, config.persister_group, max_poll_records=500)
     stopping = stop_on_signals()

@@ -49,9 +49,37 @@ def bootstrap_list(bootstrap: str) -> list[str]:
     return [server.strip() for server in bootstrap.split(",") if server.strip()]
 
 
-def ensure_topics(bootstrap: str, partitions: dict[str, int], replication_factor: int) -> None:
-    """Create the topics that do not exist yet; existing ones are left as they are."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_list(bootstrap), request_timeout_ms=10_000)
+def ensure_topics(
+    bootstrap: str, partitions: dict[str, int], replication_factor: int, wait_seconds: float = 0.0
+) -> None:
+    """Create the topics that do not exist yet; existing ones are left as they are.
+
+    A process often starts while Kafka is still starting or restarting, so it asks
+    again, with growing pauses, for up to `wait_seconds` before it gives up.
+    """
+    deadline = time.monotonic() + wait_seconds
+    pause = 0.5
+    while True:
+        try:
+            _create_missing_topics(bootstrap, partitions, replication_factor)
+            return
+        except KafkaError as error:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Unavailable(
+                    f"Kafka at {bootstrap} did not answer for {wait_seconds:.0f} s ({type(error).__name__}); "
+                    "start it, or check FITTRACK_KAFKA_BOOTSTRAP"
+                ) from error
+            log.warning("Kafka is not reachable yet (%s); asking again in %.1f s", type(error).__name__, pause)
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 5.0)
+
+
+def _create_missing_topics(bootstrap: str, partitions: dict[str, int], replication_factor: int) -> None:
+    # Short attempts: the waiting is ensure_topics's, where it is logged and bounded.
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_list(bootstrap), request_timeout_ms=10_000, bootstrap_timeout_ms=5_000
+    )
     try:
         existing = set(admin.list_topics())
         missing = [

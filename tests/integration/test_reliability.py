@@ -149,6 +149,25 @@ def test_killing_kafka_mid_upload_loses_and_doubles_nothing_acknowledged(stack, 
     assert steps_between(stubs, user, start, end) == expected
 
 
+def test_a_persister_started_while_kafka_is_down_waits_for_it_and_then_persists(stack, stubs, user, tmp_path):
+    stack.stop_persisters()
+    log_path = tmp_path / "persister.log"
+    run_services("kafka-kill")
+    try:
+        with log_path.open("w") as log_file:
+            waiting = stack.start_persister(stderr=log_file)
+        eventually(log_path.read_text, lambda text: "Kafka is not reachable yet" in text, timeout=60)
+        assert waiting.poll() is None, log_path.read_text()
+    finally:
+        run_services("kafka-start")
+    now = datetime.now(UTC)
+    batches, expected = make_batches(10, 100, now)
+    Wearable(stubs, user, batches).sync_until_done(time.monotonic() + 120)
+    start, end = (now - timedelta(days=2)).date(), now.date()
+    eventually(lambda: steps_between(stubs, user, start, end), lambda total: total >= expected, timeout=120)
+    assert waiting.poll() is None, log_path.read_text()
+
+
 def test_a_persister_killed_between_write_and_commit_loses_and_doubles_nothing(stack, stubs, user):
     stack.stop_persisters()
     crashing = stack.start_persister(FITTRACK_PERSISTER_CRASH_AFTER_WRITES="1")
