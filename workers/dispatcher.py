@@ -21,7 +21,7 @@ import logging
 import sys
 import threading
 
-from core.adapters.codec import decode_notification
+from core.adapters.codec import decode_notifications
 from core.services.dispatch import Dispatcher
 from workers.draining import CHUNK, LogDrainer
 from workers.runtime import RETRY_SECONDS, ConsumerLoop, make_consumer, production_config, stop_on_signals
@@ -86,9 +86,9 @@ def retry_round(dispatcher: Dispatcher) -> float:
 class KafkaDispatcher(ConsumerLoop):
     """Production profile: consumes `notifications` in a consumer group (ConsumerLoop: handle, then commit).
 
-    Handling records again stores nothing twice. Notifications are keyed by
-    user, so one dispatcher handles a user's at a time, in order, which keeps
-    the daily nudge cap exact.
+    Handling records again stores nothing twice. A user's notifications all go
+    to one partition (KafkaNotificationQueue), so one dispatcher handles a
+    user's at a time, in order, which keeps the daily nudge cap exact.
     """
 
     what = "dispatcher"
@@ -101,11 +101,13 @@ class KafkaDispatcher(ConsumerLoop):
         notifications = []
         for record in records:
             try:
-                notifications.append(decode_notification(record.value))
+                notifications.extend(decode_notifications(record.value))
             except (ValueError, KeyError, TypeError):
                 # Never decodable, so never deliverable: kept back, it would stop its partition for good.
                 log.error("skipping a malformed notification record at offset %s", record.offset)
-        self._dispatcher.handle(notifications)
+        # A record holds up to KafkaNotificationQueue.PER_RECORD: one transaction per CHUNK keeps each short.
+        for start in range(0, len(notifications), CHUNK):
+            self._dispatcher.handle(notifications[start : start + CHUNK])
 
 
 def run_retries(dispatcher: Dispatcher, stopping: threading.Event) -> None:

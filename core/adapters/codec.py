@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Sequence
 from datetime import date, datetime
 
 from core.domain.delivery import DeadLetter
@@ -75,6 +76,19 @@ def encode_notification(notification: Notification) -> bytes:
 
 def decode_notification(payload: bytes) -> Notification:
     return _notification_of(json.loads(payload))
+
+
+def encode_notifications(notifications: Sequence[Notification]) -> bytes:
+    """Several notifications in one record: a JSON array of what encode_notification writes one by one."""
+    return json.dumps([_notification_fields(n) for n in notifications], separators=(",", ":")).encode()
+
+
+def decode_notifications(payload: bytes) -> list[Notification]:
+    """A record of encode_notifications, or of encode_notification (one notification, as earlier releases wrote)."""
+    data = json.loads(payload)
+    if isinstance(data, list):
+        return [_notification_of(fields) for fields in data]
+    return [_notification_of(data)]
 
 
 def _notification_fields(notification: Notification) -> dict:

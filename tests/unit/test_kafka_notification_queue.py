@@ -1,4 +1,4 @@
-"""The production notification queue without a broker: keyed by user, durable when send returns."""
+"""The production notification queue without a broker: by user's partition, durable when send returns."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 from kafka.errors import KafkaTimeoutError
+from kafka.partitioner.default import DefaultPartitioner
 
-from core.adapters.codec import decode_notification
-from core.adapters.kafka import KafkaNotificationQueue
+from core.adapters.codec import decode_notifications
+from core.adapters.kafka import KafkaNotificationQueue, partition_of
 from core.domain.errors import Unavailable
 from core.domain.notifications import Notification, NotificationKind
 
@@ -29,15 +30,20 @@ class Sent:
 class FakeProducer:
     """What the queue uses of kafka-python's KafkaProducer; acknowledges, or fails every send with `error`."""
 
+    PARTITIONS = {0, 1, 2, 3}
+
     def __init__(self, error: Exception | None = None) -> None:
         self.config = {"delivery_timeout_ms": 5_100}
         self.error = error
-        self.records: list[tuple[str, bytes, bytes]] = []
+        self.records: list[tuple[str, int, bytes]] = []
         self.sent: list[Sent] = []
         self.closed = False
 
-    def send(self, topic: str, key: bytes, value: bytes) -> Sent:
-        self.records.append((topic, key, value))
+    def partitions_for(self, topic: str) -> set[int]:
+        return self.PARTITIONS
+
+    def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> Sent:
+        self.records.append((topic, partition, value))
         self.sent.append(Sent(self.error))
         return self.sent[-1]
 
@@ -45,16 +51,56 @@ class FakeProducer:
         self.closed = True
 
 
-def notification(user_id: str) -> Notification:
-    return Notification(f"id-{user_id}", user_id, NotificationKind.REPORT_READY, "t", "b", NOW, f"key-{user_id}")
+def notification(user_id: str, number: int = 0) -> Notification:
+    return Notification(
+        f"id-{user_id}-{number}", user_id, NotificationKind.REPORT_READY, "t", "b", NOW, f"key-{user_id}-{number}"
+    )
 
 
-def test_notifications_go_to_the_topic_keyed_by_user_and_send_waits_for_kafka():
+def test_each_users_notifications_go_to_the_partition_their_id_hashes_to_and_send_waits_for_kafka():
     producer = FakeProducer()
-    KafkaNotificationQueue(lambda: producer, "notifications").send([notification("u1"), notification("u2")])
-    assert [(topic, key) for topic, key, _ in producer.records] == [("notifications", b"u1"), ("notifications", b"u2")]
-    assert decode_notification(producer.records[0][2]) == notification("u1")
+    users = [f"user-{n}" for n in range(40)]
+    sent = [notification(user_id) for user_id in users]
+    KafkaNotificationQueue(lambda: producer, "notifications").send(sent)
+    received = {}
+    for topic, partition, value in producer.records:
+        assert topic == "notifications"
+        for one in decode_notifications(value):
+            received[one.user_id] = (partition, one)
+    assert {user_id: one for user_id, (_, one) in received.items()} == {n.user_id: n for n in sent}
+    # The same partition the default partitioner picks for a record keyed by the user's id.
+    for user_id, (partition, _) in received.items():
+        assert partition == partition_of(user_id.encode(), [0, 1, 2, 3])
+    assert len({partition for partition, _ in received.values()}) > 1
     assert all(sent.waited for sent in producer.sent)
+
+
+def test_many_notifications_travel_in_few_records_and_keep_each_users_order():
+    producer = FakeProducer()
+    sent = [notification(f"user-{n % 50}", n) for n in range(1000)]
+    KafkaNotificationQueue(lambda: producer, "notifications").send(sent)
+    assert len(producer.records) <= 1000 // KafkaNotificationQueue.PER_RECORD + len(FakeProducer.PARTITIONS)
+    received = [one for _, _, value in producer.records for one in decode_notifications(value)]
+    assert sorted(received, key=lambda n: n.notification_id) == sorted(sent, key=lambda n: n.notification_id)
+    for user_id in {n.user_id for n in sent}:
+        assert [n for n in received if n.user_id == user_id] == [n for n in sent if n.user_id == user_id]
+
+
+def test_partition_of_agrees_with_kafka_pythons_default_partitioner():
+    class Cluster:
+        def topics(self):
+            return {"t"}
+
+        def partitions_for_topic(self, topic):
+            return {0, 1, 2, 3, 4, 5}
+
+        def available_partitions_for_topic(self, topic):
+            return {0, 1, 2, 3, 4, 5}
+
+    default = DefaultPartitioner()
+    for n in range(200):
+        key = f"{n:032x}".encode()
+        assert partition_of(key, [0, 1, 2, 3, 4, 5]) == default.partition("t", None, key, None, None, Cluster())
 
 
 def test_without_kafkas_acknowledgement_send_is_unavailable_and_the_next_send_uses_a_new_producer():
