@@ -15,7 +15,7 @@ from bench.days import settle
 from bench.evaluate import TODAY, ZONES, CountingQueue, slot_figures, time_slot
 from bench.production import unavailable
 from core.adapters.ferretdb_indexes import FerretDBIndexes
-from core.adapters.ferretdb_reads import FerretDBDailyValues
+from core.adapters.ferretdb_reads import FerretDBReads
 from core.adapters.kafka import KafkaNotificationQueue, ensure_topics, make_producer
 from core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MongoMetricStore
 from core.adapters.mongo_documents import doc_id, month_key
@@ -91,7 +91,7 @@ def seed(env: dict[str, str], users: int, rng: random.Random) -> tuple[int, int]
 
 def anchor(env: dict[str, str]) -> float:
     """The reads alone, in plain SQL: each zone's notified goals, their owners' preferences and week of values."""
-    values = FerretDBDailyValues(env["FITTRACK_FERRETDB_PG_DSN"], env["FITTRACK_MONGO_DATABASE"], COLLECTION)
+    values = FerretDBReads(env["FITTRACK_FERRETDB_PG_DSN"], env["FITTRACK_MONGO_DATABASE"], COLLECTION)
     connection = psycopg2.connect(env["FITTRACK_PG_DSN"])
     started = clock.perf_counter()
     try:
@@ -133,7 +133,7 @@ def run_production(options) -> int:
             database,
             "primary",
             ferretdb_indexes=FerretDBIndexes(dsn, database, EQUALITY_FIELDS),
-            ferretdb_daily_values=FerretDBDailyValues(dsn, database, COLLECTION),
+            ferretdb_reads=FerretDBReads(dsn, database, COLLECTION),
         )
         store.ensure_indexes()
         started = clock.perf_counter()

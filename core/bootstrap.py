@@ -261,15 +261,15 @@ class RelayInBackground:
 def metric_store(config: Config, read_preference: str):
     """The production profile's metric store, its indexes ensured (on FerretDB's tables too, when it is FerretDB)."""
     from core.adapters.ferretdb_indexes import FerretDBIndexes
-    from core.adapters.ferretdb_reads import FerretDBDailyValues
+    from core.adapters.ferretdb_reads import FerretDBReads
     from core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MongoMetricStore
 
-    indexes = daily_values = None
+    indexes = reads = None
     if config.ferretdb_pg_dsn:
         indexes = FerretDBIndexes(config.ferretdb_pg_dsn, config.mongo_database, EQUALITY_FIELDS)
-        daily_values = FerretDBDailyValues(config.ferretdb_pg_dsn, config.mongo_database, COLLECTION)
+        reads = FerretDBReads(config.ferretdb_pg_dsn, config.mongo_database, COLLECTION)
     store = MongoMetricStore(
-        config.mongo_uri, config.mongo_database, read_preference, config.mongo_timeout_seconds, indexes, daily_values
+        config.mongo_uri, config.mongo_database, read_preference, config.mongo_timeout_seconds, indexes, reads
     )
     store.ensure_indexes()
     return store

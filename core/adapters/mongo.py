@@ -78,11 +78,12 @@ from pymongo.read_preferences import Nearest, Primary, PrimaryPreferred, Seconda
 from pymongo.write_concern import WriteConcern
 
 from core.adapters.ferretdb_indexes import FerretDBIndexes
-from core.adapters.ferretdb_reads import FerretDBDailyValues
+from core.adapters.ferretdb_reads import FerretDBReads
 from core.adapters.minute_blob import decoded, encoded, merged
 from core.adapters.mongo_documents import (
     MAX_UPDATES_PER_COMMAND,
     Pending,
+    day_summary,
     doc_id,
     escape_source,
     field_in,
@@ -91,7 +92,6 @@ from core.adapters.mongo_documents import (
     months,
     other_days,
     placed_elsewhere,
-    source_figures,
     unescape_source,
 )
 from core.domain.aggregation import DaySummary
@@ -160,7 +160,7 @@ class MongoMetricStore(MetricStore):
         read_preference: str = "primaryPreferred",
         timeout_seconds: float = 5.0,
         ferretdb_indexes: FerretDBIndexes | None = None,
-        ferretdb_daily_values: FerretDBDailyValues | None = None,
+        ferretdb_reads: FerretDBReads | None = None,
     ) -> None:
         if read_preference not in READ_PREFERENCES:
             raise ValueError(f"read_preference must be one of {', '.join(READ_PREFERENCES)}, not {read_preference!r}")
@@ -195,7 +195,7 @@ class MongoMetricStore(MetricStore):
         self._local = threading.local()
         self._one_command = threading.Lock()
         self._ferretdb_indexes = ferretdb_indexes
-        self._ferretdb_daily_values = ferretdb_daily_values
+        self._ferretdb_reads = ferretdb_reads
         # Until ensure_indexes() finds LAYOUT noted, the collection is used as earlier releases left it.
         self.migrated = False
 
@@ -310,8 +310,8 @@ class MongoMetricStore(MetricStore):
         return self._days.bulk_write([day for day, _ in moves], ordered=False).modified_count
 
     def close(self) -> None:
-        if self._ferretdb_daily_values is not None:
-            self._ferretdb_daily_values.close()
+        if self._ferretdb_reads is not None:
+            self._ferretdb_reads.close()
         if self._owns_client:
             self._client.close()
 
@@ -390,6 +390,11 @@ class MongoMetricStore(MetricStore):
 
     @_mapped_errors
     def days(self, user_id: str, metric: MetricKind, start: date, end: date) -> list[DaySummary]:
+        if self.migrated and self._ferretdb_reads is not None:
+            try:
+                return self._ferretdb_reads.days(user_id, metric, start, end)
+            except psycopg2.Error as error:
+                log.warning("reading days from FerretDB's tables failed, reading through FerretDB: %s", error)
         field = f"d.{int(metric)}"
         documents = [
             document
@@ -398,25 +403,16 @@ class MongoMetricStore(MetricStore):
         ]
         documents.sort(key=lambda document: document["date"])
         return [
-            DaySummary(
-                date.fromisoformat(document["date"]),
-                float(daily["value"]),
-                float(daily["min"]),
-                float(daily["max"]),
-                int(daily["minutes"]),
-                source_figures(daily.get("sources", {})),
-            )
-            for document in documents
-            for daily in (document["d"][str(int(metric))],)
+            day_summary(date.fromisoformat(document["date"]), document["d"][str(int(metric))]) for document in documents
         ]
 
     @_mapped_errors
     def daily_totals(
         self, user_ids: Sequence[str], metrics: Sequence[MetricKind], start: date, end: date
     ) -> dict[str, dict[MetricKind, dict[date, float]]]:
-        if self.migrated and self._ferretdb_daily_values is not None:
+        if self.migrated and self._ferretdb_reads is not None:
             try:
-                return self._ferretdb_daily_values.daily_totals(user_ids, metrics, start, end)
+                return self._ferretdb_reads.daily_totals(user_ids, metrics, start, end)
             except psycopg2.Error as error:
                 log.warning("reading daily values from FerretDB's tables failed, reading through FerretDB: %s", error)
         fields = {"user_id": 1, "date": 1, **{f"d.{int(metric)}.value": 1 for metric in metrics}}

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 from pymongo import UpdateOne
 
 from core.adapters.minute_blob import decoded
-from core.domain.aggregation import SourceFigures
+from core.domain.aggregation import DaySummary, SourceFigures
 from core.domain.metrics import MetricKind, possible_local_days
 
 # The wedge described in core/adapters/mongo.py needs commands x (updates per command - 1) + 1 > pool_max_conns.
@@ -47,6 +47,18 @@ def source_figures(stored: dict) -> tuple[SourceFigures, ...]:
         SourceFigures(unescape_source(key), float(own["value"]), int(own["minutes"])) for key, own in stored.items()
     ]
     return tuple(sorted(figures, key=lambda own: own.source))
+
+
+def day_summary(day: date, daily: dict) -> DaySummary:
+    """The daily figures of one metric as a day document holds them under `d.<metric>`."""
+    return DaySummary(
+        day,
+        float(daily["value"]),
+        float(daily["min"]),
+        float(daily["max"]),
+        int(daily["minutes"]),
+        source_figures(daily.get("sources", {})),
+    )
 
 
 def doc_id(user_id: str, day: date) -> str:

@@ -18,10 +18,10 @@ from pymongo import MongoClient, UpdateOne
 from pymongo.errors import PyMongoError
 
 from core.adapters.ferretdb_indexes import FerretDBIndexes, index_name
-from core.adapters.ferretdb_reads import FerretDBDailyValues
+from core.adapters.ferretdb_reads import FerretDBReads
 from core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MINUTES_COLLECTION, MongoMetricStore
 from core.adapters.mongo_documents import month_key
-from core.domain.aggregation import DaySummary
+from core.domain.aggregation import DaySummary, SourceFigures
 from core.domain.metrics import MetricKind, PlacedReading
 from tests.production import ROOT, service_settings
 from tests.support import eventually
@@ -277,11 +277,11 @@ def test_the_evaluators_bulk_read_from_ferretdbs_table_gives_what_the_mongodb_pa
     store.save_days("sparse", CALORIES, [DaySummary(date(2026, 3, 3), 2100.0, 1.0, 9.0, 1440)])
     users = ["user1", "user2", "sparse", "nobody"]
     span = (date(2026, 2, 26), date(2026, 3, 4))
-    through_sql = FerretDBDailyValues(dsn, name, COLLECTION)
+    through_sql = FerretDBReads(dsn, name, COLLECTION)
     # The same store with its read through SQL, with a PostgreSQL it cannot reach (it falls back), and without.
     stores = [
-        MongoMetricStore(uri, name, "primary", ferretdb_daily_values=values)
-        for values in (through_sql, FerretDBDailyValues("postgresql://fittrack@127.0.0.1:1/x", name, COLLECTION), None)
+        MongoMetricStore(uri, name, "primary", ferretdb_reads=values)
+        for values in (through_sql, FerretDBReads("postgresql://fittrack@127.0.0.1:1/x", name, COLLECTION), None)
     ]
     try:
         answers = []
@@ -295,3 +295,35 @@ def test_the_evaluators_bulk_read_from_ferretdbs_table_gives_what_the_mongodb_pa
     finally:
         for each in stores:
             each.close()
+
+
+def test_a_views_days_read_from_ferretdbs_table_are_what_the_mongodb_path_reads(settings):
+    uri, dsn = settings["FITTRACK_MONGO_URI"], settings["FITTRACK_FERRETDB_PG_DSN"]
+    name = f"ft_days_{secrets.token_hex(4)}"  # its own database: this test drops its collection
+    sources = (SourceFigures("phone", 900.0, 30), SourceFigures("watch v2.1 (left)", 1100.0, 45))
+    saved = [
+        DaySummary(date(2026, 4, 29), 2000.0, 0.0, 120.0, 75, sources),
+        DaySummary(date(2026, 5, 2), 7.0, 1.0, 3.0, 4, ()),
+    ]
+    reads = FerretDBReads(dsn, name, COLLECTION)
+    through_sql = MongoMetricStore(uri, name, "primary", ferretdb_reads=reads)
+    through_mongodb = MongoMetricStore(uri, name, "primary")
+    client = MongoClient(uri, serverSelectionTimeoutMS=5000)
+    try:
+        through_mongodb.ensure_indexes()
+        through_mongodb.save_days("viewer", STEPS, saved)
+        span = ("viewer", STEPS, date(2026, 4, 27), date(2026, 5, 3))  # a week across a month's end
+        assert reads.days(*span) == through_sql.days(*span) == through_mongodb.days(*span) == saved
+        assert through_sql.days("viewer", CALORIES, date(2026, 4, 27), date(2026, 5, 3)) == []
+        assert through_sql.days("nobody", STEPS, date(2026, 4, 27), date(2026, 5, 3)) == []
+
+        # FerretDB gives a re-created collection a new table; the read finds it again.
+        client[name].drop_collection(COLLECTION)
+        through_mongodb.save_days("viewer", STEPS, saved[1:])
+        eventually(lambda: through_sql.days(*span), lambda days: days == saved[1:], timeout=10, interval=0.1)
+        assert reads.days(*span) == saved[1:]
+    finally:
+        through_sql.close()
+        through_mongodb.close()
+        client.drop_database(name)
+        client.close()
