@@ -22,7 +22,9 @@ delete a user. FerretDB 1.x hands only top-level equalities to PostgreSQL
 (`$in` and `$gte`/`$lte` it applies itself, after reading every row the
 equalities left), and those only reach an index that
 core/adapters/ferretdb_indexes.py adds under its tables; on MongoDB the same
-fields have ordinary indexes.
+fields have ordinary indexes. On FerretDB, given its PostgreSQL, the reads of
+daily figures (days, daily_totals) go to its tables in SQL instead
+(core/adapters/ferretdb_reads.py), falling back to these queries on any error.
 
 Writes go to FerretDB in commands of at most MAX_UPDATES_PER_COMMAND updates,
 one command at a time per process: FerretDB 1.24 holds a pooled PostgreSQL

@@ -159,3 +159,29 @@ def test_soak_writes_and_reads_at_once_and_watches_the_persister_lag_and_ferretd
     assert figures["anchor"]["batches"] > 0 and figures["ratio_to_anchor"] == pytest.approx(
         figures["writes"]["ack_p99_ms"] / figures["anchor"]["ack_p99_ms"], abs=0.01
     )
+
+
+def test_sustained_climbs_its_rates_and_times_how_soon_a_reading_shows_in_a_view():
+    (figures,) = run_bench("bench.sustained", "--rates", "500,1000", "--step-seconds", "3", "--devices", "5")
+    assert figures["bench"] == "sustained" and "error" not in figures and "skipped" not in figures, figures
+    steps = figures["steps"]
+    assert [step["rate"] for step in steps] == [500.0, 1000.0][: len(steps)]
+    first = steps[0]
+    assert first["writes"]["batches"] >= 10 and first["writes"]["errors"] == {}, figures
+    assert first["visibility"]["samples"] > 0 and first["visibility"]["missing"] == 0, figures
+    assert 0 < first["visibility"]["p50_s"] <= first["visibility"]["p99_s"], figures
+    # The highest rate below which every step held.
+    assert figures["sustained_rate"] == (0 if not first["holds"] else 1000.0 if steps[-1]["holds"] else 500.0)
+    assert figures["meets_target"] is False  # the design's 35,000 readings/s is not asked of 1,000
+
+
+def test_sustained_refuses_rates_that_do_not_rise_with_a_message():
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.sustained", "--rates", "2000,1000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "--rates must be positive and rising" in result.stderr
+    assert "Traceback" not in result.stderr
