@@ -102,12 +102,10 @@ class KafkaDispatcher(ConsumerLoop):
         for record in records:
             try:
                 notifications.extend(decode_notifications(record.value))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, AttributeError):
                 # Never decodable, so never deliverable: kept back, it would stop its partition for good.
                 log.error("skipping a malformed notification record at offset %s", record.offset)
-        # A record holds up to KafkaNotificationQueue.PER_RECORD: one transaction per CHUNK keeps each short.
-        for start in range(0, len(notifications), CHUNK):
-            self._dispatcher.handle(notifications[start : start + CHUNK])
+        self._dispatcher.handle(notifications)
 
 
 def run_retries(dispatcher: Dispatcher, stopping: threading.Event) -> None:
@@ -124,7 +122,7 @@ def run_retries(dispatcher: Dispatcher, stopping: threading.Event) -> None:
 
 def main() -> int:
     """`python -m workers.dispatcher` / `fittrack-dispatcher`: one dispatcher process of the production profile."""
-    from core.adapters.kafka import ensure_topics
+    from core.adapters.kafka import KafkaNotificationQueue, ensure_topics
     from core.bootstrap import build_dispatcher, ensure_kafka_topics
     from core.domain.errors import Unavailable
 
@@ -137,7 +135,9 @@ def main() -> int:
         log.error("%s", error)
         return 1
     parts = build_dispatcher(config)
-    consumer = make_consumer(config, config.notifications_topic, config.dispatcher_group, max_poll_records=CHUNK)
+    # A record holds up to PER_RECORD notifications: a poll is at most CHUNK of them, one short transaction.
+    per_poll = max(1, CHUNK // KafkaNotificationQueue.PER_RECORD)
+    consumer = make_consumer(config, config.notifications_topic, config.dispatcher_group, max_poll_records=per_poll)
     stopping = stop_on_signals()
     retries = None
     if parts.dispatcher.pushes:

@@ -594,10 +594,18 @@ class KafkaNotificationQueue(NotificationQueue):
     travel in one record (encode_notifications): an evaluation slot makes a
     hundred thousand of them, and kafka-python spends about as long on each
     record as the evaluator spends deciding the nudge.
+
+    Upgrading from a release that sent one notification per record keyed by
+    user: deploy the dispatchers first (an older dispatcher cannot read these
+    records); until the older records are consumed, a user's notifications may
+    sit on two partitions, which can let one extra nudge past that day's cap.
     """
 
     UNAVAILABLE = "the notification queue (Kafka) is unavailable; try again"
-    PER_RECORD = 100  # about 30 KB a record, well under Kafka's 1 MB default
+    # About 15 KB a record. Small enough that a dispatcher's poll of CHUNK notifications (its max_poll_records
+    # is CHUNK // PER_RECORD) is handled well within Kafka's poll interval; large enough that a slot of
+    # 100,000 nudges is 2,000 records, not 100,000.
+    PER_RECORD = 50
 
     def __init__(self, make_producer: Callable[[], KafkaProducer], topic: str, timeout: float = 10.0) -> None:
         self._producing = _Producing(make_producer, timeout, self.UNAVAILABLE)

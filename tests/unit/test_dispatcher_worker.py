@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.adapters.codec import encode_notification
+from core.adapters.codec import encode_notification, encode_notifications
 from core.domain.delivery import Delivery, PushOutcome, PushResult, RetryPolicy
 from core.domain.errors import Unavailable
 from core.domain.notifications import Notification, NotificationKind, report_ready_key
@@ -74,6 +74,18 @@ def test_a_malformed_record_is_skipped_instead_of_blocking_its_partition(app, al
     assert KafkaDispatcher(consumer, app.dispatcher).run_once() == 2
     assert consumer.committed == 2
     assert app.database.notifications_of(alice.user_id) == [good]
+
+
+def test_records_of_several_notifications_and_of_one_are_both_stored_and_odd_json_shapes_are_skipped(app, alice):
+    several = [report_ready(alice.user_id, week) for week in range(3)]
+    single = report_ready(alice.user_id, 3)
+    records = [b"[1]", encode_notifications(several), b"null", encode_notification(single), b"7"]
+    consumer = FakeConsumer(records)
+    assert KafkaDispatcher(consumer, app.dispatcher).run_once() == 5
+    assert consumer.committed == 5
+    assert sorted(n.notification_id for n in app.database.notifications_of(alice.user_id)) == sorted(
+        n.notification_id for n in [*several, single]
+    )
 
 
 def test_the_retry_loop_goes_on_at_once_after_pushing_and_otherwise_sleeps_until_the_next_due_push(app, alice):
