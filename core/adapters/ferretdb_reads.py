@@ -29,6 +29,8 @@ from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 
 import psycopg2
+import psycopg2.errors
+import psycopg2.pool
 from psycopg2 import sql
 
 from core.adapters.ferretdb_indexes import table_of
@@ -45,11 +47,20 @@ class FerretDBReads:
     Thread-safe: the server reads from its worker threads, the evaluator from its page reader.
     """
 
-    def __init__(self, pg_dsn: str, database: str, collection: str, max_connections: int = 8) -> None:
+    def __init__(
+        self, pg_dsn: str, database: str, collection: str, max_connections: int = 8, timeout_seconds: float = 5.0
+    ) -> None:
         self._dsn = pg_dsn
         self._database = database
         self._collection = collection
-        self._table: str | None = None  # FerretDB names a collection's table once; a dropped one gets a new name
+        # Bounds the wait for a connection, the connection itself and each statement: a PostgreSQL that stops
+        # answering without an error must not hold the server's threads (the store then reads through FerretDB,
+        # whose own timeouts answer UNAVAILABLE).
+        self._timeout = timeout_seconds
+        self._closed = False
+        # FerretDB 1.24 names a collection's table after the collection (re-created, it gets the same name);
+        # an UndefinedTable makes the reader look it up again all the same.
+        self._table: str | None = None
         # At most max_connections in use; callers beyond wait (psycopg2's pool would raise instead, and close
         # every connection beyond its minimum when it comes back).
         self._free = threading.BoundedSemaphore(max_connections)
@@ -83,6 +94,14 @@ class FerretDBReads:
 
     def _rows(self, ids: list[str], columns: sql.Composable) -> list[tuple]:
         """(user id, date, *columns) of the documents with these ids (JSON strings)."""
+        try:
+            return self._rows_of_table(ids, columns)
+        except psycopg2.errors.UndefinedTable:
+            # The collection's table is gone (dropped, or renamed by another FerretDB): look it up again, once.
+            self._table = None
+            return self._rows_of_table(ids, columns)
+
+    def _rows_of_table(self, ids: list[str], columns: sql.Composable) -> list[tuple]:
         rows: list[tuple] = []
         with self._cursor() as cursor:
             table = self._table_name(cursor)
@@ -91,13 +110,9 @@ class FerretDBReads:
             query = sql.SQL(
                 "SELECT _jsonb->>'user_id', _jsonb->>'date', {} FROM {}.{} WHERE (_jsonb->'_id') = ANY(%s::jsonb[])"
             ).format(columns, sql.Identifier(self._database), sql.Identifier(table))
-            try:
-                for offset in range(0, len(ids), IDS_PER_STATEMENT):
-                    cursor.execute(query, (ids[offset : offset + IDS_PER_STATEMENT],))
-                    rows += cursor.fetchall()
-            except psycopg2.errors.UndefinedTable:
-                self._table = None  # the collection was dropped: look its table up again next time
-                raise
+            for offset in range(0, len(ids), IDS_PER_STATEMENT):
+                cursor.execute(query, (ids[offset : offset + IDS_PER_STATEMENT],))
+                rows += cursor.fetchall()
         return rows
 
     def _table_name(self, cursor) -> str | None:
@@ -109,13 +124,13 @@ class FerretDBReads:
     def _cursor(self) -> Iterator:
         """A cursor on an idle connection of this reader's, or a new one while there are fewer than the maximum;
         otherwise it waits for one to come back."""
-        with self._free:
+        if not self._free.acquire(timeout=self._timeout):
+            raise psycopg2.pool.PoolError(f"no connection to FerretDB's PostgreSQL free within {self._timeout:.0f} s")
+        try:
             try:
                 connection = self._idle.pop()
             except IndexError:
-                connection = psycopg2.connect(self._dsn, connect_timeout=3, application_name="fittrack-store-reads")
-                # Each statement its own snapshot, and no transaction left open to hold FerretDB's DDL back.
-                connection.autocommit = True
+                connection = self._connect()
             try:
                 with connection.cursor() as cursor:
                     yield cursor
@@ -123,10 +138,31 @@ class FerretDBReads:
                 connection.close()
                 raise
             finally:
-                if not connection.closed:
+                if self._closed:
+                    connection.close()
+                elif not connection.closed:
                     self._idle.append(connection)
+        finally:
+            self._free.release()
+
+    def _connect(self):
+        connection = psycopg2.connect(
+            self._dsn,
+            connect_timeout=max(1, round(self._timeout)),
+            application_name="fittrack-store-reads",
+            options=f"-c statement_timeout={int(self._timeout * 1000)}",
+            # A peer that vanishes without a word is noticed, not waited on.
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
+        )
+        # Each statement its own snapshot, and no transaction left open to hold FerretDB's DDL back.
+        connection.autocommit = True
+        return connection
 
     def close(self) -> None:
+        self._closed = True  # connections in use are closed when they come back
         while self._idle:
             self._idle.pop().close()
 

@@ -297,7 +297,20 @@ def test_the_evaluators_bulk_read_from_ferretdbs_table_gives_what_the_mongodb_pa
             each.close()
 
 
-def test_a_views_days_read_from_ferretdbs_table_are_what_the_mongodb_path_reads(settings):
+def btree_scans(pg, schema: str, table: str) -> int:
+    """Scans so far of FerretDB's own btree index on `_id`: only `=` reaches it, which FerretDB never sends."""
+    with pg.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute(
+            "SELECT coalesce(sum(s.idx_scan), 0) FROM pg_stat_user_indexes s JOIN pg_indexes i"
+            " ON i.schemaname = s.schemaname AND i.indexname = s.indexrelname"
+            " WHERE s.schemaname = %s AND s.relname = %s AND i.indexdef LIKE '%%USING btree%%'",
+            (schema, table),
+        )
+        return int(cursor.fetchone()[0])
+
+
+def test_a_views_days_read_from_ferretdbs_table_are_what_the_mongodb_path_reads(settings, pg):
     uri, dsn = settings["FITTRACK_MONGO_URI"], settings["FITTRACK_FERRETDB_PG_DSN"]
     name = f"ft_days_{secrets.token_hex(4)}"  # its own database: this test drops its collection
     sources = (SourceFigures("phone", 900.0, 30), SourceFigures("watch v2.1 (left)", 1100.0, 45))
@@ -307,23 +320,30 @@ def test_a_views_days_read_from_ferretdbs_table_are_what_the_mongodb_path_reads(
     ]
     reads = FerretDBReads(dsn, name, COLLECTION)
     through_sql = MongoMetricStore(uri, name, "primary", ferretdb_reads=reads)
+    unreachable = FerretDBReads("postgresql://fittrack@127.0.0.1:1/x", name, COLLECTION, timeout_seconds=1)
+    falling_back = MongoMetricStore(uri, name, "primary", ferretdb_reads=unreachable)
     through_mongodb = MongoMetricStore(uri, name, "primary")
+    stores = (through_sql, falling_back, through_mongodb)
     client = MongoClient(uri, serverSelectionTimeoutMS=5000)
     try:
-        through_mongodb.ensure_indexes()
+        for each in stores:
+            each.ensure_indexes()
         through_mongodb.save_days("viewer", STEPS, saved)
         span = ("viewer", STEPS, date(2026, 4, 27), date(2026, 5, 3))  # a week across a month's end
-        assert reads.days(*span) == through_sql.days(*span) == through_mongodb.days(*span) == saved
+        table = table_of(pg, name)
+        before = btree_scans(pg, name, table)
+        assert [each.days(*span) for each in stores] == [saved] * 3
+        # The store's read went to PostgreSQL by FerretDB's btree index on _id, not through FerretDB.
+        eventually(lambda: btree_scans(pg, name, table), lambda scans: scans > before, timeout=30)
         assert through_sql.days("viewer", CALORIES, date(2026, 4, 27), date(2026, 5, 3)) == []
         assert through_sql.days("nobody", STEPS, date(2026, 4, 27), date(2026, 5, 3)) == []
 
-        # FerretDB gives a re-created collection a new table; the read finds it again.
+        # A dropped and re-created collection: the next read answers from the new table at once.
         client[name].drop_collection(COLLECTION)
         through_mongodb.save_days("viewer", STEPS, saved[1:])
-        eventually(lambda: through_sql.days(*span), lambda days: days == saved[1:], timeout=10, interval=0.1)
         assert reads.days(*span) == saved[1:]
     finally:
-        through_sql.close()
-        through_mongodb.close()
+        for each in stores:
+            each.close()
         client.drop_database(name)
         client.close()
