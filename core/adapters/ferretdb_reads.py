@@ -26,7 +26,7 @@ import contextlib
 import json
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import date, timedelta
+from datetime import date
 
 import psycopg2
 import psycopg2.errors
@@ -35,7 +35,7 @@ from psycopg2 import sql
 
 from core.adapters.ferretdb_indexes import table_of
 from core.adapters.mongo_documents import day_summary, doc_id
-from core.domain.aggregation import DaySummary
+from core.domain.aggregation import DaySummary, days_between
 from core.domain.metrics import MetricKind
 
 IDS_PER_STATEMENT = 5000
@@ -68,7 +68,7 @@ class FerretDBReads:
 
     def days(self, user_id: str, metric: MetricKind, start: date, end: date) -> list[DaySummary]:
         """The user's stored daily summaries of `metric` in [start, end], in date order."""
-        ids = [json.dumps(doc_id(user_id, day)) for day in _days(start, end)]
+        ids = [json.dumps(doc_id(user_id, day)) for day in days_between(start, end)]
         rows = self._rows(ids, sql.SQL("_jsonb->'d'->{}").format(sql.Literal(str(int(metric)))))
         return sorted(
             (day_summary(date.fromisoformat(day), daily) for _, day, daily in rows if daily is not None),
@@ -78,7 +78,7 @@ class FerretDBReads:
     def daily_totals(
         self, user_ids: Sequence[str], metrics: Sequence[MetricKind], start: date, end: date
     ) -> dict[str, dict[MetricKind, dict[date, float]]]:
-        days = _days(start, end)
+        days = days_between(start, end)
         ids = [json.dumps(doc_id(user_id, day)) for user_id in user_ids for day in days]
         values = sql.SQL(", ").join(
             sql.SQL("(_jsonb->'d'->{}->>'value')::float8").format(sql.Literal(str(int(metric)))) for metric in metrics
@@ -165,7 +165,3 @@ class FerretDBReads:
         self._closed = True  # connections in use are closed when they come back
         while self._idle:
             self._idle.pop().close()
-
-
-def _days(start: date, end: date) -> list[date]:
-    return [start + timedelta(days=n) for n in range((end - start).days + 1)]

@@ -390,13 +390,20 @@ class MongoMetricStore(MetricStore):
                 }
                 group.days.set(user_id, summary.day, ("d", str(int(metric))), figures)
 
+    def _read_in_sql(self, what: str, read: Callable[[FerretDBReads], T]) -> T | None:
+        """The read straight from FerretDB's tables where it can be made; None to read through FerretDB instead."""
+        if not self.migrated or self._ferretdb_reads is None:
+            return None
+        try:
+            return read(self._ferretdb_reads)
+        except psycopg2.Error as error:
+            log.warning("reading %s from FerretDB's tables failed, reading through FerretDB: %s", what, error)
+            return None
+
     @_mapped_errors
     def days(self, user_id: str, metric: MetricKind, start: date, end: date) -> list[DaySummary]:
-        if self.migrated and self._ferretdb_reads is not None:
-            try:
-                return self._ferretdb_reads.days(user_id, metric, start, end)
-            except psycopg2.Error as error:
-                log.warning("reading days from FerretDB's tables failed, reading through FerretDB: %s", error)
+        if (found := self._read_in_sql("days", lambda reads: reads.days(user_id, metric, start, end))) is not None:
+            return found
         field = f"d.{int(metric)}"
         documents = [
             document
@@ -412,11 +419,9 @@ class MongoMetricStore(MetricStore):
     def daily_totals(
         self, user_ids: Sequence[str], metrics: Sequence[MetricKind], start: date, end: date
     ) -> dict[str, dict[MetricKind, dict[date, float]]]:
-        if self.migrated and self._ferretdb_reads is not None:
-            try:
-                return self._ferretdb_reads.daily_totals(user_ids, metrics, start, end)
-            except psycopg2.Error as error:
-                log.warning("reading daily values from FerretDB's tables failed, reading through FerretDB: %s", error)
+        found = self._read_in_sql("daily values", lambda reads: reads.daily_totals(user_ids, metrics, start, end))
+        if found is not None:
+            return found
         fields = {"user_id": 1, "date": 1, **{f"d.{int(metric)}.value": 1 for metric in metrics}}
         found: dict[str, dict[MetricKind, dict[date, float]]] = {}
         for document in self._documents_of(user_ids, start, end, fields):

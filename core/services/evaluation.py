@@ -120,9 +120,12 @@ class _Page:
     """One page of a zone's users with goals to watch, and what judging them needs."""
 
     goals: dict[str, list[Goal]]  # by user, in user order
-    goal_count: int
     preferences: dict
     totals: dict
+
+    @property
+    def goal_count(self) -> int:
+        return sum(map(len, self.goals.values()))
 
     @property
     def last_user(self) -> str:
@@ -264,7 +267,7 @@ class GoalEvaluator:
             preferences = uow.preferences.get_many(list(by_user))
         metrics = sorted({goal.metric for goal in goals})
         totals = self._store.daily_totals(list(by_user), metrics, first, day)
-        return _Page(by_user, len(goals), preferences, totals)
+        return _Page(by_user, preferences, totals)
 
     def announce_reports(
         self, zone_name: str, monday: date, still_ours: Callable[[], bool] = lambda: True
