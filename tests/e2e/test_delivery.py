@@ -87,8 +87,8 @@ def listed(stubs, user):
 
 
 def dead_letters(admin) -> dict[str, dict]:
-    lines = admin("dead-letters", "list", "--json").stdout.splitlines()
-    return {letter["notification_id"]: letter for letter in map(json.loads, lines)}
+    letters = json.loads(admin("dead-letters", "list", "--json").stdout)
+    return {letter["notification_id"]: letter for letter in letters}
 
 
 def test_a_met_goal_is_listed_streamed_and_posted_to_the_webhook_once(stubs, alice, clock, webhook):
