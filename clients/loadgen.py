@@ -13,7 +13,6 @@ figures as one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import math
@@ -29,6 +28,20 @@ from dataclasses import asdict, dataclass
 import grpc
 
 from clients.channel import PLAINTEXT, ChannelError, Security, add_tls_options, aio_channel
+from clients.simulator import (
+    A_CHANCE,
+    ANY_WHOLE_NUMBER,
+    AT_LEAST_ONE,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    CommandParser,
+    check_server,
+    number,
+    plural,
+    report_failures,
+    report_rpc_error,
+    whole_number,
+)
 from clients.sync import DeviceStats, DeviceSync, SimulatedReading, SyncBehaviour, percentile, register_users
 from generated.fittrack.v1 import account_pb2_grpc, common_pb2
 
@@ -87,6 +100,29 @@ class LoadFigures:
     @property
     def ok(self) -> bool:
         return not (self.rejected or self.unacknowledged or self.failed_devices)
+
+    def problem(self) -> str:
+        """What kept the run from being ok, in one line."""
+        parts = []
+        if self.rejected:
+            parts.append(f"{plural(self.rejected, 'batch', 'batches')} rejected")
+        if self.unacknowledged:
+            parts.append(f"{plural(self.unacknowledged, 'batch', 'batches')} never acknowledged")
+        if self.failed_devices:
+            parts.append(f"{plural(self.failed_devices, 'device')} of {self.devices:,} gave up")
+        return ", ".join(parts) or "nothing went wrong"
+
+    def hints(self) -> list[str]:
+        """What to look at, from the errors the devices met."""
+        hints = []
+        if "RESOURCE_EXHAUSTED" in self.error_codes:
+            hints.append(
+                "the server limits a user's open streams (FITTRACK_MAX_STREAMS_PER_USER, 8 by default): "
+                "lower --devices-per-user"
+            )
+        if "UNAVAILABLE" in self.error_codes or "device gave up" in self.error_codes:
+            hints.append("the devices lost the server: is it still running? (error_codes counts what they met)")
+        return hints
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -236,7 +272,7 @@ def _figures(plan: LoadPlan, users: int, stats: list[DeviceStats], seconds: floa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="fittrack-loadgen",
         description="Register fresh users and drive a target load of readings through SyncReadings, one stream "
         "per device; print the figures as one JSON line. Exit status 1 when a batch was rejected or never "
@@ -248,35 +284,43 @@ def main(argv: list[str] | None = None) -> int:
         help="HOST:PORT of the server (default: $FITTRACK_SERVER or 127.0.0.1:50051)",
     )
     add_tls_options(parser)
-    parser.add_argument("--devices", type=int, default=10, help="devices, one stream each (default 10)")
+    parser.add_argument("--devices", type=AT_LEAST_ONE, default=10, help="devices, one stream each (default 10)")
     parser.add_argument(
         "--devices-per-user",
-        type=int,
+        type=AT_LEAST_ONE,
         default=1,
         help="devices of one user, each with its own stream; the server allows a user 8 streams by default (default 1)",
     )
     parser.add_argument(
-        "--rate", type=float, default=0.0, help="readings per second over all devices; 0: as fast as possible"
+        "--rate",
+        type=number("readings per second, 0 or more (0: as fast as possible)", lambda value: value >= 0),
+        default=0.0,
+        help="readings per second over all devices; 0: as fast as possible",
     )
-    parser.add_argument("--batch", type=int, default=100, help="readings per batch (default 100)")
-    amount = parser.add_mutually_exclusive_group()
-    amount.add_argument("--duration", type=float, default=10.0, help="seconds to offer load for (default 10)")
-    amount.add_argument("--readings", type=int, help="readings to send in all, instead of a duration")
-    parser.add_argument("--window", type=int, default=4, help="batches in flight per stream (default 4)")
-    parser.add_argument("--logins", type=int, default=8, help="registrations and logins at a time (default 8)")
     parser.add_argument(
-        "--disconnect-rate", type=float, default=0.0, help="chance per batch of dropping the connection (default 0)"
+        "--batch",
+        type=whole_number("1 to 1000", lambda value: 1 <= value <= 1000),
+        default=100,
+        help="readings per batch (default 100)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the readings and the disconnects (default 0)")
+    amount = parser.add_mutually_exclusive_group()
+    amount.add_argument(
+        "--duration",
+        type=number("seconds above 0", lambda value: value > 0),
+        default=10.0,
+        help="seconds to offer load for (default 10)",
+    )
+    amount.add_argument("--readings", type=AT_LEAST_ONE, help="readings to send in all, instead of a duration")
+    parser.add_argument("--window", type=AT_LEAST_ONE, default=4, help="batches in flight per stream (default 4)")
+    parser.add_argument("--logins", type=AT_LEAST_ONE, default=8, help="registrations and logins at a time (default 8)")
+    parser.add_argument(
+        "--disconnect-rate", type=A_CHANCE, default=0.0, help="chance per batch of dropping the connection (default 0)"
+    )
+    parser.add_argument(
+        "--seed", type=ANY_WHOLE_NUMBER, default=0, help="seed of the readings and the disconnects (default 0)"
+    )
     args = parser.parse_args(argv)
-    if min(args.devices, args.devices_per_user, args.window, args.logins) < 1:
-        parser.error("--devices, --devices-per-user, --window and --logins must be at least 1")
-    if not 1 <= args.batch <= 1000:
-        parser.error("--batch must be 1 to 1000")
-    if args.rate < 0 or args.duration <= 0 or (args.readings is not None and args.readings < 1):
-        parser.error("--rate must not be negative, --duration and --readings must be positive")
-    if not 0 <= args.disconnect_rate < 1:
-        parser.error("--disconnect-rate must be at least 0 and below 1")
+    security = check_server(parser, args)
     plan = LoadPlan(
         devices=args.devices,
         rate=args.rate,
@@ -290,15 +334,21 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
     )
     try:
-        figures = asyncio.run(generate_load(args.server, plan, Security.from_args(args)))
-    except grpc.aio.AioRpcError as error:
-        print(f"fittrack-loadgen: {error.code().name}: {error.details()}", file=sys.stderr)
-        return 1
+        figures = asyncio.run(generate_load(args.server, plan, security))
+    except grpc.RpcError as error:
+        return report_rpc_error(error, args.server, security)
     except ChannelError as error:
-        print(f"fittrack-loadgen: {error}", file=sys.stderr)
-        return 2
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
     print(figures.to_json())
-    return 0 if figures.ok else 1
+    if not figures.ok:
+        report_failures([figures.problem()])
+        for hint in figures.hints():
+            print(f"hint: {hint}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
 
 
 if __name__ == "__main__":

@@ -23,16 +23,25 @@ import sys
 import time as clock
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby
+from typing import NoReturn
 from zoneinfo import ZoneInfo
 
 import grpc
 from google.type.date_pb2 import Date
 
-from clients.channel import PLAINTEXT, ChannelError, Security, add_tls_options, aio_channel
+from clients.channel import (
+    PLAINTEXT,
+    ChannelError,
+    Security,
+    add_tls_options,
+    aio_channel,
+    explain_unavailable,
+    split_target,
+)
 from clients.sync import (
     BatchSource,
     DeviceStats,
@@ -53,6 +62,11 @@ HEART_RATE = common_pb2.METRIC_KIND_HEART_RATE
 
 DEFAULT_BATCH_SIZE = 60
 MINUTES_PER_DAY = 24 * 60
+# The server refuses readings from before this instant (core/domain/metrics.py), so days before it are refused
+# here, before anything is sent.
+EARLIEST_READING = datetime(2000, 1, 1, tzinfo=UTC)
+EXIT_FAILED = 1
+EXIT_USAGE = 2
 
 
 @dataclass(frozen=True)
@@ -325,7 +339,8 @@ class FleetReport:
             if device.error:
                 problems.append(f"{device.device_id}: {device.error}")
             if device.unacknowledged:
-                problems.append(f"{device.device_id}: {device.unacknowledged} batch(es) never acknowledged")
+                never = plural(device.unacknowledged, "batch", "batches")
+                problems.append(f"{device.device_id}: {never} never acknowledged")
             problems.extend(f"{device.device_id}: rejected {rejection}" for rejection in device.rejections)
         return problems + self.mismatches
 
@@ -352,7 +367,8 @@ class FleetReport:
         days = self.days[0].isoformat() if len(self.days) == 1 else f"{self.days[0]} to {self.days[-1]}"
         errors = "".join(f", {count} {code}" for code, count in sorted(f["server_errors"].items()))
         lines = [
-            f"{f['devices']} devices of {f['users']} users synced {days}{hours} ({self.plan.time_zone}) "
+            f"{plural(f['devices'], 'device')} of {plural(f['users'], 'user')} synced {days}{hours} "
+            f"({self.plan.time_zone}) "
             f"in {f['seconds']:.1f} s (seed {f['seed']})",
             f"  batches: {f['batches']:,} ({f['resent']:,} resent, {f['trimmed']:,} trimmed by a welcome), "
             f"readings: {f['readings']:,}",
@@ -360,7 +376,9 @@ class FleetReport:
             f"duplicates acked: {f['duplicate']:,}, rejected: {f['rejected']:,}",
         ]
         if self.verified:
-            lines.append(f"  verified: every user's steps per day are what was simulated ({f['users']} users)")
+            lines.append(
+                f"  verified: every user's steps per day are what was simulated ({plural(f['users'], 'user')})"
+            )
         return "\n".join(lines)
 
 
@@ -465,6 +483,97 @@ def _proto_date(day: date) -> Date:
     return Date(year=day.year, month=day.month, day=day.day)
 
 
+# --- the command line, shared with fittrack-loadgen ---
+
+
+def plural(count: int, word: str, words: str = "") -> str:
+    """`1 batch`, `2 batches`: the count with its word."""
+    return f"{count:,} {word if count == 1 else words or word + 's'}"
+
+
+def whole_number(wanted: str, accept: Callable[[int], bool]) -> Callable[[str], int]:
+    """An argparse type: an integer that `accept` takes; `wanted` says which, as in "give 1 or more"."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give {wanted}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range; give {wanted}")
+        return value
+
+    return parse
+
+
+def number(wanted: str, accept: Callable[[float], bool]) -> Callable[[str], float]:
+    """An argparse type: a finite number that `accept` takes (never nan or inf)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number; give {wanted}") from None
+        if not math.isfinite(value) or not accept(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range; give {wanted}")
+        return value
+
+    return parse
+
+
+ANY_WHOLE_NUMBER = whole_number("a whole number, like 42", lambda value: True)
+AT_LEAST_ONE = whole_number("1 or more", lambda value: value >= 1)
+A_CHANCE = number("a chance from 0 up to, not including, 1 (0.05 is 5%)", lambda value: 0 <= value < 1)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are an `error:` line and a `hint:` line, not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message}\nhint: `{self.prog} --help` describes every option\n")
+
+
+def check_server(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Security:
+    """The security the options and the address ask for; a usage error for an address gRPC would misread,
+    or TLS files that cannot be read."""
+    security = Security.from_args(args)
+    try:
+        split_target(args.server, security)
+    except ChannelError as error:
+        given = "$FITTRACK_SERVER" if args.server == os.environ.get("FITTRACK_SERVER") else "--server"
+        parser.error(f"{given}: {error}")
+    try:
+        if split_target(args.server, security)[1].secure:
+            security.credentials()
+    except ChannelError as error:
+        parser.error(str(error))
+    return security
+
+
+def report_rpc_error(error: grpc.RpcError, address: str, security: Security) -> int:
+    """One `error:` line (and `hint:` lines) for a call that failed; the exit status."""
+    if error.code() == grpc.StatusCode.UNAVAILABLE:
+        message, hints = explain_unavailable(address, security, error.details() or "")
+    else:
+        message, hints = f"{error.code().name}: {error.details()}", []
+    print(f"error: {message}", file=sys.stderr)
+    for hint in hints:
+        print(f"hint: {hint}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def report_failures(failures: Sequence[str], shown: int = 10) -> None:
+    """What went wrong in a run, on stderr: one `error:` line, then the first few problems, indented."""
+    if len(failures) == 1:
+        print(f"error: {failures[0]}", file=sys.stderr)
+        return
+    print(f"error: the run failed, with {plural(len(failures), 'problem')}:", file=sys.stderr)
+    for failure in failures[:shown]:
+        print(f"  {failure}", file=sys.stderr)
+    if len(failures) > shown:
+        print(f"  and {len(failures) - shown:,} more (--json lists them all)", file=sys.stderr)
+
+
 def _hours(text: str) -> tuple[int, int]:
     try:
         first, last = (int(part) for part in text.split("-"))
@@ -475,8 +584,31 @@ def _hours(text: str) -> tuple[int, int]:
     return first, last
 
 
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; give YYYY-MM-DD, like 2026-11-24") from None
+
+
+def days_problem(last_day: date, days: int, zone: ZoneInfo, now: datetime | None = None) -> str | None:
+    """Why the server would refuse readings of these local days (None when it would not)."""
+    first_day = last_day - timedelta(days=days - 1)
+    start = datetime.combine(first_day, time(0), zone)
+    if start < EARLIEST_READING:
+        which = f"{first_day} (the first of {days} days)" if days > 1 else f"{first_day}"
+        return (
+            f"{which} starts before 2000-01-01 00:00 UTC, the earliest time the server accepts a reading; "
+            "choose a later --date"
+        )
+    today = (now or datetime.now(UTC)).astimezone(zone).date()
+    if last_day > today:
+        return f"{last_day} is in the future in {zone.key}; a device can only report what happened"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="fittrack-simulator",
         description="Register fresh users and run a fleet of their wearables, each syncing simulated days over "
         "SyncReadings with random disconnects; then check every user's steps per day through ViewMetric.",
@@ -487,69 +619,77 @@ def main(argv: list[str] | None = None) -> int:
         help="HOST:PORT of the server (default: $FITTRACK_SERVER or 127.0.0.1:50051)",
     )
     add_tls_options(parser)
-    parser.add_argument("--devices", type=int, default=3, help="devices to simulate (default 3)")
+    parser.add_argument("--devices", type=AT_LEAST_ONE, default=3, help="devices to simulate (default 3)")
     parser.add_argument(
         "--devices-per-user",
-        type=int,
+        type=AT_LEAST_ONE,
         default=1,
         help="devices of one user: a watch, then phones that count steps in the user's pocket (default 1)",
     )
     parser.add_argument("--time-zone", default="UTC", help="IANA time zone of the users (default UTC)")
+    parser.add_argument("--date", type=_day, help="last local day to simulate, YYYY-MM-DD (default: today, up to now)")
     parser.add_argument(
-        "--date", type=date.fromisoformat, help="last local day to simulate, YYYY-MM-DD (default: today, up to now)"
-    )
-    parser.add_argument(
-        "--days", type=int, default=1, help="days to simulate, ending with --date (default 1, at most 31)"
+        "--days",
+        type=whole_number("1 to 31 (one ViewMetric call checks them)", lambda value: 1 <= value <= 31),
+        default=1,
+        help="days to simulate, ending with --date (default 1, at most 31)",
     )
     parser.add_argument(
         "--hours", type=_hours, default=(0, 24), help="local hours of each day to sync, FROM-TO (default 0-24)"
     )
-    parser.add_argument("--seed", type=int, help="seed of the readings and the disconnects (default: random)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="readings per batch (default 60)")
-    parser.add_argument("--window", type=int, default=4, help="batches a device sends before awaiting acks (default 4)")
+    parser.add_argument(
+        "--seed", type=ANY_WHOLE_NUMBER, help="seed of the readings and the disconnects (default: random)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=whole_number("1 to 1000", lambda value: 1 <= value <= 1000),
+        default=DEFAULT_BATCH_SIZE,
+        help="readings per batch (default 60)",
+    )
+    parser.add_argument(
+        "--window", type=AT_LEAST_ONE, default=4, help="batches a device sends before awaiting acks (default 4)"
+    )
     parser.add_argument(
         "--disconnect-rate",
-        type=float,
+        type=A_CHANCE,
         default=0.05,
         help="chance, per batch, that the device drops the connection after sending it (default 0.05)",
     )
     parser.add_argument(
-        "--max-backoff", type=float, default=2.0, help="longest wait before reconnecting, in seconds (default 2)"
+        "--max-backoff",
+        type=number("seconds above 0", lambda value: value > 0),
+        default=2.0,
+        help="longest wait before reconnecting, in seconds (default 2)",
     )
     parser.add_argument(
         "--ack-timeout",
-        type=float,
+        type=number("seconds above 0", lambda value: value > 0),
         default=30.0,
         help="how long a device waits for an ack before it counts the connection as broken (default 30 s)",
     )
     parser.add_argument(
         "--give-up-after",
-        type=int,
+        type=whole_number("0 or more", lambda value: value >= 0),
         default=8,
         help="failed connections in a row, without an ack, after which a device gives up (default 8)",
     )
     parser.add_argument("--no-verify", action="store_true", help="do not check the users' steps through ViewMetric")
     parser.add_argument(
-        "--verify-timeout", type=float, default=60.0, help="how long the steps may take to show up (default 60 s)"
+        "--verify-timeout",
+        type=number("seconds, 0 or more", lambda value: value >= 0),
+        default=60.0,
+        help="how long the steps may take to show up (default 60 s)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
-    if args.devices < 1 or args.devices_per_user < 1:
-        parser.error("--devices and --devices-per-user must be at least 1")
-    if not 1 <= args.batch_size <= 1000:
-        parser.error("--batch-size must be 1 to 1000")
-    if args.window < 1 or not 0 <= args.disconnect_rate < 1 or args.max_backoff <= 0:
-        parser.error("--window must be at least 1, --disconnect-rate at least 0 and below 1, --max-backoff positive")
-    if args.ack_timeout <= 0 or args.give_up_after < 0:
-        parser.error("--ack-timeout must be positive and --give-up-after not negative")
-    if not 1 <= args.days <= 31:
-        parser.error("--days must be 1 to 31 (one ViewMetric call checks them)")
     try:
         zone = ZoneInfo(args.time_zone)
     except (ValueError, KeyError):
-        parser.error(f"unknown time zone {args.time_zone!r}")
-    if args.date and args.date > datetime.now(zone).date():
-        parser.error(f"{args.date} is in the future in {args.time_zone}; a device can only report what happened")
+        parser.error(f"--time-zone: unknown time zone {args.time_zone!r}; give an IANA name, like Europe/Paris")
+    problem = days_problem(args.date or datetime.now(zone).date(), args.days, zone)
+    if problem:
+        parser.error(f"--date: {problem}" if args.date else problem)
+    security = check_server(parser, args)
     plan = FleetPlan(
         devices=args.devices,
         devices_per_user=args.devices_per_user,
@@ -570,17 +710,21 @@ def main(argv: list[str] | None = None) -> int:
         verify_timeout=args.verify_timeout,
     )
     try:
-        report = asyncio.run(run_fleet(args.server, plan, Security.from_args(args)))
-    except grpc.aio.AioRpcError as error:
-        print(f"fittrack-simulator: {error.code().name}: {error.details()}", file=sys.stderr)
-        return 1
+        report = asyncio.run(run_fleet(args.server, plan, security))
+    except grpc.RpcError as error:
+        return report_rpc_error(error, args.server, security)
     except ChannelError as error:
-        print(f"fittrack-simulator: {error}", file=sys.stderr)
-        return 2
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
     print(json.dumps(report.figures()) if args.json else report.summary())
-    for failure in report.failures:
-        print(f"fittrack-simulator: {failure}", file=sys.stderr)
-    return 1 if report.failures else 0
+    if report.failures:
+        report_failures(report.failures)
+        if any(device.error for device in report.devices) and report.figures()["server_errors"].get("UNAVAILABLE"):
+            print(f"hint: the devices lost the server: is it still running at {args.server}?", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from clients.loadgen import (
     DISTANCE,
     HEART_RATE,
     STEPS,
+    LoadFigures,
     LoadPlan,
     LoadSource,
     batch_interval,
@@ -107,3 +108,19 @@ def test_a_device_stops_at_the_deadline():
         return await drain(LoadSource(plan, 0, start, start + 0.25, None, FIRST_MINUTE))
 
     assert len(asyncio.run(run())) == 3  # due at 0, 0.1 and 0.2 s
+
+
+def figures(**values) -> LoadFigures:
+    base = dict.fromkeys(LoadFigures.__dataclass_fields__, 0)
+    return LoadFigures(**{**base, "error_codes": {}, **values})
+
+
+def test_a_failed_run_says_in_one_line_what_went_wrong_with_each_count_in_the_right_number():
+    failed = figures(devices=3, rejected=1, unacknowledged=2, failed_devices=1)
+    assert not failed.ok
+    assert failed.problem() == "1 batch rejected, 2 batches never acknowledged, 1 device of 3 gave up"
+
+
+def test_a_failed_run_hints_at_the_stream_limit_when_the_server_refused_streams():
+    crowded = figures(failed_devices=1, error_codes={"RESOURCE_EXHAUSTED": 9, "device gave up": 1})
+    assert any("--devices-per-user" in hint for hint in crowded.hints())

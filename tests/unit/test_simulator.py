@@ -1,3 +1,4 @@
+import argparse
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -9,12 +10,19 @@ from clients.simulator import (
     DISTANCE,
     HEART_RATE,
     STEPS,
+    FleetPlan,
+    FleetReport,
     day_seed,
+    days_problem,
     merged_daily_totals,
+    number,
+    plural,
     simulate_day,
     simulate_phone,
+    whole_number,
     within_hours,
 )
+from clients.sync import DeviceStats
 
 A_WEEK = [date(2026, 11, 16) + timedelta(days=offset) for offset in range(7)]
 
@@ -141,3 +149,52 @@ def test_each_user_and_day_gets_its_own_seed_and_the_same_one_every_run():
 
     assert len(seeds) == 50
     assert day_seed(1, 2, day) == day_seed(1, 2, day)
+
+
+# --- the command line ---
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def test_a_day_before_2000_is_refused_as_the_server_would_refuse_its_readings():
+    problem = days_problem(date(1900, 1, 1), 1, ZoneInfo("UTC"), NOW)
+    assert problem and "1900-01-01 starts before 2000-01-01 00:00 UTC" in problem and "later --date" in problem
+
+
+def test_the_first_of_several_days_and_a_zone_ahead_of_utc_count_for_the_earliest_day():
+    assert "1999-12-30 (the first of 5 days)" in days_problem(date(2000, 1, 3), 5, ZoneInfo("UTC"), NOW)
+    # Local midnight of 2000-01-01 at UTC+14 is 1999-12-31 10:00 UTC.
+    assert days_problem(date(2000, 1, 1), 1, ZoneInfo("Pacific/Kiritimati"), NOW)
+    assert days_problem(date(2000, 1, 1), 1, ZoneInfo("UTC"), NOW) is None
+
+
+def test_a_day_after_today_in_the_users_zone_is_in_the_future():
+    assert "in the future in UTC" in days_problem(date(2026, 11, 25), 1, ZoneInfo("UTC"), NOW)
+    # Already the 25th in Kiritimati at noon UTC.
+    assert days_problem(date(2026, 11, 25), 1, ZoneInfo("Pacific/Kiritimati"), NOW) is None
+
+
+def test_counts_are_written_with_the_word_in_the_right_number():
+    assert plural(1, "batch", "batches") == "1 batch"
+    assert plural(2, "batch", "batches") == "2 batches"
+    assert plural(0, "device") == "0 devices"
+    assert plural(1_000, "user") == "1,000 users"
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "-1", "abc"])
+def test_an_option_that_takes_seconds_refuses_what_is_not_a_finite_positive_number(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="give seconds above 0"):
+        number("seconds above 0", lambda value: value > 0)(text)
+
+
+@pytest.mark.parametrize("text", ["0", "-3", "1.5", "x"])
+def test_an_option_that_counts_refuses_what_is_not_a_whole_number_in_range(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="give 1 or more"):
+        whole_number("1 or more", lambda value: value >= 1)(text)
+
+
+def test_the_summary_of_one_device_speaks_of_one_device_and_one_user():
+    plan = FleetPlan(devices=1)
+    report = FleetReport(plan, [date(2026, 11, 24)], 1, [DeviceStats("watch-1", unacknowledged=1)], 1.0, 1.0)
+    assert report.summary().startswith("1 device of 1 user synced 2026-11-24")
+    assert report.failures == ["watch-1: 1 batch never acknowledged"]
