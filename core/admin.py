@@ -22,7 +22,7 @@ import json
 import logging
 import sqlite3
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from core.config import Config, ConfigError
 from core.domain.delivery import DeadLetter, DeliveryState
@@ -50,18 +50,25 @@ class AdminError(Exception):
         self.exit_code = exit_code
 
 
+class CommandParser(argparse.ArgumentParser):
+    """Usage errors as an `error:` line and a `hint:` line, like the other failures (subcommands inherit it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message}\nhint: `{self.prog} --help` describes the options\n")
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give 1 or more") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range; give 1 or more")
     return value
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="fittrack-admin", description="Fittrack operator commands.")
+    top = CommandParser(prog="fittrack-admin", description="Fittrack operator commands.")
     commands = top.add_subparsers(dest="command", required=True)
     letters = commands.add_parser("dead-letters", help="notifications whose push failed for good")
     actions = letters.add_subparsers(dest="action", required=True)
