@@ -22,7 +22,7 @@ Options = Sequence[tuple[str, object]]
 
 
 class ChannelError(ValueError):
-    """A TLS option is unusable; the message says which and why."""
+    """A server address or TLS option is unusable; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,50 @@ def split_target(address: str, security: Security = PLAINTEXT) -> tuple[str, Sec
     lowered = address.lower()
     for scheme in TLS_SCHEMES:
         if lowered.startswith(scheme):
-            return address[len(scheme) :].rstrip("/"), dataclasses.replace(security, tls=True)
+            return check_target(address[len(scheme) :].rstrip("/")), dataclasses.replace(security, tls=True)
     for scheme in PLAIN_SCHEMES:
         if lowered.startswith(scheme):
-            return address[len(scheme) :].rstrip("/"), security
-    return address, security
+            return check_target(address[len(scheme) :].rstrip("/")), security
+    return check_target(address), security
+
+
+def check_target(target: str) -> str:
+    """HOST:PORT with a port gRPC will really use.
+
+    gRPC takes a port above 65535 modulo 65536 and a missing one as 443, so `127.0.0.1:99999` would quietly
+    reach another port and `localhost` the HTTPS one. gRPC's own target forms (dns:///, unix:, ipv4:) pass
+    through untouched.
+    """
+    if "://" in target or target.startswith(("unix:", "dns:", "ipv4:", "ipv6:", "vsock:")):
+        return target
+    host, separator, port = target.rpartition(":")
+    if not separator or not host or host.endswith(":") and not host.startswith("["):
+        raise ChannelError(f"{target!r} is not a server address; give HOST:PORT, e.g. 127.0.0.1:50051")
+    if not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ChannelError(f"{target!r} has no valid port; a port is a number from 1 to 65535")
+    return target
+
+
+def explain_unavailable(address: str, security: Security, details: str) -> tuple[str, list[str]]:
+    """What an UNAVAILABLE from `address` means for the user, and hints on what to do, in plain words."""
+    secure = split_target(address, security)[1].secure
+    lowered = details.lower()
+    if "handshake" in lowered or "ssl" in lowered or "tsi_" in lowered:
+        if secure and "wrong_version_number" in lowered:
+            return f"the server at {address} does not speak TLS", [
+                "drop grpcs:// and --tls (and $FITTRACK_TLS) to connect in plaintext"
+            ]
+        if secure:
+            return f"the TLS handshake with {address} failed: {details}", [
+                "check --ca-file: it must hold the CA that signed the server's certificate"
+            ]
+        return f"the server at {address} expects TLS", ["connect with grpcs://HOST:PORT, or --tls and --ca-file"]
+    if "dns resolution failed" in lowered or "name or service not known" in lowered:
+        return f"cannot find the host of {address}", ["check the host name in --server or $FITTRACK_SERVER"]
+    hints = [f"is the Fittrack server running at {address}? Start one with `make run`"]
+    if not secure:
+        hints.append("a server that serves TLS needs grpcs://HOST:PORT, --tls or --ca-file")
+    return f"no Fittrack server answers at {address}", hints
 
 
 def secure_channel(address: str, security: Security = PLAINTEXT, options: Options = ()) -> grpc.Channel:

@@ -36,16 +36,18 @@ class ViewReportRequest(_message.Message):
     def __init__(self, period: _Optional[_Union[ReportPeriod, str]] = ..., anchor: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
 
 class ReportDay(_message.Message):
-    __slots__ = ("date", "value", "goal_target", "goal_met")
+    __slots__ = ("date", "value", "goal_target", "goal_met", "has_data")
     DATE_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     GOAL_TARGET_FIELD_NUMBER: _ClassVar[int]
     GOAL_MET_FIELD_NUMBER: _ClassVar[int]
+    HAS_DATA_FIELD_NUMBER: _ClassVar[int]
     date: _date_pb2.Date
     value: float
     goal_target: float
     goal_met: bool
-    def __init__(self, date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., value: _Optional[float] = ..., goal_target: _Optional[float] = ..., goal_met: _Optional[bool] = ...) -> None: ...
+    has_data: bool
+    def __init__(self, date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., value: _Optional[float] = ..., goal_target: _Optional[float] = ..., goal_met: _Optional[bool] = ..., has_data: _Optional[bool] = ...) -> None: ...
 
 class MetricReport(_message.Message):
     __slots__ = ("metric", "unit", "days", "total", "average", "best_day", "best_value", "days_goal_met", "current_streak", "daily_goal_target", "weekly_goal_target", "previous_total", "change_percent")

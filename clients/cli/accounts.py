@@ -1,0 +1,395 @@
+"""Commands about the account: register, log in and out (password or SSO), the password, the profile."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import os
+import sys
+import webbrowser
+from collections.abc import Sequence
+from datetime import date
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+import grpc
+from google.type.date_pb2 import Date
+
+from clients import sso
+from clients.cli import vocabulary as words
+from clients.cli.connection import revoke
+from clients.cli.context import Context, local_time, zone_named
+from clients.cli.errors import CliError, UsageError
+from clients.cli.session import Session, check_writable, load_session, remove_session, save_session
+from clients.cli.terminal import message_dict
+from generated.fittrack.v1 import account_pb2
+
+if TYPE_CHECKING:
+    from clients.cli.parser import Commands
+
+
+def add_commands(commands: Commands) -> None:
+    register = commands.command(None, "register", cmd_register, "create an account")
+    register.add_argument("username")
+    add_password_stdin(register)
+    add_profile_options(register)
+    register.epilog = "Without --time-zone, this machine's time zone is used when it can be told, else UTC."
+
+    login = commands.command(None, "login", cmd_login, "log in and keep the session in the config directory")
+    login.add_argument("username", nargs="?", help="the account to log in to with its password")
+    add_password_stdin(login)
+    login.add_argument("--sso", metavar="PROVIDER", help="log in through an OpenID Connect provider the server knows")
+    login.add_argument("--no-browser", action="store_true", help="with --sso: only print the URL to open")
+    login.add_argument(
+        "--sso-timeout",
+        type=words.positive_number,
+        default=300.0,
+        metavar="SECONDS",
+        help="with --sso: how long to wait (300)",
+    )
+    login.epilog = (
+        "Logging in again, or as someone else, ends the previous session on its server. With --sso the CLI "
+        "prints the provider's login URL (and opens it in a browser), listens on "
+        "http://127.0.0.1:<free port>/callback for the redirect, and hands the code to the server."
+    )
+
+    logout = commands.command(None, "logout", cmd_logout, "end the session on the server and forget it here")
+    logout.add_argument(
+        "--local",
+        action="store_true",
+        help="only forget the session here, without asking the server (when it cannot be reached)",
+    )
+
+    password = commands.group("password", "manage the password")
+    change = commands.command(password, "change", cmd_password_change, "set a new password (also when expired)")
+    change.add_argument("--username", help="change it without a session, e.g. when the password has expired")
+    add_password_stdin(change, "the current and then the new password")
+
+    profile = commands.group("profile", "show or change the profile")
+    commands.command(profile, "show", cmd_profile_show, "show the profile")
+    add_profile_options(commands.command(profile, "update", cmd_profile_update, "change profile fields"))
+
+
+def add_password_stdin(parser: argparse.ArgumentParser, lines: str = "the password") -> None:
+    parser.add_argument(
+        "--password-stdin", action="store_true", help=f"read {lines} from stdin, one per line, instead of prompting"
+    )
+
+
+def add_profile_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--display-name", help="name shown in the apps and on reports")
+    parser.add_argument("--time-zone", help="IANA time zone, e.g. Europe/Paris; days and goals follow it")
+    parser.add_argument("--height-cm", type=words.positive_number, help="height in centimetres")
+    parser.add_argument("--weight-kg", type=words.positive_number, help="weight in kilograms")
+    age = parser.add_mutually_exclusive_group()
+    age.add_argument("--birth-date", type=words.day, help="date of birth, YYYY-MM-DD")
+    age.add_argument("--age", type=words.positive_int, help="age in years, for those who prefer not to give a date")
+    parser.add_argument("--sex", choices=words.SEXES, help="used for calorie estimates")
+
+
+# --- passwords and profile fields ---
+
+
+def read_passwords(args: argparse.Namespace, prompts: Sequence[str]) -> list[str]:
+    """One password per prompt: from the terminal without echo, or one line each from stdin.
+
+    Passwords never come from the command line, where `ps` and shell history would show them.
+    """
+    if args.password_stdin:
+        lines = [sys.stdin.readline().rstrip("\r\n") for _ in prompts]
+        if not all(lines):
+            count = words.plural(len(prompts), "non-empty line")
+            raise CliError(f"--password-stdin expects {count} on stdin")
+        return lines
+    try:
+        return [getpass.getpass(f"{prompt}: ") for prompt in prompts]
+    except EOFError:
+        raise CliError("no password given", hint="type it at the prompt, or pipe it with --password-stdin") from None
+
+
+def new_password(args: argparse.Namespace, prompt: str) -> str:
+    """A new password, typed twice at a terminal so a typo cannot lock the user out."""
+    (password,) = read_passwords(args, [prompt])
+    if not args.password_stdin:
+        (again,) = read_passwords(args, ["Repeat it"])
+        if again != password:
+            raise CliError("the two passwords differ; nothing was changed")
+    return password
+
+
+def system_time_zone() -> str | None:
+    """The IANA name of this machine's time zone, when it can be told; the server defaults to UTC otherwise."""
+    candidate = os.environ.get("TZ", "").lstrip(":")
+    if not candidate:
+        with contextlib.suppress(OSError):
+            target = os.readlink("/etc/localtime")
+            if "zoneinfo/" in target:
+                candidate = target.split("zoneinfo/", 1)[1]
+    if not candidate:
+        return None
+    try:
+        ZoneInfo(candidate)
+    except (ValueError, KeyError):
+        return None
+    return candidate
+
+
+def profile_fields(args: argparse.Namespace) -> account_pb2.ProfileFields:
+    fields = account_pb2.ProfileFields()
+    for name in ("display_name", "height_cm", "weight_kg", "time_zone"):
+        if getattr(args, name) is not None:
+            setattr(fields, name, getattr(args, name))
+    if args.birth_date is not None:
+        fields.birth_date.CopyFrom(_proto_date(args.birth_date))
+    if args.age is not None:
+        fields.age_years = args.age
+    if args.sex is not None:
+        fields.sex = words.SEXES[args.sex]
+    return fields
+
+
+def _proto_date(day: date) -> Date:
+    return Date(year=day.year, month=day.month, day=day.day)
+
+
+# --- the commands ---
+
+
+def cmd_register(ctx: Context, args: argparse.Namespace) -> None:
+    client = ctx.client
+    if args.time_zone is None:
+        args.time_zone = system_time_zone()
+    password = new_password(args, "Password")
+    response = client.accounts.Register(
+        account_pb2.RegisterRequest(username=args.username, password=password, profile=profile_fields(args)),
+        timeout=client.timeout,
+    )
+    if args.json:
+        ctx.terminal.json(response)
+        return
+    profile = response.profile
+    ctx.terminal.line(f"Registered {profile.username} (time zone {profile.time_zone}).")
+    ctx.terminal.line(f"Log in with: fittrack login {profile.username}")
+
+
+def cmd_login(ctx: Context, args: argparse.Namespace) -> None:
+    if args.sso:
+        cmd_login_sso(ctx, args)
+        return
+    if not args.username:
+        raise UsageError("name the account: `fittrack login USERNAME`, or `fittrack login --sso PROVIDER`")
+    client = ctx.client
+    check_writable()
+    (password,) = read_passwords(args, ["Password"])
+    try:
+        login = client.accounts.Login(
+            account_pb2.LoginRequest(username=args.username, password=password), timeout=client.timeout
+        )
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
+            raise CliError(
+                f"{error.code().name}: {error.details()}",
+                hint=f"set a new password with `fittrack password change --username {args.username}`, then log in",
+            ) from None
+        raise
+    username = args.username.strip().lower()
+    path = keep(ctx, Session.from_login(client.address, username, login, client.security))
+    if args.json:
+        ctx.terminal.json({"username": username, "server": client.address, "session_file": str(path), **shown(login)})
+        return
+    ctx.terminal.line(f"Logged in as {username} on {client.address}.")
+    # The server decides when to warn (14 days ahead) and says what to do.
+    for warning in login.warnings:
+        ctx.terminal.warning(warning)
+
+
+def cmd_login_sso(ctx: Context, args: argparse.Namespace) -> None:
+    """Log in through an OpenID Provider the server knows: print the URL, take the redirect on a loopback port."""
+    if args.username:
+        raise UsageError("give either USERNAME or --sso PROVIDER, not both")
+    client = ctx.client
+    check_writable()
+    listing = client.accounts.ListSSOProviders(account_pb2.ListSSOProvidersRequest(), timeout=client.timeout)
+    provider = next((p for p in listing.providers if p.name == args.sso), None)
+    if provider is None:
+        known = ", ".join(p.name for p in listing.providers) or "none"
+        raise UsageError(f"the server has no SSO provider named {args.sso!r}; it has: {known}")
+    try:
+        endpoint = sso.discover(provider.issuer, client.timeout)["authorization_endpoint"]
+        listener = sso.LoopbackListener()
+        try:
+            request = sso.authorization_request(
+                endpoint, provider.client_id, list(provider.scopes), listener.redirect_uri
+            )
+            # stderr, so that stdout keeps only the result (JSON with --json).
+            ctx.terminal.err.print(f"Open this URL in a browser to log in with {provider.name}:")
+            ctx.terminal.err.print(request.url, soft_wrap=True)
+            ctx.terminal.err.file.flush()
+            if not args.no_browser:
+                webbrowser.open(request.url)
+            code = sso.code_from(listener.wait(args.sso_timeout), request.state)
+        finally:
+            listener.close()
+    except sso.SsoError as error:
+        raise CliError(str(error)) from None
+    login = client.accounts.LoginSSO(
+        account_pb2.LoginSSORequest(
+            provider=provider.name,
+            authorization_code=code,
+            code_verifier=request.code_verifier,
+            redirect_uri=request.redirect_uri,
+            nonce=request.nonce,
+        ),
+        timeout=client.timeout,
+    )
+    auth = [("authorization", f"Bearer {login.access_token}")]
+    profile = client.accounts.GetProfile(account_pb2.GetProfileRequest(), metadata=auth, timeout=client.timeout)
+    path = keep(ctx, Session.from_login(client.address, profile.username, login, client.security))
+    if args.json:
+        ctx.terminal.json(
+            {"username": profile.username, "server": client.address, "session_file": str(path), **shown(login)}
+        )
+        return
+    ctx.terminal.line(f"Logged in as {profile.username} on {client.address} through {provider.name}.")
+
+
+def keep(ctx: Context, session: Session) -> str:
+    """Store a new session in place of the old one, and end the old one on its server.
+
+    A session left behind would stay valid on the server, with its tokens nowhere but in a replaced file.
+    """
+    previous = load_session()
+    try:
+        path = save_session(session)
+    except CliError:
+        revoke(session)  # nobody could ever use or end it
+        raise
+    if previous is not None and previous.refresh_token != session.refresh_token and not revoke(previous):
+        ctx.terminal.warning(
+            f"could not end the previous session ({previous.username} on {previous.server}) on its server; "
+            f"it stays valid there until {previous.refresh_token_expires_at[:10]}"
+        )
+    return str(path)
+
+
+def shown(login: account_pb2.LoginResponse) -> dict:
+    """The login response without its tokens: those stay in the session file; scripts' logs are no place for them."""
+    fields = message_dict(login)
+    fields.pop("access_token", None)
+    fields.pop("refresh_token", None)
+    return fields
+
+
+def cmd_logout(ctx: Context, args: argparse.Namespace) -> None:
+    if args.local:
+        session = load_session()
+        remove_session()
+        if args.json:
+            ctx.terminal.json({})
+        elif session is None:
+            ctx.terminal.line("There was no session here.")
+        else:
+            ctx.terminal.line(f"Forgot the session of {session.username} on {session.server} here.")
+            ctx.terminal.warning(
+                f"it stays valid on the server until {session.refresh_token_expires_at[:10]}; "
+                "logging in again ends it there"
+            )
+        return
+    client = ctx.client
+    session = client.require_session()
+    try:
+        client.unary(client.accounts.Logout, account_pb2.LogoutRequest())
+        message = "Logged out."
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.UNAVAILABLE:
+            # Keep the file: the session still works on the server, so the user can retry.
+            raise CliError(
+                f"cannot reach {client.address} to end the session; it is kept here so you can try again",
+                hint=[
+                    "start the server and run `fittrack logout` again",
+                    "or forget it here only with `fittrack logout --local` "
+                    f"(it then stays valid on the server until {session.refresh_token_expires_at[:10]})",
+                ],
+            ) from None
+        if error.code() != grpc.StatusCode.UNAUTHENTICATED:
+            raise
+        message = "The session had already ended on the server; removed it here too."
+    remove_session()
+    if args.json:
+        ctx.terminal.json({})
+    else:
+        ctx.terminal.line(message)
+
+
+def cmd_password_change(ctx: Context, args: argparse.Namespace) -> None:
+    client = ctx.client
+    if not args.username:
+        client.require_session()  # before asking for passwords that could not be used
+    (current,) = read_passwords(args, ["Current password"])
+    new = new_password(args, "New password")
+    if args.username:
+        request = account_pb2.ChangePasswordRequest(username=args.username, current_password=current, new_password=new)
+        response = client.accounts.ChangePassword(request, timeout=client.timeout)
+        username = args.username.strip().lower()
+        # Without a token every session of the account ends, a stored one included.
+        if (
+            client.session is not None
+            and client.session.username == username
+            and client.session.server == client.address
+        ):
+            remove_session()
+        after = f" Log in again with `fittrack login {username}`."
+    else:
+        request = account_pb2.ChangePasswordRequest(current_password=current, new_password=new)
+        response = client.unary(client.accounts.ChangePassword, request)
+        after = " This session goes on; every other session of the account has ended."
+    if args.json:
+        ctx.terminal.json(response)
+        return
+    expiry = ""
+    if response.HasField("password_expires_at"):
+        expiry = f" It expires on {response.password_expires_at.ToDatetime():%Y-%m-%d}."
+    ctx.terminal.line(f"Password changed.{expiry}{after}")
+
+
+def cmd_profile_show(ctx: Context, args: argparse.Namespace) -> None:
+    profile = ctx.client.unary(ctx.client.accounts.GetProfile, account_pb2.GetProfileRequest())
+    print_profile(ctx, profile, args.json)
+
+
+def cmd_profile_update(ctx: Context, args: argparse.Namespace) -> None:
+    fields = profile_fields(args)
+    if not fields.ListFields():
+        raise UsageError("nothing to update: give at least one option, see `fittrack profile update --help`")
+    request = account_pb2.UpdateProfileRequest(profile=fields)
+    profile = ctx.client.unary(ctx.client.accounts.UpdateProfile, request)
+    print_profile(ctx, profile, args.json)
+
+
+def print_profile(ctx: Context, profile: account_pb2.Profile, as_json: bool) -> None:
+    if as_json:
+        ctx.terminal.json(profile)
+        return
+    # Times in the profile's own zone, the one its days and goals follow.
+    zone = zone_named(profile.time_zone)
+    birth = profile.birth_date
+    born = date(birth.year, birth.month, birth.day).isoformat() if profile.HasField("birth_date") else ""
+    ctx.terminal.fields(
+        [
+            ("username", profile.username),
+            ("display name", profile.display_name),
+            ("time zone", profile.time_zone),
+            ("height", f"{words.number(profile.height_cm)} cm" if profile.height_cm else ""),
+            ("weight", f"{words.number(profile.weight_kg)} kg" if profile.weight_kg else ""),
+            ("birth date", born),
+            ("age", str(profile.age_years) if profile.age_years else ""),
+            ("sex", words.SEX_NAMES.get(profile.sex, "")),
+            ("member since", local_time(profile.created_at, zone)),
+            (
+                "password expires",
+                local_time(profile.password_expires_at, zone) if profile.HasField("password_expires_at") else "never",
+            ),
+            ("user id", profile.user_id),
+        ]
+    )

@@ -1,0 +1,192 @@
+"""Commands about goals: add, list, update, delete, and progress towards one."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import date
+from typing import TYPE_CHECKING
+
+from google.type.date_pb2 import Date
+from rich.text import Text
+
+from clients.cli import vocabulary as words
+from clients.cli.context import Context
+from clients.cli.errors import CliError, UsageError
+from clients.cli.vocabulary import Metric
+from generated.fittrack.v1 import goal_pb2
+
+if TYPE_CHECKING:
+    from clients.cli.parser import Commands
+
+_TARGET = re.compile(r"^\s*([0-9][0-9_,]*(?:\.[0-9]+)?)\s*(km|m)?\s*$", re.IGNORECASE)
+
+
+def add_commands(commands: Commands) -> None:
+    goals = commands.group("goals", "daily and weekly targets")
+    metric_help = ", ".join(m.key for m in Metric if m.goal_allowed)
+    add = commands.command(goals, "add", cmd_goals_add, "add a goal")
+    add.add_argument("--metric", type=Metric.parse_goal, required=True, metavar="METRIC", help=metric_help)
+    add.add_argument("--period", choices=words.PERIODS, required=True)
+    add.add_argument("--target", type=target, required=True, help="amount to reach per period; distance: 5km or 5000m")
+    add.add_argument("--no-notify", action="store_true", help="no nudges or 'goal reached' for this goal")
+    commands.command(goals, "list", cmd_goals_list, "list goals").add_argument(
+        "--all", action="store_true", help="include inactive goals"
+    )
+    update = commands.command(goals, "update", cmd_goals_update, "change a goal's target or turn it on or off")
+    update.add_argument("goal_id", metavar="GOAL_ID")
+    update.add_argument("--target", type=target, help="new amount per period; distance: 5km or 5000m")
+    update.add_argument("--active", choices=("yes", "no"))
+    update.add_argument("--notify", choices=("yes", "no"), help="notifications about this goal")
+    commands.command(goals, "delete", cmd_goals_delete, "delete a goal").add_argument("goal_id", metavar="GOAL_ID")
+    progress = commands.command(goals, "progress", cmd_goals_progress, "progress towards a goal")
+    progress.add_argument("goal_id", metavar="GOAL_ID")
+    progress.add_argument("--date", type=words.day, help="a day in the period to measure (default today)")
+
+
+class Target(float):
+    """A target as typed; a distance may carry its unit (`5km`), which `stored_for` turns into metres."""
+
+    unit: str = ""
+
+    def stored_for(self, metric: Metric) -> float:
+        if self.unit == "km":
+            if metric is not Metric.DISTANCE:
+                raise UsageError(f"km is a unit of distance, not of {metric.key}")
+            return float(self) * 1000
+        if self.unit == "m" and metric is not Metric.DISTANCE:
+            raise UsageError(f"m is a unit of distance, not of {metric.key}")
+        return float(self)
+
+
+def target(text: str) -> Target:
+    match = _TARGET.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount; give a number such as 10000, or 5km")
+    value = Target(match.group(1).replace(",", "").replace("_", ""))
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0")
+    value.unit = (match.group(2) or "").lower()
+    return value
+
+
+def describe(goal: goal_pb2.Goal) -> str:
+    metric = Metric.of_kind(goal.metric)
+    name = metric.key if metric else "?"
+    amount = metric.amount(goal.target) if metric else words.number(goal.target)
+    return f"{words.PERIOD_NAMES.get(goal.period, '?')} {name} {amount}"
+
+
+def _status(goal: goal_pb2.Goal) -> Text:
+    if not goal.active:
+        return Text("inactive", style="dim")
+    if not goal.notify:
+        return Text("active, no notifications", style="yellow")
+    return Text("active", style="green")
+
+
+def cmd_goals_add(ctx: Context, args: argparse.Namespace) -> None:
+    request = goal_pb2.CreateGoalRequest(
+        metric=args.metric.kind, period=words.PERIODS[args.period], target=args.target.stored_for(args.metric)
+    )
+    if args.no_notify:
+        request.notify = False
+    goal = ctx.client.unary(ctx.client.goals.CreateGoal, request)
+    if args.json:
+        ctx.terminal.json(goal)
+    else:
+        quiet = "" if goal.notify else ", no notifications"
+        ctx.terminal.line(f"Added goal {goal.goal_id}: {describe(goal)}{quiet}")
+
+
+def cmd_goals_list(ctx: Context, args: argparse.Namespace) -> None:
+    request = goal_pb2.ListGoalsRequest(include_inactive=args.all)
+    response = ctx.client.unary(ctx.client.goals.ListGoals, request)
+    if args.json:
+        ctx.terminal.json(response)
+        return
+    if not response.goals:
+        ctx.terminal.line("No goals yet; add one with `fittrack goals add`.")
+        return
+    rows = []
+    for goal in response.goals:
+        metric = Metric.of_kind(goal.metric)
+        rows.append(
+            (
+                goal.goal_id,
+                words.PERIOD_NAMES.get(goal.period, "?"),
+                metric.key if metric else "?",
+                metric.amount(goal.target) if metric else words.number(goal.target),
+                _status(goal),
+            )
+        )
+    ctx.terminal.table(("ID", "PERIOD", "METRIC", "TARGET", "STATUS"), rows, right=(3,))
+
+
+def cmd_goals_update(ctx: Context, args: argparse.Namespace) -> None:
+    if args.target is None and args.active is None and args.notify is None:
+        raise UsageError("nothing to update: give --target, --active and/or --notify")
+    request = goal_pb2.UpdateGoalRequest(goal_id=args.goal_id)
+    if args.target is not None:
+        request.target = float(args.target)
+        if args.target.unit:
+            # A unit only means something for the goal's own metric, which the request does not carry.
+            current = _find(ctx, args.goal_id)
+            if current is None:
+                raise CliError(f"there is no goal {args.goal_id}", hint="list them with `fittrack goals list --all`")
+            request.target = args.target.stored_for(Metric.of_kind(current.metric) or Metric.STEPS)
+    if args.active is not None:
+        request.active = args.active == "yes"
+    if args.notify is not None:
+        request.notify = args.notify == "yes"
+    goal = ctx.client.unary(ctx.client.goals.UpdateGoal, request)
+    if args.json:
+        ctx.terminal.json(goal)
+    else:
+        state = "" if goal.active else ", inactive"
+        state += "" if goal.notify else ", no notifications"
+        ctx.terminal.line(f"Updated goal {goal.goal_id}: {describe(goal)}{state}")
+
+
+def _find(ctx: Context, goal_id: str) -> goal_pb2.Goal | None:
+    """The goal, to read its metric when a target comes with a unit."""
+    listing = ctx.client.unary(ctx.client.goals.ListGoals, goal_pb2.ListGoalsRequest(include_inactive=True))
+    return next((goal for goal in listing.goals if goal.goal_id == goal_id), None)
+
+
+def cmd_goals_delete(ctx: Context, args: argparse.Namespace) -> None:
+    response = ctx.client.unary(ctx.client.goals.DeleteGoal, goal_pb2.DeleteGoalRequest(goal_id=args.goal_id))
+    if args.json:
+        ctx.terminal.json(response)
+    else:
+        ctx.terminal.line(f"Deleted goal {args.goal_id}.")
+
+
+def cmd_goals_progress(ctx: Context, args: argparse.Namespace) -> None:
+    request = goal_pb2.GetGoalProgressRequest(goal_id=args.goal_id)
+    if args.date:
+        request.date.CopyFrom(Date(year=args.date.year, month=args.date.month, day=args.date.day))
+    progress = ctx.client.unary(ctx.client.goals.GetGoalProgress, request)
+    if args.json:
+        ctx.terminal.json(progress)
+        return
+    goal = progress.goal
+    metric = Metric.of_kind(goal.metric) or Metric.STEPS
+    start, end = _day(progress.period_start), _day(progress.period_end)
+    span = start.isoformat() if start == end else f"{start} to {end}"
+    ctx.terminal.line(f"Goal {goal.goal_id}: {describe(goal)}")
+    ctx.terminal.line(
+        f"{span}: {metric.amount(progress.current)} of {metric.amount(goal.target)} ({progress.fraction:.0%})"
+    )
+    if progress.met:
+        ctx.terminal.line("Goal met.", style="green")
+    else:
+        pace = "ahead of" if progress.current >= progress.expected_by_now else "behind"
+        ctx.terminal.line(
+            f"{metric.amount(progress.remaining)} to go; {pace} pace "
+            f"({metric.amount(progress.expected_by_now)} expected by now)."
+        )
+
+
+def _day(message: Date) -> date:
+    return date(message.year, message.month, message.day)

@@ -1,0 +1,52 @@
+"""`fittrack`'s entry point: parse, run the command, and turn every failure into a message and an exit status."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import grpc
+
+from clients.channel import Security, explain_unavailable
+from clients.cli.context import Context
+from clients.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, CliError
+from clients.cli.parser import build_parser
+from clients.cli.terminal import Terminal
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    terminal = Terminal()
+    ctx = Context(args, terminal)
+    try:
+        args.handler(ctx, args)
+        return 0
+    except CliError as error:
+        terminal.error(str(error), error.hints)
+        return error.exit_code
+    except grpc.RpcError as error:
+        terminal.error(*describe_rpc_error(ctx, error))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader (`| head`) has gone; point stdout at nothing so the exit-time flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    finally:
+        ctx.close()
+
+
+def describe_rpc_error(ctx: Context, error: grpc.RpcError) -> tuple[str, list[str]]:
+    code, details = error.code(), error.details() or ""
+    if code == grpc.StatusCode.UNAVAILABLE and ctx._client is not None:
+        client = ctx._client
+        return explain_unavailable(client.address, client.security, details)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return explain_unavailable(ctx.address, Security(), details)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"the server did not answer within {ctx.args.timeout:g} s", ["try again, or give a larger --timeout"]
+    if code == grpc.StatusCode.UNAUTHENTICATED and ctx._client is not None and ctx._client.session is not None:
+        return f"{code.name}: {details}", ["log in again with `fittrack login USERNAME`"]
+    return f"{code.name}: {details}", []

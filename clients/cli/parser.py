@@ -1,0 +1,70 @@
+"""The command line: global options, and each area's commands registered by its own module."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from clients.channel import add_tls_options
+from clients.cli import accounts, goals, metrics, notifications, readings, reports
+from clients.cli import vocabulary as words
+from clients.cli.connection import DEFAULT_SERVER
+
+AREAS = (accounts, goals, readings, metrics, reports, notifications)
+
+
+class Commands:
+    """Adds commands and groups of them; every command also takes the global options after its name."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        # The same options after the command name (`fittrack goals list --json`), without resetting them when absent.
+        self._after = argparse.ArgumentParser(add_help=False)
+        add_global_options(
+            self._after, {"server": argparse.SUPPRESS, "json": argparse.SUPPRESS, "timeout": argparse.SUPPRESS}
+        )
+        add_tls_options(self._after, suppress_defaults=True)
+        self._top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(self, group, name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        sub = (group or self._top).add_parser(name, help=help_text, description=help_text, parents=[self._after])
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def group(self, name: str, help_text: str):
+        sub = self._top.add_parser(name, help=help_text, description=help_text)
+        return sub.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
+def add_global_options(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
+    parser.add_argument(
+        "--server",
+        metavar="HOST:PORT",
+        default=defaults["server"],
+        help=f"server address, grpcs://HOST:PORT for TLS (default: $FITTRACK_SERVER, else the logged-in server, "
+        f"else {DEFAULT_SERVER})",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=defaults["json"], help="print the responses as JSON, for scripts"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=words.positive_number,
+        default=defaults["timeout"],
+        metavar="SECONDS",
+        help="deadline of each call, above 0 (default 10)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fittrack",
+        description="Track steps, calories, distance, active minutes and heart rate on a Fittrack server.",
+        epilog="Exit status: 0 success, 1 the server refused or the input is bad, 2 usage error or not logged in. "
+        "Colour is used on terminals unless NO_COLOR is set.",
+    )
+    add_global_options(parser, {"server": None, "json": False, "timeout": 10.0})
+    add_tls_options(parser)
+    commands = Commands(parser)
+    for area in AREAS:
+        area.add_commands(commands)
+    return parser

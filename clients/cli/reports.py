@@ -1,0 +1,223 @@
+"""Commands about reports: a week or month against the goals, and long-range CSV or PDF downloads."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from google.type.date_pb2 import Date
+
+from clients.cli import vocabulary as words
+from clients.cli.context import Context
+from clients.cli.errors import CliError, UsageError
+from clients.cli.session import Metadata
+from clients.cli.terminal import message_dict, sparkline
+from clients.cli.vocabulary import Metric
+from generated.fittrack.v1 import common_pb2, report_pb2
+
+if TYPE_CHECKING:
+    from clients.cli.parser import Commands
+
+REPORT_FORMATS = {"csv": report_pb2.REPORT_FORMAT_CSV, "pdf": report_pb2.REPORT_FORMAT_PDF}
+
+
+def add_commands(commands: Commands) -> None:
+    reports = commands.group("report", "week and month reports, downloads")
+    view = commands.command(reports, "view", cmd_report_view, "a week or month against the goals")
+    length = view.add_mutually_exclusive_group()
+    length.add_argument("--week", action="store_true", help="a week (the default)")
+    length.add_argument("--month", action="store_true", help="a calendar month")
+    view.add_argument("--date", type=words.day, help="a day in the period (default: the last full one)")
+    download = commands.command(reports, "download", cmd_report_download, "download daily values as CSV or PDF")
+    download.add_argument("--from", dest="from_date", type=words.day, required=True, help="first day, YYYY-MM-DD")
+    download.add_argument("--to", dest="to_date", type=words.day, required=True, help="last day, or today")
+    download.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="file or directory to write to, - for stdout (default: the server's file name, here)",
+    )
+    download.add_argument(
+        "--format",
+        choices=sorted(REPORT_FORMATS),
+        help="csv (daily values) or pdf (summary and charts); default: the output's extension, else csv",
+    )
+
+
+# --- view ---
+
+
+def cmd_report_view(ctx: Context, args: argparse.Namespace) -> None:
+    period = report_pb2.REPORT_PERIOD_MONTH if args.month else report_pb2.REPORT_PERIOD_WEEK
+    request = report_pb2.ViewReportRequest(period=period)
+    if args.date:
+        request.anchor.CopyFrom(_proto(args.date))
+    report = ctx.client.unary(ctx.client.reports.ViewReport, request)
+    if args.json:
+        ctx.terminal.json(report)
+        return
+    out = ctx.terminal
+    span = "month" if period == report_pb2.REPORT_PERIOD_MONTH else "week"
+    out.line(f"{span.capitalize()}ly report, {_day(report.start)} to {_day(report.end)}", style="bold")
+    for section in report.metrics:
+        metric = Metric.of_kind(section.metric)
+        if metric is None:
+            continue
+        out.line()
+        out.line(f"{metric.key} ({metric.unit})", style="bold")
+        if not any(day.has_data for day in section.days):
+            out.line(f"  no data this {span}", style="dim")
+            continue
+        values = [day.value if day.has_data else None for day in section.days]
+        rows = [("days", sparkline(values, floor=None if metric.averaged else 0))]
+        if not metric.averaged:
+            rows.append(("total", metric.amount(section.total)))
+        rows.append(("average", metric.amount(section.average) + ("" if metric.averaged else " per day with data")))
+        if section.HasField("best_day"):
+            rows.append(("best day", f"{_day(section.best_day)}: {metric.amount(section.best_value)}"))
+        if section.daily_goal_target:
+            rows.append(
+                (
+                    "goal met",
+                    f"{section.days_goal_met} of {words.plural(len(section.days), 'day')} "
+                    f"(daily goal {metric.amount(section.daily_goal_target)}), "
+                    f"streak {words.plural(section.current_streak, 'day')}",
+                )
+            )
+        if section.weekly_goal_target:
+            rows.append(("weekly goal", metric.amount(section.weekly_goal_target)))
+        if section.HasField("change_percent"):
+            rows.append(("vs previous", f"{section.change_percent:+.1f}%"))
+        else:
+            rows.append(("vs previous", f"no data in the previous {span}"))
+        out.fields((f"  {label}", value) for label, value in rows)
+
+
+# --- download ---
+
+
+class Target:
+    """Where a download goes, checked before anything is asked of the server."""
+
+    def __init__(self, output: str | None, requested_format: str | None) -> None:
+        self.to_stdout = output == "-"
+        self.directory: Path | None = None
+        self.path: Path | None = None
+        extension = ""
+        if output and not self.to_stdout:
+            path = Path(output).expanduser()
+            if path.is_dir():
+                self.directory = path  # the server's file name, in that directory
+            else:
+                self.path = path
+                extension = path.suffix.lower().lstrip(".")
+                _check_parent(path)
+        if extension and extension not in REPORT_FORMATS and not requested_format:
+            raise UsageError(
+                f"cannot write a {extension} file: reports come as csv or pdf",
+                hint=f"name the file .csv or .pdf, or give --format to write {output} anyway",
+            )
+        if requested_format and extension in REPORT_FORMATS and extension != requested_format:
+            raise UsageError(
+                f"--format {requested_format} does not match the file name {output}",
+                hint=f"name it .{requested_format}, or leave out --format",
+            )
+        self.format = requested_format or (extension if extension in REPORT_FORMATS else "csv")
+
+    def file_for(self, suggested: str) -> Path | None:
+        if self.to_stdout:
+            return None
+        if self.path is not None:
+            return self.path
+        # basename: the server suggests a name, it does not get to pick a directory.
+        name = os.path.basename(suggested) or f"fittrack-report.{self.format}"
+        return (self.directory or Path(".")) / name
+
+
+def _check_parent(path: Path) -> None:
+    parent = path.parent
+    if not parent.exists():
+        raise CliError(
+            f"cannot write {path}: the directory {parent} does not exist", hint="create it, or choose another -o"
+        )
+    if not parent.is_dir():
+        raise CliError(f"cannot write {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CliError(f"cannot write {path}: the directory {parent} is not writable")
+
+
+def cmd_report_download(ctx: Context, args: argparse.Namespace) -> None:
+    target = Target(args.output, args.format)
+    client = ctx.client
+    range_ = common_pb2.DateRange(start=_proto(args.from_date), end=_proto(args.to_date))
+    request = report_pb2.DownloadReportRequest(range=range_, format=REPORT_FORMATS[target.format])
+
+    def download(auth: Metadata) -> tuple[report_pb2.ReportFileInfo, Path | None, int]:
+        responses = client.reports.DownloadReport(request, metadata=auth, timeout=client.timeout)
+        first = next(responses, None)
+        if first is None or first.WhichOneof("part") != "info":
+            raise CliError("the server did not describe the file before sending it")
+        info = first.info
+        path = target.file_for(info.filename)
+        received = 0
+        # The bar names the file only: a long path would leave no room for the rate and time left.
+        progress = ctx.terminal.progress(path.name if path else info.filename or "download", info.total_bytes)
+        with contextlib.ExitStack() as cleanup:
+            if path is None:
+                sink = sys.stdout.buffer
+            else:
+                # Written aside and renamed at the end, so a broken download never looks like a complete file.
+                partial = path.with_name(path.name + ".part")
+                sink = cleanup.enter_context(_open(partial))
+                cleanup.callback(lambda: partial.unlink(missing_ok=True))
+            try:
+                for response in responses:
+                    sink.write(response.chunk)
+                    received += len(response.chunk)
+                    progress.update(received)
+            finally:
+                progress.finish()
+            if received != info.total_bytes:
+                raise CliError(f"the download stopped at {received:,} of {info.total_bytes:,} bytes; try again")
+            try:
+                if path is not None:
+                    sink.close()
+                    os.replace(partial, path)
+                else:
+                    sink.flush()
+            except OSError as error:
+                raise CliError(f"cannot write {path or 'stdout'}: {error.strerror}") from None
+        return info, path, received
+
+    try:
+        info, path, received = client.call(download)
+    except OSError as error:
+        raise CliError(f"cannot write the report: {error.strerror}") from None
+    if path is None:
+        return
+    if args.json:
+        ctx.terminal.json({"file": str(path), "info": message_dict(info)})
+    else:
+        ctx.terminal.line(f"Saved {path} ({info.total_bytes:,} bytes, {info.content_type}).")
+
+
+def _open(path: Path):
+    try:
+        return open(path, "wb")  # noqa: SIM115 - closed by the caller's exit stack
+    except IsADirectoryError:
+        raise CliError(f"cannot write {path}: a directory has that name") from None
+    except OSError as error:
+        raise CliError(f"cannot write {path}: {error.strerror}") from None
+
+
+def _day(message: Date) -> date:
+    return date(message.year, message.month, message.day)
+
+
+def _proto(day: date) -> Date:
+    return Date(year=day.year, month=day.month, day=day.day)

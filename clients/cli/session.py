@@ -1,0 +1,173 @@
+"""The stored login: one JSON file in the user's config directory, readable by its owner only."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from clients.channel import PLAINTEXT, Security
+from clients.cli.errors import EXIT_USAGE, CliError
+from generated.fittrack.v1 import account_pb2
+
+try:
+    import fcntl
+except ImportError:  # Windows: concurrent refreshes are then not serialised
+    fcntl = None
+
+# Refresh a little before the stored expiry, in case this machine's clock runs behind the server's.
+CLOCK_SKEW = timedelta(seconds=60)
+Metadata = list[tuple[str, str]]
+
+
+def config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "fittrack"
+
+
+def session_path() -> Path:
+    return config_dir() / "session.json"
+
+
+@dataclass
+class Session:
+    server: str
+    username: str
+    user_id: str
+    access_token: str
+    access_token_expires_at: str
+    refresh_token: str
+    refresh_token_expires_at: str
+    password_expires_at: str = ""
+    # How the server was reached at login (TLS and the files to use), so later commands need not repeat it.
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+    @classmethod
+    def from_login(
+        cls, server: str, username: str, login: account_pb2.LoginResponse, security: Security = PLAINTEXT
+    ) -> Session:
+        return cls(
+            server=server,
+            username=username,
+            tls=security.tls,
+            ca_file=_absolute(security.ca_file),
+            cert_file=_absolute(security.cert_file),
+            key_file=_absolute(security.key_file),
+            user_id=login.user_id,
+            access_token=login.access_token,
+            access_token_expires_at=_iso(login.access_token_expires_at),
+            refresh_token=login.refresh_token,
+            refresh_token_expires_at=_iso(login.refresh_token_expires_at),
+            password_expires_at=_iso(login.password_expires_at) if login.HasField("password_expires_at") else "",
+        )
+
+    def access_token_expired(self) -> bool:
+        return datetime.now(UTC) + CLOCK_SKEW >= datetime.fromisoformat(self.access_token_expires_at)
+
+    @property
+    def metadata(self) -> Metadata:
+        return [("authorization", f"Bearer {self.access_token}")]
+
+    @property
+    def security(self) -> Security:
+        return Security(self.tls, self.ca_file, self.cert_file, self.key_file)
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).resolve()) if path else ""
+
+
+def _iso(stamp) -> str:
+    return stamp.ToDatetime(tzinfo=UTC).isoformat()
+
+
+def load_session() -> Session | None:
+    try:
+        data = json.loads(session_path().read_text())
+        return Session(**data)
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as error:
+        raise CliError(
+            f"the session file {session_path()} is damaged ({error})", EXIT_USAGE, "run `fittrack login` again"
+        ) from None
+    except OSError as error:
+        raise CliError(f"cannot read the session file {session_path()}: {error.strerror}") from None
+
+
+def check_writable() -> None:
+    """Fail before logging in, not after, when the session could not be kept: a login whose tokens
+    cannot be stored would leave a session on the server that nobody can end."""
+    try:
+        _make_config_dir()
+        with tempfile.TemporaryFile(dir=config_dir()):
+            pass
+    except OSError as error:
+        raise _unwritable(error) from None
+
+
+def save_session(session: Session) -> Path:
+    """Write the session so that only this user can read it, replacing the old one in one step."""
+    try:
+        _make_config_dir()
+        # mkstemp creates the file with mode 0600, so the tokens are never readable by others, not even briefly.
+        descriptor, temporary = tempfile.mkstemp(dir=config_dir(), prefix=".session-", suffix=".json")
+    except OSError as error:
+        raise _unwritable(error) from None
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            json.dump(asdict(session), file, indent=2)
+        os.replace(temporary, session_path())
+    except BaseException as error:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise _unwritable(error) from None
+        raise
+    return session_path()
+
+
+def remove_session() -> None:
+    with contextlib.suppress(FileNotFoundError):
+        session_path().unlink()
+
+
+def _make_config_dir() -> None:
+    directory = config_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)
+
+
+def _unwritable(error: OSError) -> CliError:
+    return CliError(
+        f"cannot write the session to {config_dir()}: {error.strerror}",
+        hint="make that directory writable, or point $XDG_CONFIG_HOME at one that is",
+    )
+
+
+@contextlib.contextmanager
+def session_lock() -> Iterator[None]:
+    """Serialise refreshes across fittrack processes: refresh tokens work once, and the server
+    ends the whole session when a used one comes back, so two scripts must not race with the same token."""
+    if fcntl is None:
+        yield
+        return
+    try:
+        _make_config_dir()
+        lock = open(config_dir() / "session.lock", "a")  # noqa: SIM115 - held across the yield
+    except OSError as error:
+        raise _unwritable(error) from None
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -1,0 +1,156 @@
+"""Everything the CLI shows: tables, lines, sparklines, progress and errors, through Rich.
+
+stdout carries results (or JSON with --json, and nothing else); stderr carries progress, notes, warnings
+and errors, so `fittrack report download -o - > file` and `| jq` stay clean. Colour only on a terminal,
+never when NO_COLOR is set (Rich reads NO_COLOR and FORCE_COLOR itself).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+SPARK_BARS = "▁▂▃▄▅▆▇█"
+# Piped output is read by programs and people's scrollback, not wrapped to an 80-column guess.
+PIPE_WIDTH = 1000
+
+
+class Terminal:
+    """The two streams, each a Rich console; user-supplied text is never read as Rich markup."""
+
+    def __init__(self, stdout=None, stderr=None) -> None:
+        self.out = Console(file=stdout or sys.stdout, highlight=False, markup=False, emoji=False)
+        self.err = Console(file=stderr or sys.stderr, highlight=False, markup=False, emoji=False)
+        for console in (self.out, self.err):
+            if not console.is_terminal:
+                console.width = PIPE_WIDTH
+
+    # --- results, on stdout ---
+
+    def line(self, text: str | Text = "", style: str | None = None) -> None:
+        self.out.print(text, style=style, soft_wrap=True)
+
+    def table(self, columns: Sequence[str], rows: Iterable[Sequence[str | Text]], right: Sequence[int] = ()) -> None:
+        """Aligned columns under a dim header, as gh prints lists; `right` names the numeric columns."""
+        table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold", padding=(0, 2, 0, 0))
+        for index, column in enumerate(columns):
+            table.add_column(column, justify="right" if index in right else "left", no_wrap=True)
+        for row in rows:
+            table.add_row(*row)
+        self.out.print(table)
+
+    def fields(self, rows: Iterable[tuple[str, str]]) -> None:
+        """label: value pairs, the values aligned."""
+        table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        for label, value in rows:
+            table.add_row(label, value or "-")
+        self.out.print(table)
+
+    def json(self, value: Message | dict | list) -> None:
+        # Plain print, not Rich: JSON must never be wrapped or coloured.
+        print(json.dumps(message_dict(value) if isinstance(value, Message) else value, indent=2, ensure_ascii=False))
+
+    def json_line(self, value: Message | dict) -> None:
+        shown = message_dict(value) if isinstance(value, Message) else value
+        print(json.dumps(shown, ensure_ascii=False), flush=True)
+
+    # --- everything else, on stderr ---
+
+    def note(self, text: str) -> None:
+        self.err.print(text, style="dim", soft_wrap=True)
+
+    def warning(self, text: str) -> None:
+        self.err.print(Text.assemble(("warning: ", "yellow bold"), text), soft_wrap=True)
+
+    def error(self, message: str, hints: Sequence[str] = ()) -> None:
+        self.err.print(Text.assemble(("error: ", "red bold"), message), soft_wrap=True)
+        for hint in hints:
+            self.err.print(Text.assemble(("hint: ", "cyan"), hint), soft_wrap=True)
+
+    def progress(self, description: str, total: int) -> Transfer:
+        return Transfer(self.err, description, total)
+
+
+class Transfer:
+    """Bytes received, as a bar with rate and time left on a terminal, else one summary line at the end."""
+
+    def __init__(self, console: Console, description: str, total: int) -> None:
+        self.console = console
+        self.description = description
+        self.total = total
+        self.done = 0
+        self._bar: Progress | None = None
+        if console.is_terminal:
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=False,
+            )
+            self._task = self._bar.add_task(description, total=total)
+            self._bar.start()
+
+    def update(self, done: int) -> None:
+        self.done = done
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()  # leaves the finished bar and a newline behind
+            return
+        share = self.done / self.total if self.total else 1.0
+        self.console.print(f"{self.description}: received {self.done:,} of {self.total:,} bytes ({share:.0%})")
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    return json_format.MessageToDict(
+        message,
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=True,
+        # Counts are uint64 on the wire; scripts want numbers, not the strings proto3 JSON allows for them.
+        unquote_int64_if_possible=True,
+    )
+
+
+def sparkline(values: Sequence[float | None], floor: float | None = None) -> str:
+    """One bar per value, scaled from `floor` (default: the smallest value) to the largest.
+
+    A day without data is a `·`, so it never reads as a zero."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return "·" * len(values)
+    low = min(present) if floor is None else floor
+    span = max(present) - low
+    bars = []
+    for value in values:
+        if value is None:
+            bars.append("·")
+        elif span <= 0:
+            bars.append(SPARK_BARS[-1] if value > 0 else SPARK_BARS[0])
+        else:
+            bars.append(SPARK_BARS[min(len(SPARK_BARS) - 1, int((value - low) / span * len(SPARK_BARS)))])
+    return "".join(bars)

@@ -1,0 +1,160 @@
+"""The words the CLI uses and accepts: metric names, periods, dates, amounts.
+
+One vocabulary everywhere: metrics are `steps`, `calories`, `distance`, `active_minutes` and `heart_rate`,
+the names the report CSV uses for its columns too. What a person would type instead (`heart-rate`,
+`Active Minutes`, `calories_kcal`, `HEART_RATE`) is accepted and read as the same metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import math
+from datetime import date, timedelta
+
+from generated.fittrack.v1 import account_pb2, common_pb2
+
+
+class Metric(enum.Enum):
+    """A metric as the CLI names it: its wire kind, unit, how a person reads its amounts, its per-minute limits."""
+
+    STEPS = "steps", common_pb2.METRIC_KIND_STEPS, "steps", 0, (0, 1000)
+    CALORIES = "calories", common_pb2.METRIC_KIND_CALORIES_BURNED, "kcal", 0, (0, 100)
+    # Distance is stored in metres; people read it in kilometres.
+    DISTANCE = "distance", common_pb2.METRIC_KIND_DISTANCE, "km", 2, (0, 1500)
+    ACTIVE_MINUTES = "active_minutes", common_pb2.METRIC_KIND_ACTIVE_MINUTES, "min", 0, (0, 1)
+    HEART_RATE = "heart_rate", common_pb2.METRIC_KIND_HEART_RATE, "bpm", 0, (20, 250)
+
+    def __init__(self, key: str, kind: int, unit: str, decimals: int, per_minute: tuple[float, float]) -> None:
+        self.key = key
+        self.kind = kind
+        self.unit = unit
+        self.decimals = decimals
+        self.per_minute = per_minute
+
+    @property
+    def averaged(self) -> bool:
+        """Heart rate is averaged over a day; the others are summed."""
+        return self is Metric.HEART_RATE
+
+    @property
+    def goal_allowed(self) -> bool:
+        return self is not Metric.HEART_RATE
+
+    def shown(self, stored: float) -> float:
+        """A stored amount in the unit people read it in."""
+        return stored / 1000 if self is Metric.DISTANCE else stored
+
+    def stored(self, shown: float) -> float:
+        return shown * 1000 if self is Metric.DISTANCE else shown
+
+    def amount(self, stored: float, unit: bool = True) -> str:
+        """12,345 steps; 8.42 km; 2,295 kcal: whole where fractions mean nothing to a person."""
+        text = f"{self.shown(stored):,.{self.decimals}f}"
+        return f"{text} {self.unit}" if unit else text
+
+    @classmethod
+    def of_kind(cls, kind: int) -> Metric | None:
+        return next((metric for metric in cls if metric.kind == kind), None)
+
+    @classmethod
+    def parse(cls, text: str) -> Metric:
+        metric = _ALIASES.get(_normalised(text))
+        if metric is None:
+            raise argparse.ArgumentTypeError(f"unknown metric {text!r}; use one of {', '.join(m.key for m in cls)}")
+        return metric
+
+    @classmethod
+    def parse_goal(cls, text: str) -> Metric:
+        metric = cls.parse(text)
+        if not metric.goal_allowed:
+            names = ", ".join(m.key for m in cls if m.goal_allowed)
+            raise argparse.ArgumentTypeError(f"goals are for {names}; heart rate has no target")
+        return metric
+
+
+def _normalised(text: str) -> str:
+    return "_".join(text.strip().lower().replace("-", " ").replace("_", " ").split())
+
+
+_ALIASES = {metric.key: metric for metric in Metric} | {
+    "calories_burned": Metric.CALORIES,
+    "calories_kcal": Metric.CALORIES,
+    "kcal": Metric.CALORIES,
+    "distance_m": Metric.DISTANCE,
+    "distance_km": Metric.DISTANCE,
+    "active_min": Metric.ACTIVE_MINUTES,
+    "heart_rate_bpm": Metric.HEART_RATE,
+    "heartrate": Metric.HEART_RATE,
+    "hr": Metric.HEART_RATE,
+}
+
+PERIODS = {"daily": common_pb2.GOAL_PERIOD_DAILY, "weekly": common_pb2.GOAL_PERIOD_WEEKLY}
+PERIOD_NAMES = {kind: name for name, kind in PERIODS.items()}
+SEXES = {"female": account_pb2.SEX_FEMALE, "male": account_pb2.SEX_MALE, "other": account_pb2.SEX_OTHER}
+SEX_NAMES = {kind: name for name, kind in SEXES.items()}
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """`1 batch`, `2 batches`, `1,000 readings`."""
+    word = singular if count == 1 else plural_form or _plural(singular)
+    return f"{count:,} {word}"
+
+
+def _plural(word: str) -> str:
+    if word.endswith(("s", "sh", "ch", "x")):
+        return word + "es"
+    if word.endswith("y") and word[-2:-1] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+def number(value: float) -> str:
+    """A number as a person writes it: 1,400,001; 2,294.5; never 1.4e+06."""
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+# --- argument types: each says what it expects when the text is not that ---
+
+
+def day(text: str, today: date | None = None) -> date:
+    """An ISO date, or `today` / `yesterday` (this machine's calendar)."""
+    word = text.strip().lower()
+    today = today or date.today()
+    if word == "today":
+        return today
+    if word == "yesterday":
+        return today - timedelta(days=1)
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; give YYYY-MM-DD, today or yesterday") from None
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is too small; give 1 or more")
+    return value
+
+
+def positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a number above 0")
+    return value
+
+
+def batch_size(text: str) -> int:
+    value = positive_int(text)
+    if value > 1000:
+        raise argparse.ArgumentTypeError("a batch holds 1 to 1000 readings")
+    return value
