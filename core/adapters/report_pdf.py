@@ -1,34 +1,38 @@
-"""The PDF download: a one-page A4 summary with bar charts, drawn with matplotlib.
+"""The PDF download: a one-page A4 summary with a chart per metric, drawn with matplotlib.
 
 Only matplotlib's object API is used (a Figure and the PDF backend's canvas,
 no pyplot): nothing global is configured and no display is needed, so it runs
 in the server's worker threads. matplotlib is imported on the first render,
 so servers and clients that never render one do not pay for the import.
+The charts themselves are drawn by core.adapters.report_charts.
 """
 
 from __future__ import annotations
 
 import io
 import threading
-from datetime import date, datetime, time
+from datetime import date
 
+from core.adapters.report_charts import TITLES, chart_key, display_scale, display_unit, draw_chart
 from core.domain.metrics import MetricKind
-from core.domain.reports import Chart, RangeFigures, RangeReport
+from core.domain.reports import RangeFigures, RangeReport
 from core.ports import ReportRenderer
 
 A4_INCHES = (8.27, 11.69)
-BAR_COLOR = "#3b7dd8"
-PARTIAL_COLOR = "#a9c4ec"  # weeks the range cuts: not comparable with the weekly goal
-GOAL_COLOR = "#d9480f"
-TITLES = {
-    MetricKind.STEPS: "Steps",
-    MetricKind.CALORIES_BURNED: "Calories burned",
-    MetricKind.DISTANCE: "Distance",
-    MetricKind.ACTIVE_MINUTES: "Active minutes",
-    MetricKind.HEART_RATE: "Heart rate",
-}
+LEFT, RIGHT = 0.08, 0.97  # the page's margins, as fractions of its width
+HEADER_COLOR = "#e8eef8"
+RULE_COLOR = "#c3cad6"
+STRIPE_COLOR = "#f5f7fa"
 TABLE_COLUMNS = ("Metric", "Total", "Daily average", "Best day", "Days\nwith data", "Daily goal", "Days\ngoal met")
-TABLE_WIDTHS = (0.15, 0.17, 0.14, 0.2, 0.11, 0.11, 0.12)
+TABLE_WIDTHS = (0.15, 0.15, 0.14, 0.21, 0.1, 0.13, 0.12)
+# Where each metric's chart goes on a grid of three rows and two columns: steps across the page.
+CHART_CELLS = {
+    MetricKind.STEPS: (0, slice(0, 2)),
+    MetricKind.DISTANCE: (1, 0),
+    MetricKind.CALORIES_BURNED: (1, 1),
+    MetricKind.ACTIVE_MINUTES: (2, 0),
+    MetricKind.HEART_RATE: (2, 1),
+}
 
 
 class MatplotlibReportRenderer(ReportRenderer):
@@ -47,21 +51,8 @@ class MatplotlibReportRenderer(ReportRenderer):
 
 
 def _render(report: RangeReport) -> bytes:
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=A4_INCHES)
-    grid = figure.add_gridspec(3, 1, height_ratios=(0.7, 1.6, 1.6), left=0.1, right=0.95, top=0.9, bottom=0.05)
-    grid.update(hspace=0.35)
-    # parse_math=False: the title is plain text, never mathtext.
-    title = f"Fittrack report: {report.username}"
-    figure.text(0.5, 0.965, title, ha="center", fontsize=16, weight="bold", parse_math=False)
-    span = f"{_long_date(report.start)} to {_long_date(report.end)} ({report.days:,} days)"
-    figure.text(0.5, 0.94, span, ha="center", fontsize=11)
-    _summary_table(figure.add_subplot(grid[0]), report)
-    for position, chart in enumerate(report.charts, start=1):
-        _bar_chart(figure.add_subplot(grid[position]), chart)
     out = io.BytesIO()
-    figure.savefig(
+    report_figure(report).savefig(
         out,
         format="pdf",
         # No creation date, so the same figures make the same bytes.
@@ -70,77 +61,121 @@ def _render(report: RangeReport) -> bytes:
     return out.getvalue()
 
 
+def report_figure(report: RangeReport):
+    """The page as a matplotlib Figure, before it is saved: what tests inspect."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=A4_INCHES)
+    # parse_math=False: the name is the user's text, never mathtext.
+    title = f"Fittrack report: {report.name}"
+    figure.text(0.5, 0.966, title, ha="center", fontsize=16, weight="bold", parse_math=False, gid="title")
+    span = f"{_long_date(report.start)} to {_long_date(report.end)} ({_days(report.days)})"
+    figure.text(0.5, 0.945, span, ha="center", fontsize=10.5, gid="range")
+    figure.text(0.5, 0.929, _charts_line(report), ha="center", fontsize=8.5, color="#555555", gid="charts-span")
+    _summary_table(figure.add_axes((LEFT, 0.735, RIGHT - LEFT, 0.16)), report)
+    key = chart_key(report.charts)
+    if key:
+        figure.legend(
+            handles=key,
+            loc="center",
+            bbox_to_anchor=(0.5, 0.697),
+            ncols=len(key),
+            fontsize=8,
+            frameon=False,
+            handlelength=1.4,
+            columnspacing=1.6,
+        )
+    grid = figure.add_gridspec(3, 2, left=LEFT, right=RIGHT, top=0.655, bottom=0.035, hspace=0.42, wspace=0.2)
+    span_days = (report.chart_start or report.start, report.chart_end or report.end)
+    for chart in report.charts:
+        row, column = CHART_CELLS[chart.metric]
+        draw_chart(figure.add_subplot(grid[row, column]), chart, span_days)
+    return figure
+
+
+def _charts_line(report: RangeReport) -> str:
+    """What the charts cover: the span with data, when that is less than the range."""
+    if not any(figures.days_with_data for figures in report.figures):
+        return "No readings in this range"
+    per = "a bar per day" if report.charts[0].bar_days == 1 else "a bar per week (Monday to Sunday)"
+    start, end = report.chart_start or report.start, report.chart_end or report.end
+    if (start, end) == (report.start, report.end):
+        return f"Charts: {per}"
+    return f"Charts: {_short_span(start, end)}, the part of the range with data; {per}"
+
+
 def _summary_table(axes, report: RangeReport) -> None:
+    from matplotlib.table import Table
+
     axes.axis("off")
+    # The summary is over the whole range even when the charts are not (see _charts_line).
+    whole = f"all {_days(report.days)}" if report.days > 1 else "the day"
+    axes.set_title(f"Summary of {whole}", loc="left", fontsize=11, weight="bold", pad=4)
     rows = [_table_row(figures, report.days) for figures in report.figures]
-    table = axes.table(
-        cellText=rows, colLabels=TABLE_COLUMNS, colWidths=TABLE_WIDTHS, loc="upper center", cellLoc="center"
-    )
+    table = Table(axes, bbox=(0, 0, 1, 1))
+    height = 1 / (len(rows) + 1.5)  # the header is one and a half rows: its labels take two lines
+    for column, (label, width) in enumerate(zip(TABLE_COLUMNS, TABLE_WIDTHS, strict=True)):
+        cell = table.add_cell(0, column, width, height * 1.5, text=label, loc=_align(column), facecolor=HEADER_COLOR)
+        cell.set_text_props(weight="bold")
+    for row, cells in enumerate(rows, start=1):
+        fill = STRIPE_COLOR if row % 2 == 0 else "white"
+        for column, (text, width) in enumerate(zip(cells, TABLE_WIDTHS, strict=True)):
+            table.add_cell(row, column, width, height, text=text, loc=_align(column), facecolor=fill)
+    for cell in table.get_celld().values():
+        cell.visible_edges = "B"  # rules between rows only, as a printed table has
+        cell.set_edgecolor(RULE_COLOR)
+        cell.set_linewidth(0.6)
+        cell.PAD = 0.04
+        cell.get_text().set_parse_math(False)
     table.auto_set_font_size(False)
     table.set_fontsize(8)
-    table.scale(1.0, 1.45)
-    for (row, _), cell in table.get_celld().items():
-        if row == 0:
-            cell.set_height(cell.get_height() * 1.7)
-            cell.set_text_props(weight="bold")
-            cell.set_facecolor("#e8eef8")
-    axes.set_title("Summary", loc="left", fontsize=12)
+    axes.add_table(table)
+
+
+def _align(column: int) -> str:
+    return "left" if column in (0, 3) else "right"
 
 
 def _table_row(figures: RangeFigures, days: int) -> list[str]:
     metric = figures.metric
-    unit = metric.unit
     has_data = figures.days_with_data > 0
-    total = "" if metric is MetricKind.HEART_RATE or not has_data else f"{_number(figures.total)} {unit}"
-    average = f"{_number(figures.average)} {unit}" if has_data else ""
-    best = f"{figures.best_day} ({_number(figures.best_value)})" if figures.best_day else ""
-    goal = _number(figures.daily_goal_target) if figures.daily_goal_target else ""
+    total = "" if metric is MetricKind.HEART_RATE or not has_data else _amount(metric, figures.total)
+    average = _amount(metric, figures.average) if has_data else ""
+    best = f"{_short_date(figures.best_day)}: {_amount(metric, figures.best_value)}" if figures.best_day else ""
+    goal = _amount(metric, figures.daily_goal_target) if figures.daily_goal_target else ""
     met = f"{figures.days_goal_met:,} of {days:,}" if figures.daily_goal_target else ""
     cells = [total, average, best, f"{figures.days_with_data:,}", goal, met]
     return [TITLES[metric], *(cell or "–" for cell in cells)]
 
 
-def _bar_chart(axes, chart: Chart) -> None:
-    from matplotlib import dates, ticker
-    from matplotlib.collections import PolyCollection
-    from matplotlib.patches import Patch
-
-    positions = dates.date2num([datetime.combine(bar.start, time()) for bar in chart.bars])
-    # All bars as one collection of rectangles rather than a patch each (axes.bar): ten years
-    # of weekly bars draw in a fraction of the time. A bar is a little narrower than its span.
-    rectangles = []
-    for x, bar in zip(positions, chart.bars, strict=True):
-        if bar.value > 0:  # a day or week without data is a gap
-            right = x + (bar.days * 0.85 if chart.bar_days == 1 else bar.days - 0.8)
-            rectangles.append(((x, 0), (x, bar.value), (right, bar.value), (right, 0)))
-    colors = [BAR_COLOR if bar.whole else PARTIAL_COLOR for bar in chart.bars if bar.value > 0]
-    axes.add_collection(PolyCollection(rectangles, facecolors=colors, linewidths=0), autolim=False)
-    legend = []
-    if chart.goal:
-        legend.append(axes.axhline(chart.goal, color=GOAL_COLOR, linestyle="--", linewidth=1.2, label=chart.goal_label))
-    if not all(bar.whole for bar in chart.bars):
-        legend.append(Patch(color=PARTIAL_COLOR, label="week only partly in the range"))
-    if legend:
-        axes.legend(handles=legend, loc="upper right", fontsize=8, frameon=False)
-    per = "day" if chart.bar_days == 1 else "week (Monday to Sunday)"
-    axes.set_title(f"{TITLES[chart.metric]} per {per}", loc="left", fontsize=12)
-    axes.set_ylabel(chart.metric.unit)
-    axes.set_ylim(bottom=0, top=max([chart.goal, *(bar.value for bar in chart.bars)]) * 1.12 or 1)
-    if chart.bars:
-        last = chart.bars[-1]
-        axes.set_xlim(positions[0] - 0.5, positions[-1] + last.days + 0.5)
-    locator = dates.AutoDateLocator(minticks=4, maxticks=10)
-    axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(dates.ConciseDateFormatter(locator))
-    axes.yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
-    axes.spines[["top", "right"]].set_visible(False)
-    axes.grid(axis="y", color="#dddddd", linewidth=0.6)
-    axes.set_axisbelow(True)
+def _amount(metric: MetricKind, value: float) -> str:
+    """A figure in the unit the page shows it in: kilometres with two decimals (one from 100 km)."""
+    shown = value * display_scale(metric)
+    if metric is MetricKind.DISTANCE:
+        return f"{shown:,.{2 if shown < 100 else 1}f} km"
+    return f"{_number(shown)} {display_unit(metric)}"
 
 
 def _number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:,.1f}"
 
 
+def _days(count: int) -> str:
+    return f"{count:,} day" if count == 1 else f"{count:,} days"
+
+
 def _long_date(day: date) -> str:
     return f"{day.day} {day:%B %Y}"
+
+
+def _short_date(day: date) -> str:
+    return f"{day.day} {day:%b %Y}"
+
+
+def _short_span(start: date, end: date) -> str:
+    """10 to 24 November 2026; 28 October to 3 November 2026; 30 December 2025 to 2 January 2026."""
+    if start.year != end.year:
+        return f"{_long_date(start)} to {_long_date(end)}"
+    if start.month != end.month:
+        return f"{start.day} {start:%B} to {_long_date(end)}"
+    return f"{start.day} to {_long_date(end)}"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import enum
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from core.domain.aggregation import DaySummary, days_between, summarize_range
+from core.domain.aggregation import DaySummary, RangeSummary, days_between, summarize_range
 from core.domain.calendar import month_of, week_of
 from core.domain.errors import InvalidArgument
 from core.domain.goals import Goal, GoalPeriod
@@ -18,7 +18,6 @@ from core.domain.metrics import MetricKind
 MAX_DOWNLOAD_DAYS = 3660
 # Up to about three months a chart has a bar per day; longer ranges get a bar per week.
 DAILY_BARS_UP_TO_DAYS = 92
-CHART_METRICS = (MetricKind.STEPS, MetricKind.CALORIES_BURNED)
 
 
 class ReportFormat(enum.IntEnum):
@@ -168,6 +167,10 @@ def _cell(value: float) -> str:
 
 # --- the PDF's figures: what the renderer draws, computed here so it stays testable without it ---
 
+# A chart spans the days with data; a span shorter than this is widened inside the range, so a day
+# or two of data is not drawn as a bar as wide as the page.
+MIN_CHART_DAYS = 7
+
 
 @dataclass(frozen=True)
 class RangeFigures:
@@ -187,8 +190,11 @@ class RangeFigures:
 class ChartBar:
     start: date  # first day of the bar inside the range
     days: int  # days of the range the bar covers: 1 for a day, up to 7 for a week cut by the range
-    value: float  # the sum of those days; 0 when none has data
+    value: float  # the sum of those days (heart rate: their mean bpm); 0 when none has data
     whole: bool  # False for a week the range cuts, so its bar is not read against the weekly goal
+    goal_met: bool = False  # a whole bar that reached the chart's goal
+    low: float = 0.0  # heart rate: the lowest minute of those days (0 for other metrics)
+    high: float = 0.0  # heart rate: the highest minute
 
 
 @dataclass(frozen=True)
@@ -199,6 +205,10 @@ class Chart:
     goal: float  # the goal of one bar, drawn as a horizontal line; 0 for none
     goal_label: str  # what the line is: "daily goal", "weekly goal" or "daily goal × 7"
 
+    @property
+    def has_data(self) -> bool:
+        return any(bar.value > 0 for bar in self.bars)
+
 
 @dataclass(frozen=True)
 class RangeReport:
@@ -207,12 +217,25 @@ class RangeReport:
     username: str
     start: date
     end: date
-    figures: tuple[RangeFigures, ...]  # one per metric kind, in MetricKind order
-    charts: tuple[Chart, ...]  # steps and calories burned
+    figures: tuple[RangeFigures, ...]  # one per metric kind, in MetricKind order, over start..end
+    charts: tuple[Chart, ...]  # one per metric kind, in MetricKind order, over chart_start..chart_end
+    display_name: str = ""
+    # The days the charts span: from the first to the last day with data (see chart_span).
+    chart_start: date | None = None
+    chart_end: date | None = None
 
     @property
     def days(self) -> int:
         return (self.end - self.start).days + 1
+
+    @property
+    def name(self) -> str:
+        """Who the report is about, as the person chose to be called."""
+        return self.display_name or self.username
+
+    @property
+    def chart_days(self) -> int:
+        return (self.chart_end - self.chart_start).days + 1 if self.chart_start and self.chart_end else self.days
 
 
 def range_report(
@@ -221,12 +244,18 @@ def range_report(
     end: date,
     stored: Mapping[MetricKind, Sequence[DaySummary]],
     goals: Sequence[Goal],
+    display_name: str = "",
 ) -> RangeReport:
-    """The PDF's figures. Goals are the user's active ones; their current targets apply to every day."""
+    """The PDF's figures. Goals are the user's active ones; their current targets apply to every day.
+
+    The summary covers the whole range; the charts only the span with data, so ten years
+    asked for over a fortnight of data chart that fortnight rather than a sliver of it.
+    """
+    summaries = {metric: summarize_range(metric, start, end, stored.get(metric, ())) for metric in MetricKind}
+    chart_start, chart_end = chart_span(start, end, summaries.values())
     figures = []
     charts = []
-    for metric in MetricKind:
-        summary = summarize_range(metric, start, end, stored.get(metric, ()))
+    for metric, summary in summaries.items():
         daily_goal = _target(goals, metric, GoalPeriod.DAILY)
         with_data = [d for d in summary.days if d.has_data]
         best = max(with_data, key=lambda d: d.value, default=None)
@@ -242,37 +271,62 @@ def range_report(
                 daily_goal_target=daily_goal,
             )
         )
-        if metric in CHART_METRICS:
-            charts.append(
-                _chart(metric, start, end, summary.days, daily_goal, _target(goals, metric, GoalPeriod.WEEKLY))
-            )
-    return RangeReport(username, start, end, tuple(figures), tuple(charts))
+        charted = [d for d in summary.days if chart_start <= d.day <= chart_end]
+        charts.append(_chart(metric, charted, daily_goal, _target(goals, metric, GoalPeriod.WEEKLY)))
+    return RangeReport(
+        username, start, end, tuple(figures), tuple(charts), display_name.strip(), chart_start, chart_end
+    )
+
+
+def chart_span(start: date, end: date, summaries: Iterable[RangeSummary]) -> tuple[date, date]:
+    """The first to the last day with data of any metric, inside start..end; the whole range without data.
+
+    A span long enough for weekly bars is widened to whole weeks (inside the range), so its
+    first and last bars are read against the weekly goal like the others; a span shorter
+    than MIN_CHART_DAYS is widened to that many days (inside the range).
+    """
+    data_days = [d.day for summary in summaries for d in summary.days if d.has_data]
+    if not data_days:
+        return start, end
+    first, last = min(data_days), max(data_days)
+    if (last - first).days + 1 > DAILY_BARS_UP_TO_DAYS:
+        return max(start, week_of(first)[0]), min(end, week_of(last)[1])
+    if (last - first).days + 1 < MIN_CHART_DAYS:
+        last = min(end, first + timedelta(days=MIN_CHART_DAYS - 1))
+        first = max(start, last - timedelta(days=MIN_CHART_DAYS - 1))
+    return first, last
 
 
 def _target(goals: Sequence[Goal], metric: MetricKind, period: GoalPeriod) -> float:
     return next((g.target for g in goals if g.metric is metric and g.period is period and g.active), 0.0)
 
 
-def _chart(
-    metric: MetricKind,
-    start: date,
-    end: date,
-    days: Sequence[DaySummary],
-    daily_goal: float,
-    weekly_goal: float,
-) -> Chart:
-    if (end - start).days + 1 <= DAILY_BARS_UP_TO_DAYS:
-        bars = tuple(ChartBar(d.day, 1, d.value, True) for d in days)
+def _chart(metric: MetricKind, days: Sequence[DaySummary], daily_goal: float, weekly_goal: float) -> Chart:
+    """Bars of `days` (the chart's span): a bar a day up to DAILY_BARS_UP_TO_DAYS, else a bar a week."""
+    if len(days) <= DAILY_BARS_UP_TO_DAYS:
+        bars = tuple(_bar(metric, [d], True, daily_goal) for d in days)
         return Chart(metric, 1, bars, daily_goal, "daily goal" if daily_goal else "")
+    if weekly_goal:
+        goal, label = weekly_goal, "weekly goal"
+    elif daily_goal:
+        goal, label = daily_goal * 7, "daily goal × 7"
+    else:
+        goal, label = 0.0, ""
     weeks: dict[date, list[DaySummary]] = {}
     for day in days:
         weeks.setdefault(week_of(day.day)[0], []).append(day)
-    bars = tuple(
-        ChartBar(members[0].day, len(members), sum(d.value for d in members), len(members) == 7)
-        for members in weeks.values()
-    )
-    if weekly_goal:
-        return Chart(metric, 7, bars, weekly_goal, "weekly goal")
-    if daily_goal:
-        return Chart(metric, 7, bars, daily_goal * 7, "daily goal × 7")
-    return Chart(metric, 7, bars, 0.0, "")
+    bars = tuple(_bar(metric, members, len(members) == 7, goal) for members in weeks.values())
+    return Chart(metric, 7, bars, goal, label)
+
+
+def _bar(metric: MetricKind, days: Sequence[DaySummary], whole: bool, goal: float) -> ChartBar:
+    with_data = [d for d in days if d.has_data]
+    if not with_data:
+        return ChartBar(days[0].day, len(days), 0.0, whole)
+    if metric.is_cumulative:
+        value = sum(d.value for d in with_data)
+        return ChartBar(days[0].day, len(days), value, whole, bool(goal) and whole and value >= goal)
+    # Heart rate: the mean of every minute measured, and the extremes of those minutes.
+    mean = sum(d.value * d.minutes for d in with_data) / sum(d.minutes for d in with_data)
+    low, high = min(d.min for d in with_data), max(d.max for d in with_data)
+    return ChartBar(days[0].day, len(days), mean, whole, False, low, high)

@@ -79,7 +79,8 @@ class Reports:
             goals = uow.goals.list_for_user(principal.user_id)
         if user is None:
             raise Unauthenticated("this account no longer exists")
-        figures = range_report(user.username, start, end, self._stored(principal, start, end), goals)
+        stored = self._stored(principal, start, end)
+        figures = range_report(user.username, start, end, stored, goals, user.profile.display_name)
         content = self._renderer.render(figures)
         name = f"fittrack-{start}-{end}.{self._renderer.extension}"
         return ReportFile(name, self._renderer.content_type, content)

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from core.domain.accounts import ProfileChanges
 from core.domain.aggregation import DaySummary
 from core.domain.errors import InvalidArgument, Unavailable
 from core.domain.goals import GoalPeriod
@@ -396,7 +397,7 @@ def test_a_short_range_is_charted_a_bar_a_day_with_the_daily_goal_line(app, pdf_
     app.goals.create(alice, STEPS, GoalPeriod.DAILY, 10_000)
     app.goals.create(alice, STEPS, GoalPeriod.WEEKLY, 50_000)
     put(app, alice.user_id, STEPS, {d(2): 8_000, d(3): 9_000})
-    steps_chart, calories_chart = drawn(pdf_reports, renderer, alice, d(1), d(4)).charts
+    steps_chart, calories_chart, *_ = drawn(pdf_reports, renderer, alice, d(1), d(4)).charts
     assert (steps_chart.metric, steps_chart.bar_days) == (STEPS, 1)
     assert [(bar.start, bar.value) for bar in steps_chart.bars] == [(d(1), 0), (d(2), 8_000), (d(3), 9_000), (d(4), 0)]
     assert (steps_chart.goal, steps_chart.goal_label) == (10_000, "daily goal")
@@ -469,3 +470,96 @@ def test_the_matplotlib_renderer_draws_a_pdf_the_same_way_every_time(app, alice)
     assert first.filename == "fittrack-2026-06-01-2027-07-05.pdf"
     assert first.content.startswith(b"%PDF-") and first.content.rstrip().endswith(b"%%EOF")
     assert first.content == again.content
+
+
+def test_a_pdf_names_the_person_by_their_display_name_or_else_their_username(app, pdf_reports, renderer, alice):
+    assert drawn(pdf_reports, renderer, alice, d(1), d(7)).name == "alice"
+    app.accounts.update_profile(alice, ProfileChanges(display_name="Alice Martin"))
+    report = drawn(pdf_reports, renderer, alice, d(1), d(7))
+    assert (report.name, report.username) == ("Alice Martin", "alice")
+
+
+def test_every_metric_is_charted_heart_rate_and_distance_included(pdf_reports, renderer, alice):
+    report = drawn(pdf_reports, renderer, alice, d(1), d(7))
+    assert [chart.metric for chart in report.charts] == list(MetricKind)
+
+
+def test_charts_span_the_days_with_data_while_the_summary_covers_the_whole_range(app, pdf_reports, renderer, alice):
+    """Ten years asked for over 15 days of data: the charts are those 15 days, a bar each."""
+    app.goals.create(alice, STEPS, GoalPeriod.DAILY, 10_000)
+    data = {d(10, 5) + timedelta(days=n): 9_000 + 200 * n for n in range(15)}
+    put(app, alice.user_id, STEPS, data)
+    put(app, alice.user_id, HEART, {d(12, 5): 70})
+    report = drawn(pdf_reports, renderer, alice, date(2016, 6, 1), date(2026, 5, 31))
+    assert (report.chart_start, report.chart_end, report.chart_days) == (d(10, 5), d(24, 5), 15)
+    steps_chart = report.charts[0]
+    assert steps_chart.bar_days == 1
+    assert [bar.start for bar in steps_chart.bars] == sorted(data)
+    assert all(chart.bars[0].start == d(10, 5) and len(chart.bars) == 15 for chart in report.charts)
+    # The summary still covers the whole range: its days and every day with data.
+    assert report.days == 3652
+    assert (report.figures[0].days_with_data, report.figures[0].days_goal_met) == (15, 10)
+
+
+def test_a_span_of_data_longer_than_92_days_is_charted_in_whole_weeks_inside_the_range(
+    app, pdf_reports, renderer, alice
+):
+    # Data from Wednesday 3 June to Thursday 3 September 2026 (93 days) of a two-year range.
+    put(app, alice.user_id, DISTANCE, {d(3): 1_000, date(2026, 9, 3): 2_000})
+    report = drawn(pdf_reports, renderer, alice, date(2025, 1, 1), date(2026, 12, 31))
+    assert (report.chart_start, report.chart_end) == (d(1), date(2026, 9, 6))  # Monday to Sunday
+    chart = report.charts[2]
+    assert (chart.metric, chart.bar_days, len(chart.bars)) == (DISTANCE, 7, 14)
+    assert all(bar.whole for bar in chart.bars)
+
+
+def test_a_span_shorter_than_a_week_is_widened_to_a_week_inside_the_range(app, pdf_reports, renderer, alice):
+    put(app, alice.user_id, STEPS, {d(28): 5_000})
+    report = drawn(pdf_reports, renderer, alice, d(1), d(30))
+    assert (report.chart_start, report.chart_end) == (d(24), d(30))
+    assert len(report.charts[0].bars) == 7
+
+
+def test_without_any_data_the_charts_span_the_whole_range(pdf_reports, renderer, alice):
+    report = drawn(pdf_reports, renderer, alice, d(1), d(30))
+    assert (report.chart_start, report.chart_end) == (d(1), d(30))
+    assert not any(chart.has_data for chart in report.charts)
+
+
+def test_days_that_met_the_daily_goal_are_marked_on_the_chart(app, pdf_reports, renderer, alice):
+    app.goals.create(alice, STEPS, GoalPeriod.DAILY, 10_000)
+    put(app, alice.user_id, STEPS, {d(1): 12_000, d(2): 8_000, d(3): 10_000, d(7): 9_999})
+    chart = drawn(pdf_reports, renderer, alice, d(1), d(7)).charts[0]
+    assert [(bar.start.day, bar.goal_met) for bar in chart.bars] == [
+        (1, True),
+        (2, False),
+        (3, True),
+        (4, False),
+        (5, False),
+        (6, False),
+        (7, False),
+    ]
+    calories = drawn(pdf_reports, renderer, alice, d(1), d(7)).charts[1]
+    assert not any(bar.goal_met for bar in calories.bars)  # no goal, nothing met
+
+
+def test_a_week_counts_as_met_only_when_whole_and_at_the_weekly_goal(app, pdf_reports, renderer, alice):
+    app.goals.create(alice, STEPS, GoalPeriod.WEEKLY, 20_000)
+    # Range Wednesday 3 June to Thursday 3 September: the first and last weeks are cut by it.
+    put(app, alice.user_id, STEPS, {d(3): 30_000, d(8): 20_000, d(15): 19_999, date(2026, 9, 3): 30_000})
+    chart = drawn(pdf_reports, renderer, alice, d(3), date(2026, 9, 3)).charts[0]
+    assert [bar.goal_met for bar in chart.bars[:3]] == [False, True, False]
+    assert (chart.bars[-1].whole, chart.bars[-1].goal_met) == (False, False)
+
+
+def test_the_heart_rate_chart_has_each_days_average_and_range_and_each_weeks_over_its_minutes(
+    app, pdf_reports, renderer, alice
+):
+    app.store.put_days(alice.user_id, HEART, DaySummary(d(1), 60, 50, 120, 600), DaySummary(d(2), 90, 55, 170, 200))
+    daily = drawn(pdf_reports, renderer, alice, d(1), d(7)).charts[4]
+    assert (daily.metric, daily.goal) == (HEART, 0)
+    assert [(bar.value, bar.low, bar.high) for bar in daily.bars[:3]] == [(60, 50, 120), (90, 55, 170), (0, 0, 0)]
+    app.store.put_days(alice.user_id, HEART, DaySummary(d(30, 9), 70, 60, 80, 100))
+    weekly = drawn(pdf_reports, renderer, alice, d(1), d(30, 9)).charts[4]
+    assert weekly.bar_days == 7
+    assert weekly.bars[0] == ChartBar(d(1), 7, pytest.approx(67.5), True, False, 50, 170)
