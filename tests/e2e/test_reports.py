@@ -10,13 +10,14 @@ from zoneinfo import ZoneInfo
 import grpc
 from google.type.date_pb2 import Date
 
-from generated.fittrack.v1 import common_pb2, goal_pb2, report_pb2
+from generated.fittrack.v1 import account_pb2, common_pb2, goal_pb2, report_pb2
 from tests.support import batch, eventually, reading, rpc_error, upload
 
 Code = grpc.StatusCode
 STEPS = common_pb2.METRIC_KIND_STEPS
 CALORIES = common_pb2.METRIC_KIND_CALORIES_BURNED
 DISTANCE = common_pb2.METRIC_KIND_DISTANCE
+HEART_RATE = common_pb2.METRIC_KIND_HEART_RATE
 CSV, PDF = report_pb2.REPORT_FORMAT_CSV, report_pb2.REPORT_FORMAT_PDF
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -217,6 +218,42 @@ def test_a_downloaded_pdf_announces_its_size_and_renders_to_an_image(stubs, alic
     assert width > 100 and height > 100
     assert abs(width - 413) <= 2 and abs(height - 584) <= 2  # A4 portrait at 50 dpi
     assert len(page) > 5_000  # a page with a table and charts, not a blank one
+
+
+def test_a_downloaded_pdf_names_the_person_shows_km_and_charts_only_the_days_with_data(stubs, alice, clock, tmp_path):
+    """Ten years over two days of data: the page's text, read back with pdftotext."""
+    stubs.accounts.UpdateProfile(
+        account_pb2.UpdateProfileRequest(profile=account_pb2.ProfileFields(display_name="Alice Martin")),
+        metadata=alice.auth,
+    )
+    stubs.goals.CreateGoal(
+        goal_pb2.CreateGoalRequest(metric=STEPS, period=common_pb2.GOAL_PERIOD_DAILY, target=1000), metadata=alice.auth
+    )
+    week = last_full_week(clock)
+    steps_on(stubs, alice, [(week[1], 1500), (week[5], 800)])
+    # 12,340 m on Tuesday, and a heart rate of 60 to 90 bpm over three minutes.
+    distance = [reading(DISTANCE, noon(week[1]) + 60 * i, v) for i, v in enumerate([1000] * 12 + [340])]
+    heart = [reading(HEART_RATE, noon(week[1]) + 60 * i, v) for i, v in enumerate([60, 75, 90])]
+    upload(stubs, alice, batch(distance + heart))
+    start = week[6] - timedelta(days=3659)
+
+    def page_text() -> str:
+        info, content = downloaded_file(stubs, alice, start, week[6], PDF)
+        assert info.content_type == "application/pdf"
+        pdf = tmp_path / "report.pdf"
+        pdf.write_bytes(content)
+        command = ["pdftotext", "-layout", str(pdf), "-"]
+        return subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+
+    # Writes show a moment later: wait for the table's steps total, distance and average bpm.
+    text = eventually(page_text, lambda t: "2,300 steps" in t and "12.34 km" in t and "75 bpm" in t)
+    assert "Fittrack report: Alice Martin" in text
+    assert "Summary of all 3,660 days" in text
+    assert "the part of the range with data; a bar per day" in text  # not ten years of empty weeks
+    assert "12.34 km" in text and "12,340" not in text
+    assert "Distance (km)" in text and "Heart rate (bpm)" in text
+    assert "goal met" in text and "daily goal: 1,000" in text
+    assert "\f" not in text.rstrip("\f")  # one page
 
 
 def test_a_download_in_an_unknown_format_is_refused_naming_csv_and_pdf(stubs, alice):
