@@ -57,10 +57,10 @@ USER = "report-bench"
 # CSV column, metric, and the value of one minute's reading (kept within the per-minute limits).
 COLUMNS = (
     ("steps", common_pb2.METRIC_KIND_STEPS, lambda rnd: rnd.randint(60, 900)),
-    ("calories_kcal", common_pb2.METRIC_KIND_CALORIES_BURNED, lambda rnd: rnd.randint(4, 60) / 4),
-    ("distance_m", common_pb2.METRIC_KIND_DISTANCE, lambda rnd: rnd.randint(40, 700)),
+    ("calories", common_pb2.METRIC_KIND_CALORIES_BURNED, lambda rnd: rnd.randint(4, 60) / 4),
+    ("distance", common_pb2.METRIC_KIND_DISTANCE, lambda rnd: rnd.randint(40, 700)),
     ("active_minutes", common_pb2.METRIC_KIND_ACTIVE_MINUTES, lambda rnd: 1),
-    ("heart_rate_avg_bpm", common_pb2.METRIC_KIND_HEART_RATE, lambda rnd: rnd.randint(55, 160)),
+    ("heart_rate", common_pb2.METRIC_KIND_HEART_RATE, lambda rnd: rnd.randint(55, 160)),
 )
 HEART_RATE = common_pb2.METRIC_KIND_HEART_RATE
 

@@ -200,7 +200,13 @@ def _metric_report(section: MetricReport) -> report_pb2.MetricReport:
         metric=int(section.metric),
         unit=section.metric.unit,
         days=[
-            report_pb2.ReportDay(date=proto_date(d.day), value=d.value, goal_target=d.goal_target, goal_met=d.goal_met)
+            report_pb2.ReportDay(
+                date=proto_date(d.day),
+                value=d.value,
+                goal_target=d.goal_target,
+                goal_met=d.goal_met,
+                has_data=d.has_data,
+            )
             for d in section.days
         ],
         total=section.total,

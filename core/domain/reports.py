@@ -63,6 +63,8 @@ class ReportDay:
     value: float
     goal_target: float
     goal_met: bool
+    # A day without readings reads 0; this tells it from a day whose readings add up to 0.
+    has_data: bool = True
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,8 @@ def metric_report(
     daily_goal = next((g.target for g in goals if g.period is GoalPeriod.DAILY), 0.0)
     weekly_goal = next((g.target for g in goals if g.period is GoalPeriod.WEEKLY), 0.0)
     days = tuple(
-        ReportDay(d.day, d.value, daily_goal, bool(daily_goal) and d.value >= daily_goal) for d in summary.days
+        ReportDay(d.day, d.value, daily_goal, bool(daily_goal) and d.value >= daily_goal, d.has_data)
+        for d in summary.days
     )
     streak = 0
     for day in reversed(days):
@@ -135,14 +138,16 @@ def metric_report(
     )
 
 
+# Columns are named as the CLI and the upload files name the metrics (one vocabulary); the values are in
+# the stored units: steps, kcal, metres, minutes, and bpm (the day's average, lowest and highest).
 CSV_COLUMNS = (
     ("steps", MetricKind.STEPS, "value"),
-    ("calories_kcal", MetricKind.CALORIES_BURNED, "value"),
-    ("distance_m", MetricKind.DISTANCE, "value"),
+    ("calories", MetricKind.CALORIES_BURNED, "value"),
+    ("distance", MetricKind.DISTANCE, "value"),
     ("active_minutes", MetricKind.ACTIVE_MINUTES, "value"),
-    ("heart_rate_avg_bpm", MetricKind.HEART_RATE, "value"),
-    ("heart_rate_min_bpm", MetricKind.HEART_RATE, "min"),
-    ("heart_rate_max_bpm", MetricKind.HEART_RATE, "max"),
+    ("heart_rate", MetricKind.HEART_RATE, "value"),
+    ("heart_rate_min", MetricKind.HEART_RATE, "min"),
+    ("heart_rate_max", MetricKind.HEART_RATE, "max"),
 )
 
 

@@ -179,7 +179,7 @@ def test_a_downloaded_csv_parses_back_to_the_uploaded_daily_totals(stubs, alice,
             for minute, value in enumerate(values)
         ),
     )
-    columns = {STEPS: "steps", CALORIES: "calories_kcal", DISTANCE: "distance_m"}
+    columns = {STEPS: "steps", CALORIES: "calories", DISTANCE: "distance"}
     expected = {(day.isoformat(), columns[metric]): sum(values) for (day, metric), values in uploaded.items()}
 
     def stored_cells():

@@ -259,12 +259,12 @@ def test_the_csv_has_a_header_and_one_row_per_day(app, alice, stored):
     assert list(rows[0]) == [
         "date",
         "steps",
-        "calories_kcal",
-        "distance_m",
+        "calories",
+        "distance",
         "active_minutes",
-        "heart_rate_avg_bpm",
-        "heart_rate_min_bpm",
-        "heart_rate_max_bpm",
+        "heart_rate",
+        "heart_rate_min",
+        "heart_rate_max",
     ]
 
 
@@ -282,12 +282,12 @@ def test_the_csv_parses_back_to_exactly_the_stored_daily_values_of_every_metric(
     assert len(rows) == 30
     for column, metric, attribute in (
         ("steps", STEPS, "value"),
-        ("calories_kcal", CALORIES, "value"),
-        ("distance_m", DISTANCE, "value"),
+        ("calories", CALORIES, "value"),
+        ("distance", DISTANCE, "value"),
         ("active_minutes", ACTIVE, "value"),
-        ("heart_rate_avg_bpm", HEART, "value"),
-        ("heart_rate_min_bpm", HEART, "min"),
-        ("heart_rate_max_bpm", HEART, "max"),
+        ("heart_rate", HEART, "value"),
+        ("heart_rate_min", HEART, "min"),
+        ("heart_rate_max", HEART, "max"),
     ):
         expected = {s.day.isoformat(): getattr(s, attribute) for s in stored[metric]}
         parsed = {day: float(row[column]) for day, row in rows.items() if row[column] != ""}
@@ -297,9 +297,9 @@ def test_the_csv_parses_back_to_exactly_the_stored_daily_values_of_every_metric(
 def test_the_csv_parses_back_to_the_stored_values(app, alice, stored):
     rows = rows_of(app.reports.download(alice, d(1), d(4), CSV_FORMAT).content)
     assert float(rows[0]["steps"]) == 8_431
-    assert float(rows[0]["distance_m"]) == 6_123.5
+    assert float(rows[0]["distance"]) == 6_123.5
     assert float(rows[2]["steps"]) == 12_000
-    assert [float(rows[2][k]) for k in ("heart_rate_avg_bpm", "heart_rate_min_bpm", "heart_rate_max_bpm")] == [
+    assert [float(rows[2][k]) for k in ("heart_rate", "heart_rate_min", "heart_rate_max")] == [
         72.25,
         48,
         171,
@@ -309,8 +309,8 @@ def test_the_csv_parses_back_to_the_stored_values(app, alice, stored):
 def test_the_csv_leaves_cells_empty_where_a_day_has_no_data(app, alice, stored):
     rows = rows_of(app.reports.download(alice, d(1), d(4), CSV_FORMAT).content)
     assert rows[1] == {"date": "2026-06-02", **{k: "" for k in list(rows[1])[1:]}}
-    assert rows[0]["heart_rate_avg_bpm"] == ""
-    assert rows[0]["calories_kcal"] == ""
+    assert rows[0]["heart_rate"] == ""
+    assert rows[0]["calories"] == ""
 
 
 def test_whole_numbers_are_written_without_decimals(app, alice, stored):
