@@ -115,12 +115,18 @@ def explain_unavailable(address: str, security: Security, details: str) -> tuple
                 "check --ca-file: it must hold the CA that signed the server's certificate"
             ]
         return f"the server at {address} expects TLS", ["connect with grpcs://HOST:PORT, or --tls and --ca-file"]
-    if "dns resolution failed" in lowered or "name or service not known" in lowered:
+    if any(sign in lowered for sign in ("dns resolution failed", "domain name not found", "name or service not known")):
         return f"cannot find the host of {address}", ["check the host name in --server or $FITTRACK_SERVER"]
-    hints = [f"is the Fittrack server running at {address}? Start one with `make run`"]
+    if "connection refused" in lowered:
+        return f"no Fittrack server answers at {address}", [
+            f"is the Fittrack server running at {address}? Start one with `make run`"
+        ]
+    # Something answered and hung up, or the network failed on the way: a plaintext client at a TLS
+    # server looks like this too, so say what gRPC saw and name the likely causes.
+    hints = [f"check that the Fittrack server at {address} is up"]
     if not secure:
         hints.append("a server that serves TLS needs grpcs://HOST:PORT, --tls or --ca-file")
-    return f"no Fittrack server answers at {address}", hints
+    return f"UNAVAILABLE: {details}", hints
 
 
 def secure_channel(address: str, security: Security = PLAINTEXT, options: Options = ()) -> grpc.Channel:

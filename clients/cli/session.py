@@ -93,7 +93,7 @@ def load_session() -> Session | None:
     try:
         data = json.loads(session_path().read_text())
         return Session(**data)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except (ValueError, TypeError) as error:
         raise CliError(

@@ -6,82 +6,19 @@ import csv
 import dataclasses
 import json
 import os
+import re
 import stat
 import subprocess
-import sys
 import threading
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import grpc
 import pytest
 
 from clients.simulator import STEPS, simulate_day
 from generated.fittrack.v1 import account_pb2
+from tests.cli_runner import REPO_ROOT, Cli, table, utc_today, write_csv
 from tests.support import PASSWORD, RunningServer, eventually, rpc_error
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Cli:
-    """Runs `python -m clients.cli` against the test server with its own config directory."""
-
-    address: str
-    config_home: Path
-
-    @property
-    def session_file(self) -> Path:
-        return self.config_home / "fittrack" / "session.json"
-
-    def env(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if key != "FITTRACK_SERVER"}
-        env["XDG_CONFIG_HOME"] = str(self.config_home)
-        return env
-
-    def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "clients.cli", "--server", self.address, *args]
-
-    def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
-        return subprocess.run(
-            self.argv(*args), input=stdin, capture_output=True, text=True, cwd=REPO_ROOT, env=self.env(), timeout=60
-        )
-
-    def ok(self, *args: str, stdin: str = "") -> str:
-        result = self.run(*args, stdin=stdin)
-        assert result.returncode == 0, f"fittrack {' '.join(args)} failed:\n{result.stderr}"
-        return result.stdout
-
-    def json(self, *args: str) -> dict:
-        return json.loads(self.ok("--json", *args))
-
-
-@pytest.fixture
-def cli(server, tmp_path) -> Cli:
-    return Cli(server.address, tmp_path / "config")
-
-
-@pytest.fixture
-def logged_in(cli, stubs, new_username) -> str:
-    """A user in UTC, registered directly and logged in with the CLI; returns the username."""
-    username = new_username("cli")
-    stubs.accounts.Register(
-        account_pb2.RegisterRequest(
-            username=username, password=PASSWORD, profile=account_pb2.ProfileFields(time_zone="UTC")
-        )
-    )
-    cli.ok("login", username, "--password-stdin", stdin=PASSWORD + "\n")
-    return username
-
-
-def write_csv(path: Path, rows: list[tuple[str, str, float]]) -> Path:
-    path.write_text("time,metric,value\n" + "".join(f"{t},{m},{v}\n" for t, m, v in rows))
-    return path
-
-
-def utc_today() -> date:
-    return datetime.now(UTC).date()
 
 
 def test_a_new_user_registers_logs_in_and_sees_their_profile(cli, new_username):
@@ -137,14 +74,19 @@ def test_goals_added_from_the_command_line_are_listed(cli, logged_in):
         ("METRIC_KIND_STEPS", "GOAL_PERIOD_DAILY", 10000),
         ("METRIC_KIND_ACTIVE_MINUTES", "GOAL_PERIOD_WEEKLY", 150),
     ]
-    assert "daily steps 10,000" in cli.ok("goals", "list")
+    shown = table(cli.ok("goals", "list"))
+    assert [(row["PERIOD"], row["METRIC"], row["TARGET"], row["STATUS"]) for row in shown] == [
+        ("daily", "steps", "10,000 steps", "active"),
+        ("weekly", "active_minutes", "150 min", "active"),
+    ]
+    assert [row["ID"] for row in shown] == [goal["goal_id"] for goal in listed]
 
 
 def test_a_goals_notifications_are_switched_off_and_on_from_the_command_line(cli, logged_in):
     cli.ok("goals", "add", "--metric", "steps", "--period", "daily", "--target", "8000", "--no-notify")
     (goal,) = cli.json("goals", "list")["goals"]
     assert goal.get("notify", False) is False
-    assert "(no notifications)" in cli.ok("goals", "list")
+    assert table(cli.ok("goals", "list"))[0]["STATUS"] == "active, no notifications"
     cli.ok("goals", "update", goal["goal_id"], "--notify", "yes")
     assert cli.json("goals", "list")["goals"][0]["notify"] is True
 
@@ -188,11 +130,8 @@ def test_the_metric_view_shows_each_devices_own_total_beside_the_merged_one(cli,
     eventually(lambda: cli.json("metrics", "view", "steps", "--today"), lambda v: len(v.get("sources", [])) == 2)
     shown = cli.ok("metrics", "view", "steps", "--today")
     assert "total 170 steps" in shown
-    assert "by source" in shown
-    assert [line.split()[:2] for line in shown.splitlines() if line.startswith("  ")] == [
-        ["phone", "120"],
-        ["watch", "150"],
-    ]
+    by_source = table(shown.split("By source (own total, before merging):\n")[1])
+    assert [(row["SOURCE"], row["STEPS"]) for row in by_source] == [("phone", "120"), ("watch", "150")]
 
 
 def test_a_bad_csv_row_is_reported_by_line_and_nothing_is_sent(cli, logged_in, tmp_path):
@@ -245,10 +184,10 @@ def test_a_downloaded_report_holds_the_pushed_values(cli, logged_in, tmp_path):
         with open(output, newline="") as file:
             return {row["date"]: row for row in csv.DictReader(file)}
 
-    days = eventually(download, lambda d: d[str(two_days_ago)]["steps"] != "" and d[str(yesterday)]["distance_m"])
+    days = eventually(download, lambda d: d[str(two_days_ago)]["steps"] != "" and d[str(yesterday)]["distance"])
 
     assert float(days[str(two_days_ago)]["steps"]) == 1350
-    assert float(days[str(yesterday)]["distance_m"]) == 1200.5
+    assert float(days[str(yesterday)]["distance"]) == 1200.5
     assert not output.with_name("report.csv.part").exists()
 
 
@@ -265,18 +204,18 @@ def test_a_report_downloads_as_a_pdf_and_says_so_in_one_line_when_stderr_is_not_
     assert result.returncode == 0, result.stderr
     content = output.read_bytes()
     assert content.startswith(b"%PDF-")
-    assert result.stderr == f"{output}: received {len(content):,} of {len(content):,} bytes (100%)\n"
+    assert result.stderr == f"{output.name}: received {len(content):,} of {len(content):,} bytes (100%)\n"
     assert result.stdout == f"Saved {output} ({len(content):,} bytes, application/pdf).\n"
     assert not output.with_name("report.bin.part").exists()
 
 
 def test_a_report_download_takes_its_format_from_the_output_extension(cli, logged_in, tmp_path):
     yesterday = utc_today() - timedelta(days=1)
-    pdf, table = tmp_path / "year.PDF", tmp_path / "year.txt"
+    pdf, text = tmp_path / "year.PDF", tmp_path / "year.txt"
     cli.ok("report", "download", "--from", str(yesterday), "--to", str(yesterday), "-o", str(pdf))
-    cli.ok("report", "download", "--from", str(yesterday), "--to", str(yesterday), "-o", str(table))
+    cli.ok("report", "download", "--from", str(yesterday), "--to", str(yesterday), "-o", str(text), "--format", "csv")
     assert pdf.read_bytes().startswith(b"%PDF-")
-    assert table.read_text().startswith("date,steps,")
+    assert text.read_text().startswith("date,steps,")
 
 
 def test_a_report_download_draws_a_progress_bar_when_stderr_is_a_terminal(cli, logged_in, tmp_path):
@@ -306,9 +245,15 @@ def test_a_report_download_draws_a_progress_bar_when_stderr_is_a_terminal(cli, l
     assert result.returncode == 0, drawn
     size = output.stat().st_size
     assert size > 64 * 1024  # ten empty years: more than one chunk, so the bar moved
-    frames = drawn.decode().replace("\r\n", "\n").split("\r")
-    assert frames[-1] == f"[####################] 100% {size:,}/{size:,} bytes\n"
-    assert any(" 100% " not in frame and frame.startswith("[#") for frame in frames)
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn.decode())  # without colours and cursor moves
+    last = shown.replace("\r\n", "\n").split("\r")[-1].splitlines()[-1]
+    # The finished bar stays on its own line, with the size, the rate and the time left.
+    assert output.name in last and "100%" in last
+    assert f"{size / 1000:.1f}" in last or f"{size / 1000 / 1000:.1f}" in last
+    assert re.search(r"\d+(\.\d+)? [kMG]?B/s", last) and re.search(r"\d+:\d\d:\d\d", last)
+    assert shown.endswith("\n")
+    # The data's own stream holds the result only.
+    assert result.stdout == f"Saved {output} ({size:,} bytes, text/csv).\n"
 
 
 @pytest.fixture

@@ -1,0 +1,63 @@
+"""The `fittrack` command run as a subprocess, the way people and scripts run it, and readers of its output."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Cli:
+    """Runs `python -m clients.cli` against the test server with its own config directory."""
+
+    address: str
+    config_home: Path
+
+    @property
+    def session_file(self) -> Path:
+        return self.config_home / "fittrack" / "session.json"
+
+    def env(self) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if key != "FITTRACK_SERVER"}
+        env["XDG_CONFIG_HOME"] = str(self.config_home)
+        return env
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "clients.cli", "--server", self.address, *args]
+
+    def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run(
+            self.argv(*args), input=stdin, capture_output=True, text=True, cwd=REPO_ROOT, env=self.env(), timeout=60
+        )
+
+    def ok(self, *args: str, stdin: str = "") -> str:
+        result = self.run(*args, stdin=stdin)
+        assert result.returncode == 0, f"fittrack {' '.join(args)} failed:\n{result.stderr}"
+        return result.stdout
+
+    def json(self, *args: str) -> dict:
+        return json.loads(self.ok("--json", *args))
+
+
+def write_csv(path: Path, rows: list[tuple[str, str, float]]) -> Path:
+    path.write_text("time,metric,value\n" + "".join(f"{t},{m},{v}\n" for t, m, v in rows))
+    return path
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+def table(text: str) -> list[dict[str, str]]:
+    """The rows of an aligned table as printed (a header line, then rows), keyed by the header's column names."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    header = lines[0].split()
+    return [dict(zip(header, re.split(r"\s{2,}", line.strip()), strict=True)) for line in lines[1:]]
