@@ -33,17 +33,22 @@ class Client:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.session = load_session()
-        self.address = (
-            args.server
-            or os.environ.get("FITTRACK_SERVER")
-            or (self.session.server if self.session else DEFAULT_SERVER)
+        self.address, source = next(
+            (address, source)
+            for address, source in (
+                (args.server, "--server"),
+                (os.environ.get("FITTRACK_SERVER"), "$FITTRACK_SERVER"),
+                (self.session.server if self.session else None, "the session file"),
+                (DEFAULT_SERVER, "the default"),
+            )
+            if address
         )
         self.timeout = args.timeout
         self.security = Security.from_args(args)
         if not self.security.secure and self.session and self.address == self.session.server:
             # Nothing said on the command line or in the environment: reach the server as at login.
             self.security = self.session.security
-        self.channel = open_channel(self.address, self.security)
+        self.channel = open_channel(self.address, self.security, source)
         self.accounts = account_pb2_grpc.AccountServiceStub(self.channel)
         self.goals = goal_pb2_grpc.GoalServiceStub(self.channel)
         self.metrics = metric_pb2_grpc.MetricServiceStub(self.channel)
@@ -100,7 +105,12 @@ class Client:
             return self.session
 
 
-def open_channel(address: str, security: Security) -> grpc.Channel:
+def open_channel(address: str, security: Security, source: str = "--server") -> grpc.Channel:
+    """A channel to `address`; a bad address or TLS file is a usage error naming where the address came from."""
+    try:
+        split_target(address, security)
+    except ChannelError as error:
+        raise CliError(f"{source}: {error}", EXIT_USAGE) from None
     try:
         return secure_channel(address, security)
     except ChannelError as error:

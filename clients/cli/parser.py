@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, NoReturn
 
 from clients.channel import add_tls_options
 from clients.cli import accounts, goals, metrics, notifications, readings, reports
 from clients.cli import vocabulary as words
 from clients.cli.connection import DEFAULT_SERVER
+from clients.cli.errors import EXIT_USAGE
 
 AREAS = (accounts, goals, readings, metrics, reports, notifications)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its complaints in the CLI's own form: an `error:` line, then where to read more."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message}\nhint: see `{self.prog} --help`\n")
 
 
 class Commands:
@@ -18,7 +26,7 @@ class Commands:
 
     def __init__(self, parser: argparse.ArgumentParser) -> None:
         # The same options after the command name (`fittrack goals list --json`), without resetting them when absent.
-        self._after = argparse.ArgumentParser(add_help=False)
+        self._after = Parser(add_help=False)
         add_global_options(
             self._after, {"server": argparse.SUPPRESS, "json": argparse.SUPPRESS, "timeout": argparse.SUPPRESS}
         )
@@ -56,7 +64,7 @@ def add_global_options(parser: argparse.ArgumentParser, defaults: dict[str, Any]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="fittrack",
         description="Track steps, calories, distance, active minutes and heart rate on a Fittrack server.",
         epilog="Exit status: 0 success, 1 the server refused or the input is bad, 2 usage error or not logged in. "

@@ -13,10 +13,12 @@ and expected text may use these placeholders, made when a case first needs them:
     {junk}      a file that is not a SQLite database
     {data}      an empty data directory for a server (FITTRACK_DATA_DIR)
     {cwd}       the empty working directory every case runs in (not a server's checkout)
+    {session}   HOST:PORT where nothing listens, with a `fittrack` session stored for it
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -312,7 +314,157 @@ SERVER_CASES = [
     server("refuses a port above 65535", ("FITTRACK_LISTEN", "99999"), FITTRACK_LISTEN="127.0.0.1:99999"),
 ]
 
-CASES = [*ADMIN_CASES, *SIMULATOR_CASES, *LOADGEN_CASES, *SERVER_CASES]
+# --- fittrack ---
+
+
+def cli(says: str, *arguments: str, exit_code: int, mentions: tuple[str, ...] = (), **options) -> Case:
+    return case(f"fittrack {says}", "fittrack", *arguments, exit_code=exit_code, mentions=mentions, **options)
+
+
+NOT_THERE = ("--server", "{down}")
+LOGGED_IN_TO_A_DOWN_SERVER = ("--server", "{session}")
+NOVEMBER = ("--from", "2026-11-01", "--to", "2026-11-30")
+
+FITTRACK_CASES = [
+    cli("without a command lists what it needs", exit_code=EXIT_USAGE, mentions=("COMMAND", "fittrack --help")),
+    cli("refuses a command it does not have", "fly", exit_code=EXIT_USAGE, mentions=("'fly'", "fittrack --help")),
+    cli(
+        "refuses a timeout of 0",
+        *("--timeout", "0", "goals", "list"),
+        exit_code=EXIT_USAGE,
+        mentions=("--timeout", "0 must be a number above 0"),
+    ),
+    cli(
+        "refuses a port above 65535 rather than reach another port",
+        *("--server", "127.0.0.1:99999", "goals", "list"),
+        exit_code=EXIT_USAGE,
+        mentions=("--server: '127.0.0.1:99999' has no valid port", "1 to 65535"),
+    ),
+    cli(
+        "says a bad address came from FITTRACK_SERVER",
+        *("goals", "list"),
+        exit_code=EXIT_USAGE,
+        env={"FITTRACK_SERVER": "nonsense"},
+        mentions=("$FITTRACK_SERVER: 'nonsense' is not a server address",),
+    ),
+    cli(
+        "refuses a goal for heart rate",
+        *NOT_THERE, *("goals", "add", "--metric", "heart_rate", "--period", "daily", "--target", "60"),
+        exit_code=EXIT_USAGE,
+        mentions=("heart rate has no target",),
+    ),
+    cli(
+        "refuses a negative goal target",
+        *NOT_THERE, *("goals", "add", "--metric", "steps", "--period", "daily", "--target", "-5"),
+        exit_code=EXIT_USAGE,
+        mentions=("--target",),
+    ),
+    cli(
+        "refuses a metric it does not know and lists the ones it does",
+        *NOT_THERE, *("metrics", "view", "pulse"),
+        exit_code=EXIT_USAGE,
+        mentions=("unknown metric 'pulse'", "active_minutes, heart_rate"),
+    ),
+    cli(
+        "refuses a date that is not one",
+        *NOT_THERE, *("metrics", "view", "steps", "--from", "2026-13-01", "--to", "2026-12-01"),
+        exit_code=EXIT_USAGE,
+        mentions=("'2026-13-01' is not a date", "YYYY-MM-DD"),
+    ),
+    cli(
+        "asks for --to with --from",
+        *NOT_THERE, *("metrics", "view", "steps", "--from", "2026-11-01"),
+        exit_code=EXIT_USAGE,
+        mentions=("--from and --to go together",),
+    ),
+    cli(
+        "says a readings file it cannot read is missing",
+        *NOT_THERE, *("readings", "push", "{cwd}/missing.csv"),
+        exit_code=EXIT_FAILED,
+        mentions=("cannot read {cwd}/missing.csv",),
+    ),
+    cli(
+        "says a readings file that is a directory is a directory",
+        *NOT_THERE, *("readings", "push", "{cwd}"),
+        exit_code=EXIT_FAILED,
+        mentions=("{cwd} is a directory",),
+    ),
+    cli(
+        "refuses to download into a directory that does not exist",
+        *NOT_THERE, *("report", "download", *NOVEMBER, "-o", "{cwd}/no/such/x.csv"),
+        exit_code=EXIT_FAILED,
+        mentions=("the directory {cwd}/no/such does not exist",),
+    ),
+    cli(
+        "refuses to write a report as a spreadsheet",
+        *NOT_THERE, *("report", "download", *NOVEMBER, "-o", "nov.xlsx"),
+        exit_code=EXIT_USAGE,
+        mentions=("reports come as csv or pdf",),
+    ),
+    cli(
+        "refuses a PDF into a .csv file",
+        *NOT_THERE, *("report", "download", *NOVEMBER, "--format", "pdf", "-o", "nov.csv"),
+        exit_code=EXIT_USAGE,
+        mentions=("--format pdf does not match the file name nov.csv",),
+    ),
+    cli(
+        "refuses quiet hours that are not a range",
+        *NOT_THERE, *("notifications", "preferences", "--quiet", "22"),
+        exit_code=EXIT_USAGE,
+        mentions=("22:00-07:00",),
+    ),
+    cli("asks whom to log in", *NOT_THERE, "login", exit_code=EXIT_USAGE, mentions=("fittrack login USERNAME",)),
+    cli(
+        "asks to log in before listing goals",
+        *NOT_THERE, *("goals", "list"),
+        exit_code=EXIT_USAGE,
+        mentions=("not logged in", "fittrack login USERNAME"),
+    ),
+    cli("forgets no session quietly", *("logout", "--local"), exit_code=0, stdout="There was no session here.\n"),
+    cli(
+        "refuses to simulate a day before 2000 before connecting",
+        *NOT_THERE, *("simulate", "day", "--date", "1900-01-01"),
+        exit_code=EXIT_FAILED,
+        mentions=("1900-01-01 is before 2000-01-01",),
+    ),
+    cli(
+        "says no server answers when logging in through SSO",
+        *NOT_THERE, *("login", "--sso", "corp"),
+        exit_code=EXIT_FAILED,
+        mentions=("no Fittrack server answers at {down}", "make run"),
+    ),
+    *(
+        cli(
+            f"says no server answers to {' '.join(command)}",
+            *LOGGED_IN_TO_A_DOWN_SERVER, *command,
+            exit_code=EXIT_FAILED,
+            mentions=("no Fittrack server answers at {session}", "make run"),
+        )
+        for command in (
+            ("goals", "list"),
+            ("profile", "show"),
+            ("metrics", "view", "steps"),
+            ("report", "view"),
+            ("report", "download", *NOVEMBER, "-o", "-"),
+            ("notifications", "watch"),
+            ("simulate", "day"),
+        )
+    ),
+    cli(
+        "keeps the session when the server is down at logout and says how to forget it",
+        *LOGGED_IN_TO_A_DOWN_SERVER, "logout",
+        exit_code=EXIT_FAILED,
+        mentions=("cannot reach {session}", "fittrack logout --local"),
+    ),
+    cli(
+        "says a plaintext server does not speak TLS to grpcs://",
+        *("--server", "grpcs://{server}", "login", "--sso", "corp"),
+        exit_code=EXIT_FAILED,
+        mentions=("does not speak TLS", "drop grpcs://"),
+    ),
+]  # fmt: skip
+
+CASES = [*ADMIN_CASES, *SIMULATOR_CASES, *LOADGEN_CASES, *SERVER_CASES, *FITTRACK_CASES]
 
 
 # --- running them ---
@@ -362,6 +514,24 @@ class Places(dict):
         path = self._tmp_path / "junk.txt"
         path.write_text("not a database, not a certificate\n")
         return str(path)
+
+    def _make_session(self) -> str:
+        """A stored login for an address where nothing listens, as left by a server that has since gone."""
+        address = self["down"]
+        directory = Path(self["cwd"] + "-config") / "fittrack"
+        directory.mkdir(parents=True, exist_ok=True)
+        far = "2999-01-01T00:00:00+00:00"
+        session = {
+            "server": address,
+            "username": "gone",
+            "user_id": "u-1",
+            "access_token": "not-a-real-token",
+            "access_token_expires_at": far,
+            "refresh_token": "not-a-real-refresh-token",
+            "refresh_token_expires_at": far,
+        }
+        (directory / "session.json").write_text(json.dumps(session))
+        return address
 
     def _make_data(self) -> str:
         return str(self._tmp_path / "data")
