@@ -13,6 +13,7 @@ from rich.text import Text
 from clients.cli import vocabulary as words
 from clients.cli.context import Context
 from clients.cli.errors import CliError, UsageError
+from clients.cli.terminal import message_dict
 from clients.cli.vocabulary import Metric
 from generated.fittrack.v1 import goal_pb2
 
@@ -39,8 +40,8 @@ def add_commands(commands: Commands) -> None:
     update.add_argument("--active", choices=("yes", "no"))
     update.add_argument("--notify", choices=("yes", "no"), help="notifications about this goal")
     commands.command(goals, "delete", cmd_goals_delete, "delete a goal").add_argument("goal_id", metavar="GOAL_ID")
-    progress = commands.command(goals, "progress", cmd_goals_progress, "progress towards a goal")
-    progress.add_argument("goal_id", metavar="GOAL_ID")
+    progress = commands.command(goals, "progress", cmd_goals_progress, "progress towards one goal, or every active one")
+    progress.add_argument("goal_id", metavar="GOAL_ID", nargs="?", help="the goal (default: every active goal)")
     progress.add_argument("--date", type=words.day, help="a day in the period to measure (default today)")
 
 
@@ -163,18 +164,37 @@ def cmd_goals_delete(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def cmd_goals_progress(ctx: Context, args: argparse.Namespace) -> None:
-    request = goal_pb2.GetGoalProgressRequest(goal_id=args.goal_id)
-    if args.date:
-        request.date.CopyFrom(Date(year=args.date.year, month=args.date.month, day=args.date.day))
-    progress = ctx.client.unary(ctx.client.goals.GetGoalProgress, request)
+    if args.goal_id:
+        ids = [args.goal_id]
+    else:
+        listing = ctx.client.unary(ctx.client.goals.ListGoals, goal_pb2.ListGoalsRequest())
+        ids = [goal.goal_id for goal in listing.goals if goal.active]
+    progresses = []
+    for goal_id in ids:
+        request = goal_pb2.GetGoalProgressRequest(goal_id=goal_id)
+        if args.date:
+            request.date.CopyFrom(Date(year=args.date.year, month=args.date.month, day=args.date.day))
+        progresses.append(ctx.client.unary(ctx.client.goals.GetGoalProgress, request))
     if args.json:
-        ctx.terminal.json(progress)
+        if args.goal_id:
+            ctx.terminal.json(progresses[0])
+        else:
+            ctx.terminal.json({"progress": [message_dict(progress) for progress in progresses]})
         return
+    if not progresses:
+        ctx.terminal.line("No active goals; add one with `fittrack goals add`.")
+    for index, progress in enumerate(progresses):
+        if index:
+            ctx.terminal.line()
+        show_progress(ctx, progress)
+
+
+def show_progress(ctx: Context, progress: goal_pb2.GoalProgress) -> None:
     goal = progress.goal
     metric = Metric.of_kind(goal.metric) or Metric.STEPS
     start, end = _day(progress.period_start), _day(progress.period_end)
     span = start.isoformat() if start == end else f"{start} to {end}"
-    ctx.terminal.line(f"Goal {goal.goal_id}: {describe(goal)}")
+    ctx.terminal.line(f"Goal {goal.goal_id}: {describe(goal)}", style="bold")
     ctx.terminal.line(
         f"{span}: {metric.amount(progress.current)} of {metric.amount(goal.target)} ({progress.fraction:.0%})"
     )

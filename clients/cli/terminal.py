@@ -8,6 +8,7 @@ never when NO_COLOR is set (Rich reads NO_COLOR and FORCE_COLOR itself).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -28,6 +29,8 @@ from rich.table import Table
 from rich.text import Text
 
 SPARK_BARS = "▁▂▃▄▅▆▇█"
+# Spaces at the end of a line, before any closing style codes.
+_TRAILING_SPACE = re.compile(r" +((?:\x1b\[[0-9;]*m)*)$")
 # Piped output is read by programs and people's scrollback, not wrapped to an 80-column guess.
 PIPE_WIDTH = 1000
 
@@ -54,7 +57,7 @@ class Terminal:
             table.add_column(column, justify="right" if index in right else "left", no_wrap=True)
         for row in rows:
             table.add_row(*row)
-        self.out.print(table)
+        self._print_block(table)
 
     def fields(self, rows: Iterable[tuple[str, str]]) -> None:
         """label: value pairs, the values aligned."""
@@ -63,7 +66,15 @@ class Terminal:
         table.add_column()
         for label, value in rows:
             table.add_row(label, value or "-")
-        self.out.print(table)
+        self._print_block(table)
+
+    def _print_block(self, renderable) -> None:
+        """Print without the spaces Rich pads a table's last column with: they are noise in files and diffs."""
+        with self.out.capture() as captured:
+            self.out.print(renderable)
+        lines = (_TRAILING_SPACE.sub(r"\1", line) for line in captured.get().split("\n"))
+        self.out.file.write("\n".join(lines))
+        self.out.file.flush()
 
     def json(self, value: Message | dict | list) -> None:
         # Plain print, not Rich: JSON must never be wrapped or coloured.
