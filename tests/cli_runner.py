@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -61,3 +62,13 @@ def table(text: str) -> list[dict[str, str]]:
     lines = [line for line in text.splitlines() if line.strip()]
     header = lines[0].split()
     return [dict(zip(header, re.split(r"\s{2,}", line.strip()), strict=True)) for line in lines[1:]]
+
+
+def read_line(stream, timeout: float = 10.0) -> str:
+    """The next line of a child's output, failing instead of hanging when none comes."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert lines and lines[0], f"no output within {timeout} s"
+    return lines[0]

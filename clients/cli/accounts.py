@@ -21,7 +21,14 @@ from clients.cli import vocabulary as words
 from clients.cli.connection import revoke
 from clients.cli.context import Context, local_time, zone_named
 from clients.cli.errors import CliError, UsageError
-from clients.cli.session import Session, check_writable, load_session, remove_session, save_session
+from clients.cli.session import (
+    Session,
+    check_writable,
+    load_session,
+    remove_session,
+    save_session,
+    session_path,
+)
 from clients.cli.terminal import message_dict
 from generated.fittrack.v1 import account_pb2
 
@@ -60,6 +67,8 @@ def add_commands(commands: Commands) -> None:
         action="store_true",
         help="only forget the session here, without asking the server (when it cannot be reached)",
     )
+
+    commands.command(None, "status", cmd_status, "who is logged in where, and whether the session still works")
 
     password = commands.group("password", "manage the password")
     change = commands.command(password, "change", cmd_password_change, "set a new password (also when expired)")
@@ -320,6 +329,43 @@ def cmd_logout(ctx: Context, args: argparse.Namespace) -> None:
         ctx.terminal.json({})
     else:
         ctx.terminal.line(message)
+
+
+def cmd_status(ctx: Context, args: argparse.Namespace) -> None:
+    """Like `gh auth status`: the stored session, checked against its server."""
+    session = load_session()
+    if session is None:
+        raise CliError("you are not logged in", hint="run `fittrack login USERNAME`")
+    client = ctx.client
+    profile = client.unary(client.accounts.GetProfile, account_pb2.GetProfileRequest())
+    session = client.session or session  # refreshed, perhaps
+    if args.json:
+        ctx.terminal.json(
+            {
+                "server": session.server,
+                "tls": client.secure,
+                "username": profile.username,
+                "user_id": profile.user_id,
+                "session_expires_at": session.refresh_token_expires_at,
+                "session_file": str(session_path()),
+            }
+        )
+        return
+    zone = zone_named(profile.time_zone)
+    ctx.terminal.line(f"Logged in to {session.server} as {profile.username}.", style="green")
+    ctx.terminal.fields(
+        [
+            ("connection", "TLS" if client.secure else "plaintext"),
+            ("session until", session.refresh_token_expires_at[:10] + " (renewed as it is used)"),
+            (
+                "password expires",
+                local_time(profile.password_expires_at, zone)[:10]
+                if profile.HasField("password_expires_at")
+                else "never",
+            ),
+            ("session file", str(session_path())),
+        ]
+    )
 
 
 def cmd_password_change(ctx: Context, args: argparse.Namespace) -> None:

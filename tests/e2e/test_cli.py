@@ -9,7 +9,6 @@ import os
 import re
 import stat
 import subprocess
-import threading
 from datetime import timedelta
 
 import grpc
@@ -17,7 +16,7 @@ import pytest
 
 from clients.simulator import STEPS, simulate_day
 from generated.fittrack.v1 import account_pb2
-from tests.cli_runner import REPO_ROOT, Cli, table, utc_today, write_csv
+from tests.cli_runner import REPO_ROOT, Cli, read_line, table, utc_today, write_csv
 from tests.support import PASSWORD, RunningServer, eventually, rpc_error
 
 
@@ -336,21 +335,11 @@ def test_notifications_watch_prints_a_goal_met_as_it_happens(cli, logged_in, tmp
     )
     try:
         # The banner comes once the server has the subscription in place, so nothing after it is missed.
-        assert "Watching" in _read_line(watcher.stderr)
+        assert "Watching" in read_line(watcher.stderr)
         cli.ok("readings", "push", str(write_csv(tmp_path / "steps.csv", [(f"{utc_today()}T00:00:00Z", "steps", 150)])))
-        notification = json.loads(_read_line(watcher.stdout))
+        notification = json.loads(read_line(watcher.stdout))
     finally:
         watcher.kill()
         watcher.communicate(timeout=10)
     assert notification["kind"] == "NOTIFICATION_KIND_GOAL_MET"
     assert "steps" in notification["title"]
-
-
-def _read_line(stream, timeout: float = 10.0) -> str:
-    """The next line of a child's output, failing instead of hanging when none comes."""
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.append(stream.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    assert lines and lines[0], f"no output within {timeout} s"
-    return lines[0]

@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from generated.fittrack.v1 import account_pb2
-from tests.cli_runner import REPO_ROOT, Cli, table, utc_today, write_csv
+from tests.cli_runner import REPO_ROOT, Cli, read_line, table, utc_today, write_csv
 from tests.support import PASSWORD, RunningServer, eventually
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -337,15 +337,13 @@ def test_notifications_watch_reconnects_after_a_server_restart_and_prints_what_c
             cli.argv("--json", "notifications", "watch"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=cli.env(),
         )  # fmt: skip
-        from tests.e2e.test_cli import _read_line
-
-        assert "Watching" in _read_line(watcher.stderr)
+        assert "Watching" in read_line(watcher.stderr)
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-        assert "reconnecting" in _read_line(watcher.stderr)
+        assert "reconnecting" in read_line(watcher.stderr)
         server = start()
         cli.ok("readings", "push", str(write_csv(tmp_path / "s.csv", [(f"{utc_today()}T00:00:00Z", "steps", 150)])))
-        notification = json.loads(_read_line(watcher.stdout, timeout=30))
+        notification = json.loads(read_line(watcher.stdout, timeout=30))
         assert notification["kind"] == "NOTIFICATION_KIND_GOAL_MET"
         assert watcher.poll() is None  # still watching
     finally:
@@ -360,3 +358,14 @@ def test_a_refused_token_after_the_session_ended_is_unauthenticated_with_a_hint(
     token = json.loads(cli.session_file.read_text())["access_token"]
     stubs.accounts.Logout(account_pb2.LogoutRequest(), metadata=[("authorization", f"Bearer {token}")])
     assert_explained(cli.run("goals", "list"), 1, "UNAUTHENTICATED", "fittrack login USERNAME")
+
+
+def test_status_says_who_is_logged_in_where_and_checks_the_session_with_the_server(cli, logged_in, stubs):
+    shown = cli.ok("status")
+    assert shown.startswith(f"Logged in to {cli.address} as {logged_in}.\n")
+    assert re.search(r"connection\s+plaintext\n", shown)
+    token = json.loads(cli.session_file.read_text())["access_token"]
+    stubs.accounts.Logout(account_pb2.LogoutRequest(), metadata=[("authorization", f"Bearer {token}")])
+    assert_explained(cli.run("status"), 1, "UNAUTHENTICATED", "fittrack login USERNAME")
+    cli.ok("logout", "--local")
+    assert_explained(cli.run("status"), 1, "you are not logged in", "fittrack login USERNAME")
