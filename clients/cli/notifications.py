@@ -81,6 +81,7 @@ def cmd_notifications_list(ctx: Context, args: argparse.Namespace) -> None:
         return
     if not collected:
         ctx.terminal.line("No unread notifications." if args.unread else "No notifications.")
+        return
     for notification in collected:
         print_notification(ctx, notification)
     ctx.terminal.line(f"{page.unread_count:,} unread.")

@@ -184,13 +184,13 @@ def cmd_simulate_day(ctx: Context, args: argparse.Namespace) -> None:
         ctx.terminal.json({"day": day.isoformat(), "readings": len(readings), **asdict(result)})
     else:
         start = (
-            f"resumed after batch {result.resumed_after}, the last one the server had"
+            f"resumed after batch {result.resumed_after} (the last one the server had)"
             if result.resumed_after
-            else "from the first batch"
+            else "sent from the first batch"
         )
         rejected = f", {result.batches_rejected:,} rejected" if result.batches_rejected else ""
         ctx.terminal.line(
-            f"Simulated {day} on {args.device_id}: {words.plural(len(readings), 'reading')}, sent {start}. "
+            f"Simulated {day} on {args.device_id}: {words.plural(len(readings), 'reading')}, {start}. "
             f"Acks: {result.batches_accepted:,} accepted, {result.batches_duplicate:,} duplicate{rejected} "
             f"({words.plural(result.readings_accepted, 'reading')} stored)."
         )

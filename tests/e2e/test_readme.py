@@ -165,6 +165,13 @@ def says(*phrases: str) -> Check:
     return check
 
 
+def shows(pattern: str) -> Check:
+    def check(output: str, walk: Walk) -> None:
+        assert re.search(pattern, output), output
+
+    return check
+
+
 def quiet(output: str, walk: Walk) -> None:
     assert output == "", output
 
@@ -238,7 +245,7 @@ CLI_WALK: list[tuple[str, Check]] = [
     ("fittrack report view --week", says("Weekly report, ", "steps (steps)", "heart_rate (bpm)")),
     ("fittrack report download --from 2026-01-01 --to today -o 2026.csv", saved("2026.csv", "text/csv")),
     ("fittrack report download --from 2026-01-01 --to today -o 2026.pdf", saved("2026.pdf", "application/pdf")),
-    ("fittrack notifications list", says("unread.")),
+    ("fittrack notifications list", shows(r"No notifications\.\n|\d+ unread\.\n")),
     ("fittrack logout", says("Logged out.")),
 ]
 
