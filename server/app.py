@@ -35,7 +35,7 @@ from server.servicers.goal import GoalServicer
 from server.servicers.metric import MetricServicer
 from server.servicers.notification import NotificationServicer
 from server.servicers.report import ReportServicer
-from server.streams import StreamLimiter
+from server.streams import OpenStreams
 
 log = logging.getLogger("fittrack.server")
 
@@ -151,18 +151,13 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
         AccountServicer(app.accounts, today, login_limiter), grpc_server
     )
     goal_pb2_grpc.add_GoalServiceServicer_to_server(GoalServicer(app.goals), grpc_server)
-    streams = StreamLimiter(config.max_streams_per_user)
+    streams = OpenStreams(config.max_streams_per_user, app.accounts.check_session, config.stream_recheck_seconds)
     metric_pb2_grpc.add_MetricServiceServicer_to_server(
-        MetricServicer(
-            app.metrics, app.accounts.check_session, config.stream_recheck_seconds, streams, config.stream_window
-        ),
-        grpc_server,
+        MetricServicer(app.metrics, streams, config.stream_window), grpc_server
     )
     report_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(app.reports), grpc_server)
     notification_pb2_grpc.add_NotificationServiceServicer_to_server(
-        NotificationServicer(
-            app.notifications, app.live, app.accounts.check_session, config.stream_recheck_seconds, streams
-        ),
+        NotificationServicer(app.notifications, app.live, streams),
         grpc_server,
     )
     health_servicer = health.aio.HealthServicer()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import time
 from collections.abc import Callable
 
 import grpc
@@ -40,24 +39,6 @@ def current_principal() -> Principal:
 
 def optional_principal() -> Principal | None:
     return _principal.get()
-
-
-class SessionWatch:
-    """Long-lived streams outlive the check made when they opened: this re-checks,
-    at most every `interval` seconds, that the caller's session has not
-    ended since (logout, password change, deleted account), so a stolen
-    token's stream stops soon after the owner acts."""
-
-    def __init__(self, check: Callable[[Principal], None], principal: Principal, interval: float) -> None:
-        self._check = check
-        self._principal = principal
-        self.interval = interval
-        self._checked_at = time.monotonic()
-
-    async def check(self) -> None:
-        if time.monotonic() - self._checked_at >= self.interval:
-            await asyncio.to_thread(self._check, self._principal)
-            self._checked_at = time.monotonic()
 
 
 class AuthInterceptor(HandlerWrapper):

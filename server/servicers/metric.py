@@ -10,8 +10,8 @@ from core.ports import PublishOutcome
 from core.services.metrics import Ingest, Metrics
 from generated.fittrack.v1 import metric_pb2, metric_pb2_grpc
 from server import mapping
-from server.auth import SessionWatch, current_principal
-from server.streams import StreamLimiter
+from server.auth import current_principal
+from server.streams import OpenStreams
 
 Ack = metric_pb2.BatchAck
 
@@ -43,10 +43,8 @@ _END = object()
 
 
 class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
-    def __init__(self, metrics: Metrics, check_session, recheck: float, streams: StreamLimiter, window: int) -> None:
+    def __init__(self, metrics: Metrics, streams: OpenStreams, window: int) -> None:
         self._metrics = metrics
-        self._check_session = check_session
-        self._recheck = recheck
         self._streams = streams
         self._window = window
 
@@ -54,10 +52,16 @@ class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
         """All or nothing: batches are checked as they arrive and published
         together once the stream ends, so one bad batch stores nothing."""
         principal = current_principal()
-        with self._streams.hold(principal.user_id):
+        with self._streams.hold(principal) as stream:
             ingest = await asyncio.to_thread(self._metrics.open_ingest, principal)
             accepted, readings = [], 0
-            async for request in request_iterator:
+            requests = aiter(request_iterator)
+            while True:
+                try:
+                    # A client that stops sending holds its slot like an idle SyncReadings stream.
+                    request = await stream.until_ended(anext(requests))
+                except StopAsyncIteration:
+                    break
                 raw = mapping.raw_batch(request.batch)
                 readings += len(raw.readings)
                 ingest.check_upload_size(readings)
@@ -85,24 +89,24 @@ class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
         A bad batch is rejected in its ack and the stream goes on.
         """
         principal = current_principal()
-        with self._streams.hold(principal.user_id):
+        with self._streams.hold(principal) as stream:
             ingest = await asyncio.to_thread(self._metrics.open_ingest, principal)
-            watch = SessionWatch(self._check_session, principal, self._recheck)
             # A slot per message read and not yet answered: the reader waits for one before reading on.
             slots = asyncio.Semaphore(self._window)
             in_order: asyncio.Queue = asyncio.Queue()
-            reader = asyncio.create_task(self._read_batches(request_iterator, ingest, watch, slots, in_order))
+            reader = asyncio.create_task(self._read_batches(request_iterator, ingest, slots, in_order))
             try:
-                while (item := await in_order.get()) is not _END:
+                # Every wait gives way when the session ends, idle (waiting for a batch) or busy (storing one).
+                while (item := await stream.until_ended(in_order.get())) is not _END:
                     if isinstance(item, _Failed):
                         raise item.error
-                    yield await self._answer(item, ingest)
+                    yield await stream.until_ended(self._answer(item, ingest))
                     slots.release()
             finally:
                 reader.cancel()
 
     async def _read_batches(
-        self, request_iterator, ingest: Ingest, watch: SessionWatch, slots: asyncio.Semaphore, in_order: asyncio.Queue
+        self, request_iterator, ingest: Ingest, slots: asyncio.Semaphore, in_order: asyncio.Queue
     ) -> None:
         try:
             requests = aiter(request_iterator)
@@ -112,7 +116,6 @@ class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
                     request = await anext(requests)
                 except StopAsyncIteration:
                     break
-                await watch.check()
                 if request.WhichOneof("message") == "hello":
                     in_order.put_nowait(_Hello(request.hello.device_id))
                     continue

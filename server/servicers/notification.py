@@ -6,8 +6,8 @@ from core.adapters.live import LiveNotifications
 from core.services.notifications import Notifications
 from generated.fittrack.v1 import notification_pb2, notification_pb2_grpc
 from server import mapping
-from server.auth import SessionWatch, current_principal
-from server.streams import StreamLimiter
+from server.auth import current_principal
+from server.streams import OpenStream, OpenStreams
 
 
 class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
@@ -15,15 +15,11 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         self,
         notifications: Notifications,
         live: LiveNotifications,
-        check_session,
-        recheck: float,
-        streams: StreamLimiter,
+        streams: OpenStreams,
     ) -> None:
         self._notifications = notifications
         self._streams = streams
         self._live = live
-        self._check_session = check_session
-        self._recheck = recheck
 
     async def ListNotifications(self, request, context):
         page = await asyncio.to_thread(
@@ -62,24 +58,19 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
 
     async def SubscribeNotifications(self, request, context):
         principal = current_principal()
-        with self._streams.hold(principal.user_id):
-            async for notification in self._follow(principal, context):
+        with self._streams.hold(principal) as stream:
+            async for notification in self._follow(stream, context):
                 yield notification
 
-    async def _follow(self, principal, context):
-        watch = SessionWatch(self._check_session, principal, self._recheck)
+    async def _follow(self, stream: OpenStream, context):
+        principal = stream.principal
         queue = self._live.subscribe(principal.user_id)
         try:
             # Headers go out once the subscription is in place, so a client that
             # waits for them knows no later notification can be missed.
             await context.send_initial_metadata(())
             while True:
-                try:
-                    notification = await asyncio.wait_for(queue.get(), watch.interval)
-                except TimeoutError:
-                    notification = None
-                await watch.check()
-                if notification is not None:
-                    yield mapping.notification(notification)
+                notification = await stream.until_ended(queue.get())
+                yield mapping.notification(notification)
         finally:
             self._live.unsubscribe(principal.user_id, queue)

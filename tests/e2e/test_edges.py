@@ -2,6 +2,7 @@
 long-lived streams end when their session does."""
 
 import dataclasses
+import queue
 from datetime import timedelta
 
 import grpc
@@ -101,7 +102,6 @@ def test_an_open_notification_stream_ends_when_its_session_does(stubs, alice):
 
 
 def test_an_open_sync_stream_refuses_batches_once_its_session_has_ended(stubs, alice, clock):
-    import queue
 
     outgoing: queue.Queue = queue.Queue()
 
@@ -124,3 +124,71 @@ def test_an_open_sync_stream_refuses_batches_once_its_session_has_ended(stubs, a
             next(responses)
     outgoing.put(None)
     assert ended.value.code() == Code.UNAUTHENTICATED
+
+
+class IdleSync:
+    """A SyncReadings stream that says hello and then sends nothing, as a device with nothing new does."""
+
+    def __init__(self, stubs, auth, device_id: str) -> None:
+        self._requests: queue.Queue = queue.Queue()
+        # The deadline is the test's bound on how soon the server must end the stream.
+        self._responses = stubs.metrics.SyncReadings(iter(self._requests.get, None), metadata=auth, timeout=10)
+        self._requests.put(metric_pb2.SyncReadingsRequest(hello=metric_pb2.SyncHello(device_id=device_id)))
+        try:
+            self.opened = next(self._responses).HasField("welcome")
+        except grpc.RpcError as error:
+            self.opened, self.refused = False, error
+
+    def end(self) -> grpc.RpcError:
+        """How the server ended the stream, waiting for it up to the deadline."""
+        try:
+            response = next(self._responses)
+        except grpc.RpcError as error:
+            return error
+        finally:
+            self._requests.put(None)
+        raise AssertionError(f"the stream went on with {response}")
+
+    def close(self) -> None:
+        self._requests.put(None)
+
+
+def test_an_idle_sync_stream_ends_with_unauthenticated_soon_after_logout(stubs, alice):
+    stream = IdleSync(stubs, alice.auth, "watch-1")
+    assert stream.opened
+    stubs.accounts.Logout(account_pb2.LogoutRequest(), metadata=alice.auth)
+    ended = stream.end()
+    assert ended.code() == Code.UNAUTHENTICATED
+    assert "session has ended" in ended.details()
+
+
+def test_an_upload_that_sends_nothing_ends_with_unauthenticated_soon_after_logout(stubs, alice):
+    requests: queue.Queue = queue.Queue()
+    upload_call = stubs.metrics.UploadReadings.future(iter(requests.get, None), metadata=alice.auth, timeout=10)
+    try:
+        stubs.accounts.Logout(account_pb2.LogoutRequest(), metadata=alice.auth)
+        assert upload_call.exception(timeout=15).code() == Code.UNAUTHENTICATED
+    finally:
+        requests.put(None)
+
+
+def test_after_a_password_change_the_owner_can_open_8_streams_although_8_idle_streams_of_the_old_session_held_them(
+    stubs, alice
+):
+    stolen = [IdleSync(stubs, alice.auth, f"thief-{n}") for n in range(8)]
+    owner = stubs.accounts.Login(account_pb2.LoginRequest(username=alice.username, password=PASSWORD))
+    owner_auth = [("authorization", f"Bearer {owner.access_token}")]
+    fresh: list[IdleSync] = []
+    try:
+        assert all(stream.opened for stream in stolen)
+        refused = IdleSync(stubs, owner_auth, "watch-1")
+        assert refused.refused.code() == Code.RESOURCE_EXHAUSTED
+        change = account_pb2.ChangePasswordRequest(current_password=PASSWORD, new_password="a fresh staple battery")
+        stubs.accounts.ChangePassword(change, metadata=owner_auth)
+        # The server frees a stream's slot before it tells the client that the stream has ended.
+        assert [stream.end().code() for stream in stolen] == [Code.UNAUTHENTICATED] * 8
+        fresh = [IdleSync(stubs, owner_auth, f"watch-{n}") for n in range(8)]
+        assert all(stream.opened for stream in fresh)
+    finally:
+        for stream in stolen + fresh:
+            stream.close()

@@ -11,7 +11,7 @@ from core.services.metrics import RawBatch
 from generated.fittrack.v1 import common_pb2, metric_pb2
 from server.auth import _principal
 from server.servicers.metric import MetricServicer
-from server.streams import StreamLimiter
+from server.streams import OpenStreams
 from tests.support import batch, reading
 
 WINDOW = 4
@@ -51,7 +51,7 @@ def test_a_stream_whose_batches_are_not_stored_stops_reading_after_its_window():
     async def scenario():
         _principal.set(Principal("u1", "s1"))
         ingest = StalledIngest()
-        servicer = MetricServicer(FakeMetrics(ingest), lambda principal: None, 60.0, StreamLimiter(8), WINDOW)
+        servicer = MetricServicer(FakeMetrics(ingest), OpenStreams(8, lambda principal: None, 60.0), WINDOW)
         pulled = 0
         minute = int(NOW.timestamp())
 
