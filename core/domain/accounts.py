@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from core.domain.calendar import zone_named
 from core.domain.errors import InvalidArgument
+from core.domain.wording import number
 
 USERNAME = re.compile(r"[a-z0-9._-]{3,32}")
 MIN_PASSWORD_LENGTH = 8
@@ -94,7 +95,7 @@ class ProfileChanges:
 def _in_range(name: str, value: float, bounds: tuple[float, float], unit: str) -> float:
     low, high = bounds
     if not math.isfinite(value) or not low <= value <= high:
-        raise InvalidArgument(f"{name} must be {low:g} to {high:g} {unit}, got {value:g}")
+        raise InvalidArgument(f"{name} must be {number(low)} to {number(high)} {unit}, got {number(value)}")
     return float(value)
 
 

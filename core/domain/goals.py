@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from core.domain.calendar import elapsed_fraction, week_of
 from core.domain.errors import InvalidArgument
 from core.domain.metrics import MetricKind
+from core.domain.wording import number
 
 
 class GoalPeriod(enum.IntEnum):
@@ -63,11 +64,11 @@ def parse_goal_period(value: int) -> GoalPeriod:
 def check_target(metric: MetricKind, period: GoalPeriod, target: float) -> float:
     ceiling = DAILY_TARGET_CEILING[metric] * (7 if period is GoalPeriod.WEEKLY else 1)
     if not math.isfinite(target) or target <= 0:
-        raise InvalidArgument(f"target must be greater than 0, got {target:g}")
+        raise InvalidArgument(f"target must be greater than 0, got {number(target)}")
     if target > ceiling:
         raise InvalidArgument(
-            f"a {period.name.lower()} {metric.label} target of {target:g} is beyond what a person can do; "
-            f"at most {ceiling:g} {metric.unit}"
+            f"a {period.name.lower()} {metric.label} target of {number(target)} is beyond what a person can do; "
+            f"at most {number(ceiling)} {metric.unit}"
         )
     return float(target)
 

@@ -10,12 +10,13 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from core.domain.errors import InvalidArgument, ResourceExhausted
+from core.domain.wording import instant, instant_of, number
 
 MINUTE = 60
 FUTURE_TOLERANCE = timedelta(hours=24)
 # Nothing a wearable reports predates this; older times are a clock or encoding bug.
 EARLIEST_READING = datetime(2000, 1, 1, tzinfo=UTC)
-# Far beyond any accepted reading, but inside what datetime can represent.
+# Far beyond any accepted reading, but inside what datetime can represent: the fast check's bound.
 LATEST_REPRESENTABLE = int(datetime(9000, 1, 1, tzinfo=UTC).timestamp())
 MAX_DEVICE_ID_LENGTH = 64
 MANUAL_SOURCE = "manual"
@@ -131,13 +132,51 @@ def validate_sequence(sequence: int) -> None:
         raise InvalidArgument(f"sequence {sequence} is too large; at most {MAX_SEQUENCE}")
 
 
-def validate_reading(metric_value: int, seconds: int, value: float, now: datetime, position: int) -> Reading:
+def batch_label(device_id: str, sequence: int, in_upload: int | None = None) -> str:
+    """How a message names a batch: by its device and sequence, as the client knows it.
+
+    `in_upload` (1-based) is the batch's place in an UploadReadings call,
+    named only when the batch has no sequence to tell it by. A device id or
+    sequence that is itself invalid is left out: the message is about it.
+    """
+    numbered = 0 < sequence <= MAX_SEQUENCE
+    if not device_id:
+        source = "of manual entries"
+    elif len(device_id) <= MAX_DEVICE_ID_LENGTH and device_id.isprintable():
+        source = f"from device {device_id}"
+    else:
+        source = ""
+    label = "batch"
+    if in_upload is not None and not numbered:
+        label += f" {in_upload} of the upload"
+        source = source.removeprefix("of ")
+        label += f" ({source})" if source else ""
+    elif source:
+        label += f" {source}"
+    return f"{label}, sequence {sequence}" if numbered else label
+
+
+def reading_label(position: int, count: int | None = None, batch: str = "") -> str:
+    """`position` is 0-based; people count from 1, and "of 500" says it is not a sequence number."""
+    where = f"reading {position + 1}" + (f" of {count:,}" if count is not None else "")
+    return f"{batch}, {where}" if batch else where
+
+
+def validate_reading(
+    metric_value: int,
+    seconds: int,
+    value: float,
+    now: datetime,
+    position: int,
+    count: int | None = None,
+    batch: str = "",
+) -> Reading:
     """Check one raw reading and normalise its time to the start of its minute.
 
-    `position` (0-based) goes into every message so a client can find the bad
-    reading in its batch.
+    `position` (0-based) of `count` readings, and the `batch` (batch_label),
+    go into every message, counted from 1, so a client can find the bad reading.
     """
-    where = f"reading {position}"
+    where = reading_label(position, count, batch)
     try:
         metric = MetricKind(metric_value)
     except ValueError:
@@ -147,23 +186,28 @@ def validate_reading(metric_value: int, seconds: int, value: float, now: datetim
         raise InvalidArgument(f"{where}: value must be a finite number, got {value}")
     low, high = PER_MINUTE_LIMITS[metric]
     if value < 0:
-        raise InvalidArgument(f"{where}: {metric.label} cannot be negative (got {value:g})")
+        raise InvalidArgument(f"{where}: {metric.label} cannot be negative (got {number(value)})")
     if not low <= value <= high:
         raise InvalidArgument(
-            f"{where}: {value:g} {metric.unit} is impossible for {metric.label} in one minute; "
-            f"expected {low:g} to {high:g}"
+            f"{where}: {number(value)} {metric.unit} is impossible for {metric.label} in one minute; "
+            f"expected {number(low)} to {number(high)}"
         )
     if seconds == 0:
         raise InvalidArgument(f"{where}: time is missing; set it to the start of the minute measured, in UTC")
-    if not 0 < seconds <= LATEST_REPRESENTABLE:
-        raise InvalidArgument(f"{where}: time {seconds} s since 1970 is out of range; check the device clock")
-    instant = datetime.fromtimestamp(seconds, UTC)
-    if instant > now + FUTURE_TOLERANCE:
+    moment = instant_of(seconds)
+    if moment is None:
+        side = "before the year 1" if seconds < 0 else "after the year 9999"
+        raise InvalidArgument(f"{where}: time {seconds} s since 1970 is out of range ({side}); check the device clock")
+    if moment > now + FUTURE_TOLERANCE:
         raise InvalidArgument(
-            f"{where}: time {instant.isoformat()} is more than 24 hours in the future; check the device clock"
+            f"{where}: {instant(moment)} is more than 24 hours in the future (the server's time is "
+            f"{instant(now.replace(second=0, microsecond=0))}); check the device clock"
         )
-    if instant < EARLIEST_READING:
-        raise InvalidArgument(f"{where}: time {instant.isoformat()} is before 2000-01-01; check the device clock")
+    if moment < EARLIEST_READING:
+        raise InvalidArgument(
+            f"{where}: {instant(moment)} is before {EARLIEST_READING:%Y-%m-%d}, the earliest time a reading may "
+            "have; check the device clock"
+        )
     return Reading(metric=metric, minute=seconds // MINUTE, value=float(value))
 
 
@@ -171,7 +215,9 @@ def validate_batch_size(count: int, limits: BatchLimits) -> None:
     if count == 0:
         raise InvalidArgument("a batch must contain at least one reading")
     if count > limits.max_readings_per_batch:
-        raise ResourceExhausted(f"a batch holds {count} readings; at most {limits.max_readings_per_batch}, so split it")
+        raise ResourceExhausted(
+            f"a batch holds {count:,} readings; at most {limits.max_readings_per_batch:,}, so split it"
+        )
 
 
 def local_date_of(minute: int, zone: ZoneInfo) -> date:
@@ -201,8 +247,12 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _DAY = 86_400
 
 
-def check_and_place(raw: Sequence[tuple[int, int, float]], now: datetime, zone: ZoneInfo) -> tuple[PlacedReading, ...]:
+def check_and_place(
+    raw: Sequence[tuple[int, int, float]], now: datetime, zone: ZoneInfo, batch: str = ""
+) -> tuple[PlacedReading, ...]:
     """Validate a batch's (metric, UTC seconds, value) readings and pin each to its local day.
+
+    A message names the bad reading, in the `batch` (batch_label) when given.
 
     The same rules as validate_reading, checked with plain comparisons first;
     only a batch that fails them goes through validate_reading, reading by
@@ -215,14 +265,14 @@ def check_and_place(raw: Sequence[tuple[int, int, float]], now: datetime, zone: 
         # NaN fails every comparison, so it takes the slow path too.
         if bounds is None or not bounds[0] <= value <= bounds[1] or not _EARLIEST_SECONDS <= seconds <= latest:
             for position, (m, sec, v) in enumerate(raw):
-                validate_reading(m, sec, v, now, position)
+                validate_reading(m, sec, v, now, position, len(raw), batch)
             raise AssertionError("the fast check and validate_reading disagree")  # pragma: no cover
     first = min(seconds for _, seconds, _ in raw)
     last = max(seconds for _, seconds, _ in raw)
     offset = _utc_offset_seconds(first, zone)
     if last - first > _DAY or offset != _utc_offset_seconds(last, zone):
         # The batch spans a change of UTC offset (or is unusually long): ask the zone for each reading.
-        readings = [validate_reading(m, sec, v, now, i) for i, (m, sec, v) in enumerate(raw)]
+        readings = [validate_reading(m, sec, v, now, i, len(raw), batch) for i, (m, sec, v) in enumerate(raw)]
         return place(readings, zone)
     kinds = _KINDS
     days: dict[int, date] = {}

@@ -16,6 +16,7 @@ from core.domain.metrics import (
     AcceptedBatch,
     BatchLimits,
     MetricKind,
+    batch_label,
     check_and_place,
     source_of,
     validate_batch_size,
@@ -55,23 +56,25 @@ class Ingest:
         self._limits = limits
         self._now = clock
 
-    def check(self, raw: RawBatch, position: str = "") -> AcceptedBatch:
-        """The batch ready to publish, or INVALID_ARGUMENT naming what is wrong in it."""
+    def check(self, raw: RawBatch, in_upload: int | None = None) -> AcceptedBatch:
+        """The batch ready to publish, or INVALID_ARGUMENT naming the batch and what is wrong in it.
+
+        `in_upload` is the batch's place (from 1) in an UploadReadings call.
+        """
+        label = batch_label(raw.device_id, raw.sequence, in_upload)
         try:
             validate_device_id(raw.device_id)
             validate_sequence(raw.sequence)
             validate_batch_size(len(raw.readings), self._limits.batch)
-            placed = check_and_place(raw.readings, self._now(), self._zone)
         except (InvalidArgument, ResourceExhausted) as error:
-            if position:
-                raise type(error)(f"{position}: {error}") from None
-            raise
+            raise type(error)(f"{label}: {error}") from None
+        placed = check_and_place(raw.readings, self._now(), self._zone, label)
         return AcceptedBatch(self.user_id, source_of(raw.device_id), raw.sequence, placed)
 
     def check_upload_size(self, readings_so_far: int) -> None:
         if readings_so_far > self._limits.max_readings_per_upload:
             raise ResourceExhausted(
-                f"an upload may hold at most {self._limits.max_readings_per_upload} readings; "
+                f"an upload may hold at most {self._limits.max_readings_per_upload:,} readings; "
                 "split it into several uploads"
             )
 

@@ -65,7 +65,7 @@ class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
                 raw = mapping.raw_batch(request.batch)
                 readings += len(raw.readings)
                 ingest.check_upload_size(readings)
-                accepted.append(ingest.check(raw, f"batch {len(accepted)}"))
+                accepted.append(ingest.check(raw, in_upload=len(accepted) + 1))
             if not accepted:
                 raise InvalidArgument("the upload contained no batches; send at least one batch of readings")
             outcomes = await asyncio.wrap_future(ingest.submit(accepted))

@@ -3,7 +3,7 @@ long-lived streams end when their session does."""
 
 import dataclasses
 import queue
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -192,3 +192,15 @@ def test_after_a_password_change_the_owner_can_open_8_streams_although_8_idle_st
     finally:
         for stream in stolen + fresh:
             stream.close()
+
+
+def test_a_reading_from_1900_is_refused_with_its_date_and_the_batch_named_by_device_and_sequence(stubs, alice):
+    seconds = int(datetime(1900, 1, 1, tzinfo=UTC).timestamp())
+    error = rpc_error(
+        lambda: upload(stubs, alice, batch([reading(STEPS, seconds, 5)], device_id="watch-1", sequence=7))
+    )
+    assert error.code() == Code.INVALID_ARGUMENT
+    assert error.details() == (
+        "batch from device watch-1, sequence 7, reading 1 of 1: 1900-01-01T00:00Z is before 2000-01-01, "
+        "the earliest time a reading may have; check the device clock"
+    )

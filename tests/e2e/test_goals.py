@@ -70,6 +70,14 @@ def test_an_impossible_goal_is_refused_and_nothing_is_stored(stubs, alice, metri
     assert not stubs.goals.ListGoals(goal_pb2.ListGoalsRequest(include_inactive=True), metadata=alice.auth).goals
 
 
+def test_a_goal_over_the_limit_is_refused_quoting_the_target_as_sent_not_rounded(stubs, alice):
+    error = rpc_error(lambda: create(stubs, alice, metric=STEPS, period=WEEKLY, target=1_400_001))
+    assert error.code() == Code.INVALID_ARGUMENT
+    assert error.details() == (
+        "a weekly steps target of 1,400,001 is beyond what a person can do; at most 1,400,000 steps"
+    )
+
+
 def test_another_users_goal_cannot_be_seen_changed_or_deleted(stubs, alice, bob):
     goal = create(stubs, alice)
     attempts = [

@@ -67,7 +67,7 @@ def test_heart_rate_is_shown_as_minimum_average_and_maximum(stubs, alice, clock)
     assert view.unit == "bpm"
 
 
-def test_an_upload_with_one_bad_batch_is_refused_whole(stubs, alice, clock):
+def test_an_upload_with_one_bad_batch_is_refused_whole_naming_its_device_sequence_and_reading(stubs, alice, clock):
     start = in_alices_today(clock)
     error = rpc_error(
         lambda: upload(
@@ -78,7 +78,10 @@ def test_an_upload_with_one_bad_batch_is_refused_whole(stubs, alice, clock):
         )
     )
     assert error.code() == Code.INVALID_ARGUMENT
-    assert "batch 1" in error.details() and "reading 0" in error.details()
+    assert error.details() == (
+        "batch from device watch-1, sequence 2, reading 1 of 1: "
+        "5,000 steps is impossible for steps in one minute; expected 0 to 1,000"
+    )
     # Nothing of it was stored: sequence 1 is still new, and the total stays at zero.
     summary = upload(stubs, alice, batch([reading(STEPS, start - 120, 1)], sequence=1))
     assert summary.batches_accepted == 1
@@ -122,7 +125,7 @@ def test_an_empty_batch_and_an_oversized_batch_are_refused(stubs, alice, clock):
     too_many = batch([reading(STEPS, when - 60 * i, 1) for i in range(1001)])
     error = rpc_error(lambda: upload(stubs, alice, too_many))
     assert error.code() == Code.RESOURCE_EXHAUSTED
-    assert "at most 1000" in error.details()
+    assert "1,001 readings; at most 1,000" in error.details()
 
 
 def test_sync_acknowledges_every_batch_and_rejects_a_bad_one_without_closing(stubs, alice, clock):
@@ -144,7 +147,10 @@ def test_sync_acknowledges_every_batch_and_rejects_a_bad_one_without_closing(stu
         Ack.STATUS_DUPLICATE,
     ]
     assert [a.sequence for a in acks] == [1, 2, 2, 2]
-    assert "heart rate" in acks[1].reason
+    assert acks[1].reason == (
+        "batch from device watch-1, sequence 2, reading 1 of 1: 400 bpm is impossible for heart rate in one minute; "
+        "expected 20 to 250"
+    )
     eventually(lambda: today_total(stubs, alice), lambda total: total == 100)
 
 

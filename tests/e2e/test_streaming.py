@@ -131,7 +131,7 @@ def test_bad_batches_are_rejected_with_the_status_a_call_would_get_and_the_strea
     acks = [r.ack for r in stubs.metrics.SyncReadings(iter(requests), metadata=alice.auth, timeout=10)]
     assert [a.status for a in acks] == [Ack.STATUS_REJECTED, Ack.STATUS_REJECTED, Ack.STATUS_ACCEPTED]
     assert [a.code for a in acks] == [code_pb2.RESOURCE_EXHAUSTED, code_pb2.INVALID_ARGUMENT, code_pb2.OK]
-    assert "at most 1000" in acks[0].reason and "split" in acks[0].reason
+    assert "at most 1,000" in acks[0].reason and "split" in acks[0].reason
     assert "heart rate" in acks[1].reason
     eventually(lambda: today_total(stubs, alice), lambda total: total == 42)
 

@@ -63,6 +63,16 @@ def test_a_target_at_the_ceiling_is_accepted_and_just_above_it_is_refused(app, a
     assert app.goals.create(alice, metric, period, ceiling).target == ceiling
 
 
+def test_a_target_over_the_ceiling_is_quoted_as_the_user_sent_it_not_rounded(app, alice):
+    with pytest.raises(InvalidArgument) as refused:
+        app.goals.create(alice, STEPS, WEEKLY, 1_400_001)
+    assert str(refused.value) == (
+        "a weekly steps target of 1,400,001 is beyond what a person can do; at most 1,400,000 steps"
+    )
+    with pytest.raises(InvalidArgument, match="target of 200,000.5 is beyond"):
+        app.goals.create(alice, STEPS, DAILY, 200_000.5)
+
+
 def test_a_second_goal_for_the_same_metric_and_period_is_refused(app, alice):
     app.goals.create(alice, STEPS, DAILY, 10_000)
     with pytest.raises(AlreadyExists, match="already have a daily steps goal"):

@@ -40,10 +40,22 @@ def test_a_batch_without_a_device_is_stored_as_manual_entries(app, alice):
     assert app.metrics.open_ingest(alice).check(RawBatch("", 0, [(STEPS, HALF_PAST_ELEVEN_UTC, 10)])).source == "manual"
 
 
-def test_one_bad_reading_rejects_the_batch_and_the_error_says_which_batch_and_reading(app, alice):
+def test_one_bad_reading_rejects_the_batch_and_the_error_names_the_device_the_sequence_and_the_reading(app, alice):
     readings = [(STEPS, HALF_PAST_ELEVEN_UTC, 10), (STEPS, HALF_PAST_ELEVEN_UTC + 60, 5000)]
-    with pytest.raises(InvalidArgument, match=r"^batch 3: reading 1: 5000 steps is impossible"):
-        app.metrics.open_ingest(alice).check(RawBatch("watch", 1, readings), "batch 3")
+    with pytest.raises(InvalidArgument) as refused:
+        app.metrics.open_ingest(alice).check(RawBatch("watch-1", 7, readings), in_upload=3)
+    assert str(refused.value) == (
+        "batch from device watch-1, sequence 7, reading 2 of 2: "
+        "5,000 steps is impossible for steps in one minute; expected 0 to 1,000"
+    )
+
+
+def test_a_bad_batch_without_a_sequence_is_named_by_its_place_in_the_upload(app, alice):
+    readings = [(STEPS, HALF_PAST_ELEVEN_UTC, -1)]
+    with pytest.raises(InvalidArgument, match=r"^batch 3 of the upload \(from device watch-1\), reading 1 of 1: "):
+        app.metrics.open_ingest(alice).check(RawBatch("watch-1", 0, readings), in_upload=3)
+    with pytest.raises(InvalidArgument, match=r"^batch of manual entries, reading 1 of 1: "):
+        app.metrics.open_ingest(alice).check(RawBatch("", 0, readings))
 
 
 def test_an_empty_batch_is_rejected(app, alice):
@@ -54,8 +66,10 @@ def test_an_empty_batch_is_rejected(app, alice):
 def test_a_batch_over_the_size_limit_is_refused_with_its_position(app, alice):
     metrics = Metrics(app.database, app.store, app.bus, app.clock, IngestLimits(BatchLimits(2), 10))
     readings = [(STEPS, HALF_PAST_ELEVEN_UTC + 60 * i, 10) for i in range(3)]
-    with pytest.raises(ResourceExhausted, match="^batch 0: a batch holds 3 readings; at most 2"):
-        metrics.open_ingest(alice).check(RawBatch("watch", 1, readings), "batch 0")
+    with pytest.raises(
+        ResourceExhausted, match="^batch from device watch, sequence 1: a batch holds 3 readings; at most 2"
+    ):
+        metrics.open_ingest(alice).check(RawBatch("watch", 1, readings), in_upload=1)
 
 
 def test_an_upload_over_its_reading_limit_is_refused(app, alice):

@@ -10,6 +10,7 @@ from core.domain.metrics import (
     BatchLimits,
     MetricKind,
     Reading,
+    batch_label,
     check_and_place,
     local_date_of,
     place,
@@ -116,9 +117,32 @@ def test_a_reading_from_before_2000_is_rejected_as_a_clock_error():
         check(MetricKind.STEPS, 10, seconds=seconds)
 
 
-@pytest.mark.parametrize("seconds", [10**12, 2**62])
-def test_a_time_far_beyond_any_calendar_is_rejected_as_an_invalid_argument(seconds):
-    with pytest.raises(InvalidArgument, match="reading 0"):
+def test_a_reading_from_1900_is_rejected_saying_its_date_and_the_earliest_a_reading_may_have():
+    seconds = int(datetime(1900, 1, 1, tzinfo=UTC).timestamp())
+    with pytest.raises(InvalidArgument) as refused:
+        check(MetricKind.STEPS, 10, seconds=seconds)
+    assert str(refused.value) == (
+        "reading 1: 1900-01-01T00:00Z is before 2000-01-01, the earliest time a reading may have; "
+        "check the device clock"
+    )
+
+
+def test_a_reading_in_the_future_is_rejected_saying_its_date_and_the_servers():
+    seconds = int(datetime(2026, 6, 12, 8, 30, 15, tzinfo=UTC).timestamp())
+    with pytest.raises(InvalidArgument) as refused:
+        check(MetricKind.STEPS, 10, seconds=seconds)
+    assert str(refused.value) == (
+        "reading 1: 2026-06-12T08:30:15Z is more than 24 hours in the future (the server's time is "
+        "2026-06-10T12:00Z); check the device clock"
+    )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "side"),
+    [(10**12, "after the year 9999"), (2**62, "after the year 9999"), (-(10**12), "before the year 1")],
+)
+def test_a_time_beyond_any_calendar_is_rejected_as_out_of_range(seconds, side):
+    with pytest.raises(InvalidArgument, match=f"^reading 1: time {seconds} s since 1970 is out of range .{side}."):
         check(MetricKind.STEPS, 10, seconds=seconds)
 
 
@@ -128,8 +152,8 @@ def test_seconds_inside_a_minute_are_normalised_to_the_start_of_the_minute():
     assert check(MetricKind.STEPS, 10, seconds=start).minute == start // 60
 
 
-def test_an_error_message_names_the_position_of_the_bad_reading():
-    with pytest.raises(InvalidArgument, match=r"^reading 7: "):
+def test_an_error_message_names_the_position_of_the_bad_reading_counted_from_one():
+    with pytest.raises(InvalidArgument, match=r"^reading 8: 5,000 steps is impossible for steps in one minute; "):
         check(MetricKind.STEPS, 5000, position=7)
 
 
@@ -149,7 +173,7 @@ def test_a_batch_at_the_limit_is_accepted():
 
 
 def test_a_batch_over_the_limit_is_refused_and_the_client_is_told_to_split_it():
-    with pytest.raises(ResourceExhausted, match="1001 readings; at most 1000, so split it"):
+    with pytest.raises(ResourceExhausted, match="1,001 readings; at most 1,000, so split it"):
         validate_batch_size(1001, BatchLimits(1000))
 
 
@@ -241,5 +265,22 @@ def test_a_batch_with_one_bad_reading_fails_with_that_readings_own_message(bad):
     with pytest.raises(InvalidArgument) as fast:
         check_and_place(raw, now, ZoneInfo("UTC"))
     with pytest.raises(InvalidArgument) as slow:
-        validate_reading(*bad, now, 1)
+        validate_reading(*bad, now, 1, 2)
     assert str(fast.value) == str(slow.value)
+
+
+@pytest.mark.parametrize(
+    ("device_id", "sequence", "in_upload", "label"),
+    [
+        ("watch-1", 7, None, "batch from device watch-1, sequence 7"),
+        ("watch-1", 7, 3, "batch from device watch-1, sequence 7"),
+        ("watch-1", 0, 3, "batch 3 of the upload (from device watch-1)"),
+        ("", 5, None, "batch of manual entries, sequence 5"),
+        ("", 0, 2, "batch 2 of the upload (manual entries)"),
+        ("w" * 65, 0, 1, "batch 1 of the upload"),
+    ],
+)
+def test_a_batch_is_named_by_its_device_and_sequence_and_by_its_place_in_the_upload_only_without_one(
+    device_id, sequence, in_upload, label
+):
+    assert batch_label(device_id, sequence, in_upload) == label

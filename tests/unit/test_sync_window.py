@@ -24,7 +24,7 @@ class StalledIngest:
     def __init__(self) -> None:
         self.submitted: list[Future] = []
 
-    def check(self, raw: RawBatch, position: str = ""):
+    def check(self, raw: RawBatch, in_upload: int | None = None):
         return raw
 
     def submit(self, batches) -> Future:
