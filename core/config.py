@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +16,7 @@ from core.domain.oidc import LOOPBACK_HOSTS, PROVIDER_NAME, SIGNING_ALGORITHMS, 
 from core.services.evaluation import EvaluationSettings, parse_settings
 
 PROFILES = ("embedded", "production")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(ValueError):
@@ -139,6 +142,15 @@ class Config:
         return parse_settings(self.evaluation_times, self.report_ready_time, self.active_day)
 
     @property
+    def logging_level(self) -> int:
+        """FITTRACK_LOG_LEVEL, in any case, as the logging module's number."""
+        return logging.getLevelNamesMapping()[self.log_level.upper()]
+
+    def listen_address(self) -> tuple[str, int]:
+        """FITTRACK_LISTEN as (host, port), brackets of an IPv6 host removed; ConfigError unless host:port."""
+        return parse_listen(self.listen)
+
+    @property
     def database_path(self) -> Path:
         return self.sqlite_path or self.data_dir / "fittrack.sqlite3"
 
@@ -153,7 +165,8 @@ class Config:
             try:
                 values[name] = kind(raw)
             except ValueError:
-                raise ConfigError(f"FITTRACK_{name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+                what = {int: "whole number", float: "number"}.get(kind, kind.__name__)
+                raise ConfigError(f"FITTRACK_{name.upper()}={raw!r} is not a {what}") from None
         values.update(overrides)
         config = cls(**values)
         config.validate()
@@ -162,6 +175,11 @@ class Config:
     def validate(self) -> None:
         if self.profile not in PROFILES:
             raise ConfigError(f"FITTRACK_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
+        self.listen_address()
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(
+                f"FITTRACK_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (in any case), got {self.log_level!r}"
+            )
         if not 4 <= self.bcrypt_rounds <= 31:
             raise ConfigError("FITTRACK_BCRYPT_ROUNDS must be 4 to 31")
         if self.allow_low_bcrypt_rounds not in (0, 1):
@@ -205,6 +223,18 @@ class Config:
             raise ConfigError(
                 "FITTRACK_KEEPALIVE_SECONDS must be at least 1 and FITTRACK_KEEPALIVE_TIMEOUT_SECONDS above 0"
             )
+        # Each round checks every open stream's session: no interval would make it a busy loop on the database.
+        if not 0 < self.stream_recheck_seconds <= 3600:
+            raise ConfigError("FITTRACK_STREAM_RECHECK_SECONDS must be above 0 and at most 3600")
+        if self.shutdown_grace_seconds < 0:
+            raise ConfigError("FITTRACK_SHUTDOWN_GRACE_SECONDS must be 0 or more")
+        if self.max_readings_per_upload < 1 or self.refresh_token_ttl_days < 1:
+            raise ConfigError("FITTRACK_MAX_READINGS_PER_UPLOAD and FITTRACK_REFRESH_TOKEN_TTL_DAYS must be at least 1")
+        for name in ("pg_pool_max", "readings_partitions", "notifications_partitions", "kafka_replication_factor"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"FITTRACK_{name.upper()} must be at least 1")
+        if self.publish_timeout_seconds <= 0:
+            raise ConfigError("FITTRACK_PUBLISH_TIMEOUT_SECONDS must be above 0")
         if self.profile == "production":
             missing = [
                 f"FITTRACK_{name.upper()}"
@@ -213,6 +243,7 @@ class Config:
             ]
             if missing:
                 raise ConfigError(f"the production profile needs {', '.join(missing)} (see `make services`)")
+            self._validate_services()
         if not 0.05 <= self.evaluation_tick_seconds <= 3600 or self.evaluation_catch_up_minutes < 0:
             raise ConfigError(
                 "FITTRACK_EVALUATION_TICK_SECONDS must be 0.05 to 3600 "
@@ -247,6 +278,53 @@ class Config:
             raise ConfigError("FITTRACK_OIDC_TIMEOUT_SECONDS must be above 0 and at most 60")
         self.oidc_provider_settings()
 
+    def _validate_services(self) -> None:
+        """The production profile's addresses are well formed, so a typo is a message here rather than a
+        traceback from a driver later. Messages never quote a DSN or URI: they may hold a password."""
+        from psycopg2 import ProgrammingError
+        from psycopg2.extensions import parse_dsn
+
+        for name in ("pg_dsn", "pg_replica_dsn", "ferretdb_pg_dsn"):
+            dsn = getattr(self, name)
+            try:
+                if dsn:
+                    parse_dsn(dsn)
+            except ProgrammingError:
+                raise ConfigError(
+                    f"FITTRACK_{name.upper()} is not a PostgreSQL connection string; "
+                    "write it as postgresql://user:password@host:port/database"
+                ) from None
+        for server in self.kafka_bootstrap.split(","):
+            try:
+                parse_listen(server.strip())
+            except ConfigError:
+                raise ConfigError(
+                    f"FITTRACK_KAFKA_BOOTSTRAP must be a comma-separated list of host:port (port 1-65535), "
+                    f"such as broker1:9092,broker2:9092; got {self.kafka_bootstrap!r}"
+                ) from None
+        _check_mongo_uri(self.mongo_uri)
+
+
+def _check_mongo_uri(uri: str) -> None:
+    from pymongo.errors import ConfigurationError, InvalidURI
+    from pymongo.uri_parser import parse_uri
+
+    problem = "it must start with mongodb:// or mongodb+srv://"
+    if uri.startswith("mongodb://"):
+        try:
+            # As MongoClient parses it: unknown options only warn (it warns again itself, so silence ours).
+            # No network: only a mongodb+srv:// URI is looked up in DNS, and that is left to the driver.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                parse_uri(uri, warn=True)
+            return
+        except (InvalidURI, ConfigurationError, ValueError) as error:
+            # pymongo's messages name the part at fault, never the password.
+            problem = str(error).rstrip(".")
+    elif uri.startswith("mongodb+srv://"):
+        return
+    raise ConfigError(f"FITTRACK_MONGO_URI is not a MongoDB connection string: {problem}")
+
 
 def _check_pem(variable: str, path: Path) -> None:
     """The file exists, is readable and holds PEM, so a mistake shows at start-up rather than at the first handshake.
@@ -259,6 +337,26 @@ def _check_pem(variable: str, path: Path) -> None:
         raise ConfigError(f"{variable}: cannot read {path} ({error.strerror})") from None
     if b"-----BEGIN " not in content:
         raise ConfigError(f"{variable}: {path} is not a PEM file (no -----BEGIN line)")
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`host:port` (an IPv6 host in brackets) as (host, port); ConfigError naming FITTRACK_LISTEN otherwise.
+
+    gRPC would take a port above 65535 modulo 65536 and quietly serve on another port.
+    """
+    host, colon, port = listen.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        bracketed = True
+    else:
+        bracketed = False
+    valid_host = bool(host) and not any(c.isspace() or c in "[]/" for c in host) and (bracketed or ":" not in host)
+    if not colon or not valid_host or not port.isascii() or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(
+            f"FITTRACK_LISTEN must be host:port with port 1-65535 (or 0 for any free port), "
+            f"such as 127.0.0.1:50051 or [::]:50051; got {listen!r}"
+        )
+    return host, int(port)
 
 
 READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")

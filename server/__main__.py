@@ -8,7 +8,7 @@ import sys
 
 from core.config import Config, ConfigError
 from core.domain.errors import Unavailable
-from server.app import serve
+from server.app import CannotStart, serve
 
 
 def main() -> int:
@@ -18,14 +18,19 @@ def main() -> int:
         print(f"fittrack-server: {error}", file=sys.stderr)
         return 2
     sys.setswitchinterval(config.gil_switch_interval_ms / 1000)
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=config.logging_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # kafka-python narrates every connection at INFO; its warnings are what an operator needs.
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(config.log_level)))
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, config.logging_level))
     try:
         asyncio.run(serve(config))
     except Unavailable as error:  # a dependency it cannot start without, after waiting for it
         print(f"fittrack-server: {error}", file=sys.stderr)
         return 1
+    except CannotStart as error:
+        print(f"fittrack-server: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:  # Ctrl-C before the server took over the signal (it stops gracefully after)
+        return 130
     return 0
 
 

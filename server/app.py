@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+import socket
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -52,6 +55,17 @@ SERVICE_NAMES = tuple(
 
 
 DEPENDENCY_CHECK_SECONDS = 1.0
+
+
+class CannotStart(Exception):
+    """The server cannot start as configured; the message says why and what to do.
+
+    exit_code: 2 for a setting to correct, 1 for the machine's state (an address another process holds).
+    """
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class Server:
@@ -117,9 +131,22 @@ class Server:
 def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tuple[Server, int]:
     """A server bound to config.listen (port 0 picks a free one), not started yet.
 
-    Call from inside the event loop that will run it.
+    Call from inside the event loop that will run it. CannotStart when the
+    address is taken or unusable (found before the database is opened), or
+    the data directory cannot be used.
     """
-    app = build_app(config, clock)
+    check_listenable(config)
+    try:
+        app = build_app(config, clock)
+    except (OSError, sqlite3.Error) as error:
+        # Only the embedded profile keeps files: its database, and the token secret made on first start.
+        if config.profile != "embedded":
+            raise
+        raise CannotStart(
+            f"cannot keep data in {config.database_path.parent} ({error}); set FITTRACK_DATA_DIR "
+            "(or FITTRACK_SQLITE_PATH) to a directory this user may create and write",
+            exit_code=2,
+        ) from None
     # bcrypt and SQLite block: they run on this pool, off the event loop.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=16, thread_name_prefix="fittrack"))
     options = [
@@ -138,6 +165,9 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
         # grpcio 1.85 times out an unanswered keepalive ping by this setting, not by keepalive_timeout_ms alone.
         ("grpc.http2.ping_timeout_ms", int(config.keepalive_timeout_seconds * 1000)),
         ("grpc.max_concurrent_streams", 1024),
+        # gRPC sets SO_REUSEPORT by default, so a second server on a taken port would bind too and
+        # share its connections (and, embedded, its SQLite file) with the first: refuse instead.
+        ("grpc.so_reuseport", 0),
     ]
     grpc_server = grpc.aio.server(
         interceptors=[ErrorInterceptor(), AuthInterceptor(app.accounts.authenticate)], options=options
@@ -163,10 +193,49 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), grpc_server)
-    port = _add_port(grpc_server, config)
+    try:
+        # grpcio answers a failed bind with 0 or with RuntimeError, depending on its version.
+        port = _add_port(grpc_server, config)
+    except RuntimeError:
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {config.listen}")
+        app.close()
+        raise CannotStart(f"cannot listen on {config.listen}; set FITTRACK_LISTEN to an address of this machine")
     return Server(grpc_server, app, health_servicer), port
+
+
+def check_listenable(config: Config) -> None:
+    """CannotStart unless a socket can bind config.listen now, saying why in a person's words.
+
+    gRPC says only "Failed to bind" (and logs a line of its internals), so the
+    address is tried here first, as gRPC binds it (SO_REUSEADDR, no SO_REUSEPORT).
+    """
+    host, port = config.listen_address()
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise CannotStart(
+            f"cannot listen on {config.listen}: {host} is not a name or address of this machine ({error.strerror}); "
+            "set FITTRACK_LISTEN to one, such as 127.0.0.1:50051"
+        ) from None
+    failures: list[OSError] = []
+    for family, kind, protocol, _, address in addresses:
+        try:
+            with socket.socket(family, kind, protocol) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+        except OSError as error:
+            failures.append(error)
+    if any(error.errno == errno.EADDRINUSE for error in failures):
+        raise CannotStart(
+            f"{config.listen} is already in use: is another Fittrack server running? "
+            "Stop it, or set FITTRACK_LISTEN to another address (port 0 picks a free one)"
+        )
+    # gRPC listens if any of the addresses a name resolves to works (localhost: ::1 may be missing).
+    if failures and len(failures) == len(addresses):
+        raise CannotStart(
+            f"cannot listen on {config.listen}: {failures[0].strerror}; set FITTRACK_LISTEN to another address"
+        )
 
 
 def _add_port(grpc_server: grpc.aio.Server, config: Config) -> int:

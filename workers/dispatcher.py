@@ -131,10 +131,10 @@ def main() -> int:
         return 2
     try:
         ensure_kafka_topics(config, ensure_topics)
-    except Unavailable as error:
+        parts = build_dispatcher(config)
+    except Unavailable as error:  # a service it cannot start without, after waiting for it
         log.error("%s", error)
         return 1
-    parts = build_dispatcher(config)
     # A record holds up to PER_RECORD notifications: a poll is at most CHUNK of them, one short transaction.
     per_poll = max(1, CHUNK // KafkaNotificationQueue.PER_RECORD)
     consumer = make_consumer(config, config.notifications_topic, config.dispatcher_group, max_poll_records=per_poll)

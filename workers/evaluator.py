@@ -106,11 +106,16 @@ class EvaluatorInBackground:
 
 def main() -> int:
     from core.bootstrap import build_evaluator
+    from core.domain.errors import Unavailable
 
     config = production_config("fittrack-evaluator")
     if config is None:
         return 2
-    parts = build_evaluator(config)
+    try:
+        parts = build_evaluator(config)
+    except Unavailable as error:  # a service it cannot start without
+        log.error("%s", error)
+        return 1
     stopping = stop_on_signals()
     parts.schedule.start()
     log.info("evaluator running: slots %s, every %.0f s", config.evaluation_times, config.evaluation_tick_seconds)

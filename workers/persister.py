@@ -105,10 +105,10 @@ def main() -> int:
         return 2
     try:
         ensure_kafka_topics(config, ensure_topics)
-    except Unavailable as error:
+        parts = build_persister(config)
+    except Unavailable as error:  # a service it cannot start without, after waiting for it
         log.error("%s", error)
         return 1
-    parts = build_persister(config)
     consumer = make_consumer(config, config.readings_topic, config.persister_group, max_poll_records=500)
     stopping = stop_on_signals()
     worker = KafkaPersister(

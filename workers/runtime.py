@@ -23,9 +23,9 @@ def production_config(program: str):
     except ConfigError as error:
         print(f"{program}: {error}", file=sys.stderr)
         return None
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=config.logging_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # kafka-python narrates every connection at INFO; its warnings are what an operator needs.
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(config.log_level)))
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, config.logging_level))
     return config
 
 

@@ -1,0 +1,113 @@
+"""Starting the processes: a bad setting or a taken address is a message and an exit code, never a traceback."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.support import eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+# Well formed, so only the setting under test is wrong; nothing is ever connected to.
+PRODUCTION = {
+    "FITTRACK_PROFILE": "production",
+    "FITTRACK_PG_DSN": "postgresql://fittrack@127.0.0.1:9/fittrack",
+    "FITTRACK_KAFKA_BOOTSTRAP": "127.0.0.1:9",
+    "FITTRACK_MONGO_URI": "mongodb://127.0.0.1:9/",
+}
+PROGRAMS = {
+    "fittrack-server": "server",
+    "fittrack-persister": "workers.persister",
+    "fittrack-dispatcher": "workers.dispatcher",
+    "fittrack-evaluator": "workers.evaluator",
+    "fittrack-migrate": "core.migrate",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def environment(tmp_path: Path, **settings: str) -> dict[str, str]:
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("FITTRACK_")}
+    return {**clean, "FITTRACK_DATA_DIR": str(tmp_path / "var"), **settings}
+
+
+def run(module: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The process's exit; one that starts serving instead runs into the timeout, and the test fails."""
+    return subprocess.run(
+        [sys.executable, "-m", module], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def serving(address: str) -> bool:
+    try:
+        with grpc.insecure_channel(address) as channel:
+            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2).status
+    except grpc.RpcError:
+        return False
+    return status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("FITTRACK_LOG_LEVEL", "verbose", "FITTRACK_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("FITTRACK_LISTEN", "nonsense", "FITTRACK_LISTEN must be host:port with port 1-65535"),
+        ("FITTRACK_LISTEN", "127.0.0.1:99999", "FITTRACK_LISTEN must be host:port with port 1-65535"),
+    ],
+)
+def test_the_server_refuses_a_malformed_setting_with_a_message_naming_it_and_exit_2(tmp_path, setting, value, message):
+    result = run("server", environment(tmp_path, **{setting: value}))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    # Refused before anything was made.
+    assert not (tmp_path / "var").exists()
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("FITTRACK_LOG_LEVEL", "verbose", "FITTRACK_LOG_LEVEL must be one of"),
+        ("FITTRACK_PG_DSN", "host=db port=5432 nonsense", "FITTRACK_PG_DSN is not a PostgreSQL connection string"),
+        ("FITTRACK_KAFKA_BOOTSTRAP", "broker1:9092,broker2", "FITTRACK_KAFKA_BOOTSTRAP must be a comma-separated list"),
+        ("FITTRACK_MONGO_URI", "mongo.internal:27017", "FITTRACK_MONGO_URI is not a MongoDB connection string"),
+    ],
+)
+def test_every_production_process_refuses_a_malformed_setting_with_a_message_and_exit_2(
+    tmp_path, program, setting, value, message
+):
+    result = run(PROGRAMS[program], environment(tmp_path, **{**PRODUCTION, setting: value}))
+    assert result.returncode == 2
+    assert f"{program}: {message}" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_second_server_on_a_taken_address_refuses_to_start_and_the_first_goes_on_serving(tmp_path):
+    address = f"127.0.0.1:{free_port()}"
+    # Both on one data directory, as two `make run` in one checkout would be.
+    env = environment(tmp_path, FITTRACK_LISTEN=address)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "server"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        eventually(lambda: serving(address), bool, timeout=30)
+        second = run("server", env)
+        assert second.returncode in (1, 2)
+        assert f"{address} is already in use: is another Fittrack server running?" in second.stderr
+        assert "Traceback" not in second.stderr + second.stdout
+        assert serving(address)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=20)
+    assert first.returncode == 0
