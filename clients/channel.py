@@ -85,25 +85,40 @@ def split_target(address: str, security: Security = PLAINTEXT) -> tuple[str, Sec
 
 
 def check_target(target: str) -> str:
-    """HOST:PORT with a port gRPC will really use.
+    """HOST:PORT (or [IPv6]:PORT) with a port gRPC will really use.
 
     gRPC takes a port above 65535 modulo 65536 and a missing one as 443, so `127.0.0.1:99999` would quietly
-    reach another port and `localhost` the HTTPS one. gRPC's own target forms (dns:///, unix:, ipv4:) pass
-    through untouched.
+    reach another port and `localhost` the HTTPS one. Of gRPC's own target forms, `unix:` paths pass as
+    they are, `dns:///`, `ipv4:` and `ipv6:` have their HOST:PORT checked, and other schemes are refused.
     """
-    if "://" in target or target.startswith(("unix:", "dns:", "ipv4:", "ipv6:", "vsock:")):
+    if target.startswith("unix:"):
         return target
+    for scheme in ("dns:///", "ipv4:", "ipv6:"):
+        if target.startswith(scheme):
+            check_target(target[len(scheme) :])
+            return target
+    if "://" in target:
+        scheme = target.split("://", 1)[0]
+        raise ChannelError(
+            f"{target!r} has a scheme Fittrack does not speak ({scheme}); give HOST:PORT or grpcs://HOST:PORT"
+        )
     host, separator, port = target.rpartition(":")
-    if not separator or not host or host.endswith(":") and not host.startswith("["):
+    if not separator or not host:
         raise ChannelError(f"{target!r} is not a server address; give HOST:PORT, e.g. 127.0.0.1:50051")
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        raise ChannelError(f"{target!r} is ambiguous; write an IPv6 address in brackets, e.g. [::1]:50051")
     if not (port.isdigit() and 1 <= int(port) <= 65535):
         raise ChannelError(f"{target!r} has no valid port; a port is a number from 1 to 65535")
     return target
 
 
+LOCAL_HOSTS = ("127.", "localhost", "[::1]", "0.0.0.0")
+
+
 def explain_unavailable(address: str, security: Security, details: str) -> tuple[str, list[str]]:
     """What an UNAVAILABLE from `address` means for the user, and hints on what to do, in plain words."""
-    secure = split_target(address, security)[1].secure
+    target, security = split_target(address, security)
+    secure = security.secure
     lowered = details.lower()
     if "handshake" in lowered or "ssl" in lowered or "tsi_" in lowered:
         if secure and "wrong_version_number" in lowered:
@@ -118,8 +133,14 @@ def explain_unavailable(address: str, security: Security, details: str) -> tuple
     if any(sign in lowered for sign in ("dns resolution failed", "domain name not found", "name or service not known")):
         return f"cannot find the host of {address}", ["check the host name in --server or $FITTRACK_SERVER"]
     if "connection refused" in lowered:
+        # `make run` is only advice for a server on this machine.
+        local = target.startswith(LOCAL_HOSTS)
         return f"no Fittrack server answers at {address}", [
-            f"is the Fittrack server running at {address}? Start one with `make run`"
+            f"is the Fittrack server running at {address}?" + (" Start one with `make run`" if local else "")
+        ]
+    if "http2" in lowered or "http/2" in lowered or "frame" in lowered:
+        return f"something answers at {address}, but it does not speak gRPC", [
+            "check the port: a Fittrack server listens on FITTRACK_LISTEN (default 127.0.0.1:50051)"
         ]
     # Something answered and hung up, or the network failed on the way: a plaintext client at a TLS
     # server looks like this too, so say what gRPC saw and name the likely causes.

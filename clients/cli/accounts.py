@@ -9,22 +9,21 @@ import os
 import sys
 import webbrowser
 from collections.abc import Sequence
-from datetime import date
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import grpc
-from google.type.date_pb2 import Date
 
 from clients import sso
 from clients.cli import vocabulary as words
 from clients.cli.connection import revoke
 from clients.cli.context import Context, local_time, zone_named
-from clients.cli.errors import CliError, UsageError
+from clients.cli.errors import CliError, NotLoggedIn, UsageError
 from clients.cli.session import (
     Session,
     check_writable,
     load_session,
+    load_session_or_none,
     remove_session,
     save_session,
     session_path,
@@ -50,7 +49,7 @@ def add_commands(commands: Commands) -> None:
     login.add_argument("--no-browser", action="store_true", help="with --sso: only print the URL to open")
     login.add_argument(
         "--sso-timeout",
-        type=words.positive_number,
+        type=words.seconds,
         default=300.0,
         metavar="SECONDS",
         help="with --sso: how long to wait (300)",
@@ -92,8 +91,10 @@ def add_profile_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height-cm", type=words.positive_number, help="height in centimetres")
     parser.add_argument("--weight-kg", type=words.positive_number, help="weight in kilograms")
     age = parser.add_mutually_exclusive_group()
-    age.add_argument("--birth-date", type=words.day, help="date of birth, YYYY-MM-DD")
-    age.add_argument("--age", type=words.positive_int, help="age in years, for those who prefer not to give a date")
+    age.add_argument("--birth-date", type=words.iso_date, help="date of birth, YYYY-MM-DD")
+    age.add_argument(
+        "--age", type=words.whole_number(1, 150), help="age in years, for those who prefer not to give a date"
+    )
     parser.add_argument("--sex", choices=words.SEXES, help="used for calorie estimates")
 
 
@@ -111,10 +112,21 @@ def read_passwords(args: argparse.Namespace, prompts: Sequence[str]) -> list[str
             count = words.plural(len(prompts), "non-empty line")
             raise CliError(f"--password-stdin expects {count} on stdin")
         return lines
+    if not _has_terminal():
+        # getpass would fall back to stdin with a GetPassWarning and its source line: say what to do instead.
+        raise CliError("there is no terminal to ask for the password on", hint="pipe it with --password-stdin")
     try:
         return [getpass.getpass(f"{prompt}: ") for prompt in prompts]
     except EOFError:
         raise CliError("no password given", hint="type it at the prompt, or pipe it with --password-stdin") from None
+
+
+def _has_terminal() -> bool:
+    try:
+        with open("/dev/tty"):
+            return True
+    except OSError:
+        return sys.stdin.isatty()
 
 
 def new_password(args: argparse.Namespace, prompt: str) -> str:
@@ -150,16 +162,12 @@ def profile_fields(args: argparse.Namespace) -> account_pb2.ProfileFields:
         if getattr(args, name) is not None:
             setattr(fields, name, getattr(args, name))
     if args.birth_date is not None:
-        fields.birth_date.CopyFrom(_proto_date(args.birth_date))
+        fields.birth_date.CopyFrom(words.proto_date(args.birth_date))
     if args.age is not None:
         fields.age_years = args.age
     if args.sex is not None:
         fields.sex = words.SEXES[args.sex]
     return fields
-
-
-def _proto_date(day: date) -> Date:
-    return Date(year=day.year, month=day.month, day=day.day)
 
 
 # --- the commands ---
@@ -268,7 +276,7 @@ def keep(ctx: Context, session: Session) -> str:
 
     A session left behind would stay valid on the server, with its tokens nowhere but in a replaced file.
     """
-    previous = load_session()
+    previous = load_session_or_none()
     try:
         path = save_session(session)
     except CliError:
@@ -292,7 +300,7 @@ def shown(login: account_pb2.LoginResponse) -> dict:
 
 def cmd_logout(ctx: Context, args: argparse.Namespace) -> None:
     if args.local:
-        session = load_session()
+        session = load_session_or_none()
         remove_session()
         if args.json:
             ctx.terminal.json({})
@@ -335,7 +343,7 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> None:
     """Like `gh auth status`: the stored session, checked against its server."""
     session = load_session()
     if session is None:
-        raise CliError("you are not logged in", hint="run `fittrack login USERNAME`")
+        raise NotLoggedIn()
     client = ctx.client
     profile = client.unary(client.accounts.GetProfile, account_pb2.GetProfileRequest())
     session = client.session or session  # refreshed, perhaps
@@ -372,8 +380,11 @@ def cmd_password_change(ctx: Context, args: argparse.Namespace) -> None:
     client = ctx.client
     if not args.username:
         client.require_session()  # before asking for passwords that could not be used
-    (current,) = read_passwords(args, ["Current password"])
-    new = new_password(args, "New password")
+    if args.password_stdin:
+        current, new = read_passwords(args, ["Current password", "New password"])
+    else:
+        (current,) = read_passwords(args, ["Current password"])
+        new = new_password(args, "New password")
     if args.username:
         request = account_pb2.ChangePasswordRequest(username=args.username, current_password=current, new_password=new)
         response = client.accounts.ChangePassword(request, timeout=client.timeout)
@@ -420,7 +431,7 @@ def print_profile(ctx: Context, profile: account_pb2.Profile, as_json: bool) -> 
     # Times in the profile's own zone, the one its days and goals follow.
     zone = zone_named(profile.time_zone)
     birth = profile.birth_date
-    born = date(birth.year, birth.month, birth.day).isoformat() if profile.HasField("birth_date") else ""
+    born = words.day_of(birth).isoformat() if profile.HasField("birth_date") else ""
     ctx.terminal.fields(
         [
             ("username", profile.username),

@@ -12,7 +12,15 @@ from google.protobuf.message import Message
 
 from clients.channel import ChannelError, Security, secure_channel, split_target
 from clients.cli.errors import EXIT_USAGE, CliError, NotLoggedIn
-from clients.cli.session import Metadata, Session, load_session, save_session, session_lock
+from clients.cli.session import (
+    DamagedSession,
+    Metadata,
+    Session,
+    load_session,
+    load_session_or_none,
+    save_session,
+    session_lock,
+)
 from generated.fittrack.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -32,7 +40,12 @@ class Client:
     """Stubs on one channel, plus the stored session with its transparent refresh."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        self.session = load_session()
+        self._damaged: DamagedSession | None = None
+        try:
+            self.session = load_session()
+        except DamagedSession as error:
+            # Commands that need no session (register, login) still work, and login replaces the file.
+            self.session, self._damaged = None, error
         self.address, source = next(
             (address, source)
             for address, source in (
@@ -64,7 +77,7 @@ class Client:
 
     def require_session(self) -> Session:
         if self.session is None:
-            raise NotLoggedIn()
+            raise self._damaged or NotLoggedIn()
         if self.session.server != self.address:
             # Never hand one server's tokens to another.
             raise CliError(
@@ -93,15 +106,21 @@ class Client:
 
     def _refresh(self, stale: Session) -> Session:
         with session_lock():
-            current = load_session()
-            if current is not None and current.access_token != stale.access_token:
-                self.session = current  # another fittrack process refreshed meanwhile
-                return current
+            current = load_session_or_none()
+            ours = current is not None and (current.server, current.username) == (stale.server, stale.username)
+            if ours and current.refresh_token != stale.refresh_token:
+                # Another fittrack process refreshed meanwhile: its tokens are the live ones (the one this
+                # process holds has been used, and using it again would end the session).
+                if not current.access_token_expired():
+                    self.session = current
+                    return current
+                stale = current
             login = self.accounts.RefreshToken(
                 account_pb2.RefreshTokenRequest(refresh_token=stale.refresh_token), timeout=self.timeout
             )
             self.session = Session.from_login(stale.server, stale.username, login, stale.security)
-            save_session(self.session)
+            if ours or current is None:
+                save_session(self.session)  # never over another user's or server's session, logged in meanwhile
             return self.session
 
 

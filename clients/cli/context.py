@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 from clients.cli.connection import Client
 from clients.cli.terminal import Terminal
+from clients.cli.vocabulary import RelativeDay
+from generated.fittrack.v1 import account_pb2
 
 
 class Context:
@@ -15,6 +17,7 @@ class Context:
         self.args = args
         self.terminal = terminal
         self._client: Client | None = None
+        self._today: date | None = None
 
     @property
     def client(self) -> Client:
@@ -24,8 +27,22 @@ class Context:
         return self._client
 
     @property
-    def address(self) -> str:
-        return self._client.address if self._client else (self.args.server or "the server")
+    def connected(self) -> Client | None:
+        """The connection, if a command made one."""
+        return self._client
+
+    def day(self, value: date | RelativeDay | None) -> date | None:
+        """A date from the command line, with `today` and `yesterday` read in the account's time zone."""
+        if value is None or isinstance(value, date):
+            return value
+        return value.on(self.today())
+
+    def today(self) -> date:
+        """Today where the account lives, which is what the server's days are."""
+        if self._today is None:
+            profile = self.client.unary(self.client.accounts.GetProfile, account_pb2.GetProfileRequest())
+            self._today = datetime.now(UTC).astimezone(zone_named(profile.time_zone) or UTC).date()
+        return self._today
 
     def close(self) -> None:
         if self._client is not None:
@@ -43,7 +60,3 @@ def zone_named(name: str) -> tzinfo | None:
         return ZoneInfo(name)
     except (ValueError, KeyError):
         return None
-
-
-def now_in(zone: tzinfo | None) -> datetime:
-    return datetime.now(UTC).astimezone(zone) if zone else datetime.now().astimezone()

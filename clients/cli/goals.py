@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import re
-from datetime import date
 from typing import TYPE_CHECKING
 
-from google.type.date_pb2 import Date
 from rich.text import Text
 
 from clients.cli import vocabulary as words
@@ -29,14 +27,16 @@ def add_commands(commands: Commands) -> None:
     add = commands.command(goals, "add", cmd_goals_add, "add a goal")
     add.add_argument("--metric", type=Metric.parse_goal, required=True, metavar="METRIC", help=metric_help)
     add.add_argument("--period", choices=words.PERIODS, required=True)
-    add.add_argument("--target", type=target, required=True, help="amount to reach per period; distance: 5km or 5000m")
+    add.add_argument(
+        "--target", type=target, required=True, help="amount to reach per period; distance in km (or 5000m)"
+    )
     add.add_argument("--no-notify", action="store_true", help="no nudges or 'goal reached' for this goal")
     commands.command(goals, "list", cmd_goals_list, "list goals").add_argument(
         "--all", action="store_true", help="include inactive goals"
     )
     update = commands.command(goals, "update", cmd_goals_update, "change a goal's target or turn it on or off")
     update.add_argument("goal_id", metavar="GOAL_ID")
-    update.add_argument("--target", type=target, help="new amount per period; distance: 5km or 5000m")
+    update.add_argument("--target", type=target, help="new amount per period; distance in km (or 5000m)")
     update.add_argument("--active", choices=("yes", "no"))
     update.add_argument("--notify", choices=("yes", "no"), help="notifications about this goal")
     commands.command(goals, "delete", cmd_goals_delete, "delete a goal").add_argument("goal_id", metavar="GOAL_ID")
@@ -46,17 +46,15 @@ def add_commands(commands: Commands) -> None:
 
 
 class Target(float):
-    """A target as typed; a distance may carry its unit (`5km`), which `stored_for` turns into metres."""
+    """A target as typed. Distance is in km, as the CLI shows it, unless it says `m` (`5000m`)."""
 
     unit: str = ""
 
     def stored_for(self, metric: Metric) -> float:
-        if self.unit == "km":
-            if metric is not Metric.DISTANCE:
-                raise UsageError(f"km is a unit of distance, not of {metric.key}")
+        if self.unit and metric is not Metric.DISTANCE:
+            raise UsageError(f"{self.unit} is a unit of distance, not of {metric.key}")
+        if metric is Metric.DISTANCE and self.unit != "m":
             return float(self) * 1000
-        if self.unit == "m" and metric is not Metric.DISTANCE:
-            raise UsageError(f"m is a unit of distance, not of {metric.key}")
         return float(self)
 
 
@@ -121,7 +119,7 @@ def cmd_goals_list(ctx: Context, args: argparse.Namespace) -> None:
                 _status(goal),
             )
         )
-    ctx.terminal.table(("ID", "PERIOD", "METRIC", "TARGET", "STATUS"), rows, right=(3,))
+    ctx.terminal.table(("ID", "PERIOD", "METRIC", "TARGET", "STATUS"), rows, right=(3,), whole=(0,))
 
 
 def cmd_goals_update(ctx: Context, args: argparse.Namespace) -> None:
@@ -129,13 +127,11 @@ def cmd_goals_update(ctx: Context, args: argparse.Namespace) -> None:
         raise UsageError("nothing to update: give --target, --active and/or --notify")
     request = goal_pb2.UpdateGoalRequest(goal_id=args.goal_id)
     if args.target is not None:
-        request.target = float(args.target)
-        if args.target.unit:
-            # A unit only means something for the goal's own metric, which the request does not carry.
-            current = _find(ctx, args.goal_id)
-            if current is None:
-                raise CliError(f"there is no goal {args.goal_id}", hint="list them with `fittrack goals list --all`")
-            request.target = args.target.stored_for(Metric.of_kind(current.metric) or Metric.STEPS)
+        # The amount's unit depends on the goal's metric, which the request does not carry.
+        current = _find(ctx, args.goal_id)
+        if current is None:
+            raise CliError(f"you have no goal {args.goal_id!r}", hint="list them with `fittrack goals list --all`")
+        request.target = args.target.stored_for(Metric.of_kind(current.metric) or Metric.STEPS)
     if args.active is not None:
         request.active = args.active == "yes"
     if args.notify is not None:
@@ -173,7 +169,7 @@ def cmd_goals_progress(ctx: Context, args: argparse.Namespace) -> None:
     for goal_id in ids:
         request = goal_pb2.GetGoalProgressRequest(goal_id=goal_id)
         if args.date:
-            request.date.CopyFrom(Date(year=args.date.year, month=args.date.month, day=args.date.day))
+            request.date.CopyFrom(words.proto_date(ctx.day(args.date)))
         progresses.append(ctx.client.unary(ctx.client.goals.GetGoalProgress, request))
     if args.json:
         if args.goal_id:
@@ -192,7 +188,7 @@ def cmd_goals_progress(ctx: Context, args: argparse.Namespace) -> None:
 def show_progress(ctx: Context, progress: goal_pb2.GoalProgress) -> None:
     goal = progress.goal
     metric = Metric.of_kind(goal.metric) or Metric.STEPS
-    start, end = _day(progress.period_start), _day(progress.period_end)
+    start, end = words.day_of(progress.period_start), words.day_of(progress.period_end)
     span = start.isoformat() if start == end else f"{start} to {end}"
     ctx.terminal.line(f"Goal {goal.goal_id}: {describe(goal)}", style="bold")
     ctx.terminal.line(
@@ -206,7 +202,3 @@ def show_progress(ctx: Context, progress: goal_pb2.GoalProgress) -> None:
             f"{metric.amount(progress.remaining)} to go; {pace} pace "
             f"({metric.amount(progress.expected_by_now)} expected by now)."
         )
-
-
-def _day(message: Date) -> date:
-    return date(message.year, message.month, message.day)

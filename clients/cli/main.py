@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from clients.channel import Security, explain_unavailable
+from clients.channel import explain_unavailable
 from clients.cli.context import Context
 from clients.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, CliError
 from clients.cli.parser import build_parser
@@ -40,13 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def describe_rpc_error(ctx: Context, error: grpc.RpcError) -> tuple[str, list[str]]:
     code, details = error.code(), error.details() or ""
-    if code == grpc.StatusCode.UNAVAILABLE and ctx._client is not None:
-        client = ctx._client
+    client = ctx.connected  # a call failed, so the command made one
+    if code == grpc.StatusCode.UNAVAILABLE and client is not None:
         return explain_unavailable(client.address, client.security, details)
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return explain_unavailable(ctx.address, Security(), details)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"the server did not answer within {ctx.args.timeout:g} s", ["try again, or give a larger --timeout"]
-    if code == grpc.StatusCode.UNAUTHENTICATED and ctx._client is not None and ctx._client.session is not None:
-        return f"{code.name}: {details}", ["log in again with `fittrack login USERNAME`"]
+    if code == grpc.StatusCode.UNAUTHENTICATED and client is not None and client.session is not None:
+        return f"{code.name}: {details}", [f"log in again with `fittrack login {client.session.username}`"]
     return f"{code.name}: {details}", []

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from datetime import date
 from typing import TYPE_CHECKING, Any
-
-from google.type.date_pb2 import Date
 
 from clients.cli import vocabulary as words
 from clients.cli.context import Context
@@ -31,11 +28,12 @@ def add_commands(commands: Commands) -> None:
     view.add_argument("--to", dest="to_date", type=words.day, help="last day, with --from")
 
 
-def view_range(args: argparse.Namespace) -> dict[str, Any]:
+def view_range(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     if args.from_date or args.to_date:
         if not (args.from_date and args.to_date):
             raise UsageError("--from and --to go together")
-        return {"dates": common_pb2.DateRange(start=_proto(args.from_date), end=_proto(args.to_date))}
+        start, end = ctx.day(args.from_date), ctx.day(args.to_date)
+        return {"dates": common_pb2.DateRange(start=words.proto_date(start), end=words.proto_date(end))}
     if args.week:
         return {"preset": common_pb2.RANGE_PRESET_LAST_7_DAYS}
     if args.month:
@@ -45,20 +43,20 @@ def view_range(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_metrics_view(ctx: Context, args: argparse.Namespace) -> None:
     metric: Metric = args.metric
-    request = metric_pb2.ViewMetricRequest(metric=metric.kind, **view_range(args))
+    request = metric_pb2.ViewMetricRequest(metric=metric.kind, **view_range(ctx, args))
     view = ctx.client.unary(ctx.client.metrics.ViewMetric, request)
     if args.json:
         ctx.terminal.json(view)
         return
     out = ctx.terminal
-    out.line(f"{metric.key} ({metric.unit}), {_day(view.start)} to {_day(view.end)}", style="bold")
+    out.line(f"{metric.heading}, {words.day_of(view.start)} to {words.day_of(view.end)}", style="bold")
     columns = ("DATE", metric.unit.upper(), "MIN", "MAX") if metric.averaged else ("DATE", metric.unit.upper())
     rows = []
     for day in view.days:
         if not day.minutes_with_data:
-            rows.append((_day(day.date).isoformat(), "-", "-", "-")[: len(columns)])
+            rows.append((words.day_of(day.date).isoformat(), "-", "-", "-")[: len(columns)])
             continue
-        row = [_day(day.date).isoformat(), metric.amount(day.value, unit=False)]
+        row = [words.day_of(day.date).isoformat(), metric.amount(day.value, unit=False)]
         if metric.averaged:
             row += [metric.amount(day.min, unit=False), metric.amount(day.max, unit=False)]
         rows.append(row)
@@ -92,11 +90,3 @@ def cmd_metrics_view(ctx: Context, args: argparse.Namespace) -> None:
             ],
             right=(1, 2),
         )
-
-
-def _day(message: Date) -> date:
-    return date(message.year, message.month, message.day)
-
-
-def _proto(day: date) -> Date:
-    return Date(year=day.year, month=day.month, day=day.day)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import threading
 from datetime import time
+from time import sleep
 from typing import TYPE_CHECKING
 
 import grpc
@@ -133,7 +134,6 @@ def cmd_notifications_watch(ctx: Context, args: argparse.Namespace) -> None:
     """
     client = ctx.client
     shown: set[str] = set()
-    stop = threading.Event()
     connected = threading.Event()
 
     def show(notification: notification_pb2.Notification) -> None:
@@ -192,6 +192,5 @@ def cmd_notifications_watch(ctx: Context, args: argparse.Namespace) -> None:
             ctx.terminal.warning(f"lost the connection to {client.address}; reconnecting (Ctrl-C to stop)")
         elif not ever_connected:
             return
-        # Waiting on an event rather than sleeping keeps Ctrl-C immediate.
-        stop.wait(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
+        sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
         attempt += 1

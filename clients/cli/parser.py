@@ -56,7 +56,7 @@ def add_global_options(parser: argparse.ArgumentParser, defaults: dict[str, Any]
     )
     parser.add_argument(
         "--timeout",
-        type=words.positive_number,
+        type=words.seconds,
         default=defaults["timeout"],
         metavar="SECONDS",
         help="deadline of each call, above 0 (default 10)",

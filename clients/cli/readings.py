@@ -38,7 +38,7 @@ def add_commands(commands: Commands) -> None:
     push.add_argument("--batch-size", type=words.batch_size, default=500, help="readings per batch, up to 1000")
     push.add_argument(
         "--sequence-start",
-        type=words.positive_int,
+        type=words.whole_number(1, 2**63 - 1),
         default=0,
         metavar="N",
         help="number the batches N, N+1, ... so the server skips ones it already has (default: unnumbered)",
@@ -162,13 +162,13 @@ def cmd_readings_push(ctx: Context, args: argparse.Namespace) -> None:
 
 def cmd_simulate_day(ctx: Context, args: argparse.Namespace) -> None:
     client = ctx.client
-    if args.date is not None and args.date < EARLIEST_DAY:
+    if isinstance(args.date, date) and args.date < EARLIEST_DAY:
         raise CliError(f"{args.date} is before {EARLIEST_DAY}, the earliest day the server takes readings for")
     profile = client.unary(client.accounts.GetProfile, account_pb2.GetProfileRequest())
     zone = ZoneInfo(profile.time_zone)
     now = datetime.now(UTC)
     today = now.astimezone(zone).date()
-    day = args.date or today
+    day = args.date.on(today) if isinstance(args.date, words.RelativeDay) else args.date or today
     if day > today:
         raise CliError(f"{day} is in the future in {profile.time_zone}; a device can only report what happened")
     # By default the seed follows the device and day, so re-simulating a day resends the same readings,

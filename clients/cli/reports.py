@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import stat
 import sys
-from datetime import date
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from google.type.date_pb2 import Date
 
 from clients.cli import vocabulary as words
 from clients.cli.context import Context
@@ -56,20 +55,20 @@ def cmd_report_view(ctx: Context, args: argparse.Namespace) -> None:
     period = report_pb2.REPORT_PERIOD_MONTH if args.month else report_pb2.REPORT_PERIOD_WEEK
     request = report_pb2.ViewReportRequest(period=period)
     if args.date:
-        request.anchor.CopyFrom(_proto(args.date))
+        request.anchor.CopyFrom(words.proto_date(ctx.day(args.date)))
     report = ctx.client.unary(ctx.client.reports.ViewReport, request)
     if args.json:
         ctx.terminal.json(report)
         return
     out = ctx.terminal
     span = "month" if period == report_pb2.REPORT_PERIOD_MONTH else "week"
-    out.line(f"{span.capitalize()}ly report, {_day(report.start)} to {_day(report.end)}", style="bold")
+    out.line(f"{span.capitalize()}ly report, {words.day_of(report.start)} to {words.day_of(report.end)}", style="bold")
     for section in report.metrics:
         metric = Metric.of_kind(section.metric)
         if metric is None:
             continue
         out.line()
-        out.line(f"{metric.key} ({metric.unit})", style="bold")
+        out.line(metric.heading, style="bold")
         if not any(day.has_data for day in section.days):
             out.line(f"  no data this {span}", style="dim")
             continue
@@ -79,7 +78,7 @@ def cmd_report_view(ctx: Context, args: argparse.Namespace) -> None:
             rows.append(("total", metric.amount(section.total)))
         rows.append(("average", metric.amount(section.average) + ("" if metric.averaged else " per day with data")))
         if section.HasField("best_day"):
-            rows.append(("best day", f"{_day(section.best_day)}: {metric.amount(section.best_value)}"))
+            rows.append(("best day", f"{words.day_of(section.best_day)}: {metric.amount(section.best_value)}"))
         if section.daily_goal_target:
             rows.append(
                 (
@@ -101,8 +100,13 @@ def cmd_report_view(ctx: Context, args: argparse.Namespace) -> None:
 # --- download ---
 
 
-class Target:
-    """Where a download goes, checked before anything is asked of the server."""
+class Destination:
+    """Where a download goes, checked before anything is asked of the server.
+
+    A regular file (new or existing, through any symlinks) is written aside and renamed at the end, so a
+    broken download never looks like a complete file; anything else that is not a directory (a FIFO,
+    /dev/stdout, a process substitution) is written in place, since renaming over it would replace it.
+    """
 
     def __init__(self, output: str | None, requested_format: str | None) -> None:
         self.to_stdout = output == "-"
@@ -113,10 +117,13 @@ class Target:
             path = Path(output).expanduser()
             if path.is_dir():
                 self.directory = path  # the server's file name, in that directory
+            elif output.endswith("/"):
+                raise CliError(f"cannot write into {output}: there is no such directory", hint="create it first")
             else:
                 self.path = path
                 extension = path.suffix.lower().lstrip(".")
-                _check_parent(path)
+                if not _special(path):
+                    _check_parent(path.resolve())
         if extension and extension not in REPORT_FORMATS and not requested_format:
             raise UsageError(
                 f"cannot write a {extension} file: reports come as csv or pdf",
@@ -138,6 +145,35 @@ class Target:
         name = os.path.basename(suggested) or f"fittrack-report.{self.format}"
         return (self.directory or Path(".")) / name
 
+    @contextlib.contextmanager
+    def open(self, path: Path | None) -> Iterator[Callable[[bytes], object]]:
+        """A writer for the bytes; on leaving without an error the file is complete where it was named."""
+        if path is None:
+            yield sys.stdout.buffer.write
+            sys.stdout.buffer.flush()
+            return
+        if _special(path):
+            with _open(path) as sink:
+                yield sink.write
+            return
+        final = path.resolve()  # through symlinks: the link stays, the file it names is replaced
+        partial = final.with_name(final.name + ".part")
+        try:
+            with _open(partial) as sink:
+                yield sink.write
+            os.replace(partial, final)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
+def _special(path: Path) -> bool:
+    """Something that exists and is neither a regular file nor a directory: write to it, never replace it."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
 
 def _check_parent(path: Path) -> None:
     parent = path.parent
@@ -151,51 +187,54 @@ def _check_parent(path: Path) -> None:
         raise CliError(f"cannot write {path}: the directory {parent} is not writable")
 
 
-def cmd_report_download(ctx: Context, args: argparse.Namespace) -> None:
-    target = Target(args.output, args.format)
-    client = ctx.client
-    range_ = common_pb2.DateRange(start=_proto(args.from_date), end=_proto(args.to_date))
-    request = report_pb2.DownloadReportRequest(range=range_, format=REPORT_FORMATS[target.format])
+def _open(path: Path):
+    try:
+        return open(path, "wb")  # noqa: SIM115 - the caller's with-block closes it
+    except IsADirectoryError:
+        raise CliError(f"cannot write {path}: a directory has that name") from None
+    except OSError as error:
+        raise CliError(f"cannot write {path}: {error.strerror}") from None
 
-    def download(auth: Metadata) -> tuple[report_pb2.ReportFileInfo, Path | None, int]:
+
+def cmd_report_download(ctx: Context, args: argparse.Namespace) -> None:
+    destination = Destination(args.output, args.format)
+    client = ctx.client
+    range_ = common_pb2.DateRange(
+        start=words.proto_date(ctx.day(args.from_date)), end=words.proto_date(ctx.day(args.to_date))
+    )
+    request = report_pb2.DownloadReportRequest(range=range_, format=REPORT_FORMATS[destination.format])
+
+    def download(auth: Metadata) -> tuple[report_pb2.ReportFileInfo, Path | None]:
         responses = client.reports.DownloadReport(request, metadata=auth, timeout=client.timeout)
         first = next(responses, None)
         if first is None or first.WhichOneof("part") != "info":
             raise CliError("the server did not describe the file before sending it")
         info = first.info
-        path = target.file_for(info.filename)
+        path = destination.file_for(info.filename)
         received = 0
         # The bar names the file only: a long path would leave no room for the rate and time left.
         progress = ctx.terminal.progress(path.name if path else info.filename or "download", info.total_bytes)
-        with contextlib.ExitStack() as cleanup:
-            if path is None:
-                sink = sys.stdout.buffer
-            else:
-                # Written aside and renamed at the end, so a broken download never looks like a complete file.
-                partial = path.with_name(path.name + ".part")
-                sink = cleanup.enter_context(_open(partial))
-                cleanup.callback(lambda: partial.unlink(missing_ok=True))
+        with destination.open(path) as write:
             try:
                 for response in responses:
-                    sink.write(response.chunk)
+                    write(response.chunk)
                     received += len(response.chunk)
                     progress.update(received)
-            finally:
+            except BrokenPipeError:
+                progress.finish(summary=False)  # the reader has gone, and has all it wanted
+                raise
+            except BaseException:
                 progress.finish()
+                raise
+            progress.finish()
             if received != info.total_bytes:
                 raise CliError(f"the download stopped at {received:,} of {info.total_bytes:,} bytes; try again")
-            try:
-                if path is not None:
-                    sink.close()
-                    os.replace(partial, path)
-                else:
-                    sink.flush()
-            except OSError as error:
-                raise CliError(f"cannot write {path or 'stdout'}: {error.strerror}") from None
-        return info, path, received
+        return info, path
 
     try:
-        info, path, received = client.call(download)
+        info, path = client.call(download)
+    except BrokenPipeError:
+        raise  # the reader of stdout has gone: main ends quietly
     except OSError as error:
         raise CliError(f"cannot write the report: {error.strerror}") from None
     if path is None:
@@ -204,20 +243,3 @@ def cmd_report_download(ctx: Context, args: argparse.Namespace) -> None:
         ctx.terminal.json({"file": str(path), "info": message_dict(info)})
     else:
         ctx.terminal.line(f"Saved {path} ({info.total_bytes:,} bytes, {info.content_type}).")
-
-
-def _open(path: Path):
-    try:
-        return open(path, "wb")  # noqa: SIM115 - closed by the caller's exit stack
-    except IsADirectoryError:
-        raise CliError(f"cannot write {path}: a directory has that name") from None
-    except OSError as error:
-        raise CliError(f"cannot write {path}: {error.strerror}") from None
-
-
-def _day(message: Date) -> date:
-    return date(message.year, message.month, message.day)
-
-
-def _proto(day: date) -> Date:
-    return Date(year=day.year, month=day.month, day=day.day)

@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -89,18 +89,54 @@ def _iso(stamp) -> str:
     return stamp.ToDatetime(tzinfo=UTC).isoformat()
 
 
+class DamagedSession(CliError):
+    """The session file cannot be used; logging in again replaces it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"the session file {session_path()} cannot be used ({reason})",
+            EXIT_USAGE,
+            "log in again with `fittrack login USERNAME`; that replaces the file",
+        )
+
+
+_REQUIRED = {field.name for field in fields(Session) if field.default is MISSING}
+_KNOWN = {field.name for field in fields(Session)}
+_INSTANTS = ("access_token_expires_at", "refresh_token_expires_at")
+
+
 def load_session() -> Session | None:
+    """The stored session; None when there is none. A file that cannot be used raises DamagedSession."""
     try:
         data = json.loads(session_path().read_text())
-        return Session(**data)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    except (ValueError, TypeError) as error:
-        raise CliError(
-            f"the session file {session_path()} is damaged ({error})", EXIT_USAGE, "run `fittrack login` again"
-        ) from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DamagedSession(f"not JSON: {error}") from None
     except OSError as error:
-        raise CliError(f"cannot read the session file {session_path()}: {error.strerror}") from None
+        raise DamagedSession(error.strerror) from None
+    if not isinstance(data, dict):
+        raise DamagedSession("not a JSON object")
+    if missing := _REQUIRED - data.keys():
+        raise DamagedSession(f"it lacks {', '.join(sorted(missing))}")
+    # Keys a newer fittrack may add are ignored, so one version's file does not lock out another.
+    session = Session(**{key: value for key, value in data.items() if key in _KNOWN})
+    for name in _INSTANTS:
+        try:
+            instant = datetime.fromisoformat(getattr(session, name))
+        except (TypeError, ValueError):
+            raise DamagedSession(f"{name} is not a time") from None
+        if instant.tzinfo is None:
+            raise DamagedSession(f"{name} has no UTC offset")
+    return session
+
+
+def load_session_or_none() -> Session | None:
+    """The stored session, treating a damaged file as none: for commands that replace or remove it."""
+    try:
+        return load_session()
+    except DamagedSession:
+        return None
 
 
 def check_writable() -> None:

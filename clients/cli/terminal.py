@@ -38,9 +38,9 @@ PIPE_WIDTH = 1000
 class Terminal:
     """The two streams, each a Rich console; user-supplied text is never read as Rich markup."""
 
-    def __init__(self, stdout=None, stderr=None) -> None:
-        self.out = Console(file=stdout or sys.stdout, highlight=False, markup=False, emoji=False)
-        self.err = Console(file=stderr or sys.stderr, highlight=False, markup=False, emoji=False)
+    def __init__(self) -> None:
+        self.out = Console(file=sys.stdout, highlight=False, markup=False, emoji=False)
+        self.err = Console(file=sys.stderr, highlight=False, markup=False, emoji=False)
         for console in (self.out, self.err):
             if not console.is_terminal:
                 console.width = PIPE_WIDTH
@@ -50,11 +50,25 @@ class Terminal:
     def line(self, text: str | Text = "", style: str | None = None) -> None:
         self.out.print(text, style=style, soft_wrap=True)
 
-    def table(self, columns: Sequence[str], rows: Iterable[Sequence[str | Text]], right: Sequence[int] = ()) -> None:
-        """Aligned columns under a dim header, as gh prints lists; `right` names the numeric columns."""
+    def table(
+        self,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[str | Text]],
+        right: Sequence[int] = (),
+        whole: Sequence[int] = (),
+    ) -> None:
+        """Aligned columns under a bold header, as gh prints lists; `right` names the numeric columns, and
+        `whole` the ones never shortened on a narrow terminal (ids people copy)."""
+        rows = list(rows)
         table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold", padding=(0, 2, 0, 0))
         for index, column in enumerate(columns):
-            table.add_column(column, justify="right" if index in right else "left", no_wrap=True)
+            widest = max((len(str(row[index])) for row in rows), default=0)
+            table.add_column(
+                column,
+                justify="right" if index in right else "left",
+                no_wrap=True,
+                min_width=max(widest, len(column)) if index in whole else None,
+            )
         for row in rows:
             table.add_row(*row)
         self._print_block(table)
@@ -129,12 +143,14 @@ class Transfer:
         if self._bar is not None:
             self._bar.update(self._task, completed=done)
 
-    def finish(self) -> None:
+    def finish(self, summary: bool = True) -> None:
         if self._bar is not None:
-            self._bar.stop()  # leaves the finished bar and a newline behind
+            self._bar.stop()  # leaves the bar as it stands and a newline behind
             return
-        share = self.done / self.total if self.total else 1.0
-        self.console.print(f"{self.description}: received {self.done:,} of {self.total:,} bytes ({share:.0%})")
+        if summary:
+            # Rounded down: 99.6% received is not 100%.
+            share = int(self.done * 100 / self.total) if self.total else 100
+            self.console.print(f"{self.description}: received {self.done:,} of {self.total:,} bytes ({share}%)")
 
 
 def message_dict(message: Message) -> dict[str, Any]:

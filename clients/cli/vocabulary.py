@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import enum
 import math
+from dataclasses import dataclass
 from datetime import date, timedelta
+
+from google.type.date_pb2 import Date
 
 from generated.fittrack.v1 import account_pb2, common_pb2
 
@@ -45,13 +48,17 @@ class Metric(enum.Enum):
         """A stored amount in the unit people read it in."""
         return stored / 1000 if self is Metric.DISTANCE else stored
 
-    def stored(self, shown: float) -> float:
-        return shown * 1000 if self is Metric.DISTANCE else shown
-
     def amount(self, stored: float, unit: bool = True) -> str:
-        """12,345 steps; 8.42 km; 2,295 kcal: whole where fractions mean nothing to a person."""
+        """12,345 steps; 8.42 km; 35 km; 2,295 kcal: whole where fractions mean nothing to a person."""
         text = f"{self.shown(stored):,.{self.decimals}f}"
+        if self.decimals:
+            text = text.rstrip("0").rstrip(".")
         return f"{text} {self.unit}" if unit else text
+
+    @property
+    def heading(self) -> str:
+        """`distance (km)`; just `steps` where the unit is the name."""
+        return self.key if self.unit == self.key else f"{self.key} ({self.unit})"
 
     @classmethod
     def of_kind(cls, kind: int) -> Metric | None:
@@ -119,42 +126,82 @@ def number(value: float) -> str:
 # --- argument types: each says what it expects when the text is not that ---
 
 
-def day(text: str, today: date | None = None) -> date:
-    """An ISO date, or `today` / `yesterday` (this machine's calendar)."""
-    word = text.strip().lower()
-    today = today or date.today()
-    if word == "today":
-        return today
-    if word == "yesterday":
-        return today - timedelta(days=1)
+@dataclass(frozen=True)
+class RelativeDay:
+    """`today` or `yesterday`: which date that is depends on the account's time zone, so it is resolved
+    once the profile is known (clients.cli.context.Context.day), not on this machine's calendar."""
+
+    word: str
+    days_back: int
+
+    def on(self, today: date) -> date:
+        return today - timedelta(days=self.days_back)
+
+
+RELATIVE_DAYS = {"today": RelativeDay("today", 0), "yesterday": RelativeDay("yesterday", 1)}
+
+
+def day(text: str) -> date | RelativeDay:
+    """An ISO date, or `today` / `yesterday` in the account's time zone."""
+    relative = RELATIVE_DAYS.get(text.strip().lower())
+    if relative is not None:
+        return relative
+    return iso_date(text)
+
+
+def iso_date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        return date.fromisoformat(text.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date; give YYYY-MM-DD, today or yesterday") from None
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is too small; give 1 or more")
-    return value
+def whole_number(low: int, high: int):
+    """An argument type for whole numbers from `low` to `high`, saying which when the text is not one."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text} is too small; give {low:,} or more")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"{text} is too large; give at most {high:,}")
+        return value
+
+    return parse
 
 
-def positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a number above 0")
-    return value
+positive_int = whole_number(1, 2**31 - 1)
 
 
-def batch_size(text: str) -> int:
-    value = positive_int(text)
-    if value > 1000:
-        raise argparse.ArgumentTypeError("a batch holds 1 to 1000 readings")
-    return value
+def number_above_zero(high: float):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} must be a number above 0")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"{text} is too large; give at most {number(high)}")
+        return value
+
+    return parse
+
+
+positive_number = number_above_zero(1e6)
+# A call's deadline: up to a day, which already outlasts any download.
+seconds = number_above_zero(86_400)
+
+
+batch_size = whole_number(1, 1000)
+
+
+def day_of(message: Date) -> date:
+    return date(message.year, message.month, message.day)
+
+
+def proto_date(day: date) -> Date:
+    return Date(year=day.year, month=day.month, day=day.day)

@@ -341,6 +341,36 @@ FITTRACK_CASES = [
         mentions=("--server: '127.0.0.1:99999' has no valid port", "1 to 65535"),
     ),
     cli(
+        "refuses a timeout longer than a day",
+        *("--timeout", "1e300", "goals", "list"),
+        exit_code=EXIT_USAGE,
+        mentions=("--timeout", "too large; give at most 86,400"),
+    ),
+    cli(
+        "refuses a server address with a scheme it does not speak",
+        *("--server", "ftp://host:21", "goals", "list"),
+        exit_code=EXIT_USAGE,
+        mentions=("a scheme Fittrack does not speak (ftp)", "grpcs://HOST:PORT"),
+    ),
+    cli(
+        "asks for brackets around an IPv6 address",
+        *("--server", "::1:50051", "goals", "list"),
+        exit_code=EXIT_USAGE,
+        mentions=("[::1]:50051",),
+    ),
+    cli(
+        "refuses a batch number too large for the wire",
+        *NOT_THERE, *("readings", "push", "x.csv", "--sequence-start", "99999999999999999999999"),
+        exit_code=EXIT_USAGE,
+        mentions=("--sequence-start", "too large"),
+    ),
+    cli(
+        "refuses an age no one has",
+        *NOT_THERE, *("profile", "update", "--age", "99999999999"),
+        exit_code=EXIT_USAGE,
+        mentions=("--age", "give at most 150"),
+    ),
+    cli(
         "says a bad address came from FITTRACK_SERVER",
         *("goals", "list"),
         exit_code=EXIT_USAGE,

@@ -180,7 +180,7 @@ def goals_table(output: str, walk: Walk) -> None:
     rows = table(output)
     assert [(r["PERIOD"], r["METRIC"], r["TARGET"], r["STATUS"]) for r in rows] == [
         ("daily", "steps", "8,000 steps", "active"),
-        ("weekly", "distance", "35.00 km", "active"),
+        ("weekly", "distance", "35 km", "active"),
     ]
 
 
@@ -191,7 +191,7 @@ def profile_fields(output: str, walk: Walk) -> None:
 
 
 def steps_today(output: str, walk: Walk) -> None:
-    assert f"steps (steps), {walk.today} to {walk.today}" in output
+    assert f"steps, {walk.today} to {walk.today}" in output
     (row,) = table(output.split("\n", 1)[1].split("\n\n")[0].rsplit("\ntotal", 1)[0])
     assert row["DATE"] == str(walk.today) and int(row["STEPS"].replace(",", "")) >= 205  # the CSV's, at least
     assert re.search(r"total [\d,]+ steps, average [\d,]+ steps per day with data \(1 of 1 day with data\)", output)
@@ -206,7 +206,15 @@ def heart_rate_week(output: str, walk: Walk) -> None:
 def progress_of_both_goals(output: str, walk: Walk) -> None:
     assert output.count("Goal ") == 2 + output.count("Goal met.")
     assert re.search(r"daily steps 8,000 steps\n.*of 8,000 steps \(\d+%\)", output), output
-    assert re.search(r"weekly distance 35.00 km\n.*: [\d.,]+ km of 35.00 km", output), output
+    assert re.search(r"weekly distance 35 km\n.*: [\d.,]+ km of 35 km", output), output
+
+
+def this_weeks_report(output: str, walk: Walk) -> None:
+    monday = walk.today - timedelta(days=walk.today.weekday())
+    assert output.startswith(f"Weekly report, {monday} to {monday + timedelta(days=6)}\n"), output
+    steps = output.split("\nsteps\n", 1)[1].split("\n\n", 1)[0]
+    # Today's readings are in it (yesterday's too, unless today is a Monday).
+    assert re.search(r"total\s+[\d,]+ steps", steps) and re.search(r"goal met\s+\d+ of 7 days", steps), output
 
 
 def saved(name: str, content_type: str) -> Check:
@@ -229,7 +237,7 @@ CLI_WALK: list[tuple[str, Check]] = [
     ("fittrack login alice", says("Logged in as alice on")),
     ("fittrack profile show", profile_fields),
     ("fittrack goals add --metric steps", says("Added goal ", ": daily steps 8,000 steps")),
-    ("fittrack goals add --metric distance", says(": weekly distance 35.00 km")),
+    ("fittrack goals add --metric distance", says(": weekly distance 35 km")),
     ("fittrack goals list", goals_table),
     ("DAY=$(date -u +%Y-%m-%d)", quiet),
     ("printf 'time,metric,value", quiet),
@@ -242,7 +250,7 @@ CLI_WALK: list[tuple[str, Check]] = [
     ("fittrack metrics view steps --today", steps_today),
     ("fittrack metrics view heart_rate --week", heart_rate_week),
     ("fittrack goals progress", progress_of_both_goals),
-    ("fittrack report view --week", says("Weekly report, ", "steps (steps)", "heart_rate (bpm)")),
+    ("fittrack report view --week --date today", this_weeks_report),
     ("fittrack report download --from 2026-01-01 --to today -o 2026.csv", saved("2026.csv", "text/csv")),
     ("fittrack report download --from 2026-01-01 --to today -o 2026.pdf", saved("2026.pdf", "application/pdf")),
     ("fittrack notifications list", shows(r"No notifications\.\n|\d+ unread\.\n")),
