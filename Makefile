@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup protos protos-check run up services services-stop services-status test lint bench grpcurl ghz tools oidc clean
+.PHONY: setup protos protos-check run up services services-stop services-status cluster cluster-stop cluster-status test lint bench grpcurl ghz tools oidc clean
 
 GRPCURL_VERSION := v1.9.4
 GHZ_VERSION := v0.93.0
@@ -36,6 +36,17 @@ services-stop:
 
 services-status:
 	bash infra/services.sh status
+
+# The highly available layout (infra/cluster/layout.toml): three network-namespace hosts with etcd,
+# Patroni PostgreSQL, HAProxy, Kafka and FerretDB, data under ./var/cluster. See infra/cluster/README.md.
+cluster:
+	$(PYTHON) infra/cluster/cluster.py up
+
+cluster-stop:
+	$(PYTHON) infra/cluster/cluster.py down
+
+cluster-status:
+	$(PYTHON) infra/cluster/cluster.py status
 
 # The server and a persister process against the running services.
 up: setup services
