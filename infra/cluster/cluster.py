@@ -26,7 +26,19 @@ import haproxy  # noqa: E402
 import hosts  # noqa: E402
 import kafka  # noqa: E402
 import patroni  # noqa: E402
-from common import CLUSTER_VAR, HERE, ClusterError, Layout, alive, cmdline, load_layout, log, terminate, wait_for  # noqa: E402
+from common import (  # noqa: E402
+    CLUSTER_VAR,
+    HERE,
+    ClusterError,
+    Layout,
+    alive,
+    cmdline,
+    load_layout,
+    log,
+    secret,
+    terminate,
+    wait_for,
+)  # noqa: E402
 
 MODULES = {"etcd": etcd, "postgres": patroni, "haproxy": haproxy, "kafka": kafka, "ferretdb": ferretdb}
 ORDER = ("etcd", "postgres", "haproxy", "kafka", "ferretdb")
@@ -94,8 +106,35 @@ def cmd_up(lay: Layout) -> int:
     _start_role(lay, "ferretdb")
     _wait_role(lay, "ferretdb", timeout)
     _wait_role(lay, "kafka", timeout)
+    write_env(lay)
     log(f"cluster up in {time.monotonic() - t0:.1f}s")
     return cmd_status(lay)
+
+
+def write_env(lay: Layout) -> None:
+    """var/cluster/<host>.env: the settings a Fittrack process inside that host's namespace uses
+    (its local HAProxy and FerretDB on 127.0.0.1, every Kafka broker)."""
+    from urllib.parse import quote
+
+    pg, p = lay.section("postgres"), lay.ports
+    cred = f"{pg['app_user']}:{quote(secret('pg_app'))}"
+    brokers = ",".join(f"{m.address}:{p['kafka']}" for m in lay.with_role("kafka"))
+    for h in lay.hosts:
+        lines = [
+            f"FITTRACK_PG_DSN=postgresql://{cred}@127.0.0.1:{p['haproxy_pg_write']}/{pg['app_database']}",
+            f"FITTRACK_PG_REPLICA_DSN=postgresql://{cred}@127.0.0.1:{p['haproxy_pg_read']}/{pg['app_database']}",
+            f"FITTRACK_KAFKA_BOOTSTRAP={brokers}",
+        ]
+        if "ferretdb" in h.roles:
+            lines += [
+                f"FITTRACK_MONGO_URI=mongodb://127.0.0.1:{p['ferretdb']}/",
+                f"FITTRACK_FERRETDB_PG_DSN=postgresql://{cred}@127.0.0.1:{p['haproxy_pg_write']}/{pg['ferret_database']}",
+            ]
+        f = CLUSTER_VAR / f"{h.name}.env"
+        tmp = f.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.chmod(0o600)
+        tmp.replace(f)
 
 
 def _ours(pid: int) -> bool:
