@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import subprocess
 import sys
@@ -72,3 +73,30 @@ def read_line(stream, timeout: float = 10.0) -> str:
     reader.join(timeout)
     assert lines and lines[0], f"no output within {timeout} s"
     return lines[0]
+
+
+def in_a_terminal(
+    argv: list[str], env: dict[str, str], stdout_too: bool = True
+) -> tuple[subprocess.CompletedProcess, str]:
+    """Run a command with stderr (and stdout, unless `stdout_too` is off) on a pseudo-terminal, as a person
+    sees it; returns the finished process (stdout captured when not on the terminal) and what the terminal
+    showed."""
+    controller, terminal = pty.openpty()
+    try:
+        result = subprocess.run(
+            argv, stdout=terminal if stdout_too else subprocess.PIPE, stderr=terminal, text=True,
+            cwd=REPO_ROOT, env=env, timeout=60,
+        )  # fmt: skip
+        os.close(terminal)
+        drawn = b""
+        while True:
+            try:
+                piece = os.read(controller, 4096)
+            except OSError:  # EIO: the terminal's other side is closed and everything was read
+                break
+            if not piece:
+                break
+            drawn += piece
+    finally:
+        os.close(controller)
+    return result, drawn.decode()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import os
 import re
 import stat
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 
 from clients.simulator import STEPS, simulate_day
 from generated.fittrack.v1 import account_pb2
-from tests.cli_runner import REPO_ROOT, Cli, read_line, table, utc_today, write_csv
+from tests.cli_runner import REPO_ROOT, Cli, in_a_terminal, read_line, table, utc_today, write_csv
 from tests.support import PASSWORD, RunningServer, eventually, rpc_error
 
 
@@ -218,33 +217,18 @@ def test_a_report_download_takes_its_format_from_the_output_extension(cli, logge
 
 
 def test_a_report_download_draws_a_progress_bar_when_stderr_is_a_terminal(cli, logged_in, tmp_path):
-    import pty
 
     yesterday = utc_today() - timedelta(days=1)
     output = tmp_path / "decade.csv"
-    controller, terminal = pty.openpty()
-    try:
-        result = subprocess.run(
-            cli.argv("report", "download", "--from", str(yesterday - timedelta(days=3659)), "--to", str(yesterday),
-                     "-o", str(output)),
-            stdout=subprocess.PIPE, stderr=terminal, text=True, cwd=REPO_ROOT, env=cli.env(), timeout=60,
-        )  # fmt: skip
-        os.close(terminal)
-        drawn = b""
-        while True:
-            try:
-                piece = os.read(controller, 4096)
-            except OSError:  # EIO: the terminal's other side is closed and everything was read
-                break
-            if not piece:
-                break
-            drawn += piece
-    finally:
-        os.close(controller)
+    result, drawn = in_a_terminal(
+        cli.argv("report", "download", "--from", str(yesterday - timedelta(days=3659)), "--to", str(yesterday),
+                 "-o", str(output)),
+        cli.env(), stdout_too=False,
+    )  # fmt: skip
     assert result.returncode == 0, drawn
     size = output.stat().st_size
     assert size > 64 * 1024  # ten empty years: more than one chunk, so the bar moved
-    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn.decode())  # without colours and cursor moves
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn)  # without colours and cursor moves
     last = shown.replace("\r\n", "\n").split("\r")[-1].splitlines()[-1]
     # The finished bar stays on its own line, with the size, the rate and the time left.
     assert output.name in last and "100%" in last

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import grpc
 import pytest
 
 from generated.fittrack.v1 import account_pb2
-from tests.cli_runner import REPO_ROOT, Cli, read_line, table, utc_today, write_csv
+from tests.cli_runner import REPO_ROOT, Cli, in_a_terminal, read_line, table, utc_today, write_csv
 from tests.support import PASSWORD, RunningServer, eventually
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -288,25 +287,9 @@ def test_simulating_a_day_before_2000_is_refused_before_anything_is_sent(cli, lo
 
 
 def _through_a_terminal(cli: Cli, *args: str, **env: str) -> str:
-    controller, terminal = pty.openpty()
-    try:
-        process = subprocess.run(
-            cli.argv(*args), stdout=terminal, stderr=terminal, cwd=REPO_ROOT, env={**cli.env(), **env}, timeout=60
-        )
-        os.close(terminal)
-        drawn = b""
-        while True:
-            try:
-                piece = os.read(controller, 4096)
-            except OSError:
-                break
-            if not piece:
-                break
-            drawn += piece
-    finally:
-        os.close(controller)
-    assert process.returncode == 0, drawn
-    return drawn.decode()
+    result, drawn = in_a_terminal(cli.argv(*args), {**cli.env(), **env})
+    assert result.returncode == 0, drawn
+    return drawn
 
 
 def test_colour_is_used_on_a_terminal_unless_no_color_is_set_and_never_in_a_pipe(cli, logged_in):
