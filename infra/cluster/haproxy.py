@@ -10,6 +10,7 @@ import csv
 import io
 import urllib.request
 
+import patroni
 from common import ClusterError, Host, Layout, pidfile_pid, run, spawn, terminate
 
 ROLE = "haproxy"
@@ -119,4 +120,8 @@ def probe(lay: Layout, h: Host) -> tuple[bool, str]:
     up = {px: [r["svname"] for r in rows if r["pxname"] == px and r["svname"] not in ("FRONTEND", "BACKEND")
                and r["status"] == "UP"] for px in ("pg_write", "pg_read")}  # fmt: skip
     ok = len(up["pg_write"]) == 1 and len(up["pg_read"]) >= 1
-    return ok, f"write -> {','.join(up['pg_write']) or 'none'}; read -> {','.join(up['pg_read']) or 'none'}"
+    detail = f"write -> {','.join(up['pg_write']) or 'none'}; read -> {','.join(up['pg_read']) or 'none'}"
+    lead = patroni.leader(lay)
+    if ok and (lead is None or up["pg_write"] != [lead.name]):
+        ok, detail = False, f"{detail}; Patroni leader is {lead.name if lead else 'none'}"
+    return ok, detail
