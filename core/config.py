@@ -27,6 +27,9 @@ class ConfigError(ValueError):
 class Config:
     profile: str = "embedded"
     listen: str = "127.0.0.1:50051"
+    # host:port of a plain-HTTP readiness endpoint for load balancers that cannot send a gRPC health check
+    # (HAProxy 2.6, open-source nginx): GET /ready answers 200 while every service is SERVING. Off when empty.
+    ready_listen: str = ""
     # TLS: PEM files of the server's certificate chain and key (both or neither; plaintext without them, for
     # loopback development), and of the CA that signs internal services' client certificates (mutual TLS).
     tls_cert_file: str = ""
@@ -176,6 +179,8 @@ class Config:
         if self.profile not in PROFILES:
             raise ConfigError(f"FITTRACK_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
         self.listen_address()
+        if self.ready_listen:
+            parse_listen(self.ready_listen, "FITTRACK_READY_LISTEN")
         if self.log_level.upper() not in LOG_LEVELS:
             raise ConfigError(
                 f"FITTRACK_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (in any case), got {self.log_level!r}"
@@ -339,8 +344,8 @@ def _check_pem(variable: str, path: Path) -> None:
         raise ConfigError(f"{variable}: {path} is not a PEM file (no -----BEGIN line)")
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """`host:port` (an IPv6 host in brackets) as (host, port); ConfigError naming FITTRACK_LISTEN otherwise.
+def parse_listen(listen: str, variable: str = "FITTRACK_LISTEN") -> tuple[str, int]:
+    """`host:port` (an IPv6 host in brackets) as (host, port); ConfigError naming the variable otherwise.
 
     gRPC would take a port above 65535 modulo 65536 and quietly serve on another port.
     """
@@ -353,7 +358,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
     valid_host = bool(host) and not any(c.isspace() or c in "[]/" for c in host) and (bracketed or ":" not in host)
     if not colon or not valid_host or not port.isascii() or not port.isdigit() or int(port) > 65535:
         raise ConfigError(
-            f"FITTRACK_LISTEN must be host:port with port 1-65535 (or 0 for any free port), "
+            f"{variable} must be host:port with port 1-65535 (or 0 for any free port), "
             f"such as 127.0.0.1:50051 or [::]:50051; got {listen!r}"
         )
     return host, int(port)
@@ -364,6 +369,7 @@ READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPrefer
 _VARIABLES = {
     "profile": str,
     "listen": str,
+    "ready_listen": str,
     "tls_cert_file": str,
     "tls_key_file": str,
     "tls_client_ca_file": str,

@@ -17,7 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from core.bootstrap import App, Dependency, build_app, utc_now
-from core.config import Config
+from core.config import Config, parse_listen
 from generated.fittrack.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -33,6 +33,7 @@ from generated.fittrack.v1 import (
 from server.auth import AuthInterceptor
 from server.errors import ErrorInterceptor
 from server.ratelimit import FailedLoginLimiter
+from server.readiness import ReadinessEndpoint
 from server.servicers.account import AccountServicer
 from server.servicers.goal import GoalServicer
 from server.servicers.metric import MetricServicer
@@ -76,14 +77,36 @@ class Server:
         self.app = app
         self.health = health_servicer
         self._monitor: asyncio.Task | None = None
+        # What keeps the server from serving, as the readiness endpoint reports it: the same facts the
+        # gRPC health service is told.
+        self._unreachable: set[str] = set()
+        self._state = "starting"
+        self.readiness: ReadinessEndpoint | None = None
+        if app.config.ready_listen:
+            host, port = parse_listen(app.config.ready_listen, "FITTRACK_READY_LISTEN")
+            self.readiness = ReadinessEndpoint(host, port, self.not_ready)
+
+    def not_ready(self) -> list[str]:
+        """Why the server should get no new calls; empty while every service is SERVING."""
+        problems = [] if self._state == "serving" else [self._state]
+        return problems + [f"{what} is unreachable" for what in sorted(self._unreachable)]
 
     async def start(self) -> None:
+        if self.readiness is not None:
+            try:
+                await self.readiness.start()
+            except OSError as error:
+                raise CannotStart(
+                    f"cannot listen on {self.app.config.ready_listen} for readiness checks: {error.strerror}; "
+                    "set FITTRACK_READY_LISTEN to a free address"
+                ) from None
         self.app.live.bind(asyncio.get_running_loop())
         for part in self.app.background:
             await part.start()
         await self.grpc_server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._state = "serving"
         if self.app.dependencies:
             self._monitor = asyncio.create_task(self._watch(self.app.dependencies), name="dependency-health")
 
@@ -100,6 +123,7 @@ class Server:
                 now_up = await asyncio.to_thread(dependency.check)
                 if now_up != up[dependency.what]:
                     up[dependency.what] = now_up
+                    (self._unreachable.discard if now_up else self._unreachable.add)(dependency.what)
                     log.warning("%s is %s", dependency.what, "back" if now_up else "unreachable")
             for service in SERVICE_NAMES:
                 needed = [d for d in dependencies if not d.services or service in d.services]
@@ -116,6 +140,7 @@ class Server:
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking calls, let running ones finish within the grace period, then stop the rest."""
         grace = self.app.config.shutdown_grace_seconds if grace is None else grace
+        self._state = "shutting down"  # balancers stop sending new calls while the running ones finish
         await self.health.enter_graceful_shutdown()
         if self._monitor is not None:
             self._monitor.cancel()
@@ -123,6 +148,8 @@ class Server:
         for part in reversed(self.app.background):
             await part.stop()
         await asyncio.to_thread(self.app.close)
+        if self.readiness is not None:
+            await self.readiness.stop()
 
     async def wait_for_termination(self) -> None:
         await self.grpc_server.wait_for_termination()
@@ -264,6 +291,9 @@ async def serve(config: Config) -> None:
     await server.start()
     host = config.listen.rsplit(":", 1)[0]
     log.info("fittrack %s profile serving on %s:%d (%s)", config.profile, host, port, transport_security(config))
+    if server.readiness is not None:
+        ready_host = config.ready_listen.rsplit(":", 1)[0]
+        log.info("readiness checks: GET http://%s:%d/ready", ready_host, server.readiness.port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -189,3 +191,13 @@ def local_midnight(clock: Callable[[], datetime], zone_name: str) -> int:
     """
     local_now = clock().astimezone(ZoneInfo(zone_name))
     return int(local_now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
+
+
+def http_get(url: str, method: str = "GET", timeout: float = 5) -> tuple[int, str]:
+    """The status and body of a plain HTTP request, error statuses included."""
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()

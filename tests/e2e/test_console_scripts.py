@@ -312,6 +312,11 @@ SERVER_CASES = [
     server("refuses an unknown log level", ("FITTRACK_LOG_LEVEL",), FITTRACK_LOG_LEVEL="verbose"),
     server("refuses a listen address that is not HOST:PORT", ("FITTRACK_LISTEN",), FITTRACK_LISTEN="nonsense"),
     server("refuses a port above 65535", ("FITTRACK_LISTEN", "99999"), FITTRACK_LISTEN="127.0.0.1:99999"),
+    server(
+        "refuses a readiness address that is not HOST:PORT",
+        ("FITTRACK_READY_LISTEN",),
+        FITTRACK_READY_LISTEN="nonsense",
+    ),
 ]
 
 # --- fittrack ---

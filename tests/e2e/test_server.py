@@ -1,5 +1,7 @@
 """The server as a whole: health, reflection, the auth wall, shutdown, `make run` and grpcurl."""
 
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -7,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import grpc
@@ -16,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from generated.fittrack.v1 import account_pb2, goal_pb2, metric_pb2, notification_pb2, report_pb2
-from tests.support import eventually
+from tests.support import RunningServer, Stubs, eventually, http_get, register_and_login
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {
@@ -103,12 +106,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_process(command, tmp_path, port):
+def start_process(command, tmp_path, port, **settings: str):
     env = {
         **os.environ,
         "FITTRACK_LISTEN": f"127.0.0.1:{port}",
         "FITTRACK_DATA_DIR": str(tmp_path / "var"),
         "FITTRACK_BCRYPT_ROUNDS": "4",
+        **settings,
     }
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -181,3 +185,59 @@ def test_grpcurl_lists_and_calls_the_services_through_reflection(server, new_use
     )
     bidirectional = "rpc SyncReadings ( stream .fittrack.v1.SyncReadingsRequest ) returns ( stream "
     assert bidirectional in described.stdout
+
+
+# --- the readiness endpoint, for load balancers that cannot send a gRPC health check ---
+
+
+@pytest.fixture
+def ready_server(server_config, clock):
+    running = RunningServer(dataclasses.replace(server_config, ready_listen="127.0.0.1:0"), clock)
+    yield running
+    with contextlib.suppress(Exception):
+        running.stop()
+
+
+def test_the_readiness_endpoint_says_serving_and_live_and_refuses_other_requests(ready_server):
+    base = f"http://127.0.0.1:{ready_server.server.readiness.port}"
+    assert http_get(f"{base}/ready") == (200, "serving\n")
+    assert http_get(f"{base}/live") == (200, "alive\n")
+    assert http_get(f"{base}/metrics")[0] == 404
+    assert http_get(f"{base}/ready", method="POST")[0] == 405
+
+
+def test_a_server_shutting_down_is_not_ready_while_its_calls_finish(ready_server, stubs_for_ready):
+    """A balancer stops sending new calls as soon as the server begins to stop, not when its port closes."""
+    base = f"http://127.0.0.1:{ready_server.server.readiness.port}"
+    stream = stubs_for_ready.notifications.SubscribeNotifications(
+        notification_pb2.SubscribeNotificationsRequest(), metadata=stubs_for_ready.user.auth
+    )
+    stream.initial_metadata()  # a call in flight, which the stop waits for
+    stopping = threading.Thread(target=lambda: ready_server._call(lambda: ready_server.server.stop(grace=5)))
+    stopping.start()
+    try:
+        status, body = eventually(lambda: http_get(f"{base}/ready"), lambda answer: answer[0] == 503, timeout=5)
+        assert body == "not serving: shutting down\n"
+    finally:
+        stream.cancel()
+        stopping.join(timeout=15)
+
+
+@pytest.fixture
+def stubs_for_ready(ready_server, new_username):
+    stubs = Stubs.connect(ready_server.address)
+    stubs.user = register_and_login(stubs, new_username("ready"))
+    yield stubs
+    stubs.channel.close()
+
+
+def test_a_readiness_address_that_is_taken_stops_the_server_from_starting(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = free_port()
+        env = {"FITTRACK_READY_LISTEN": f"127.0.0.1:{taken.getsockname()[1]}"}
+        process = start_process([sys.executable, "-m", "server"], tmp_path, port, **env)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "FITTRACK_READY_LISTEN" in output and "Traceback" not in output

@@ -21,7 +21,16 @@ from kafka import KafkaConsumer, TopicPartition
 from core.config import Config
 from generated.fittrack.v1 import account_pb2, common_pb2, metric_pb2
 from tests.production import ProductionStack, run_services
-from tests.support import Stubs, batch, eventually, reading, register_and_login, rpc_error, server_settings
+from tests.support import (
+    Stubs,
+    batch,
+    eventually,
+    http_get,
+    reading,
+    register_and_login,
+    rpc_error,
+    server_settings,
+)
 from workers.persister import CRASH_EXIT_CODE
 
 STEPS = common_pb2.METRIC_KIND_STEPS
@@ -39,7 +48,7 @@ def stack():
 @pytest.fixture
 def server_config(stack, tmp_path):
     """Production only, on this module's own slice; `server` and `stubs` come from tests/conftest.py."""
-    return Config(**server_settings(tmp_path, **stack.config_values()))
+    return Config(**server_settings(tmp_path, ready_listen="127.0.0.1:0", **stack.config_values()))
 
 
 @pytest.fixture
@@ -223,6 +232,10 @@ def health_of(server, service: str) -> int:
         return health_pb2_grpc.HealthStub(channel).Check(request, timeout=2).status
 
 
+def readiness(server) -> tuple[int, str]:
+    return http_get(f"http://127.0.0.1:{server.server.readiness.port}/ready")
+
+
 def metric_health(server) -> int:
     return health_of(server, "fittrack.v1.MetricService")
 
@@ -234,9 +247,13 @@ def account_health(server) -> int:
 def test_without_kafka_uploads_answer_unavailable_in_time_and_recover_by_themselves(stack, server, stubs, user):
     upload_batch = batch([reading(STEPS, int(time.time()) // 60 * 60, 10)], device_id="phone")
     requests = lambda: iter([metric_pb2.UploadReadingsRequest(batch=upload_batch)])  # noqa: E731
+    assert readiness(server) == (200, "serving\n")
     run_services("kafka-kill")
     try:
         eventually(lambda: metric_health(server), lambda s: s == health_pb2.HealthCheckResponse.NOT_SERVING, timeout=15)
+        # A load balancer that cannot ask gRPC learns the same from the readiness endpoint.
+        status, body = readiness(server)
+        assert status == 503 and "Kafka" in body
         started = time.monotonic()
         error = rpc_error(lambda: stubs.metrics.UploadReadings(requests(), metadata=user.auth, timeout=5))
         assert error.code() == grpc.StatusCode.UNAVAILABLE
@@ -245,6 +262,7 @@ def test_without_kafka_uploads_answer_unavailable_in_time_and_recover_by_themsel
     finally:
         run_services("kafka-start")
     eventually(lambda: metric_health(server), lambda s: s == health_pb2.HealthCheckResponse.SERVING, timeout=60)
+    assert readiness(server) == (200, "serving\n")
 
     def upload_once():
         try:
