@@ -10,7 +10,7 @@ import pytest
 from google.type.date_pb2 import Date
 
 from generated.fittrack.v1 import account_pb2, common_pb2, goal_pb2, metric_pb2, notification_pb2, report_pb2
-from tests.support import PASSWORD, batch, local_midnight, reading, rpc_error, upload
+from tests.support import PASSWORD, RunningServer, Stubs, batch, local_midnight, reading, rpc_error, upload
 
 Code = grpc.StatusCode
 STEPS = common_pb2.METRIC_KIND_STEPS
@@ -204,3 +204,30 @@ def test_a_reading_from_1900_is_refused_with_its_date_and_the_batch_named_by_dev
         "batch from device watch-1, sequence 7, reading 1 of 1: 1900-01-01T00:00Z is before 2000-01-01, "
         "the earliest time a reading may have; check the device clock"
     )
+
+
+@pytest.fixture
+def second_server(server_config, clock):
+    """Another server process on the same databases, as behind a load balancer."""
+    running = RunningServer(server_config, clock)
+    yield running
+    running.stop()
+
+
+# Two servers share accounts only in the production profile (one SQLite file is one server's).
+@pytest.mark.parametrize("profile", ["production"])
+def test_a_logout_on_one_server_ends_the_users_idle_streams_on_another_and_frees_their_slots(
+    stubs, alice, second_server
+):
+    other = Stubs.connect(second_server.address)
+    try:
+        streams = [IdleSync(other, alice.auth, f"watch-{n}") for n in range(8)]
+        assert all(stream.opened for stream in streams)
+        stubs.accounts.Logout(account_pb2.LogoutRequest(), metadata=alice.auth)  # on the first server
+        assert all(stream.end().code() == Code.UNAUTHENTICATED for stream in streams)
+        login = stubs.accounts.Login(account_pb2.LoginRequest(username=alice.username, password=PASSWORD))
+        fresh = IdleSync(other, [("authorization", f"Bearer {login.access_token}")], "watch-0")
+        assert fresh.opened  # the ended streams' slots on the second server are free again
+        fresh.close()
+    finally:
+        other.channel.close()
