@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The highly available Fittrack layout on one machine: three "hosts" (network namespaces on a bridge)
-running etcd, Patroni-managed PostgreSQL, HAProxy, Kafka (KRaft) and FerretDB as infra/cluster/layout.toml says.
+running etcd, Patroni-managed PostgreSQL, HAProxy, Kafka (KRaft), FerretDB and Fittrack (servers behind
+HAProxy gRPC balancers, persisters, dispatchers, evaluators) as infra/cluster/layout.toml says.
 
     python3 infra/cluster/cluster.py up|down|status
     python3 infra/cluster/cluster.py docs [--check]   # the layout section of infra/cluster/README.md
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import etcd  # noqa: E402
 import ferretdb  # noqa: E402
+import fittrack  # noqa: E402
 import haproxy  # noqa: E402
 import hosts  # noqa: E402
 import kafka  # noqa: E402
@@ -40,8 +42,16 @@ from common import (  # noqa: E402
     wait_for,
 )  # noqa: E402
 
-MODULES = {"etcd": etcd, "postgres": patroni, "haproxy": haproxy, "kafka": kafka, "ferretdb": ferretdb}
-ORDER = ("etcd", "postgres", "haproxy", "kafka", "ferretdb")
+MODULES = {
+    "etcd": etcd,
+    "postgres": patroni,
+    "haproxy": haproxy,
+    "kafka": kafka,
+    "ferretdb": ferretdb,
+    **fittrack.ROLES,
+}
+ORDER = ("etcd", "postgres", "haproxy", "kafka", "ferretdb", *fittrack.ROLES)
+APP_ROLES = tuple(fittrack.ROLES)
 
 
 def _each(fn, items):
@@ -107,6 +117,15 @@ def cmd_up(lay: Layout) -> int:
     _wait_role(lay, "ferretdb", timeout)
     _wait_role(lay, "kafka", timeout)
     write_env(lay)
+    log(f"backing services up in {time.monotonic() - t0:.1f}s")
+    apps = [r for r in APP_ROLES if lay.with_role(r)]
+    if apps:
+        # the migration once per `up`, before any Fittrack process starts (it also refreshes the FerretDBs)
+        fittrack.prepare(lay)
+        for role in apps:
+            _start_role(lay, role)
+        for role in apps:
+            _wait_role(lay, role, timeout)
     log(f"cluster up in {time.monotonic() - t0:.1f}s")
     return cmd_status(lay)
 
@@ -171,7 +190,7 @@ def cmd_status(lay: Layout) -> int:
     for h in lay.hosts:
         ok = net[h.name]
         ok_all &= ok
-        print(f"{h.name:3} {'host':9} {'healthy' if ok else 'DOWN':8} namespace {h.netns}, {h.address}")
+        print(f"{h.name:3} {'host':10} {'healthy' if ok else 'DOWN':8} namespace {h.netns}, {h.address}")
         for role in ORDER:
             if role not in h.roles:
                 continue
@@ -180,7 +199,7 @@ def cmd_status(lay: Layout) -> int:
             except Exception as e:  # noqa: BLE001
                 ok, detail = False, f"probe failed: {e}"
             ok_all &= ok
-            print(f"{h.name:3} {role:9} {'healthy' if ok else 'DOWN':8} {detail}")
+            print(f"{h.name:3} {role:10} {'healthy' if ok else 'DOWN':8} {detail}")
     sys.stdout.flush()
     return 0 if ok_all else 1
 

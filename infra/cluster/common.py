@@ -67,7 +67,7 @@ class Layout:
         raise ClusterError(f"no host {name} in the layout")
 
 
-ROLES = ("etcd", "postgres", "haproxy", "kafka", "ferretdb")
+ROLES = ("etcd", "postgres", "haproxy", "kafka", "ferretdb", "server", "persister", "dispatcher", "evaluator")
 
 
 def load_layout(path: Path = LAYOUT_FILE) -> Layout:

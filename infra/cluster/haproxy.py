@@ -11,7 +11,7 @@ import io
 import urllib.request
 
 import patroni
-from common import ClusterError, Host, Layout, pidfile_pid, run, spawn, terminate
+from common import ClusterError, Host, Layout, log, pidfile_pid, run, spawn, terminate
 
 ROLE = "haproxy"
 
@@ -80,12 +80,59 @@ listen pg_read
     # backups take traffic only while no replica is up; each mirrors its pg_write (/primary) state,
     # so the backup that is up is the leader
 {backups}
+{grpc_section(lay, h)}"""
+
+
+def grpc_section(lay: Layout, h: Host) -> str:
+    """gRPC over HTTP/2 end to end: each call is an h2 stream, and HAProxy balances streams, so unary calls
+    are balanced per call and streams per stream. Servers are checked on their plain-HTTP /ready port
+    (HAProxy 2.6 has no grpc.health.v1 check); check-proto h1, since a check would otherwise speak the
+    server line's h2."""
+    servers = lay.with_role("server")
+    if not servers:
+        return ""
+    p = lay.ports
+    lines = "\n".join(
+        f"    server {m.name} {m.address}:{p['server']} proto h2 check port {p['server_ready']} check-proto h1"
+        for m in servers
+    )
+    return f"""
+# gRPC (Fittrack servers): HTTP/2 mode; clients use any host's {h.address}:{p["grpc"]}
+defaults
+    mode http
+    log global
+    option dontlognull
+    timeout connect 3s
+    # wearables hold SyncReadings streams for minutes: an idle stream lives an hour
+    timeout client 1h
+    timeout server 1h
+    timeout tunnel 1h
+    timeout http-request 10s
+    timeout check 2s
+    default-server inter 2s fall 2 rise 1
+
+frontend grpc_in
+    bind {h.address}:{p["grpc"]} proto h2
+    bind 127.0.0.1:{p["grpc"]} proto h2
+    # the servers trust x-forwarded-for from the host addresses (FITTRACK_TRUSTED_PROXIES)
+    option forwardfor
+    default_backend grpc_servers
+
+backend grpc_servers
+    balance roundrobin
+    option httpchk GET /ready
+    http-check expect status 200
+{lines}
 """
 
 
 def start(lay: Layout, h: Host) -> bool:
-    if pid(lay, h):
+    running = pid(lay, h)
+    if running and _cfg(h).exists() and _cfg(h).read_text() == config(lay, h):
         return False
+    if running:  # layout.toml changed (e.g. servers added): restart with the new config
+        log(f"haproxy config of {h.name} changed: restarting it")
+        stop(lay, h)
     d = h.dir(ROLE)
     d.mkdir(parents=True, exist_ok=True)
     _cfg(h).write_text(config(lay, h))
@@ -121,6 +168,10 @@ def probe(lay: Layout, h: Host) -> tuple[bool, str]:
                and r["status"] == "UP"] for px in ("pg_write", "pg_read")}  # fmt: skip
     ok = len(up["pg_write"]) == 1 and len(up["pg_read"]) >= 1
     detail = f"write -> {','.join(up['pg_write']) or 'none'}; read -> {','.join(up['pg_read']) or 'none'}"
+    if lay.with_role("server"):
+        grpc = [r["svname"] for r in rows if r["pxname"] == "grpc_servers" and r["status"] == "UP"
+                and r["svname"] not in ("FRONTEND", "BACKEND")]  # fmt: skip
+        detail += f"; gRPC :{lay.ports['grpc']} -> {','.join(grpc) or 'none'}"
     lead = patroni.leader(lay)
     if ok and (lead is None or up["pg_write"] != [lead.name]):
         ok, detail = False, f"{detail}; Patroni leader is {lead.name if lead else 'none'}"
