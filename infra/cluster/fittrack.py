@@ -173,6 +173,16 @@ def group_members(lay: Layout) -> dict:
 
 # ---------------------------------------------------------------- the roles
 
+# the workers' consumer session timeout (workers/runtime.py: session_timeout_ms=10_000), plus a margin
+MEMBER_PROOF_AGE = 12.0
+
+
+def _age(pid: int) -> float:
+    """Seconds since the process started (/proc/<pid>/stat field 22, in clock ticks since boot)."""
+    start = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return uptime - start / os.sysconf("SC_CLK_TCK")
+
 
 class AppRole:
     """One Fittrack process per host that has the role: start, stop, pid, probe (as the other role modules)."""
@@ -216,10 +226,17 @@ class AppRole:
         if self.role in ("persister", "dispatcher"):
             group = lay.section("fittrack")[f"{self.role}_group"]
             info = group_members(lay).get(group, {})
-            hosts = info.get("hosts", [])
-            ok = h.address in hosts
-            where = "a member" if ok else "NOT a member"
-            return ok, f"pid {p}, {where} of group {group} ({info.get('state')}, {len(hosts)} members)"
+            hosts, state = info.get("hosts", []), info.get("state")
+            mine = hosts.count(h.address)
+            ok = mine == 1 and state == "Stable"
+            where = {0: "NOT a member", 1: "a member"}.get(mine, f"{mine} members from this host, expected 1")
+            detail = f"pid {p}, {where} of group {group} ({state}, {len(hosts)} members)"
+            # Members name only their host: a killed predecessor's member lingers until its session times out,
+            # so membership proves something only once the process is older than that.
+            age = _age(p)
+            if ok and age < MEMBER_PROOF_AGE:
+                return False, f"{detail}; up {age:.0f}s, membership counts from {MEMBER_PROOF_AGE}s"
+            return ok, detail
         return True, f"pid {p}, shares slots with the other evaluators through claims in PostgreSQL"
 
     def _probe_server(self, lay: Layout, h: Host) -> tuple[bool, str]:
