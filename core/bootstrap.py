@@ -20,7 +20,7 @@ from core.adapters.tokens import JwtSigner, KeysFile
 from core.config import Config
 from core.domain.delivery import RetryPolicy
 from core.domain.metrics import BatchLimits
-from core.domain.throttle import ThrottlePolicy
+from core.domain.throttle import AddressPolicy, ThrottlePolicy
 from core.ports import AccountsUnitOfWork, MetricStore, NotificationQueue, NotificationSink, PushChannel, ReadingBus
 from core.services.accounts import Accounts, AccountSettings
 from core.services.dispatch import DeadLetters, Dispatcher, DispatchSettings
@@ -122,6 +122,7 @@ def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
         config.password_max_age_days,
         timedelta(days=config.refresh_token_ttl_days),
         throttle_policy(config),
+        address_policy(config),
     )
     hasher = BcryptHasher(config.bcrypt_rounds)
     return App(
@@ -338,6 +339,10 @@ def throttle_policy(config: Config) -> ThrottlePolicy:
     return ThrottlePolicy(max_failures=config.max_login_failures_per_account)
 
 
+def address_policy(config: Config) -> AddressPolicy:
+    return AddressPolicy(max_failures=config.max_login_failures_per_address)
+
+
 def evaluation_schedule(
     config: Config,
     read_uow: Callable[[], AccountsUnitOfWork],
@@ -354,7 +359,7 @@ def evaluation_schedule(
     catch_up = timedelta(minutes=config.evaluation_catch_up_minutes)
     also: list = [PasswordExpiryNotifier(read_uow, queue, clock)]
     if write_uow is not None:
-        also.append(Housekeeping(write_uow, throttle_policy(config)))
+        also.append(Housekeeping(write_uow, throttle_policy(config), address_policy(config)))
     return EvaluationSchedule(evaluator, clock, config.evaluation_tick_seconds, catch_up, also=also)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -47,10 +48,13 @@ class Config:
     bcrypt_rounds: int = 12
     # Test stacks only: lets the production profile hash with fewer than 12 rounds.
     allow_low_bcrypt_rounds: int = 0
-    # Brute force: failed logins per username per hour (shared by every server), per client address
-    # per minute (per server process); beyond them RESOURCE_EXHAUSTED.
+    # Brute force: failed logins per username per hour and per client address per minute, both counted
+    # in the account database (shared by every server); beyond them RESOURCE_EXHAUSTED.
     max_login_failures_per_account: int = 100
     max_login_failures_per_address: int = 20
+    # Comma-separated addresses or CIDRs of proxies (the load balancer) whose calls carry the client's
+    # address as the last x-forwarded-for entry. Empty: the header is ignored (any client can send it).
+    trusted_proxies: str = ""
     max_readings_per_batch: int = 1000
     max_readings_per_upload: int = 200_000
     max_message_bytes: int = 4 * 1024 * 1024
@@ -111,6 +115,22 @@ class Config:
     # Not shown by repr: it may hold client secrets.
     oidc_providers: str = field(default="", repr=False)
     oidc_timeout_seconds: float = 5.0
+
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """FITTRACK_TRUSTED_PROXIES as networks (an address is a network of one); ConfigError naming a bad entry."""
+        networks = []
+        for entry in self.trusted_proxies.split(","):
+            entry = entry.strip()
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry))
+            except ValueError as error:
+                raise ConfigError(
+                    f"FITTRACK_TRUSTED_PROXIES must be comma-separated IP addresses or CIDRs, such as "
+                    f"10.0.0.5,192.168.1.0/24 or fd00::/64; {entry!r} is not one ({error})"
+                ) from None
+        return tuple(networks)
 
     def oidc_provider_settings(self) -> tuple[ProviderSettings, ...]:
         """The configured OpenID Providers; ConfigError naming what is wrong."""
@@ -199,6 +219,7 @@ class Config:
             raise ConfigError(
                 "FITTRACK_MAX_LOGIN_FAILURES_PER_ACCOUNT and FITTRACK_MAX_LOGIN_FAILURES_PER_ADDRESS must be at least 1"
             )
+        self.trusted_proxy_networks()
         if self.password_max_age_days < 0:
             raise ConfigError("FITTRACK_PASSWORD_MAX_AGE_DAYS must be 0 (never) or more")
         if self.token_secret and len(self.token_secret.encode()) < 32:
@@ -385,6 +406,7 @@ _VARIABLES = {
     "allow_low_bcrypt_rounds": int,
     "max_login_failures_per_account": int,
     "max_login_failures_per_address": int,
+    "trusted_proxies": str,
     "max_readings_per_batch": int,
     "max_readings_per_upload": int,
     "max_message_bytes": int,

@@ -246,6 +246,22 @@ class LoginFailureRepository(abc.ABC):
         """Delete the records whose last failure came before `moment`; how many went."""
 
 
+class AddressFailureRepository(abc.ABC):
+    """Failed logins per client address, shared by every server (core/domain/throttle.AddressPolicy)."""
+
+    @abc.abstractmethod
+    def recent(self, address: str, start: datetime, end: datetime, limit: int) -> list[datetime]:
+        """The times of the address's failures in (start, end], the newest `limit` of them, newest first."""
+
+    @abc.abstractmethod
+    def add(self, address: str, moment: datetime, forget_before: datetime) -> None:
+        """Record one failure; the address's failures stamped before `forget_before` go in the same statement."""
+
+    @abc.abstractmethod
+    def forget_before(self, moment: datetime) -> int:
+        """Delete every address's failures stamped before `moment`; how many went."""
+
+
 class IdentityRepository(abc.ABC):
     """Logins at OpenID Providers, each (issuer, subject) linked to one account, and the nonces already used."""
 
@@ -307,6 +323,7 @@ class AccountsUnitOfWork(abc.ABC):
     preferences: PreferenceRepository
     deliveries: DeliveryRepository
     login_failures: LoginFailureRepository
+    address_failures: AddressFailureRepository
     identities: IdentityRepository
     evaluation_claims: EvaluationClaimRepository
 

@@ -32,7 +32,6 @@ from generated.fittrack.v1 import (
 )
 from server.auth import AuthInterceptor
 from server.errors import ErrorInterceptor
-from server.ratelimit import FailedLoginLimiter
 from server.readiness import ReadinessEndpoint
 from server.servicers.account import AccountServicer
 from server.servicers.goal import GoalServicer
@@ -203,9 +202,8 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
     def today():
         return clock().date()
 
-    login_limiter = FailedLoginLimiter(config.max_login_failures_per_address, clock)
     account_pb2_grpc.add_AccountServiceServicer_to_server(
-        AccountServicer(app.accounts, today, login_limiter), grpc_server
+        AccountServicer(app.accounts, today, config.trusted_proxy_networks()), grpc_server
     )
     goal_pb2_grpc.add_GoalServiceServicer_to_server(GoalServicer(app.goals), grpc_server)
     streams = OpenStreams(config.max_streams_per_user, app.accounts.check_session, config.stream_recheck_seconds)

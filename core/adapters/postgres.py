@@ -37,6 +37,7 @@ from core.domain.oidc import ExternalIdentity
 from core.domain.throttle import LoginFailures
 from core.ports import (
     AccountsUnitOfWork,
+    AddressFailureRepository,
     DeliveryRepository,
     EvaluationClaimRepository,
     GoalRepository,
@@ -326,6 +327,7 @@ class PostgresUnitOfWork(AccountsUnitOfWork):
         self.preferences = PostgresPreferences(self._tx)
         self.deliveries = PostgresDeliveries(self._tx)
         self.login_failures = PostgresLoginFailures(self._tx)
+        self.address_failures = PostgresAddressFailures(self._tx)
         self.identities = PostgresIdentities(self._tx)
         self.evaluation_claims = PostgresEvaluationClaims(self._tx)
         return self
@@ -574,6 +576,32 @@ class PostgresLoginFailures(LoginFailureRepository):
 
     def forget_before(self, moment: datetime) -> int:
         return self._tx.execute("DELETE FROM login_failures WHERE last_failure < %s", (_utc(moment),)).rowcount
+
+
+class PostgresAddressFailures(AddressFailureRepository):
+    """One row per failure, no locks: concurrent failures each insert their own row, so all of them count."""
+
+    def __init__(self, tx: _Transaction) -> None:
+        self._tx = tx
+
+    def recent(self, address: str, start: datetime, end: datetime, limit: int) -> list[datetime]:
+        rows = self._tx.execute(
+            "SELECT failed_at FROM address_login_failures WHERE address = %s AND failed_at > %s AND failed_at <= %s"
+            " ORDER BY failed_at DESC LIMIT %s",
+            (address, _utc(start), _utc(end), limit),
+        ).fetchall()
+        return [_utc(row[0]) for row in rows]
+
+    def add(self, address: str, moment: datetime, forget_before: datetime) -> None:
+        # One round trip: the address's expired rows go in the statement that records the new one.
+        self._tx.execute(
+            "WITH expired AS (DELETE FROM address_login_failures WHERE address = %s AND failed_at < %s)"
+            " INSERT INTO address_login_failures (address, failed_at) VALUES (%s, %s)",
+            (address, _utc(forget_before), address, _utc(moment)),
+        )
+
+    def forget_before(self, moment: datetime) -> int:
+        return self._tx.execute("DELETE FROM address_login_failures WHERE failed_at < %s", (_utc(moment),)).rowcount
 
 
 class PostgresEvaluationClaims(EvaluationClaimRepository):

@@ -37,6 +37,7 @@ from core.domain.sequences import DeviceCursor
 from core.domain.throttle import LoginFailures
 from core.ports import (
     AccountsUnitOfWork,
+    AddressFailureRepository,
     DeliveryRepository,
     EvaluationClaimRepository,
     GoalRepository,
@@ -280,6 +281,16 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     );
     CREATE INDEX evaluation_claims_unfinished ON evaluation_claims (lease_until) WHERE finished_at IS NULL;
     """,
+    # Failed logins per client address (core/domain/throttle.AddressPolicy), one row each, kept for a
+    # minute: every server process on this file counts them. failed_at is Unix seconds.
+    """
+    CREATE TABLE address_login_failures (
+        address   TEXT NOT NULL,
+        failed_at REAL NOT NULL
+    );
+    CREATE INDEX address_login_failures_by_address ON address_login_failures (address, failed_at);
+    CREATE INDEX address_login_failures_by_time ON address_login_failures (failed_at);
+    """,
 ]
 
 
@@ -393,6 +404,7 @@ class SqliteUnitOfWork(AccountsUnitOfWork):
         self.preferences = SqlitePreferences(self._conn)
         self.deliveries = SqliteDeliveries(self._conn)
         self.login_failures = SqliteLoginFailures(self._conn)
+        self.address_failures = SqliteAddressFailures(self._conn)
         self.identities = SqliteIdentities(self._conn)
         self.evaluation_claims = SqliteEvaluationClaims(self._conn)
         return self
@@ -607,6 +619,33 @@ class SqliteLoginFailures(LoginFailureRepository):
     def forget_before(self, moment: datetime) -> int:
         # ISO texts in UTC, all written by _iso: they sort as the moments do.
         return self._conn.execute("DELETE FROM login_failures WHERE last_failure < ?", (_iso(moment),)).rowcount
+
+
+class SqliteAddressFailures(AddressFailureRepository):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def recent(self, address: str, start: datetime, end: datetime, limit: int) -> list[datetime]:
+        rows = self._conn.execute(
+            "SELECT failed_at FROM address_login_failures WHERE address = ? AND failed_at > ? AND failed_at <= ?"
+            " ORDER BY failed_at DESC LIMIT ?",
+            (address, start.timestamp(), end.timestamp(), limit),
+        )
+        return [datetime.fromtimestamp(row[0], UTC) for row in rows]
+
+    def add(self, address: str, moment: datetime, forget_before: datetime) -> None:
+        self._conn.execute(
+            "DELETE FROM address_login_failures WHERE address = ? AND failed_at < ?",
+            (address, forget_before.timestamp()),
+        )
+        self._conn.execute(
+            "INSERT INTO address_login_failures (address, failed_at) VALUES (?, ?)", (address, moment.timestamp())
+        )
+
+    def forget_before(self, moment: datetime) -> int:
+        return self._conn.execute(
+            "DELETE FROM address_login_failures WHERE failed_at < ?", (moment.timestamp(),)
+        ).rowcount
 
 
 class SqliteEvaluationClaims(EvaluationClaimRepository):

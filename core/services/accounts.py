@@ -36,7 +36,14 @@ from core.domain.errors import (
     Unavailable,
 )
 from core.domain.oidc import CLOCK_LEEWAY, ExternalIdentity, ProviderSettings, VerifiedIdentity, username_base
-from core.domain.throttle import LoginFailures, ThrottlePolicy, after_failure, refuse_if_paused
+from core.domain.throttle import (
+    AddressPolicy,
+    LoginFailures,
+    ThrottlePolicy,
+    after_failure,
+    refuse_if_address_limited,
+    refuse_if_paused,
+)
 from core.ports import (
     AccountsUnitOfWork,
     CommonPasswords,
@@ -61,6 +68,7 @@ class AccountSettings:
     password_max_age_days: int = 90
     refresh_token_ttl: timedelta = timedelta(days=30)
     login_throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+    address_throttle: AddressPolicy = field(default_factory=AddressPolicy)
 
 
 @dataclass(frozen=True)
@@ -119,10 +127,15 @@ class Accounts:
             uow.commit()
         return Account(user, credentials.expires_at)
 
-    def login(self, raw_username: str, password: str) -> Session:
+    def login(self, raw_username: str, password: str, address: str | None = None) -> Session:
+        """A new session; `address` is the client's (server/ratelimit.py), whose failed logins are limited too.
+
+        The address costs one more statement in the transactions a login opens anyway: one to check it,
+        and one to record a failure. A name that cannot exist opened none: it gets one that does both.
+        """
         now = self._now()
-        user, credentials, failures = self._find(raw_username, now)
-        self._check_password(raw_username, password, credentials, failures, now, WRONG_CREDENTIALS)
+        user, credentials, failures = self._find(raw_username, now, address)
+        self._check_password(raw_username, password, credentials, failures, now, WRONG_CREDENTIALS, address)
         _refuse_if_expired(credentials, now)
         return self._open_session(user.user_id, now)
 
@@ -134,8 +147,10 @@ class Accounts:
         failures: LoginFailures | None,
         now: datetime,
         complaint: str,
+        address: str | None = None,
     ) -> None:
-        """Unauthenticated(complaint) unless the password is right; a failure counts against the username.
+        """Unauthenticated(complaint) unless the password is right; a failure counts against the username
+        and the address (a name that cannot exist: _find counted it against the address already).
 
         An unknown user costs a bcrypt verification too and counts the same,
         so neither the answer nor its timing tells which names exist.
@@ -156,8 +171,28 @@ class Accounts:
             with self._uow() as uow:
                 latest = uow.login_failures.get(username)
                 uow.login_failures.put(after_failure(latest, username, now, self._settings.login_throttle))
+                if address is not None:
+                    self._address_failed(uow, address, now)
                 uow.commit()
         raise Unauthenticated(complaint)
+
+    def _refuse_if_address_limited(self, uow: AccountsUnitOfWork, address: str | None, now: datetime) -> None:
+        if address is None:
+            return
+        policy = self._settings.address_throttle
+        start, end = policy.counted_span(now)
+        refuse_if_address_limited(uow.address_failures.recent(address, start, end, policy.max_failures), now, policy)
+
+    def _address_failed(self, uow: AccountsUnitOfWork, address: str, now: datetime) -> None:
+        uow.address_failures.add(address, now, self._settings.address_throttle.forget_before(now))
+
+    def _count_address_failure(self, address: str | None, now: datetime) -> None:
+        """A failed login that no other write records: counted against the address in a transaction of its own."""
+        if address is None:
+            return
+        with self._uow() as uow:
+            self._address_failed(uow, address, now)
+            uow.commit()
 
     def sso_providers(self) -> list[ProviderSettings]:
         """The configured OpenID Providers, in configuration order."""
@@ -172,13 +207,33 @@ class Accounts:
         code_verifier: str = "",
         redirect_uri: str = "",
         nonce: str = "",
+        address: str | None = None,
     ) -> Session:
         """Log in with an ID token, or an authorization code this server redeems; the first login makes the account.
 
         The account is the one linked to the token's (issuer, subject); the
         e-mail address plays no part, so nobody gets into an account by
-        getting a provider to vouch for its owner's address.
+        getting a provider to vouch for its owner's address. Forged or
+        replayed tokens count against the client's `address` like wrong passwords.
         """
+        if address is not None:
+            with self._uow() as uow:
+                self._refuse_if_address_limited(uow, address, self._now())
+        try:
+            return self._login_sso(provider_name, id_token, authorization_code, code_verifier, redirect_uri, nonce)
+        except Unauthenticated:
+            self._count_address_failure(address, self._now())
+            raise
+
+    def _login_sso(
+        self,
+        provider_name: str,
+        id_token: str,
+        authorization_code: str,
+        code_verifier: str,
+        redirect_uri: str,
+        nonce: str,
+    ) -> Session:
         provider = self._identity_provider(provider_name)
         if not nonce or len(nonce) > MAX_NONCE_LENGTH:
             raise InvalidArgument(
@@ -310,29 +365,33 @@ class Accounts:
         return Account(User(user.user_id, user.username, profile, user.created_at), expires)
 
     def change_password(
-        self, principal: Principal | None, raw_username: str, current: str, new: str
+        self, principal: Principal | None, raw_username: str, current: str, new: str, address: str | None = None
     ) -> datetime | None:
         """Set a new password; returns when it expires.
 
         Without a principal the username and current password authenticate
         the call: that is the way out for a user whose password expired.
+        A wrong current password counts against the client's `address` either way.
         """
         self._check_new_password(new)
         if new == current:
             raise InvalidArgument("the new password must differ from the current one")
         if principal is not None:
             with self._uow() as uow:
+                self._refuse_if_address_limited(uow, address, self._now())
                 user = uow.users.get(principal.user_id)
                 credentials = uow.users.get_credentials(user.user_id) if user else None
             if user is None or credentials is None:
                 self._hasher.waste_time(current)
+                self._count_address_failure(address, self._now())
                 raise Unauthenticated(WRONG_CREDENTIALS)
             if not self._hasher.verify(current, credentials.password_hash):
+                self._count_address_failure(address, self._now())
                 raise Unauthenticated("the current password is wrong")
         elif raw_username:
             # Without a token this is a login by another name: the same answers and the same limits.
-            user, credentials, failures = self._find(raw_username, self._now())
-            self._check_password(raw_username, current, credentials, failures, self._now(), WRONG_CREDENTIALS)
+            user, credentials, failures = self._find(raw_username, self._now(), address)
+            self._check_password(raw_username, current, credentials, failures, self._now(), WRONG_CREDENTIALS, address)
         else:
             raise Unauthenticated("send a bearer token, or the username with the current password")
         fresh = self._new_credentials(user.user_id, new, self._now())
@@ -368,15 +427,25 @@ class Accounts:
             uow.users.delete(principal.user_id)
             uow.commit()
 
-    def _find(self, raw_username: str, now: datetime) -> tuple[User | None, Credentials | None, LoginFailures | None]:
+    def _find(
+        self, raw_username: str, now: datetime, address: str | None = None
+    ) -> tuple[User | None, Credentials | None, LoginFailures | None]:
         """The user, credentials and failed attempts a login names; all None for a name that cannot exist.
 
-        ResourceExhausted while the name is paused after too many failures, before any password is tried.
+        ResourceExhausted while the address has failed too often, or the name is paused after too many
+        failures, before any password is tried. A name that cannot exist fails whatever the password:
+        that failure is counted against the address here, in the same transaction as the check.
         """
         username = raw_username.strip().lower()
-        if not USERNAME.fullmatch(username):
+        possible = USERNAME.fullmatch(username) is not None
+        if not possible and address is None:
             return None, None, None
         with self._uow() as uow:
+            self._refuse_if_address_limited(uow, address, now)
+            if not possible:
+                self._address_failed(uow, address, now)
+                uow.commit()
+                return None, None, None
             failures = uow.login_failures.get(username)
             refuse_if_paused(failures, now)
             user = uow.users.get_by_username(username)

@@ -3,31 +3,22 @@ from __future__ import annotations
 import asyncio
 import functools
 
-from core.domain.errors import Unauthenticated
 from core.services.accounts import Accounts
 from generated.fittrack.v1 import account_pb2, account_pb2_grpc
 from server import mapping
 from server.auth import current_principal, optional_principal
-from server.ratelimit import FailedLoginLimiter, client_address
+from server.ratelimit import Network, client_address
 
 
 class AccountServicer(account_pb2_grpc.AccountServiceServicer):
-    def __init__(self, accounts: Accounts, today, login_limiter: FailedLoginLimiter | None = None) -> None:
+    def __init__(self, accounts: Accounts, today, trusted_proxies: tuple[Network, ...] = ()) -> None:
         self._accounts = accounts
         self._today = today
-        self._login_limiter = login_limiter
+        self._trusted_proxies = trusted_proxies
 
-    async def _limited(self, context, call, *args):
-        """Run a password check, counting a failure against the caller's address (and refusing when over)."""
-        if self._login_limiter is None:
-            return await asyncio.to_thread(call, *args)
-        address = client_address(context.peer())
-        self._login_limiter.check(address)
-        try:
-            return await asyncio.to_thread(call, *args)
-        except Unauthenticated:
-            self._login_limiter.failed(address)
-            raise
+    def _address(self, context) -> str:
+        """The caller's address, which failed password checks count against (Accounts refuses when over)."""
+        return client_address(context.peer(), context.invocation_metadata(), self._trusted_proxies)
 
     async def Register(self, request, context):
         changes = mapping.profile_changes(request.profile)
@@ -35,7 +26,9 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         return account_pb2.RegisterResponse(profile=mapping.profile(account, self._today()))
 
     async def Login(self, request, context):
-        session = await self._limited(context, self._accounts.login, request.username, request.password)
+        session = await asyncio.to_thread(
+            self._accounts.login, request.username, request.password, self._address(context)
+        )
         return mapping.session(session)
 
     async def LoginSSO(self, request, context):
@@ -47,9 +40,9 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
             code_verifier=request.code_verifier,
             redirect_uri=request.redirect_uri,
             nonce=request.nonce,
+            address=self._address(context),
         )
-        # Forged or replayed tokens count against the caller's address like wrong passwords.
-        return mapping.session(await self._limited(context, login))
+        return mapping.session(await asyncio.to_thread(login))
 
     async def ListSSOProviders(self, request, context):
         return mapping.sso_providers(self._accounts.sso_providers())
@@ -71,13 +64,13 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         return mapping.profile(account, self._today())
 
     async def ChangePassword(self, request, context):
-        expires = await self._limited(
-            context,
+        expires = await asyncio.to_thread(
             self._accounts.change_password,
             optional_principal(),
             request.username,
             request.current_password,
             request.new_password,
+            self._address(context),
         )
         return account_pb2.ChangePasswordResponse(password_expires_at=mapping.timestamp(expires))
 

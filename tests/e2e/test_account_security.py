@@ -4,7 +4,9 @@ password rules, brute-force limits, and password-expiry warnings and notificatio
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
+import secrets
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -159,10 +161,49 @@ def test_passwords_differing_only_after_the_72nd_byte_are_different_passwords(st
 # --- brute force -----------------------------------------------------------------------------------
 
 
+_own_minutes = itertools.count(1)
+
+
 @pytest.fixture
-def lenient_address_server(server_config, clock):
+def own_minute(clock):
+    """This test's clock moved to a minute no other test uses, before it logs in.
+
+    Failed logins count against the client address in the account database; in the production profile a
+    run's tests share that database, and they all call from 127.0.0.1. A failure counts only within its
+    minute (and not yet if stamped more than a few seconds ahead), so in a minute of its own a test
+    neither sees the other tests' failures nor makes them wait.
+    """
+    clock.advance(timedelta(days=3, minutes=7 * next(_own_minutes)))
+    return clock
+
+
+def forwarded_for(address: str):
+    return [("x-forwarded-for", address)]
+
+
+def fail_logins(stubs, times: int, metadata=()) -> None:
+    for _ in range(times):
+        wrong = rpc_error(
+            lambda: stubs.accounts.Login(
+                account_pb2.LoginRequest(username="nobody-here", password="a wrong guess"), metadata=metadata
+            )
+        )
+        assert wrong.code() == Code.UNAUTHENTICATED
+
+
+def login_via(stubs, username: str, metadata=()):
+    return stubs.accounts.Login(account_pb2.LoginRequest(username=username, password=PASSWORD), metadata=metadata)
+
+
+def assert_address_limited(error) -> None:
+    assert error.code() == Code.RESOURCE_EXHAUSTED
+    assert "too many failed logins from your address; try again in" in error.details()
+
+
+@pytest.fixture
+def lenient_address_server(server_config, own_minute):
     """A server whose per-address limit stays out of the way of per-account tests from one loopback address."""
-    running = RunningServer(dataclasses.replace(server_config, max_login_failures_per_address=10_000), clock)
+    running = RunningServer(dataclasses.replace(server_config, max_login_failures_per_address=10_000), own_minute)
     stubs = Stubs.connect(running.address)
     yield stubs
     stubs.channel.close()
@@ -189,7 +230,8 @@ def test_100_failed_logins_pause_a_username_alike_for_real_and_unknown_users_unt
     assert login(stubs, real.username).user_id == real.user_id
 
 
-def test_20_failed_logins_from_one_address_in_a_minute_make_it_wait_a_minute(stubs, alice, new_username, clock):
+def test_20_failed_logins_from_one_address_in_a_minute_make_it_wait_a_minute(stubs, alice, new_username, own_minute):
+    clock = own_minute
     for n in range(20):
         name = new_username(f"guess{n}-")
         assert rpc_error(lambda name=name: login(stubs, name, "a wrong guess")).code() == Code.UNAUTHENTICATED
@@ -198,6 +240,55 @@ def test_20_failed_logins_from_one_address_in_a_minute_make_it_wait_a_minute(stu
     assert "too many failed logins from your address; try again in" in limited.details()
     clock.advance(timedelta(minutes=1))
     assert login(stubs, alice.username).user_id == alice.user_id
+
+
+@pytest.fixture
+def second_server(server_config, own_minute):
+    """Another server process on the same account database, as behind a load balancer."""
+    running = RunningServer(server_config, own_minute)
+    stubs = Stubs.connect(running.address)
+    yield stubs
+    stubs.channel.close()
+    running.stop()
+
+
+def test_failed_logins_spread_over_two_servers_sharing_the_account_database_limit_the_address_on_both(
+    stubs, second_server, alice, own_minute
+):
+    fail_logins(stubs, 10)
+    fail_logins(second_server, 10)
+    for either in (stubs, second_server):
+        assert_address_limited(rpc_error(lambda either=either: login_via(either, alice.username)))
+    own_minute.advance(timedelta(minutes=1))
+    assert login_via(stubs, alice.username).user_id == login_via(second_server, alice.username).user_id
+
+
+@pytest.fixture
+def behind_a_proxy(server_config, own_minute):
+    """A server that trusts its loopback peer as a proxy: calls through it may say whom they forward."""
+    running = RunningServer(dataclasses.replace(server_config, trusted_proxies="127.0.0.0/8,::1"), own_minute)
+    stubs = Stubs.connect(running.address)
+    yield stubs
+    stubs.channel.close()
+    running.stop()
+
+
+def test_a_trusted_proxys_forwarded_address_is_limited_apart_from_the_proxys_other_clients(behind_a_proxy):
+    stubs = behind_a_proxy
+    owner = register_and_login(stubs, f"owner-{secrets.token_hex(4)}")
+    fail_logins(stubs, 20, forwarded_for("198.51.100.7"))
+    assert_address_limited(rpc_error(lambda: login_via(stubs, owner.username, forwarded_for("198.51.100.7"))))
+    # The proxy adds its entry after whatever the client sent: the client cannot choose a fresh one.
+    spoofed = [("x-forwarded-for", "203.0.113.50"), *forwarded_for("198.51.100.7")]
+    assert_address_limited(rpc_error(lambda: login_via(stubs, owner.username, spoofed)))
+    for elsewhere in (forwarded_for("198.51.100.8"), forwarded_for("203.0.113.1, 198.51.100.9"), ()):
+        assert login_via(stubs, owner.username, elsewhere).user_id == owner.user_id
+
+
+def test_an_untrusted_peers_x_forwarded_for_is_ignored(stubs, alice, own_minute):
+    for n in range(20):
+        fail_logins(stubs, 1, forwarded_for(f"198.51.100.{n}"))
+    assert_address_limited(rpc_error(lambda: login_via(stubs, alice.username, forwarded_for("198.51.100.99"))))
 
 
 # --- password expiry ------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ NOT_RUNNING = "PostgreSQL is not running: run `make services`"
 # Everything the migrations create but schema_migrations, which must survive a test.
 ACCOUNT_TABLES = (
     "users, credentials, user_metric, sessions, refresh_tokens, goals, notifications, device_cursors, sso_used_nonces"
-    ", login_failures, evaluation_claims, batch_claims"
+    ", login_failures, address_login_failures, evaluation_claims, batch_claims"
 )
 
 

@@ -38,6 +38,7 @@ from core.domain.sequences import BatchKey, DeviceCursor, LogPosition
 from core.domain.throttle import LoginFailures
 from core.ports import (
     AccountsUnitOfWork,
+    AddressFailureRepository,
     BatchClaims,
     CommonPasswords,
     DeadLetterLog,
@@ -181,6 +182,7 @@ class AccountsState:
     identities: dict[tuple[str, str], ExternalIdentity] = field(default_factory=dict)
     used_nonces: dict[tuple[str, str], datetime] = field(default_factory=dict)
     login_failures: dict[str, LoginFailures] = field(default_factory=dict)
+    address_failures: list[tuple[str, datetime]] = field(default_factory=list)
     evaluation_claims: dict[str, _Claim] = field(default_factory=dict)
 
 
@@ -488,6 +490,24 @@ class FakeLoginFailures(LoginFailureRepository):
         return len(old)
 
 
+class FakeAddressFailures(AddressFailureRepository):
+    def __init__(self, state: AccountsState) -> None:
+        self._state = state
+
+    def recent(self, address: str, start: datetime, end: datetime, limit: int) -> list[datetime]:
+        times = [at for who, at in self._state.address_failures if who == address and start < at <= end]
+        return sorted(times, reverse=True)[:limit]
+
+    def add(self, address: str, moment: datetime, forget_before: datetime) -> None:
+        kept = [(who, at) for who, at in self._state.address_failures if who != address or at >= forget_before]
+        self._state.address_failures[:] = [*kept, (address, moment)]
+
+    def forget_before(self, moment: datetime) -> int:
+        before = len(self._state.address_failures)
+        self._state.address_failures[:] = [(who, at) for who, at in self._state.address_failures if at >= moment]
+        return before - len(self._state.address_failures)
+
+
 class FakeEvaluationClaims(EvaluationClaimRepository):
     def __init__(self, state: AccountsState) -> None:
         self._state = state
@@ -615,6 +635,7 @@ class FakeUnitOfWork(AccountsUnitOfWork):
     deliveries: FakeDeliveries
     identities: FakeIdentities
     login_failures: FakeLoginFailures
+    address_failures: FakeAddressFailures
     evaluation_claims: FakeEvaluationClaims
 
     def __init__(self, database: FakeAccountsDatabase) -> None:
@@ -633,6 +654,7 @@ class FakeUnitOfWork(AccountsUnitOfWork):
         self.deliveries = FakeDeliveries(self._working)
         self.identities = FakeIdentities(self._working)
         self.login_failures = FakeLoginFailures(self._working)
+        self.address_failures = FakeAddressFailures(self._working)
         self.evaluation_claims = FakeEvaluationClaims(self._working)
 
     def __enter__(self) -> FakeUnitOfWork:

@@ -16,10 +16,17 @@ from core.config import Config, ConfigError
 from core.domain.accounts import ProfileChanges
 from core.domain.errors import InvalidArgument, ResourceExhausted, Unauthenticated
 from core.domain.notifications import NotificationKind, NotificationPreferences
-from core.domain.throttle import LoginFailures, ThrottlePolicy, after_failure
+from core.domain.throttle import (
+    AddressPolicy,
+    LoginFailures,
+    ThrottlePolicy,
+    after_failure,
+    refuse_if_address_limited,
+)
 from core.services.expiry import PasswordExpiryNotifier
-from server.ratelimit import FailedLoginLimiter, client_address
-from tests.unit.fakes import PASSWORD, FakeApp, FakeClock, fake_app
+from core.services.housekeeping import Housekeeping
+from server.ratelimit import client_address
+from tests.unit.fakes import PASSWORD, FakeApp, fake_app
 
 T0 = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 SECRET_A = b"a" * 32
@@ -157,26 +164,69 @@ def test_a_day_without_failures_forgets_the_earlier_pauses():
     assert after_failure(record, "alice", later, policy).pauses == 1
 
 
-def test_an_address_with_20_failed_logins_in_a_minute_waits_until_the_oldest_leaves_the_window():
-    clock = FakeClock(T0)
-    limiter = FailedLoginLimiter(20, clock)
-    for _ in range(20):
-        limiter.check("192.0.2.1")
-        limiter.failed("192.0.2.1")
-    with pytest.raises(ResourceExhausted, match="from your address; try again in 60 seconds"):
-        limiter.check("192.0.2.1")
-    limiter.check("192.0.2.2")
-    clock.advance(timedelta(minutes=1))
-    limiter.check("192.0.2.1")
+def failures_at(*seconds: float) -> list[datetime]:
+    return [T0 + timedelta(seconds=each) for each in seconds]
 
 
-def test_the_address_table_forgets_the_least_recent_addresses_beyond_its_bound():
-    limiter = FailedLoginLimiter(1, FakeClock(T0), max_addresses=2)
-    for address in ("a", "b", "c"):
-        limiter.failed(address)
-    limiter.check("a")
+def test_an_address_below_its_limit_within_the_window_may_try_again():
+    policy = AddressPolicy(max_failures=3)
+    refuse_if_address_limited(failures_at(0, 10), T0 + timedelta(seconds=20), policy)
+    # Three, but the first has left the sliding window.
+    refuse_if_address_limited(failures_at(0, 10, 20), T0 + timedelta(seconds=60), policy)
+
+
+def test_an_address_at_its_limit_waits_until_the_oldest_counted_failure_leaves_the_window():
+    policy = AddressPolicy(max_failures=3)
+    with pytest.raises(ResourceExhausted, match="from your address; try again in 40 seconds$"):
+        refuse_if_address_limited(failures_at(20, 0, 10), T0 + timedelta(seconds=20), policy)
+    # Beyond the limit only the newest max_failures decide the wait.
+    with pytest.raises(ResourceExhausted, match="try again in 17 seconds$"):
+        refuse_if_address_limited(failures_at(1, 2, 30, 40), T0 + timedelta(seconds=45), policy)
+    with pytest.raises(ResourceExhausted, match="try again in 1 second$"):
+        refuse_if_address_limited(failures_at(0.5, 1, 2), T0 + timedelta(seconds=60), policy)
+
+
+def test_failures_stamped_further_ahead_than_the_clock_skew_do_not_count_yet():
+    policy = AddressPolicy(max_failures=2)
+    refuse_if_address_limited(failures_at(0, 30), T0, policy)
     with pytest.raises(ResourceExhausted):
-        limiter.check("c")
+        refuse_if_address_limited(failures_at(0, 3), T0, policy)
+
+
+def test_failed_logins_from_one_address_over_any_names_make_it_wait_and_other_addresses_go_on(app):
+    register(app)
+    for n in range(20):
+        with pytest.raises(Unauthenticated):
+            app.accounts.login(f"guess{n}" if n % 2 else "no such name!", "a wrong guess", "192.0.2.1")
+    with pytest.raises(ResourceExhausted, match="from your address; try again in 60 seconds"):
+        app.accounts.login("alice", PASSWORD, "192.0.2.1")
+    assert app.accounts.login("alice", PASSWORD, "192.0.2.2").user_id
+    app.clock.advance(timedelta(minutes=1))
+    assert app.accounts.login("alice", PASSWORD, "192.0.2.1").user_id
+
+
+def test_wrong_current_passwords_count_against_the_address_with_or_without_a_token(app):
+    register(app)
+    principal = app.accounts.authenticate(app.accounts.login("alice", PASSWORD).access_token)
+    for n in range(20):
+        with pytest.raises(Unauthenticated):
+            app.accounts.change_password(principal if n % 2 else None, "alice", "wrong!", "a new long secret", "h")
+    with pytest.raises(ResourceExhausted, match="from your address"):
+        app.accounts.change_password(principal, "", PASSWORD, "a new long secret", "h")
+
+
+def test_recording_a_failure_drops_the_addresss_expired_ones_and_housekeeping_everyones_each_minute(app):
+    for address in ("192.0.2.1", "192.0.2.2"):
+        with pytest.raises(Unauthenticated):
+            app.accounts.login("nobody", "a wrong guess", address)
+    app.clock.advance(timedelta(minutes=1, seconds=1))
+    with pytest.raises(Unauthenticated):
+        app.accounts.login("nobody", "a wrong guess", "192.0.2.1")
+    assert [who for who, _ in app.database.state.address_failures] == ["192.0.2.2", "192.0.2.1"]
+    housekeeping = Housekeeping(app.database, ThrottlePolicy(), AddressPolicy())
+    now = app.clock()
+    assert housekeeping.run_due(now - timedelta(minutes=1), now) == 1
+    assert [who for who, _ in app.database.state.address_failures] == ["192.0.2.1"]
 
 
 @pytest.mark.parametrize(
@@ -191,6 +241,41 @@ def test_the_address_table_forgets_the_least_recent_addresses_beyond_its_bound()
 )
 def test_the_client_address_comes_from_the_peer_with_ipv6_grouped_by_64(peer, address):
     assert client_address(peer) == address
+
+
+PROXIES = Config(trusted_proxies="10.0.0.5, 2001:db8:ff::/48").trusted_proxy_networks()
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "address"),
+    [
+        # From a trusted proxy: the last entry, the one the proxy added after what the client sent.
+        ("ipv4:10.0.0.5:4000", ["198.51.100.7"], "198.51.100.7"),
+        ("ipv4:10.0.0.5:4000", ["1.2.3.4, 198.51.100.7"], "198.51.100.7"),
+        ("ipv4:10.0.0.5:4000", ["1.2.3.4", "198.51.100.7"], "198.51.100.7"),
+        ("ipv6:[2001:db8:ff:1::9]:4000", ["2001:db8:5:6:7::1"], "2001:db8:5:6::/64"),
+        ("ipv6:[::ffff:10.0.0.5]:4000", ["::ffff:198.51.100.7"], "198.51.100.7"),
+        # A trusted proxy without the header, or with a malformed one: the proxy itself.
+        ("ipv4:10.0.0.5:4000", [], "10.0.0.5"),
+        ("ipv4:10.0.0.5:4000", ["unknown"], "10.0.0.5"),
+        # Anyone else: the header is ignored.
+        ("ipv4:10.0.0.6:4000", ["198.51.100.7"], "10.0.0.6"),
+        ("ipv6:[2001:db8:fe::1]:4000", ["198.51.100.7"], "2001:db8:fe::/64"),
+    ],
+)
+def test_a_trusted_proxys_forwarded_address_is_the_client_and_anyone_elses_header_is_ignored(peer, forwarded, address):
+    metadata = [("x-forwarded-for", value) for value in forwarded]
+    assert client_address(peer, [("user-agent", "grpc"), *metadata], PROXIES) == address
+
+
+def test_forwarded_addresses_are_ignored_when_no_proxy_is_trusted():
+    assert client_address("ipv4:10.0.0.5:4000", [("x-forwarded-for", "198.51.100.7")]) == "10.0.0.5"
+
+
+@pytest.mark.parametrize("proxies", ["10.0.0.5,proxy.internal", "10.0.0.1/24", "10.0.0.0/33"])
+def test_trusted_proxies_that_are_not_addresses_or_cidrs_are_refused_naming_the_entry(proxies):
+    with pytest.raises(ConfigError, match="FITTRACK_TRUSTED_PROXIES must be comma-separated IP addresses or CIDRs"):
+        Config.from_env({"FITTRACK_TRUSTED_PROXIES": proxies})
 
 
 # --- password expiry ---------------------------------------------------------------

@@ -645,6 +645,43 @@ def test_login_failures_are_kept_per_username_until_cleared(uow):
         assert unit.login_failures.get("nobody") is None
 
 
+def test_address_failures_come_back_newest_first_within_the_span_and_at_most_the_limit(uow):
+    seconds = [0, 10, 20, 30, 40]
+    with uow() as unit:
+        for second in seconds:
+            unit.address_failures.add("192.0.2.1", T0 + timedelta(seconds=second), T0 - timedelta(minutes=1))
+        unit.address_failures.add("2001:db8::/64", T0 + timedelta(seconds=15), T0 - timedelta(minutes=1))
+        unit.commit()
+    with uow() as unit:
+        recent = unit.address_failures.recent("192.0.2.1", T0, T0 + timedelta(seconds=40), 3)
+        assert recent == [T0 + timedelta(seconds=s) for s in (40, 30, 20)]
+        assert unit.address_failures.recent("192.0.2.1", T0 + timedelta(seconds=5), T0 + timedelta(seconds=25), 9) == [
+            T0 + timedelta(seconds=20),
+            T0 + timedelta(seconds=10),
+        ]
+        assert unit.address_failures.recent("2001:db8::/64", T0, T0 + timedelta(minutes=1), 9) == [
+            T0 + timedelta(seconds=15)
+        ]
+        assert unit.address_failures.recent("192.0.2.2", T0 - timedelta(days=1), T0 + timedelta(days=1), 9) == []
+
+
+def test_recording_an_address_failure_drops_that_addresss_older_ones_and_forget_before_everyones(uow):
+    with uow() as unit:
+        for address in ("192.0.2.1", "192.0.2.2"):
+            unit.address_failures.add(address, T0, T0 - timedelta(minutes=1))
+        unit.address_failures.add("192.0.2.1", T0 + timedelta(minutes=2), T0 + timedelta(minutes=1))
+        unit.commit()
+    everything = (T0 - timedelta(days=1), T0 + timedelta(days=1), 9)
+    with uow() as unit:
+        assert unit.address_failures.recent("192.0.2.1", *everything) == [T0 + timedelta(minutes=2)]
+        assert unit.address_failures.recent("192.0.2.2", *everything) == [T0]
+        assert unit.address_failures.forget_before(T0 + timedelta(minutes=1)) == 1
+        unit.commit()
+    with uow() as unit:
+        assert unit.address_failures.recent("192.0.2.2", *everything) == []
+        assert unit.address_failures.recent("192.0.2.1", *everything) == [T0 + timedelta(minutes=2)]
+
+
 def test_login_failures_last_seen_before_a_moment_are_forgotten(uow):
     with uow() as unit:
         unit.login_failures.put(LoginFailures("old", T0, 1, last_failure=T0 - timedelta(days=2)))
