@@ -1,5 +1,6 @@
 """The package installs as a wheel, generated code and its type stubs included."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -9,15 +10,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_installed_package_imports_the_generated_code_outside_the_source_tree(tmp_path):
+    # Built from a copy of the tracked sources: setuptools reuses a checkout's build/ directory, where a
+    # module deleted since an earlier build would still be, and would make this pass.
+    source = tmp_path / "source"
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for name in tracked.splitlines():
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", tmp_path, ROOT],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", tmp_path, source],
         check=True,
         cwd=tmp_path,
     )
     (wheel,) = tmp_path.glob("fittrack-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "generated/fittrack/v1/metric_pb2.pyi" in names
-    assert "server/app.py" in names and "clients/cli.py" in names
+    assert "server/app.py" in names and "clients/cli/main.py" in names
     assert "core/adapters/migrations/postgres/0001_initial.sql" in names
     assert "core/adapters/data/common-passwords.txt" in names
 
@@ -26,7 +35,7 @@ def test_the_installed_package_imports_the_generated_code_outside_the_source_tre
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", target, wheel], check=True
     )
     probe = (
-        "import generated.fittrack.v1.metric_pb2_grpc as stubs, server.app;"
+        "import generated.fittrack.v1.metric_pb2_grpc as stubs, server.app, clients.cli.main;"
         f"assert stubs.__file__.startswith({str(target)!r}), stubs.__file__;"
         "print(stubs.MetricServiceStub.__name__)"
     )
