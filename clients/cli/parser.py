@@ -6,12 +6,12 @@ import argparse
 from typing import Any, NoReturn
 
 from clients.channel import add_tls_options
-from clients.cli import accounts, goals, metrics, notifications, readings, reports
+from clients.cli import accounts, goals, metrics, notifications, profile, readings, reports
 from clients.cli import vocabulary as words
 from clients.cli.connection import DEFAULT_SERVER
 from clients.cli.errors import EXIT_USAGE
 
-AREAS = (accounts, goals, readings, metrics, reports, notifications)
+AREAS = (accounts, profile, goals, readings, metrics, reports, notifications)
 
 
 class Parser(argparse.ArgumentParser):
