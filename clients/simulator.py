@@ -51,6 +51,7 @@ from clients.sync import (
     UserSession,
     reading_message,
     register_users,
+    rejection,
 )
 from generated.fittrack.v1 import account_pb2_grpc, common_pb2, metric_pb2, metric_pb2_grpc
 
@@ -224,7 +225,7 @@ def _count(result: SyncResult, ack: metric_pb2.BatchAck) -> None:
         result.batches_duplicate += 1
     else:
         result.batches_rejected += 1
-        result.rejections.append(f"batch {ack.sequence}: {ack.reason}")
+        result.rejections.append(rejection(ack.sequence, ack.reason))
 
 
 # --- more devices of one person ---

@@ -442,7 +442,7 @@ class DeviceSync:
         else:
             # The device cannot make an invalid batch valid: resending it unchanged would be rejected again.
             self.stats.rejected += 1
-            self.stats.rejections.append(f"batch {ack.sequence}: {ack.reason}")
+            self.stats.rejections.append(rejection(ack.sequence, ack.reason))
 
 
 async def register_users(
@@ -468,3 +468,8 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(fraction * len(ordered)))
     return ordered[rank - 1]
+
+
+def rejection(sequence: int, reason: str) -> str:
+    """A rejected batch, named once: the server's reason names the batch itself (by device and sequence)."""
+    return reason if reason.startswith("batch ") else f"batch {sequence}: {reason}"

@@ -20,6 +20,16 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"error: {message}\nhint: see `{self.prog} --help`\n")
 
+    def parse_args(self, args=None, namespace=None):
+        # argparse reports an unknown option of a subcommand from the top parser, pointing at the top help;
+        # the help that lists the right options is the subcommand's.
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            words = [self.prog, getattr(parsed, "command", None), getattr(parsed, "action", None)]
+            where = " ".join(word for word in words if word)
+            self.exit(EXIT_USAGE, f"error: unrecognized arguments: {' '.join(extras)}\nhint: see `{where} --help`\n")
+        return parsed
+
 
 class Commands:
     """Adds commands and groups of them; every command also takes the global options after its name."""

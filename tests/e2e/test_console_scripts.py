@@ -334,6 +334,12 @@ FITTRACK_CASES = [
     cli("without a command lists what it needs", exit_code=EXIT_USAGE, mentions=("COMMAND", "fittrack --help")),
     cli("refuses a command it does not have", "fly", exit_code=EXIT_USAGE, mentions=("'fly'", "fittrack --help")),
     cli(
+        "points a misspelt option to the help of the command it was given to",
+        *NOT_THERE, *("goals", "list", "--jsn"),
+        exit_code=EXIT_USAGE,
+        mentions=("unrecognized arguments: --jsn", "fittrack goals list --help"),
+    ),
+    cli(
         "refuses a timeout of 0",
         *("--timeout", "0", "goals", "list"),
         exit_code=EXIT_USAGE,

@@ -245,3 +245,11 @@ def test_a_server_that_stops_acknowledging_counts_as_a_broken_connection():
     assert any("no ack within" in anomaly for anomaly in stats.anomalies)
     assert server.held == {1, 2, 3}
     assert stats.unacknowledged == 0
+
+
+def test_a_rejection_whose_reason_names_the_batch_is_not_prefixed_with_it_again():
+    from clients.sync import rejection
+
+    named = "batch from device watch-1, sequence 7, reading 1 of 500: steps 5000 is impossible in one minute"
+    assert rejection(7, named) == named
+    assert rejection(7, "the batch holds no readings") == "batch 7: the batch holds no readings"
