@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 import psycopg2
 
-from core.adapters.ferretdb_indexes import FerretDBIndexes, table_of
+from core.adapters.ferretdb_indexes import FerretDBIndexes, building_paused, table_of
 from core.adapters.mongo import COLLECTION, EQUALITY_FIELDS
 from core.adapters.mongo_documents import doc_id, escape_source, month_key
 
@@ -86,11 +86,12 @@ def settle(pg_dsn: str, database: str) -> None:
     """After a bulk load into FerretDB: the store's indexes, as the persister's upkeep makes them within a
     minute, and what autovacuum does soon after (measured while it works through a fresh load, reads take
     twice as long): the visibility map and the planner's statistics."""
-    FerretDBIndexes(pg_dsn, database, EQUALITY_FIELDS).ensure()
+    FerretDBIndexes(pg_dsn, database, EQUALITY_FIELDS).ensure(wait=True)
     connection = psycopg2.connect(pg_dsn, connect_timeout=5)
     connection.autocommit = True
     try:
-        with connection.cursor() as cursor:
+        # The persisters' upkeep may start its own build meanwhile; the two would deadlock.
+        with connection.cursor() as cursor, building_paused(cursor):
             cursor.execute(f'VACUUM (ANALYZE) "{database}"."{table_of(cursor, database, COLLECTION)}"')
     finally:
         connection.close()

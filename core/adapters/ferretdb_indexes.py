@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import psycopg2
 from psycopg2 import sql
@@ -47,6 +48,20 @@ def table_of(cursor, database: str, collection: str) -> str | None:
     return row[0] if row else None
 
 
+@contextmanager
+def building_paused(cursor) -> Iterator[None]:
+    """Hold the index builders' lock on the cursor's connection, waiting for a build under way to end.
+
+    For maintenance that must not overlap a build: a VACUUM waits for the lock CREATE INDEX CONCURRENTLY
+    holds, while the build waits for the VACUUM's transaction to end, and PostgreSQL cancels one of them.
+    """
+    cursor.execute("SELECT pg_advisory_lock(%s)", (_INDEX_LOCK,))
+    try:
+        yield
+    finally:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", (_INDEX_LOCK,))
+
+
 def index_name(table: str, field: str) -> str:
     return f"{table}_ft_{field}"[:63]
 
@@ -66,16 +81,20 @@ class FerretDBIndexes:
         """The collection's table, from FerretDB's metadata; None before the collection exists."""
         return table_of(cursor, self._schema, collection)
 
-    def ensure(self) -> list[str]:
-        """Create what is missing; the names of the indexes created. Several processes may run it at once."""
+    def ensure(self, wait: bool = False) -> list[str]:
+        """Create what is missing; the names of the indexes created. Several processes may run it at once:
+        one builds, and the others return at once, or with `wait` wait for that build and then look again."""
         connection = psycopg2.connect(self._dsn, connect_timeout=3, application_name="fittrack-indexes")
         # CREATE INDEX CONCURRENTLY runs outside a transaction, and leaves FerretDB's writes unblocked.
         connection.autocommit = True
         try:
             with connection.cursor() as cursor:
                 self._plan_with_parameters(cursor)
-                cursor.execute("SELECT pg_try_advisory_lock(%s)", (_INDEX_LOCK,))
-                if not cursor.fetchone()[0]:
+                if wait:
+                    cursor.execute("SELECT pg_advisory_lock(%s)", (_INDEX_LOCK,))
+                else:
+                    cursor.execute("SELECT pg_try_advisory_lock(%s)", (_INDEX_LOCK,))
+                if not wait and not cursor.fetchone()[0]:
                     return []  # another process is building them; the next upkeep looks again
                 try:
                     created = []

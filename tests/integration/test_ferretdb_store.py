@@ -9,6 +9,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from pymongo import MongoClient, UpdateOne
 from pymongo.errors import PyMongoError
 
-from core.adapters.ferretdb_indexes import FerretDBIndexes, index_name
+from core.adapters.ferretdb_indexes import FerretDBIndexes, building_paused, index_name
 from core.adapters.ferretdb_reads import FerretDBReads
 from core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MINUTES_COLLECTION, MongoMetricStore
 from core.adapters.mongo_documents import month_key
@@ -198,6 +199,41 @@ def test_a_table_ferretdb_creates_again_gets_its_indexes_back(settings, store, d
     finally:
         again.close()
         client.drop_database(scratch)
+
+
+def test_maintenance_waits_for_a_build_under_way_instead_of_deadlocking_with_it(settings, database, pg):
+    """A VACUUM overlapping a persister's CREATE INDEX CONCURRENTLY makes PostgreSQL cancel one of them (a
+    deadlock, seen in CI): maintenance holds the builders' lock, and a build that must happen waits for it."""
+    client, name = database
+    scratch = f"{name}_paused"
+    client[scratch][COLLECTION].insert_one({"_id": "u1:2026-03-01", "user_id": "u1", "date": "2026-03-01"})
+    indexes = FerretDBIndexes(settings["FITTRACK_FERRETDB_PG_DSN"], scratch, EQUALITY_FIELDS)
+    maintenance = psycopg2.connect(settings["FITTRACK_FERRETDB_PG_DSN"], connect_timeout=5)
+    maintenance.autocommit = True
+    created: list[str] = []
+    try:
+        with maintenance.cursor() as cursor, building_paused(cursor):
+            assert indexes.ensure() == []  # a persister's upkeep skips this round and looks again later
+            waiting = threading.Thread(target=lambda: created.extend(indexes.ensure(wait=True)))
+            waiting.start()
+            eventually(
+                lambda: advisory_waiters(pg),
+                lambda count: count == 1,
+                timeout=10,
+            )
+            assert not created
+        waiting.join(timeout=30)
+        table = table_of(pg, scratch)
+        assert sorted(created) == sorted(index_name(table, field) for field in EQUALITY_FIELDS[COLLECTION])
+    finally:
+        maintenance.close()
+        client.drop_database(scratch)
+
+
+def advisory_waiters(pg) -> int:
+    with pg.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        return cursor.fetchone()[0]
 
 
 def test_a_persister_chunk_touching_many_days_is_written_in_commands_ferretdbs_pool_can_serve(store):
