@@ -89,13 +89,18 @@ def check_target(target: str) -> str:
 
     gRPC takes a port above 65535 modulo 65536 and a missing one as 443, so `127.0.0.1:99999` would quietly
     reach another port and `localhost` the HTTPS one. Of gRPC's own target forms, `unix:` paths pass as
-    they are, `dns:///`, `ipv4:` and `ipv6:` have their HOST:PORT checked, and other schemes are refused.
+    they are, `dns:///` has its HOST:PORT checked, `ipv4:` and `ipv6:` each of their comma-separated
+    HOST:PORTs (a client that knows several balancers, as on the cluster), and other schemes are refused.
     """
     if target.startswith("unix:"):
         return target
-    for scheme in ("dns:///", "ipv4:", "ipv6:"):
+    if target.startswith("dns:///"):
+        check_target(target[len("dns:///") :])
+        return target
+    for scheme in ("ipv4:", "ipv6:"):
         if target.startswith(scheme):
-            check_target(target[len(scheme) :])
+            for address in target[len(scheme) :].split(","):
+                check_target(address)
             return target
     if "://" in target:
         scheme = target.split("://", 1)[0]

@@ -215,9 +215,11 @@ class DeviceSync:
         behaviour: SyncBehaviour,
         rng: random.Random,
         security: Security = PLAINTEXT,
+        options: Sequence[tuple[str, object]] = CHANNEL_OPTIONS,
     ) -> None:
         self._address = address
         self._security = security
+        self._options = list(options)
         self._device_id = device_id
         self._session = session
         self._source = source
@@ -278,7 +280,7 @@ class DeviceSync:
         """One connection, until everything is acknowledged (returns) or it breaks (raises)."""
         metadata = await self._session.metadata()
         self._token = self._session.access_token
-        channel = aio_channel(self._address, self._security, options=CHANNEL_OPTIONS)
+        channel = aio_channel(self._address, self._security, options=self._options)
         reader: asyncio.Task | None = None
         try:
             call = metric_pb2_grpc.MetricServiceStub(channel).SyncReadings(metadata=metadata)

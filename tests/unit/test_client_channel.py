@@ -49,3 +49,10 @@ def test_a_client_certificate_without_its_key_is_refused_with_the_options_named(
 def test_an_unreadable_ca_file_names_the_option(tmp_path):
     with pytest.raises(ChannelError, match="--ca-file"):
         Security(ca_file=str(tmp_path / "missing.pem")).credentials()
+
+
+def test_a_client_may_name_several_balancers_and_each_address_is_checked():
+    several = "ipv4:198.18.0.11:50051,198.18.0.12:50051,198.18.0.13:50051"
+    assert split_target(several) == (several, Security())
+    with pytest.raises(ChannelError, match="99999"):
+        split_target("ipv4:198.18.0.11:50051,198.18.0.12:99999")
