@@ -5,6 +5,7 @@ HAProxy gRPC balancers, persisters, dispatchers, evaluators) as infra/cluster/la
 
     python3 infra/cluster/cluster.py up|down|status
     python3 infra/cluster/cluster.py docs [--check]   # the layout section of infra/cluster/README.md
+    python3 infra/cluster/cluster.py latency <host> <ms> [--reset-existing] | off   # a slow link (latency.py)
 
 Standard library only. Must run as root (namespaces, apt, the postgres user). Data and logs under
 var/cluster/<host>/<role>/.
@@ -27,6 +28,7 @@ import fittrack  # noqa: E402
 import haproxy  # noqa: E402
 import hosts  # noqa: E402
 import kafka  # noqa: E402
+import latency  # noqa: E402
 import patroni  # noqa: E402
 from common import (  # noqa: E402
     CLUSTER_VAR,
@@ -162,6 +164,8 @@ def _ours(pid: int) -> bool:
 
 def cmd_down(lay: Layout) -> int:
     t0 = time.monotonic()
+    for h in lay.hosts:  # a latency fault's Toxiproxy and nft table go first, while the namespaces exist
+        latency.remove(lay, h.name)
     for role in reversed(ORDER):
         mod = MODULES[role]
         _each(lambda h, mod=mod: mod.stop(lay, h), lay.with_role(role))
@@ -244,7 +248,7 @@ def cmd_docs(lay: Layout, check: bool) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("up", "down", "status", "docs"):
+    if not argv or argv[0] not in ("up", "down", "status", "docs", "latency"):
         print(__doc__, file=sys.stderr)
         return 2
     lay = load_layout()
@@ -255,6 +259,8 @@ def main(argv: list[str]) -> int:
         return 2
     if argv[0] == "status":
         return cmd_status(lay)
+    if argv[0] == "latency":
+        return latency.cli(lay, argv[1:])
     CLUSTER_VAR.mkdir(parents=True, exist_ok=True)
     with open(CLUSTER_VAR / ".lock", "w") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)
