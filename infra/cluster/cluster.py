@@ -6,6 +6,7 @@ HAProxy gRPC balancers, persisters, dispatchers, evaluators) as infra/cluster/la
     python3 infra/cluster/cluster.py up|down|status
     python3 infra/cluster/cluster.py docs [--check]   # the layout section of infra/cluster/README.md
     python3 infra/cluster/cluster.py latency <host> <ms> [--reset-existing] | off   # a slow link (latency.py)
+    python3 infra/cluster/cluster.py cut|loss|kill|heal <host> ...   # other faults (faults.py)
 
 Standard library only. Must run as root (namespaces, apt, the postgres user). Data and logs under
 var/cluster/<host>/<role>/.
@@ -23,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import etcd  # noqa: E402
+import faults  # noqa: E402
 import ferretdb  # noqa: E402
 import fittrack  # noqa: E402
 import haproxy  # noqa: E402
@@ -54,6 +56,7 @@ MODULES = {
 }
 ORDER = ("etcd", "postgres", "haproxy", "kafka", "ferretdb", *fittrack.ROLES)
 APP_ROLES = tuple(fittrack.ROLES)
+FAULTS = ("cut", "loss", "kill", "heal")
 
 
 def _each(fn, items):
@@ -148,7 +151,7 @@ def write_env(lay: Layout) -> None:
         ]
         if "ferretdb" in h.roles:
             lines += [
-                f"FITTRACK_MONGO_URI=mongodb://127.0.0.1:{p['ferretdb']}/",
+                f"FITTRACK_MONGO_URI=mongodb://127.0.0.1:{p['ferretdb_balancer']}/",
                 f"FITTRACK_FERRETDB_PG_DSN=postgresql://{cred}@127.0.0.1:{p['haproxy_pg_write']}/{pg['ferret_database']}",
             ]
         f = CLUSTER_VAR / f"{h.name}.env"
@@ -188,13 +191,24 @@ def cmd_down(lay: Layout) -> int:
     return 1 if problems else 0
 
 
+def _latency_made(lay: Layout, h) -> list[str]:
+    try:
+        ms = latency.active(lay, h.name)
+    except ClusterError as e:
+        return [f"latency, broken: {e}"]
+    return [f"latency {ms} ms"] if ms else []
+
+
 def cmd_status(lay: Layout) -> int:
     ok_all = True
     net = hosts.status(lay)
     for h in lay.hosts:
         ok = net[h.name]
-        ok_all &= ok
-        print(f"{h.name:3} {'host':10} {'healthy' if ok else 'DOWN':8} namespace {h.netns}, {h.address}")
+        made = faults.active(h) + _latency_made(lay, h) if ok else []
+        ok_all &= ok and not made
+        state = "FAULTED" if made else "healthy" if ok else "DOWN"
+        detail = f"; faults made: {', '.join(made)} (cluster.py heal {h.name})" if made else ""
+        print(f"{h.name:3} {'host':10} {state:8} namespace {h.netns}, {h.address}{detail}")
         for role in ORDER:
             if role not in h.roles:
                 continue
@@ -248,7 +262,7 @@ def cmd_docs(lay: Layout, check: bool) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("up", "down", "status", "docs", "latency"):
+    if not argv or argv[0] not in ("up", "down", "status", "docs", "latency", *FAULTS):
         print(__doc__, file=sys.stderr)
         return 2
     lay = load_layout()
@@ -261,6 +275,11 @@ def main(argv: list[str]) -> int:
         return cmd_status(lay)
     if argv[0] == "latency":
         return latency.cli(lay, argv[1:])
+    if argv[0] in FAULTS:
+        CLUSTER_VAR.mkdir(parents=True, exist_ok=True)
+        with open(CLUSTER_VAR / ".lock", "w") as lk:
+            fcntl.flock(lk, fcntl.LOCK_EX)  # not while up or down runs
+            return faults.cli(lay, MODULES, ORDER, argv)
     CLUSTER_VAR.mkdir(parents=True, exist_ok=True)
     with open(CLUSTER_VAR / ".lock", "w") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)

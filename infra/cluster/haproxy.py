@@ -80,7 +80,29 @@ listen pg_read
     # backups take traffic only while no replica is up; each mirrors its pg_write (/primary) state,
     # so the backup that is up is the leader
 {backups}
-{grpc_section(lay, h)}"""
+{ferretdb_section(lay, h)}{grpc_section(lay, h)}"""
+
+
+def ferretdb_section(lay: Layout, h: Host) -> str:
+    """The host's FerretDB, and the others' while it is down: a FerretDB that dies must not stop the
+    persister of its host (its partitions would wait for the restart). FerretDB keeps no state of its
+    own, so any of them serves; the local one first, for its shorter path."""
+    members = lay.with_role("ferretdb")
+    if not members:
+        return ""
+    p = lay.ports
+    local = any(m.name == h.name for m in members)  # else every FerretDB serves, in turn
+    lines = "\n".join(
+        f"    server {m.name} {m.address}:{p['ferretdb']} check inter 1s fall 2 rise 2"
+        + (" backup" if local and m.name != h.name else "")
+        for m in members
+    )
+    return f"""
+# FerretDB for this host's processes: its own, or another host's while its own is down
+listen ferretdb
+    bind 127.0.0.1:{p["ferretdb_balancer"]}
+{lines}
+"""
 
 
 def grpc_section(lay: Layout, h: Host) -> str:
@@ -110,6 +132,10 @@ defaults
     timeout http-request 10s
     timeout check 2s
     default-server inter 2s fall 2 rise 1
+    # A call sent to a server that just died (refused connection) goes to another one instead of failing:
+    # nothing reached the dead server, so trying elsewhere is safe. Until its check fails (about 4 s).
+    retries 2
+    option redispatch 1
 
 frontend grpc_in
     bind {h.address}:{p["grpc"]} proto h2
