@@ -3,13 +3,14 @@
     python -m bench            # ingest (embedded, then production or a "skipped" line), streams, report, evaluate
                                # (embedded, production), store and view (production: FerretDB at 10 k to 1 M
                                # documents, ViewMetric under load), soak (production: writes and reads for 20 min),
-                               # sustained (production: the highest paced write rate that meets the targets)
+                               # sustained (production: the highest paced write rate that meets the targets),
+                               # cluster (as root: every fault on the cluster, and its ingest beside one node's)
     python -m bench --quick    # the same with tiny numbers: a smoke test of the benchmarks, not a measurement
 
 Each benchmark also runs on its own with its options: `python -m bench.ingest --help`,
 `python -m bench.streams --help`, `python -m bench.report --help`, `python -m bench.evaluate --help`,
 `python -m bench.store --help`, `python -m bench.view --help`, `python -m bench.soak --help`,
-`python -m bench.sustained --help`.
+`python -m bench.sustained --help`, `python -m bench.cluster --help`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import argparse
 import asyncio
 import sys
 
-from bench import evaluate, ingest, report, soak, store, streams, sustained, view
+from bench import cluster, evaluate, ingest, report, soak, store, streams, sustained, view
 
 # Each benchmark run: its module, its arguments, and what --quick adds to them.
 RUNS = [
@@ -31,6 +32,7 @@ RUNS = [
     (view, [], ["--documents", "5000", "--users", "5", "--seconds", "2"]),
     (soak, [], ["--seconds", "5", "--rate", "2000", "--devices", "10"]),
     (sustained, [], ["--rates", "1000,2000", "--step-seconds", "5", "--devices", "10"]),
+    (cluster, [], ["--faults", "server-killed", "--devices", "4", "--readings", "4000"]),
 ]
 
 
