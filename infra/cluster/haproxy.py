@@ -118,6 +118,9 @@ def grpc_section(lay: Layout, h: Host) -> str:
         f"    server {m.name} {m.address}:{p['server']} proto h2 check port {p['server_ready']} check-proto h1"
         for m in servers
     )
+    tracked = "\n".join(
+        f"    server {m.name} {m.address}:{p['server']} proto h2 track grpc_servers/{m.name}" for m in servers
+    )
     return f"""
 # gRPC (Fittrack servers): HTTP/2 mode; clients use any host's {h.address}:{p["grpc"]}
 defaults
@@ -132,8 +135,8 @@ defaults
     timeout http-request 10s
     timeout check 2s
     default-server inter 2s fall 2 rise 1
-    # A call sent to a server that just died (refused connection) goes to another one instead of failing:
-    # nothing reached the dead server, so trying elsewhere is safe. Until its check fails (about 4 s).
+    # A call refused a connection (a server that just died, before its check fails, about 4 s) is tried
+    # on another server: it reached none, so that is safe for every call.
     retries 2
     option redispatch 1
 
@@ -142,6 +145,9 @@ frontend grpc_in
     bind 127.0.0.1:{p["grpc"]} proto h2
     # the servers trust x-forwarded-for from the host addresses (FITTRACK_TRUSTED_PROXIES)
     option forwardfor
+    # Unary calls that only read (Get*, List*, View*, the health check) may be sent again
+    acl reads path_reg ^/(fittrack\\.v1\\.[A-Za-z]+Service/(Get|List|View)[A-Za-z]*|grpc\\.health\\.v1\\.Health/Check)$
+    use_backend grpc_reads if reads
     default_backend grpc_servers
 
 backend grpc_servers
@@ -149,6 +155,14 @@ backend grpc_servers
     option httpchk GET /ready
     http-check expect status 200
 {lines}
+
+# The same servers, in the same state (track), for calls that only read: also retried when the
+# connection broke with no answer, as a pooled connection does when it died idle (after a network
+# fault). Not for writes: a server that died while applying one may have applied it.
+backend grpc_reads
+    balance roundrobin
+    retry-on conn-failure empty-response
+{tracked}
 """
 
 
@@ -162,7 +176,7 @@ def start(lay: Layout, h: Host) -> bool:
     d = h.dir(ROLE)
     d.mkdir(parents=True, exist_ok=True)
     _cfg(h).write_text(config(lay, h))
-    r = run(["haproxy", "-c", "-q", "-f", str(_cfg(h))], check=False)
+    r = run(["haproxy", "-c", "-f", str(_cfg(h))], check=False)
     if r.returncode != 0:
         raise ClusterError(f"haproxy config for {h.name} is invalid: {r.stdout}{r.stderr}")
     spawn(h, ["haproxy", "-db", "-f", str(_cfg(h))], d / "haproxy.log", _pidfile(h))
