@@ -525,15 +525,23 @@ async def run_fault(
 def _call_figures(calls: list[Call], made_at: float, healed_at: float) -> dict:
     during = [c for c in calls if made_at <= c.started < healed_at]
     failed = [c for c in calls if c.started >= made_at and c.code != "OK"]
+    failed_during = [c for c in failed if c.started < healed_at]
     codes: dict[str, int] = {}
     for call in failed:
         codes[call.code] = codes.get(call.code, 0) + 1
+    spans: dict[str, list[float]] = {}  # per kind of call: first and last failure, seconds after the fault
+    for call in failed:
+        first, last = spans.get(call.kind, [call.started - made_at] * 2)
+        spans[call.kind] = [round(min(first, call.started - made_at), 1), round(max(last, call.ended - made_at), 1)]
     return {
+        "failures_from_to_s": spans,
         "calls_during_fault": len(during),
         "success_share_during_fault": round(sum(c.code == "OK" for c in during) / len(during), 3) if during else None,
         "failed_calls": codes,
-        # From the fault until the last failed call ended: after that, everything answered.
-        "answering_again_after_s": round(max(c.ended for c in failed) - made_at, 1) if failed else 0.0,
+        # From the fault until the last call made while it lasted that failed ended: from then on, until the
+        # heal, everything answered. Calls failed by the heal itself (a proxy going away) are counted apart.
+        "answering_again_after_s": round(max(c.ended for c in failed_during) - made_at, 1) if failed_during else 0.0,
+        "calls_failed_after_heal": len(failed) - len(failed_during),
         "fault_held_s": round(healed_at - made_at, 1),
     }
 

@@ -146,6 +146,10 @@ frontend grpc_in
     # the servers trust x-forwarded-for from the host addresses (FITTRACK_TRUSTED_PROXIES)
     option forwardfor
     # Unary calls that only read (Get*, List*, View*, the health check) may be sent again
+    # Ready servers take the calls. When none is (say every server lost the PostgreSQL leader until Patroni
+    # promotes the replica), taking them all out would fail every call, also those they can still serve
+    # (views from the replicas, streams into Kafka): then the live ones take the calls, and say what fails.
+    use_backend grpc_live if {{ nbsrv(grpc_servers) eq 0 }}
     acl reads path_reg ^/(fittrack\\.v1\\.[A-Za-z]+Service/(Get|List|View)[A-Za-z]*|grpc\\.health\\.v1\\.Health/Check)$
     use_backend grpc_reads if reads
     default_backend grpc_servers
@@ -163,6 +167,13 @@ backend grpc_reads
     balance roundrobin
     retry-on conn-failure empty-response
 {tracked}
+
+# The same servers, checked only for being alive (GET /live): used while no server is ready.
+backend grpc_live
+    balance roundrobin
+    option httpchk GET /live
+    http-check expect status 200
+{lines}
 """
 
 

@@ -1,5 +1,5 @@
 """One node lost, cut off, lossy or slow at a time: nothing acknowledged is lost, nothing is counted twice,
-and the service answers again on its own while the fault lasts or as soon as it heals.
+and every kind of call answers again while the fault still lasts.
 
 Each test runs a fleet of watches syncing through every balancer, with probes making unary calls, through
 one fault (bench/faults.py, the same runs bench/cluster.py measures). The figures of each run are printed,
@@ -14,11 +14,6 @@ import json
 import pytest
 
 from bench.faults import FAULTS, run_fault
-
-# Generous, not measured here (bench/cluster.py measures): the service must come back without anyone's
-# help, and a fault that stops it for longer than this has stopped it.
-ANSWERING_AGAIN_WITHIN_S = {"postgres-leader-cut": 90.0}
-DEFAULT_ANSWERING_AGAIN_WITHIN_S = 60.0
 
 
 def run(name: str) -> dict:
@@ -37,8 +32,8 @@ def assert_nothing_lost_or_doubled(figures: dict) -> None:
     assert figures["persisted_while_faulted_within_s"] is not None, figures
     assert figures["users_notified_while_faulted"] == figures["devices"], figures
     assert figures["healthy_after_heal_s"] is not None, figures
-    limit = ANSWERING_AGAIN_WITHIN_S.get(figures["fault"], DEFAULT_ANSWERING_AGAIN_WITHIN_S)
-    assert figures["answering_again_after_s"] <= limit, figures
+    # Nothing stopped: while the fault still lasted, every kind of call answered again.
+    assert figures["answering_again_after_s"] < figures["fault_held_s"], figures
 
 
 @pytest.mark.parametrize(
