@@ -113,6 +113,9 @@ def make_producer(bootstrap: str, publish_timeout_seconds: float) -> KafkaProduc
         # send() blocks while it has no metadata; bound it so an outage is
         # answered with UNAVAILABLE within a client's deadline.
         max_block_ms=2_000,
+        # kafka-python bootstraps from one broker picked at random and gives it the whole timeout: a broker
+        # whose host is cut off would hold a new producer (one replaces a failed one) for 30 s by default.
+        bootstrap_timeout_ms=5_000,
         linger_ms=1,
         compression_type=None,
     )

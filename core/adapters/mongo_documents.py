@@ -14,9 +14,11 @@ from datetime import date, timedelta
 from urllib.parse import unquote
 
 from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
 
 from core.adapters.minute_blob import decoded
 from core.domain.aggregation import DaySummary, SourceFigures
+from core.domain.errors import Unavailable
 from core.domain.metrics import MetricKind, possible_local_days
 
 # The wedge described in core/adapters/mongo.py needs commands x (updates per command - 1) + 1 > pool_max_conns.
@@ -135,6 +137,21 @@ def placed_elsewhere(
     return found
 
 
+# Counts a document's writes; a write is made only where the count is still what was read (Pending.flush).
+REVISION = "rev"
+DUPLICATE_KEY = 11000
+
+
+class WrittenMeanwhile(Unavailable):
+    """Another writer changed a document between this writer's read and its write; nothing stale was written.
+    A try again from a fresh read succeeds: hence Unavailable."""
+
+
+def _as_read(revision: int | None) -> object:
+    # Not an equality with None: an upsert would copy it into the new document, and $inc cannot add to null.
+    return {"$exists": False} if revision is None else revision
+
+
 class Pending:
     """The day documents of one collection a group of writes has read, and the writes made to them.
 
@@ -149,21 +166,25 @@ class Pending:
         self._one_command = one_command_at_a_time
         self._month_keys = month_keys
         self._documents: dict[str, dict] = {}
+        self._revisions: dict[str, int | None] = {}  # REVISION as read: the write goes only where it still is
         self._updates: dict[str, dict[str, dict]] = {}
 
     def document(self, user_id: str, day: date) -> dict:
         key = doc_id(user_id, day)
         if key not in self._documents:
             self._documents[key] = self._collection.find_one({"_id": key}) or {}
+            self._revisions[key] = self._documents[key].get(REVISION)
         return self._documents[key]
 
     def cached(self, user_id: str, day: date) -> dict | None:
         return self._documents.get(doc_id(user_id, day))
 
     def set(self, user_id: str, day: date, path: tuple[str, ...], value) -> None:
-        node = self.document(user_id, day)
+        node = document = self.document(user_id, day)
         for part in path[:-1]:
             node = node.setdefault(part, {})
+        if document.get("_id") and node.get(path[-1]) == value:
+            return  # applied again (a replay): writing the same would only move the revision on
         node[path[-1]] = value
         self._update(user_id, day)["$set"][".".join(path)] = value
 
@@ -171,6 +192,8 @@ class Pending:
         node = self.document(user_id, day)
         for part in path[:-1]:
             node = node.get(part, {})
+        if path[-1] not in node:
+            return
         node.pop(path[-1], None)
         self._update(user_id, day)["$unset"][".".join(path)] = ""
 
@@ -182,15 +205,45 @@ class Pending:
                 "$set": {"um": month_key(user_id, day)} if self._month_keys else {},
                 "$unset": {},
                 "$setOnInsert": {"user_id": user_id, "date": day.isoformat()},
+                "$inc": {REVISION: 1},
             }
         return self._updates[key]
 
     def flush(self) -> None:
+        """Write what changed, each document only if no one wrote it since it was read (compare and set).
+
+        The writes are read-modify-write, safe while one persister writes a user's documents. During a
+        rebalance a persister that lost its partitions without knowing it yet (cut off, then back) may still
+        write: without the check its stale copy would overwrite the new owner's writes (seen in the cluster's
+        fault tests: a batch acknowledged, claimed and then lost). A document changed meanwhile fails the
+        group with WrittenMeanwhile; the persister applies the batches again, from a fresh read.
+        """
         updates = [
-            UpdateOne({"_id": key}, {op: fields for op, fields in update.items() if fields}, upsert=True)
+            UpdateOne(
+                {"_id": key, REVISION: _as_read(self._revisions.get(key))},
+                {op: fields for op, fields in update.items() if fields},
+                upsert=True,
+            )
             for key, update in sorted(self._updates.items())
         ]
-        for start in range(0, len(updates), MAX_UPDATES_PER_COMMAND):
-            with self._one_command:
-                self._collection.bulk_write(updates[start : start + MAX_UPDATES_PER_COMMAND], ordered=False)
-        self._updates.clear()
+        try:
+            for start in range(0, len(updates), MAX_UPDATES_PER_COMMAND):
+                with self._one_command:
+                    self._collection.bulk_write(updates[start : start + MAX_UPDATES_PER_COMMAND], ordered=False)
+        except BulkWriteError as error:
+            # Upserting a document whose revision moved on collides with it on _id.
+            if all(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+                raise WrittenMeanwhile(f"{len(error.details['writeErrors'])} document(s) written meanwhile") from error
+            raise
+        except KeyError as error:
+            # FerretDB 1.x leaves nModified out of a reply that has write errors, and pymongo then fails with
+            # KeyError('nModified') instead of BulkWriteError: look whether a revision moved on.
+            moved = [key for key in self._updates if self._revision_now(key) != self._revisions.get(key)]
+            if error.args != ("nModified",) or not moved:
+                raise
+            raise WrittenMeanwhile(f"{len(moved)} document(s) written meanwhile") from None
+        finally:
+            self._updates.clear()
+
+    def _revision_now(self, key: str) -> int | None:
+        return (self._collection.find_one({"_id": key}, {REVISION: 1}) or {}).get(REVISION)

@@ -265,6 +265,25 @@ def test_applying_the_same_readings_twice_leaves_identical_documents(mongo_store
     assert (raw_documents(mongo_collection), raw_documents(minutes_collection)) == once
 
 
+def test_a_persister_that_lost_its_partition_unknowingly_cannot_overwrite_the_new_owner_s_minutes(
+    mongo_client, mongo_database, mongo_store
+):
+    """Seen in the cluster's fault tests: a persister cut off during a rebalance came back and wrote its stale
+    copy of a day over the new owner's write, and an acknowledged batch was gone."""
+    mongo_store.upsert_minutes("u1", "watch", [placed(MORNING, 10)])
+    stale = MongoMetricStore(mongo_client, mongo_database)
+    stale.ensure_indexes()
+    with pytest.raises(Unavailable, match="written meanwhile"), stale.grouped():
+        stale.upsert_minutes("u1", "watch", [placed(MORNING + 2, 30)])  # reads the day as it is now
+        mongo_store.upsert_minutes("u1", "watch", [placed(MORNING + 1, 20)])  # the new owner writes it
+    assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {"watch": {MORNING: 10.0, MORNING + 1: 20.0}}
+    # Applied again from a fresh read, as the persister does after the failure, nothing is lost.
+    stale.upsert_minutes("u1", "watch", [placed(MORNING + 2, 30)])
+    assert mongo_store.minutes_of_day("u1", STEPS, DAY) == {
+        "watch": {MORNING: 10.0, MORNING + 1: 20.0, MORNING + 2: 30.0}
+    }
+
+
 def test_a_resent_minute_replaces_its_value_instead_of_adding_to_it(mongo_store):
     mongo_store.upsert_minutes("u1", "watch", [placed(MORNING, 10)])
     mongo_store.upsert_minutes("u1", "watch", [placed(MORNING, 12)])
