@@ -525,7 +525,8 @@ async def run_fault(
 def _call_figures(calls: list[Call], made_at: float, healed_at: float) -> dict:
     during = [c for c in calls if made_at <= c.started < healed_at]
     failed = [c for c in calls if c.started >= made_at and c.code != "OK"]
-    failed_during = [c for c in failed if c.started < healed_at]
+    # A call still in flight at the heal may have been failed by it (a proxy going away): counted with the heal.
+    failed_during = [c for c in failed if c.ended < healed_at]
     codes: dict[str, int] = {}
     for call in failed:
         codes[call.code] = codes.get(call.code, 0) + 1
@@ -541,7 +542,7 @@ def _call_figures(calls: list[Call], made_at: float, healed_at: float) -> dict:
         # From the fault until the last call made while it lasted that failed ended: from then on, until the
         # heal, everything answered. Calls failed by the heal itself (a proxy going away) are counted apart.
         "answering_again_after_s": round(max(c.ended for c in failed_during) - made_at, 1) if failed_during else 0.0,
-        "calls_failed_after_heal": len(failed) - len(failed_during),
+        "calls_failed_at_or_after_heal": len(failed) - len(failed_during),
         "fault_held_s": round(healed_at - made_at, 1),
     }
 

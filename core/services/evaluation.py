@@ -162,6 +162,7 @@ class GoalEvaluator:
             if self._claims is not None and not self._claims.take(work):
                 continue
             summary.add(self._perform(work))
+            summary.zones.append(work.zone)
             if self._claims is not None:
                 self._claims.finish(work)
         return summary

@@ -174,8 +174,10 @@ def test_two_evaluators_at_the_same_slot_share_it_and_nudge_each_user_once(stubs
     for run in runs:
         run.join(timeout=60)
 
-    # One of them did the zone's slot, the other found it claimed.
-    assert sorted(summary.users for summary in summaries) == [0, 3]
+    # One of them did the zone's slot, the other found it claimed. (Either may also have done another zone's
+    # slot that falls on the same instant, for users of other tests: Chatham's is 4 hours from Eucla's.)
+    assert sorted(EUCLA in summary.zones for summary in summaries) == [False, True]
+    assert max(summary.users for summary in summaries if EUCLA in summary.zones) >= 3
     for user in users:
         eventually(lambda user=user: notifications_of(stubs, user, BEHIND), lambda found: len(found) == 1)
 
