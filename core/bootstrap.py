@@ -88,7 +88,7 @@ class Stores:
 
     uow: Callable[[], AccountsUnitOfWork]
     read_uow: Callable[[], AccountsUnitOfWork]  # may lag (a replica): reports
-    lookup_uow: Callable[[], AccountsUnitOfWork]  # reads only, never lags: sessions, time zones
+    lookup_uow: Callable[[], AccountsUnitOfWork]  # reads only, the primary's unless it is out: sessions, zones
     metric_store: MetricStore
     bus: ReadingBus
     closers: list[Callable[[], None]]
@@ -221,13 +221,16 @@ def _production_stores(config: Config, live: LiveNotifications):
     def read_uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db, read_only=True)
 
+    def lookup_uow() -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(db, lookup=True)
+
     closers = [db.close, store.close, bus.close, queue.close]
     dependencies = [
         # Every call but the health check authenticates against the account database.
         Dependency("the account database (PostgreSQL)", db.reachable),
         Dependency("Kafka", liveness.check, (METRIC_SERVICE,)),
     ]
-    return Stores(uow, read_uow, uow, store, bus, closers, queue), dependencies, relay
+    return Stores(uow, read_uow, lookup_uow, store, bus, closers, queue), dependencies, relay
 
 
 def ensure_kafka_topics(config: Config, ensure_topics) -> None:

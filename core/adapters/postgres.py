@@ -168,6 +168,7 @@ class PostgresDatabase:
         }
         self.primary = _Pool(primary_dsn, pool_max, wait_seconds, **connect_kwargs)
         self.replica = _Pool(replica_dsn or primary_dsn, pool_max, wait_seconds, **connect_kwargs)
+        self.has_replica = bool(replica_dsn) and replica_dsn != primary_dsn
 
     def __repr__(self) -> str:
         return f"PostgresDatabase(primary={self.primary.description!r}, replica={self.replica.description!r})"
@@ -240,17 +241,33 @@ def _migrations() -> list[tuple[int, Path]]:
 
 
 class _Transaction:
-    """One pooled connection for the span of a transaction; a lost connection is Unavailable and never pooled."""
+    """One pooled connection for the span of a transaction; a lost connection is Unavailable and never pooled.
 
-    def __init__(self, pool: _Pool, read_only: bool) -> None:
+    `fallback` is a second pool (the replica) for a read-only transaction that
+    prefers the primary: while the primary is out (a failover under way), it
+    reads there instead of failing.
+    """
+
+    def __init__(self, pool: _Pool, read_only: bool, fallback: _Pool | None = None) -> None:
         self._pool = pool
         self.read_only = read_only
-        self._conn: psycopg2.extensions.connection | None = pool.acquire()
+        self._fallback = fallback
+        self._conn: psycopg2.extensions.connection | None = self._acquire()
         # Until a statement succeeds, nothing of this transaction exists on the
         # server, so a pooled connection found dead can be swapped for another.
         self._pristine = True
         if read_only:
             self.execute("SET TRANSACTION READ ONLY")
+
+    def _acquire(self) -> psycopg2.extensions.connection:
+        try:
+            return self._pool.acquire()
+        except Unavailable:
+            if self._fallback is None:
+                raise
+            log.debug("PostgreSQL at %s is out; reading from %s", self._pool.description, self._fallback.description)
+            self._pool, self._fallback = self._fallback, None
+            return self._pool.acquire()
 
     def execute(self, sql: str, args: Sequence | None = None) -> psycopg2.extensions.cursor:
         attempts = 0
@@ -267,7 +284,7 @@ class _Transaction:
                 # dead; each fails at once, and at worst the pool is emptied.
                 if self._pristine and lost and attempts < self._pool.maxconn:
                     attempts += 1
-                    self._conn = self._pool.acquire()
+                    self._conn = self._acquire()
                     continue
                 raise Unavailable(UNAVAILABLE) from error
             self._pristine = False
@@ -311,15 +328,25 @@ class PostgresUnitOfWork(AccountsUnitOfWork):
     read_only=True runs on the replica pool in a READ ONLY transaction; it may
     lag the primary slightly, so use it only where a read need not see the
     caller's own latest write.
+
+    lookup=True is a READ ONLY transaction on the primary, or on the replica
+    while the primary cannot be reached: session checks and time-zone lookups,
+    which must see the latest logout but should not stop every call while
+    Patroni fails over. On the replica they lag by its replay delay (synchronous
+    replication: milliseconds), and only during the outage.
     """
 
-    def __init__(self, db: PostgresDatabase, read_only: bool = False) -> None:
+    def __init__(self, db: PostgresDatabase, read_only: bool = False, lookup: bool = False) -> None:
         self._db = db
-        self._read_only = read_only
+        self._read_only = read_only or lookup
+        self._lookup = lookup
         self._tx: _Transaction | None = None
 
     def __enter__(self) -> PostgresUnitOfWork:
-        self._tx = _Transaction(self._db.replica if self._read_only else self._db.primary, self._read_only)
+        if self._lookup:
+            self._tx = _Transaction(self._db.primary, True, self._db.replica if self._db.has_replica else None)
+        else:
+            self._tx = _Transaction(self._db.replica if self._read_only else self._db.primary, self._read_only)
         self.users = PostgresUsers(self._tx)
         self.sessions = PostgresSessions(self._tx)
         self.goals = PostgresGoals(self._tx)

@@ -104,7 +104,8 @@ class Accounts:
         identity_providers: Mapping[str, IdentityProvider] | None = None,
     ) -> None:
         self._uow = uow
-        # Session checks run on every call: they read only, and may use a cheaper read-only unit of work.
+        # Reads that must see the latest write (session checks, the profile): read-only, and in production
+        # the primary's, or a replica's while the primary is out, so reads go on through a failover.
         self._lookup_uow = lookup_uow or uow
         self._metrics = metrics
         self._hasher = hasher
@@ -345,7 +346,7 @@ class Accounts:
             uow.commit()
 
     def profile(self, principal: Principal) -> Account:
-        with self._uow() as uow:
+        with self._lookup_uow() as uow:
             user = uow.users.get(principal.user_id)
             credentials = uow.users.get_credentials(principal.user_id)
         if user is None:

@@ -612,6 +612,40 @@ def test_the_adapter_recovers_by_itself_once_the_server_is_back(pg_empty, pg_dsn
         relay.stop()
 
 
+def test_session_lookups_read_the_primary_and_the_replica_only_while_the_primary_is_out(pg_empty, pg_dsn):
+    # Session checks must see the latest logout, so they read the primary; while a failover is under way
+    # they read the replica instead of failing every call. Here the "primary" is a relay to the one server.
+    params = psycopg2.extensions.parse_dsn(pg_dsn)
+    relay = Relay(params.get("host", "127.0.0.1"), int(params.get("port", 5432)))
+    relay.start()
+    primary = psycopg2.extensions.make_dsn(pg_dsn, host="127.0.0.1", port=relay.port)
+    unreachable = psycopg2.extensions.make_dsn(pg_dsn, host="127.0.0.1", port=1)
+    with_replica = PostgresDatabase(primary, pg_dsn, pool_max=2)
+    replica_down = PostgresDatabase(pg_dsn, unreachable, pool_max=2)
+    try:
+        add_user(with_replica)
+        with PostgresUnitOfWork(replica_down, lookup=True) as unit:
+            assert unit.users.get("u1") is not None  # the primary answered: the replica was never needed
+        relay.stop()
+        started = time.monotonic()
+        with PostgresUnitOfWork(with_replica, lookup=True) as unit:
+            assert unit.users.get("u1") is not None
+        assert time.monotonic() - started < 5
+        with pytest.raises(Unavailable):
+            add_user(with_replica, "u2", "bob")  # writes still need the primary
+        with pytest.raises(Unavailable), PostgresUnitOfWork(replica_down, read_only=True) as unit:
+            unit.users.get("u1")
+    finally:
+        with_replica.close()
+        replica_down.close()
+        relay.stop()
+
+
+def test_a_lookup_cannot_write(pg_empty):
+    with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction), PostgresUnitOfWork(pg_empty, lookup=True) as unit:
+        unit.users.add(*contract.user("u2", "bob"))
+
+
 def test_a_caller_finding_every_connection_busy_waits_briefly_then_gets_unavailable(pg_dsn, pg_empty):
     database = PostgresDatabase(pg_dsn, pool_max=1, wait_seconds=0.2)
     try:
