@@ -51,6 +51,10 @@ def test_the_postgres_leader_s_host_cut_off_fails_over_and_rejoins_without_losin
     # Patroni promoted the replica: accounts were written and acknowledged while the old leader was away ...
     assert figures["new_leader"] not in (None, figures["host"]), figures
     assert figures["accounts_acknowledged_while_faulted"] > 0, figures
+    # Reads did not wait for the promotion: once HAProxy saw the primary gone (seconds), session checks and
+    # profiles were read on the replica, while writes waited for the new leader (about 25 s).
+    reads_failed_until = max(figures["failures_from_to_s"].get(kind, [0, 0])[1] for kind in ("view", "profile"))
+    assert reads_failed_until < 15, figures
     # ... and the old leader came back as a replica (pg_rewind) holding every one of them.
     assert figures["old_leader_replica_after_s"] is not None, figures
     assert figures["accounts_missing_on_old_leader"] == [], figures
