@@ -160,6 +160,7 @@ def identity_providers(config: Config) -> dict[str, HttpIdentityProvider]:
 
 
 def _embedded_stores(config: Config) -> Stores:
+    from core.adapters.file_lock import FileLock
     from core.adapters.sqlite import (
         SqliteDatabase,
         SqliteMetricStore,
@@ -168,8 +169,15 @@ def _embedded_stores(config: Config) -> Stores:
         SqliteUnitOfWork,
     )
 
-    db = SqliteDatabase(config.database_path)
-    db.migrate()
+    # One SQLite file is one server's: a second would run a second evaluator and dispatcher over it.
+    # HeldElsewhere when another process holds it.
+    hold = FileLock(config.database_path.with_name(config.database_path.name + ".lock")).acquire()
+    try:
+        db = SqliteDatabase(config.database_path)
+        db.migrate()
+    except BaseException:
+        hold.release()
+        raise
 
     def uow() -> SqliteUnitOfWork:
         return SqliteUnitOfWork(db)
@@ -179,7 +187,7 @@ def _embedded_stores(config: Config) -> Stores:
 
     bus = SqliteReadingBus(db)
     # The bus's writer goes first: what it still holds is stored before the database closes.
-    closers = [db.close, bus.close]
+    closers = [hold.release, db.close, bus.close]  # closed in reverse: the hold last
     return Stores(uow, read_uow, read_uow, SqliteMetricStore(db), bus, closers, SqliteNotificationQueue(db))
 
 

@@ -11,6 +11,7 @@ import sys
 
 from core.config import Config, ConfigError
 from core.domain.errors import Unavailable
+from core.process import command_line
 
 
 def migrate(config: Config) -> int:
@@ -45,6 +46,7 @@ def migrate(config: Config) -> int:
 
 
 def main() -> int:
+    command_line("fittrack-migrate", "Bring the profile's databases to the current schema; safe to run again.")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = Config.from_env()

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 
 from core.config import Config, ConfigError
 from core.domain.errors import Unavailable
+from core.process import command_line, configure_logging
 from server.app import CannotStart, serve
 
 
 def main() -> int:
+    command_line("fittrack-server", "Serve Fittrack's gRPC API (the embedded profile runs its workers inside).")
     try:
         config = Config.from_env()
     except ConfigError as error:
         print(f"fittrack-server: {error}", file=sys.stderr)
         return 2
     sys.setswitchinterval(config.gil_switch_interval_ms / 1000)
-    logging.basicConfig(level=config.logging_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # kafka-python narrates every connection at INFO; its warnings are what an operator needs.
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, config.logging_level))
+    configure_logging(config.logging_level)
     try:
         asyncio.run(serve(config))
     except Unavailable as error:  # a dependency it cannot start without, after waiting for it

@@ -16,6 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from core.adapters.file_lock import HeldElsewhere
 from core.bootstrap import App, Dependency, build_app, utc_now
 from core.config import Config, parse_listen
 from generated.fittrack.v1 import (
@@ -164,6 +165,11 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
     check_listenable(config)
     try:
         app = build_app(config, clock)
+    except HeldElsewhere as held:
+        raise CannotStart(
+            f"the data in {config.database_path.parent} is in use by another Fittrack server "
+            f"(process {held.holder or 'unknown'}): stop it, or set FITTRACK_DATA_DIR to another directory"
+        ) from None
     except (OSError, sqlite3.Error) as error:
         # Only the embedded profile keeps files: its database, and the token secret made on first start.
         if config.profile != "embedded":

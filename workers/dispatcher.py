@@ -126,7 +126,10 @@ def main() -> int:
     from core.bootstrap import build_dispatcher, ensure_kafka_topics
     from core.domain.errors import Unavailable
 
-    config = production_config("fittrack-dispatcher")
+    config = production_config(
+        "fittrack-dispatcher",
+        "Deliver notifications: store each once, push it, retry, keep dead letters (production profile).",
+    )
     if config is None:
         return 2
     try:

@@ -108,7 +108,9 @@ def main() -> int:
     from core.bootstrap import build_evaluator
     from core.domain.errors import Unavailable
 
-    config = production_config("fittrack-evaluator")
+    config = production_config(
+        "fittrack-evaluator", "Evaluate goals at the configured local times and send the nudges (production profile)."
+    )
     if config is None:
         return 2
     try:

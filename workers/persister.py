@@ -100,7 +100,9 @@ def main() -> int:
     from core.bootstrap import build_persister, ensure_kafka_topics
     from core.domain.errors import Unavailable
 
-    config = production_config("fittrack-persister")
+    config = production_config(
+        "fittrack-persister", "Store the readings the servers put on Kafka into the metric store (production profile)."
+    )
     if config is None:
         return 2
     try:

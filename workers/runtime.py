@@ -14,18 +14,19 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
 
 
-def production_config(program: str):
+def production_config(program: str, summary: str):
     """The production profile's settings, with logging set up; None (after saying why) when they are unusable."""
     from core.config import Config, ConfigError
+    from core.process import command_line, configure_logging
+
+    command_line(program, summary)
 
     try:
         config = Config.from_env(profile="production")
     except ConfigError as error:
         print(f"{program}: {error}", file=sys.stderr)
         return None
-    logging.basicConfig(level=config.logging_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # kafka-python narrates every connection at INFO; its warnings are what an operator needs.
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, config.logging_level))
+    configure_logging(config.logging_level)
     return config
 
 

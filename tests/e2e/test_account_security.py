@@ -252,6 +252,8 @@ def second_server(server_config, own_minute):
     running.stop()
 
 
+# Servers share an account database only in the production profile: one SQLite file is one server's.
+@pytest.mark.parametrize("profile", ["production"])
 def test_failed_logins_spread_over_two_servers_sharing_the_account_database_limit_the_address_on_both(
     stubs, second_server, alice, own_minute
 ):

@@ -41,10 +41,16 @@ def environment(tmp_path: Path, **settings: str) -> dict[str, str]:
     return {**clean, "FITTRACK_DATA_DIR": str(tmp_path / "var"), **settings}
 
 
-def run(module: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+def run(module: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """The process's exit; one that starts serving instead runs into the timeout, and the test fails."""
     return subprocess.run(
-        [sys.executable, "-m", module], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30, check=False
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
 
@@ -111,3 +117,57 @@ def test_a_second_server_on_a_taken_address_refuses_to_start_and_the_first_goes_
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=20)
     assert first.returncode == 0
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_help_says_what_the_process_does_and_where_its_settings_come_from_and_starts_nothing(tmp_path, program):
+    result = run(PROGRAMS[program], environment(tmp_path), "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: {program}")
+    assert "Settings are read from the environment (FITTRACK_*)" in result.stdout
+    assert not (tmp_path / "var").exists()
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_an_argument_is_refused_rather_than_ignored(tmp_path, program):
+    result = run(PROGRAMS[program], environment(tmp_path), "--listen", "127.0.0.1:1")
+    assert result.returncode == 2
+    assert f"{program}: error: unrecognized arguments: --listen 127.0.0.1:1" in result.stderr
+    assert not (tmp_path / "var").exists()
+
+
+def test_a_second_server_on_the_same_data_directory_refuses_to_start_whatever_its_address(tmp_path):
+    first_address, second_address = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "server"],
+        cwd=ROOT,
+        env=environment(tmp_path, FITTRACK_LISTEN=first_address),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        eventually(lambda: serving(first_address), bool, timeout=30)
+        second = run("server", environment(tmp_path, FITTRACK_LISTEN=second_address))
+        assert second.returncode == 1
+        assert f"the data in {tmp_path / 'var'} is in use by another Fittrack server (process {first.pid})" in (
+            second.stderr
+        )
+        assert "Traceback" not in second.stderr + second.stdout
+        assert serving(first_address) and not serving(second_address)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=20)
+    assert first.returncode == 0
+    # The hold ends with the server: the next one starts on the same data.
+    again = subprocess.Popen(
+        [sys.executable, "-m", "server"],
+        cwd=ROOT,
+        env=environment(tmp_path, FITTRACK_LISTEN=second_address),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        eventually(lambda: serving(second_address), bool, timeout=30)
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.communicate(timeout=20)
