@@ -9,7 +9,9 @@ pending again, due now, with its attempts reset: the running dispatcher
 delivers it, with the same Idempotency-Key as before.
 
 It works on the server's own data, so it never creates any: in the embedded
-profile a SQLite file that is not there is an error that says where it looked.
+profile a SQLite file that is not there is an error that says where it looked,
+and a file that is not Fittrack's (empty, not SQLite, or another application's
+database) is refused before anything is written to it.
 Failures are one `error:` line on stderr, often with a `hint:` line, and exit
 status 1 (2 for a usage or configuration mistake).
 """
@@ -22,6 +24,7 @@ import json
 import logging
 import sqlite3
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from core.config import Config, ConfigError
@@ -39,6 +42,11 @@ SERVICES_HINT = (
     "run fittrack-admin with the server's environment (`make services` writes it to var/services.env); "
     "`make services-status` shows whether the services are up"
 )
+SQLITE_HEADER = b"SQLite format 3\x00"
+# Tables of Fittrack's first schema version that every later one keeps (core/adapters/sqlite.py MIGRATIONS,
+# whose count is the file's `PRAGMA user_version`). Opening the server's stores migrates the file, so a file
+# without them must be refused first: migrating another application's database would add Fittrack's tables.
+FITTRACK_TABLES = frozenset({"users", "credentials", "sessions", "goals", "notifications", "device_cursors"})
 
 
 class AdminError(Exception):
@@ -132,6 +140,7 @@ def check_database(config: Config) -> None:
                 "run fittrack-admin in the directory the server runs in (the checkout, for `make run`), "
                 f"or set {DATABASE_VARIABLES}",
             )
+        check_fittrack_schema(path)
         return
     import psycopg2.extensions
 
@@ -145,6 +154,35 @@ def check_database(config: Config) -> None:
                 "use a URL such as postgresql://fittrack@127.0.0.1:55432/fittrack",
                 EXIT_USAGE,
             ) from None
+
+
+def check_fittrack_schema(path: Path) -> None:
+    """Refuse a file that is not a Fittrack database, only reading it: its header, schema version and tables."""
+    hint = f"fittrack-admin left it as it was; set {DATABASE_VARIABLES}"
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except OSError as error:
+        raise AdminError(f"cannot read {path}: {error.strerror}", hint) from None
+    if not header:
+        raise AdminError(f"{path} is not the server's SQLite file: it is empty", hint)
+    if header != SQLITE_HEADER:
+        raise AdminError(f"{path} is not the server's SQLite file: it is not an SQLite database", hint)
+    try:
+        # Not mode=ro: a read-only connection to a WAL file leaves -wal and -shm files beside it. query_only
+        # refuses writes all the same, and closing the last connection removes what opening it made.
+        with contextlib.closing(sqlite3.connect(path, timeout=10)) as conn:
+            conn.execute("PRAGMA query_only = ON")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as error:
+        raise AdminError(f"cannot use {path} as the Fittrack database: {error}", hint) from None
+    if not version or not FITTRACK_TABLES.issubset(tables):
+        raise AdminError(
+            f"{path} is not the server's SQLite file: it is an SQLite database without Fittrack's tables "
+            "(another application's?)",
+            hint,
+        )
 
 
 def explain_unavailable(error: Unavailable, config: Config) -> AdminError:

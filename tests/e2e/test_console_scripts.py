@@ -129,7 +129,7 @@ ADMIN_CASES = [
         *("fittrack-admin", "dead-letters", "list"),
         exit_code=EXIT_FAILED,
         env={"FITTRACK_SQLITE_PATH": "{junk}"},
-        mentions=("cannot use {junk}", "not a database", "FITTRACK_SQLITE_PATH"),
+        mentions=("{junk} is not the server's SQLite file", "not an SQLite database", "FITTRACK_SQLITE_PATH"),
     ),
     case(
         "fittrack-admin refuses an unknown profile",
