@@ -5,7 +5,9 @@ stream open and behaves as in the simulator (clients/sync.py): a window of
 batches in flight, resending after a broken connection. Batches are paced on
 a fixed schedule per device, staggered across devices, so the fleet offers
 `rate` readings per second however the acks come back; a device that falls
-behind (its window full) catches up as soon as it has room.
+behind (its window full) catches up as soon as it has room. A paced device
+sends no more readings at once than its share of the rate in a second
+(`paced_batch`): a short run is not one burst of whole batches.
 
 `generate_load` is the library entry, for benchmarks; `main` prints its
 figures as one JSON line.
@@ -51,6 +53,8 @@ HEART_RATE = common_pb2.METRIC_KIND_HEART_RATE
 DISTANCE = common_pb2.METRIC_KIND_DISTANCE
 # A device's minutes go back from now; after five years they start over, and the readings replace themselves.
 HISTORY_MINUTES = 5 * 365 * 24 * 60
+# The longest a paced device waits between two batches when its share of the rate allows a batch that often.
+PACING_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -72,12 +76,16 @@ class LoadPlan:
 
 @dataclass(frozen=True)
 class LoadFigures:
-    """What the server sustained. `readings_per_s` counts acknowledged readings over `seconds`,
-    from the first batch due to the last ack; logins are timed apart."""
+    """What the server sustained. `readings_per_s` counts delivered readings over `seconds`: from the first
+    batch due to the last ack, and for a paced run at least the span its schedule covers (the readings offered,
+    at the target rate), so a server that keeps up shows the target, never more. `batch` is the readings per
+    batch as sent (`paced_batch`). `refused_devices` were refused their first stream (error_codes says with
+    what): they started late, or never. Logins are timed apart."""
 
     devices: int
     users: int
     target_readings_per_s: float
+    batch: int
     readings: int
     seconds: float
     readings_per_s: float
@@ -95,11 +103,12 @@ class LoadFigures:
     errors: int
     error_codes: dict[str, int]
     failed_devices: int
+    refused_devices: int
     login_seconds: float
 
     @property
     def ok(self) -> bool:
-        return not (self.rejected or self.unacknowledged or self.failed_devices)
+        return not (self.rejected or self.unacknowledged or self.failed_devices or self.refused_devices)
 
     def problem(self) -> str:
         """What kept the run from being ok, in one line."""
@@ -110,6 +119,12 @@ class LoadFigures:
             parts.append(f"{plural(self.unacknowledged, 'batch', 'batches')} never acknowledged")
         if self.failed_devices:
             parts.append(f"{plural(self.failed_devices, 'device')} of {self.devices:,} gave up")
+        if self.refused_devices:
+            one = self.refused_devices == 1
+            parts.append(
+                f"{plural(self.refused_devices, 'device')} of {self.devices:,} {'was' if one else 'were'} refused "
+                f"{'its' if one else 'their'} first stream, so offered less than planned"
+            )
         return ", ".join(parts) or "nothing went wrong"
 
     def hints(self) -> list[str]:
@@ -126,6 +141,20 @@ class LoadFigures:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
+
+
+def paced_batch(rate: float, devices: int, batch: int) -> int:
+    """Readings per batch: `batch`, cut for a paced run to a device's share of the rate in PACING_SECONDS
+    (at least one reading), so that no device sends more at once than the target allows in that time."""
+    if rate <= 0:
+        return batch
+    return max(1, min(batch, math.floor(rate * PACING_SECONDS / devices)))
+
+
+def paced_seconds(elapsed: float, offered: int, rate: float) -> float:
+    """The span to count a run's readings over: a paced run's schedule covers `offered` readings at `rate`
+    even when its last batch is acknowledged sooner (a batch is due at the start of its slot)."""
+    return max(elapsed, offered / rate) if rate > 0 else elapsed
 
 
 def batch_interval(rate: float, devices: int, batch: int) -> float:
@@ -165,12 +194,22 @@ class LoadSource:
         self._deadline = deadline
         self._budget = budget
         self._first_minute = first_minute
-        self._interval = batch_interval(plan.rate, plan.devices, plan.batch)
+        self._batch = paced_batch(plan.rate, plan.devices, plan.batch)
+        self._interval = batch_interval(plan.rate, plan.devices, self._batch)
         self._rng = random.Random(f"{plan.seed}/load/{device}")
         self._number = 0
         self._made = 0
+        self._stats: DeviceStats | None = None
+        # Server errors the device met before its first stream; None until it has one.
+        self.errors_before_stream: int | None = None
+
+    def watch(self, stats: DeviceStats) -> None:
+        """Note the device's server errors when it first asks for a batch: right after its first welcome."""
+        self._stats = stats
 
     async def __call__(self) -> Sequence[SimulatedReading] | None:
+        if self.errors_before_stream is None:
+            self.errors_before_stream = sum(self._stats.server_errors.values()) if self._stats else 0
         if self._budget is not None and self._made >= self._budget:
             return None
         loop = asyncio.get_running_loop()
@@ -179,7 +218,7 @@ class LoadSource:
             return None
         if due > loop.time():
             await asyncio.sleep(due - loop.time())
-        size = self._plan.batch if self._budget is None else min(self._plan.batch, self._budget - self._made)
+        size = self._batch if self._budget is None else min(self._batch, self._budget - self._made)
         self._number += 1
         return [self._reading() for _ in range(size)]
 
@@ -219,25 +258,39 @@ async def generate_load(address: str, plan: LoadPlan, security: Security = PLAIN
     # Whole minutes in the past: the server refuses readings more than a day ahead, and pins seconds to the minute.
     first_minute = int(time.time()) // 60 * 60 - 60
     behaviour = SyncBehaviour(window=plan.window, disconnect_rate=plan.disconnect_rate)
-    syncs = [
-        DeviceSync(
+    sources, syncs = [], []
+    for device in range(plan.devices):
+        source = LoadSource(plan, device, start, deadline, budgets[device], first_minute)
+        sync = DeviceSync(
             address,
             f"load-{device}",
             sessions[device // plan.devices_per_user],
-            LoadSource(plan, device, start, deadline, budgets[device], first_minute),
+            source,
             behaviour,
             random.Random(f"{plan.seed}/device/{device}"),
             security,
         )
-        for device in range(plan.devices)
-    ]
-    stats = await asyncio.gather(*(sync.run() for sync in syncs))
-    seconds = loop.time() - start
-    return _figures(plan, users, list(stats), seconds, login_seconds)
+        source.watch(sync.stats)
+        sources.append(source)
+        syncs.append(sync)
+    stats = list(await asyncio.gather(*(sync.run() for sync in syncs)))
+    elapsed = loop.time() - start
+    refused = sum(1 for source, d in zip(sources, stats, strict=True) if refused_first_stream(source, d))
+    return figures_of(plan, users, stats, elapsed, login_seconds, refused)
 
 
-def _figures(plan: LoadPlan, users: int, stats: list[DeviceStats], seconds: float, login_seconds: float) -> LoadFigures:
+def refused_first_stream(source: LoadSource, stats: DeviceStats) -> bool:
+    """Whether the server ended the device's first connection with an error (it never had a stream, or
+    got one only on a later try). Users are fresh, so at the start only the plan's own devices hold streams."""
+    before = source.errors_before_stream
+    return (sum(stats.server_errors.values()) if before is None else before) > 0
+
+
+def figures_of(
+    plan: LoadPlan, users: int, stats: list[DeviceStats], elapsed: float, login_seconds: float, refused: int
+) -> LoadFigures:
     readings = sum(d.readings_delivered for d in stats)
+    seconds = paced_seconds(elapsed, sum(d.readings for d in stats), plan.rate)
     latencies = [latency for d in stats for latency in d.ack_latencies]
     codes = sum((d.server_errors for d in stats), Counter())
     anomalies = sum(len(d.anomalies) for d in stats)
@@ -250,6 +303,7 @@ def _figures(plan: LoadPlan, users: int, stats: list[DeviceStats], seconds: floa
         devices=plan.devices,
         users=users,
         target_readings_per_s=plan.rate,
+        batch=paced_batch(plan.rate, plan.devices, plan.batch),
         readings=readings,
         seconds=round(seconds, 3),
         readings_per_s=round(readings / seconds, 1) if seconds > 0 else 0.0,
@@ -267,6 +321,7 @@ def _figures(plan: LoadPlan, users: int, stats: list[DeviceStats], seconds: floa
         errors=sum(codes.values()),
         error_codes=dict(codes),
         failed_devices=failed,
+        refused_devices=refused,
         login_seconds=round(login_seconds, 3),
     )
 
@@ -276,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="fittrack-loadgen",
         description="Register fresh users and drive a target load of readings through SyncReadings, one stream "
         "per device; print the figures as one JSON line. Exit status 1 when a batch was rejected or never "
-        "acknowledged.",
+        "acknowledged, or a device was refused its stream or gave up.",
     )
     parser.add_argument(
         "--server",
@@ -289,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         "--devices-per-user",
         type=AT_LEAST_ONE,
         default=1,
-        help="devices of one user, each with its own stream; the server allows a user 8 streams by default (default 1)",
+        help="devices of one user, each with its own stream; the server allows a user 8 streams by default, "
+        "FITTRACK_MAX_STREAMS_PER_USER (default 1)",
     )
     parser.add_argument(
         "--rate",
@@ -301,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         "--batch",
         type=whole_number("1 to 1000", lambda value: 1 <= value <= 1000),
         default=100,
-        help="readings per batch (default 100)",
+        help="readings per batch (default 100); with --rate, at most a device's share of the rate in a second",
     )
     amount = parser.add_mutually_exclusive_group()
     amount.add_argument(

@@ -13,8 +13,12 @@ from clients.loadgen import (
     LoadSource,
     batch_interval,
     due_time,
+    figures_of,
+    paced_batch,
+    refused_first_stream,
     split_readings,
 )
+from clients.sync import DeviceStats
 
 FIRST_MINUTE = 1_795_000_000 // 60 * 60
 TICK = 0.002
@@ -124,3 +128,67 @@ def test_a_failed_run_says_in_one_line_what_went_wrong_with_each_count_in_the_ri
 def test_a_failed_run_hints_at_the_stream_limit_when_the_server_refused_streams():
     crowded = figures(failed_devices=1, error_codes={"RESOURCE_EXHAUSTED": 9, "device gave up": 1})
     assert any("--devices-per-user" in hint for hint in crowded.hints())
+
+
+def test_a_failed_run_says_how_many_devices_were_refused_their_first_stream():
+    one = figures(devices=9, refused_devices=1, error_codes={"RESOURCE_EXHAUSTED": 3})
+    two = figures(devices=9, refused_devices=2, error_codes={"RESOURCE_EXHAUSTED": 3, "INTERNAL": 1})
+
+    assert not one.ok and not two.ok
+    assert one.problem() == "1 device of 9 was refused its first stream, so offered less than planned"
+    assert two.problem() == "2 devices of 9 were refused their first stream, so offered less than planned"
+    assert any("--devices-per-user" in hint for hint in one.hints())
+
+
+def test_a_paced_batch_holds_no_more_than_a_devices_share_of_the_rate_in_a_second():
+    assert paced_batch(50, 10, 100) == 5  # 5 readings a second each
+    assert paced_batch(20_000, 50, 100) == 100  # 400 a second each: the batch asked for
+    assert paced_batch(5, 10, 100) == 1  # half a reading a second each: one at a time
+    assert paced_batch(0, 10, 100) == 100  # unpaced
+
+
+def test_a_short_paced_run_offers_its_target_spread_over_the_run_not_one_burst():
+    plan = LoadPlan(devices=10, rate=50, duration=0.5)  # the default batch of 100
+
+    async def run():
+        start = asyncio.get_running_loop().time()
+        sources = [LoadSource(plan, device, start, start + 0.5, None, FIRST_MINUTE) for device in range(10)]
+        return await asyncio.gather(*(drain(source) for source in sources))
+
+    made = asyncio.run(run())
+    # Each device's 5 readings a second come as one batch of 5; in half a second, the first five devices'.
+    assert [len(batch) for batches in made for batch in batches] == [5] * 5
+
+
+def device_stats(readings: int) -> DeviceStats:
+    """A device that sent `readings` in one batch, acknowledged."""
+    return DeviceStats("load-0", batches=1, readings=readings, readings_delivered=readings, accepted=1)
+
+
+def test_a_paced_run_acknowledged_early_counts_its_readings_over_the_span_its_schedule_covers():
+    # One batch of 100 readings at a target of 50 a second, acknowledged 13 ms after it was due: the run
+    # offered 2 seconds' worth, so it sustained 50 readings a second, not 7,700.
+    paced = figures_of(LoadPlan(devices=1, rate=50), 1, [device_stats(100)], 0.013, 0.1, 0)
+    unpaced = figures_of(LoadPlan(devices=1, rate=0), 1, [device_stats(100)], 0.5, 0.1, 0)
+
+    assert (paced.seconds, paced.readings_per_s) == (2.0, 50.0)
+    assert (unpaced.seconds, unpaced.readings_per_s) == (0.5, 200.0)
+
+
+def test_a_device_was_refused_its_first_stream_when_the_server_erred_before_it_asked_for_a_batch():
+    plan = LoadPlan(devices=1, batch=10, readings=10)
+
+    def device_meeting(errors_before_its_stream: dict, errors_after: dict | None) -> tuple[LoadSource, DeviceStats]:
+        """A device that met these errors, then (unless `errors_after` is None) got its stream and sent."""
+        source, stats = LoadSource(plan, 0, 0.0, None, 10, FIRST_MINUTE), device_stats(10)
+        source.watch(stats)
+        stats.server_errors.update(errors_before_its_stream)
+        if errors_after is not None:
+            batches_from(source)  # the source is first asked for a batch right after the first welcome
+            stats.server_errors.update(errors_after)
+        return source, stats
+
+    assert refused_first_stream(*device_meeting({"RESOURCE_EXHAUSTED": 2}, {}))
+    assert refused_first_stream(*device_meeting({"RESOURCE_EXHAUSTED": 9}, None))  # never had a stream
+    # After its first stream, an error is a reconnect's (the server may still hold the old stream), not a refusal.
+    assert not refused_first_stream(*device_meeting({}, {"UNAVAILABLE": 1, "RESOURCE_EXHAUSTED": 1}))
