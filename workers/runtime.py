@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -47,6 +49,8 @@ def make_consumer(config, topic: str, group: str, max_poll_records: int):
         topic,
         bootstrap_servers=bootstrap_list(config.kafka_bootstrap),
         group_id=group,
+        # kafka-consumer-groups.sh --describe then tells which host and process holds each partition.
+        client_id=f"{group}@{socket.gethostname()}:{os.getpid()}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=max_poll_records,

@@ -63,6 +63,7 @@ has between the persister's account check and its write.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import defaultdict
@@ -75,7 +76,13 @@ from typing import TypeVar
 
 import psycopg2
 from pymongo import ASCENDING, MongoClient, UpdateOne
-from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError
+from pymongo.errors import (
+    AutoReconnect,
+    ConnectionFailure,
+    DuplicateKeyError,
+    NetworkTimeout,
+    ServerSelectionTimeoutError,
+)
 from pymongo.read_preferences import Nearest, Primary, PrimaryPreferred, Secondary, SecondaryPreferred
 from pymongo.write_concern import WriteConcern
 
@@ -246,7 +253,7 @@ class MongoMetricStore(MetricStore):
         if self._meta.find_one({"_id": LAYOUT["_id"]}) == LAYOUT:
             self.migrated = True
         elif self._days.find_one({}, {"_id": 1}) is None:
-            self._meta.replace_one({"_id": LAYOUT["_id"]}, LAYOUT, upsert=True)
+            self._note_layout()
             self.migrated = True
         else:
             log.warning(
@@ -300,9 +307,15 @@ class MongoMetricStore(MetricStore):
                 moves = []
         if moves:
             changed += self._move(moves)
-        self._meta.replace_one({"_id": LAYOUT["_id"]}, LAYOUT, upsert=True)
+        self._note_layout()
         self.migrated = True
         return changed
+
+    def _note_layout(self) -> None:
+        # Two processes starting on a new database upsert at once; one insert loses (FerretDB does not
+        # retry it as MongoDB does), and the winner wrote the same LAYOUT.
+        with contextlib.suppress(DuplicateKeyError):
+            self._meta.replace_one({"_id": LAYOUT["_id"]}, LAYOUT, upsert=True)
 
     def _move(self, moves: list[tuple[UpdateOne, UpdateOne | None]]) -> int:
         # The minutes are copied before they are taken out of the day documents: a crash in between leaves both.
