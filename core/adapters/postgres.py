@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -58,6 +59,8 @@ UNAVAILABLE = "the account database is unavailable; try again"
 # Any constant works as long as every Fittrack process uses the same one.
 _MIGRATION_LOCK = 0x6669_7474_7261_636B  # "fittrack"
 _CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+# After a failed connect, reads that may use the replica go there for this long without trying the primary.
+OUT_SECONDS = 5.0
 _MIGRATION_FILE = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
 
 
@@ -93,6 +96,12 @@ class _Pool(ThreadedConnectionPool):
         self.description = describe_dsn(dsn)
         self._slots = threading.BoundedSemaphore(maxconn)
         self._wait_seconds = wait_seconds
+        self._out_until = 0.0  # monotonic; while ahead, a connect failed just now
+
+    @property
+    def out(self) -> bool:
+        """Whether a connect failed in the last OUT_SECONDS: readers that may go elsewhere need not wait."""
+        return time.monotonic() < self._out_until
 
     def acquire(self) -> psycopg2.extensions.connection:
         if not self._slots.acquire(timeout=self._wait_seconds):
@@ -112,8 +121,10 @@ class _Pool(ThreadedConnectionPool):
         try:
             conn = psycopg2.connect(*self._args, **self._kwargs)
         except _CONNECTION_ERRORS as error:
+            self._out_until = time.monotonic() + OUT_SECONDS
             log.warning("cannot connect to PostgreSQL at %s: %s", self.description, str(error).strip())
             raise Unavailable(UNAVAILABLE) from error
+        self._out_until = 0.0
         with self._lock:
             if self.closed:
                 conn.close()
@@ -261,6 +272,9 @@ class _Transaction:
 
     def _acquire(self) -> psycopg2.extensions.connection:
         try:
+            if self._fallback is not None and self._pool.out:
+                # Each attempt on a vanished primary can wait out the connect timeout: others just did.
+                raise Unavailable(UNAVAILABLE)
             return self._pool.acquire()
         except Unavailable:
             if self._fallback is None:

@@ -641,6 +641,27 @@ def test_session_lookups_read_the_primary_and_the_replica_only_while_the_primary
         relay.stop()
 
 
+def test_while_the_primary_hangs_only_the_first_lookup_waits_for_it(pg_empty, pg_dsn):
+    # A host cut off answers nothing: each connect waits out its timeout (3 s). Once one lookup has
+    # waited, the next ones go straight to the replica for a while instead of each waiting again.
+    add_user(pg_empty)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # the kernel completes the handshake; nothing ever answers
+        primary = psycopg2.extensions.make_dsn(pg_dsn, host="127.0.0.1", port=silent.getsockname()[1])
+        database = PostgresDatabase(primary, pg_dsn, pool_max=2)
+        try:
+            with PostgresUnitOfWork(database, lookup=True) as unit:
+                assert unit.users.get("u1") is not None
+            started = time.monotonic()
+            for _ in range(10):
+                with PostgresUnitOfWork(database, lookup=True) as unit:
+                    assert unit.users.get("u1") is not None
+            assert time.monotonic() - started < 1.0
+        finally:
+            database.close()
+
+
 def test_a_lookup_cannot_write(pg_empty):
     with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction), PostgresUnitOfWork(pg_empty, lookup=True) as unit:
         unit.users.add(*contract.user("u2", "bob"))
