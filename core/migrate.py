@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 
 from core.config import Config, ConfigError
 from core.domain.errors import Unavailable
@@ -45,8 +46,8 @@ def migrate(config: Config) -> int:
         database.close()
 
 
-def main() -> int:
-    command_line("fittrack-migrate", "Bring the profile's databases to the current schema; safe to run again.")
+def main(argv: Sequence[str] | None = None) -> int:
+    command_line("fittrack-migrate", "Bring the profile's databases to the current schema; safe to run again.", argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = Config.from_env()

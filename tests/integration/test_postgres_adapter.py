@@ -223,7 +223,7 @@ def test_fittrack_migrate_migrates_the_production_databases(pg_fresh_dsn, monkey
     monkeypatch.setenv("FITTRACK_MONGO_URI", mongo_uri)
     monkeypatch.setenv("FITTRACK_MONGO_DATABASE", scratch)
     try:
-        assert migrate_command.main() == 0
+        assert migrate_command.main([]) == 0
         assert f"production database at schema version {LATEST}" in capsys.readouterr().out
         assert applied_versions(pg_fresh_dsn) == list(range(1, LATEST + 1))
         assert client[scratch]["metrics"].find_one({"_id": "u1:2026-06-10"})["um"] == "u1:2026-06"
@@ -235,7 +235,7 @@ def test_fittrack_migrate_migrates_the_production_databases(pg_fresh_dsn, monkey
 def test_fittrack_migrate_migrates_the_embedded_database(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FITTRACK_PROFILE", "embedded")
     monkeypatch.setenv("FITTRACK_DATA_DIR", str(tmp_path / "var"))
-    assert migrate_command.main() == 0
+    assert migrate_command.main([]) == 0
     assert f"embedded database at schema version {len(SQLITE_MIGRATIONS)}" in capsys.readouterr().out
     assert (tmp_path / "var" / "fittrack.sqlite3").is_file()
 
@@ -245,7 +245,7 @@ def test_fittrack_migrate_says_when_postgresql_is_down(monkeypatch, capsys):
     monkeypatch.setenv("FITTRACK_PG_DSN", "postgresql://fittrack:s3cret@127.0.0.1:1/fittrack")
     monkeypatch.setenv("FITTRACK_KAFKA_BOOTSTRAP", "127.0.0.1:1")
     monkeypatch.setenv("FITTRACK_MONGO_URI", "mongodb://127.0.0.1:1/")
-    assert migrate_command.main() == 1
+    assert migrate_command.main([]) == 1
     captured = capsys.readouterr()
     assert UNAVAILABLE in captured.err
     assert "s3cret" not in captured.err + captured.out
