@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import json
 import os
 import re
 import select
@@ -75,8 +76,9 @@ class Walk:
     def __init__(self, directory: Path, outputs: list[str], zone: str) -> None:
         self.directory = directory
         self.outputs = outputs
+        # In the account's time zone, as the CLI reads `today` and `yesterday` and the server places readings.
         self.today = datetime.now(UTC).astimezone(ZoneInfo(zone)).date()
-        self.utc_today = datetime.now(UTC).date()
+        self.yesterday = self.today - timedelta(days=1)
 
 
 def run_block(block: str, address: str, directory: Path, config_home: Path) -> list[str]:
@@ -157,10 +159,7 @@ def _converse(controller: int, process: subprocess.Popen, deadline: float) -> by
 def says(*phrases: str) -> Check:
     def check(output: str, walk: Walk) -> None:
         for phrase in phrases:
-            assert (
-                phrase.format(today=walk.today, utc_today=walk.utc_today, yesterday=date.today() - timedelta(1))
-                in output
-            ), output
+            assert phrase.format(today=walk.today, yesterday=walk.yesterday) in output, output
 
     return check
 
@@ -217,16 +216,32 @@ def this_weeks_report(output: str, walk: Walk) -> None:
     assert re.search(r"total\s+[\d,]+ steps", steps) and re.search(r"goal met\s+\d+ of 7 days", steps), output
 
 
-def saved(name: str, content_type: str) -> Check:
+def csv_rows(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as file:
+        return {row["date"]: row for row in csv.DictReader(file)}
+
+
+def saved_csv(name: str) -> Check:
     def check(output: str, walk: Walk) -> None:
-        assert re.search(rf"Saved {re.escape(name)} \([\d,]+ bytes, {content_type}\)\.", output), output
-        path = walk.directory / name
-        if name.endswith(".csv"):
-            with open(path, newline="") as file:
-                rows = {row["date"]: row for row in csv.DictReader(file)}
-            assert rows[str(walk.today)]["steps"] != ""  # today's readings are in the download
-        else:
-            assert path.read_bytes().startswith(b"%PDF-")
+        assert re.search(rf"Saved {re.escape(name)} \([\d,]+ bytes, text/csv\)\.", output), output
+        rows = csv_rows(walk.directory / name)
+        assert int(rows[str(walk.today)]["steps"]) >= 205  # today's readings, the CSV upload's at least
+
+    return check
+
+
+def saved_pdf(name: str, same_range_as: str) -> Check:
+    """The PDF, read back as text: the person's name, the daily goal, and the steps total the CSV holds."""
+
+    def check(output: str, walk: Walk) -> None:
+        assert re.search(rf"Saved {re.escape(name)} \([\d,]+ bytes, application/pdf\)\.", output), output
+        command = ["pdftotext", "-layout", str(walk.directory / name), "-"]
+        text = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+        rows = csv_rows(walk.directory / same_range_as)
+        steps = sum(int(row["steps"]) for row in rows.values() if row["steps"])
+        assert "Fittrack report: Alice Martin" in text, text
+        assert f"{steps:,} steps" in text, f"the CSV's {steps:,} steps are not on the page:\n{text}"
+        assert "8,000 steps" in text, text  # the daily goal
 
     return check
 
@@ -239,7 +254,7 @@ CLI_WALK: list[tuple[str, Check]] = [
     ("fittrack goals add --metric steps", says("Added goal ", ": daily steps 8,000 steps")),
     ("fittrack goals add --metric distance", says(": weekly distance 35 km")),
     ("fittrack goals list", goals_table),
-    ("DAY=$(date -u +%Y-%m-%d)", quiet),
+    ("T0=$(TZ=Europe/Paris date -d 00:00", quiet),
     ("printf 'time,metric,value", quiet),
     ("fittrack readings push walk.csv", says("Uploaded 2 readings in 1 batch, ")),
     (
@@ -251,8 +266,8 @@ CLI_WALK: list[tuple[str, Check]] = [
     ("fittrack metrics view heart_rate --week", heart_rate_week),
     ("fittrack goals progress", progress_of_both_goals),
     ("fittrack report view --week --date today", this_weeks_report),
-    ("fittrack report download --from 2026-01-01 --to today -o 2026.csv", saved("2026.csv", "text/csv")),
-    ("fittrack report download --from 2026-01-01 --to today -o 2026.pdf", saved("2026.pdf", "application/pdf")),
+    ("fittrack report download --from 2026-01-01 --to today -o 2026.csv", saved_csv("2026.csv")),
+    ("fittrack report download --from 2026-01-01 --to today -o 2026.pdf", saved_pdf("2026.pdf", "2026.csv")),
     ("fittrack notifications list", shows(r"No notifications\.\n|\d+ unread\.\n")),
     ("fittrack logout", says("Logged out.")),
 ]
@@ -264,6 +279,21 @@ def grpc_json(*keys: str) -> Check:
             assert f'"{key}"' in output, output
 
     return check
+
+
+def as_date(message: dict) -> date:
+    return date(message["year"], message["month"], message["day"])
+
+
+def week_of_the_upload(output: str, walk: Walk) -> None:
+    """The week holding bob's today, with the 165 steps uploaded just after midnight against his goal."""
+    report = json.loads(output)
+    monday = walk.today - timedelta(days=walk.today.weekday())
+    assert (as_date(report["start"]), as_date(report["end"])) == (monday, monday + timedelta(days=6)), output
+    (steps,) = [metric for metric in report["metrics"] if metric["metric"] == "METRIC_KIND_STEPS"]
+    assert steps["total"] == 165 and steps["daily_goal_target"] == 10000, output
+    days_with_data = {as_date(day["date"]): day["value"] for day in steps["days"] if day.get("has_data")}
+    assert days_with_data == {walk.today: 165}, output
 
 
 GRPCURL_WALK: list[tuple[str, Check]] = [
@@ -284,18 +314,19 @@ GRPCURL_WALK: list[tuple[str, Check]] = [
         'grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d \'{"metric": "METRIC_KIND_STEPS", "period"',
         says('"period": "GOAL_PERIOD_DAILY"', '"target": 10000'),
     ),
-    ("DAY=$(date -u +%Y-%m-%d)", quiet),
+    ("T0=$(TZ=America/New_York date -d 00:00", quiet),
     (
-        'grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d @',
+        'grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d @ 127.0.0.1:50051 fittrack.v1.MetricService/Upload',
         says('"batches_accepted": 2', '"readings_accepted": "2"'),
     ),
     (
         'grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d \'{"metric": "METRIC_KIND_STEPS", "preset"',
         says('"total": 165'),
     ),
+    ("ANCHOR=$(TZ=America/New_York date", quiet),
     (
-        'grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d \'{"period": "REPORT_PERIOD_WEEK"}\'',
-        says('"METRIC_KIND_STEPS"'),
+        'grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d @ 127.0.0.1:50051 fittrack.v1.ReportService/View',
+        week_of_the_upload,
     ),
 ]
 
