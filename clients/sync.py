@@ -284,7 +284,7 @@ class DeviceSync:
         reader: asyncio.Task | None = None
         try:
             call = metric_pb2_grpc.MetricServiceStub(channel).SyncReadings(metadata=metadata)
-            await call.write(metric_pb2.SyncReadingsRequest(hello=metric_pb2.SyncHello(device_id=self._device_id)))
+            await self._hello(call)
             resend = [self.outbox[sequence] for sequence in self._resume(await self._welcome(call))]
             flight = _Flight()
             reader = asyncio.create_task(self._read_acks(call, flight))
@@ -316,6 +316,15 @@ class DeviceSync:
                         reader.exception()
             finally:
                 await channel.close(grace=None)
+
+    async def _hello(self, call) -> None:
+        try:
+            await call.write(metric_pb2.SyncReadingsRequest(hello=metric_pb2.SyncHello(device_id=self._device_id)))
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            # The server may end the call (a refusal: RESOURCE_EXHAUSTED, UNAUTHENTICATED) while the hello is
+            # on its way; gRPC then reports the lost write as its own INTERNAL. The call's status says why.
+            await call.read()  # raises the call's error
+            raise
 
     async def _welcome(self, call) -> metric_pb2.SyncWelcome:
         try:
