@@ -81,6 +81,13 @@ class MetricReport:
     weekly_goal_target: float
     previous_total: float
     change_percent: float | None
+    # The days days_goal_met is out of: the period's days up to today (all of them once it has ended).
+    days_so_far: int = 0
+
+    @property
+    def in_progress(self) -> bool:
+        """Whether some days of the period are still to come, so its counts are "so far"."""
+        return self.days_so_far < len(self.days)
 
 
 @dataclass(frozen=True)
@@ -98,26 +105,26 @@ def metric_report(
     stored: Sequence[DaySummary],
     previous: Sequence[DaySummary],
     goals: Sequence[Goal],
+    today: date,
 ) -> MetricReport:
-    """One metric's section. Goals are the user's active ones for this metric.
+    """One metric's section. Goals are the user's active ones for this metric; today is the user's local day.
 
+    A day after today never counts as met, nor towards days_so_far. The streak counts back
+    from the last day that has ended, or from today once today has met the goal: today,
+    still in progress, neither ends nor breaks a streak before it is met.
     The change against the previous period compares totals (for heart rate,
     average bpm) and is unset when the previous period has no data.
+    Heart rate has no best day: the highest average bpm is not an achievement.
     """
     summary = summarize_range(metric, *bounds, stored)
     daily_goal = next((g.target for g in goals if g.period is GoalPeriod.DAILY), 0.0)
     weekly_goal = next((g.target for g in goals if g.period is GoalPeriod.WEEKLY), 0.0)
     days = tuple(
-        ReportDay(d.day, d.value, daily_goal, bool(daily_goal) and d.value >= daily_goal, d.has_data)
+        ReportDay(d.day, d.value, daily_goal, bool(daily_goal) and d.day <= today and d.value >= daily_goal, d.has_data)
         for d in summary.days
     )
-    streak = 0
-    for day in reversed(days):
-        if not day.goal_met:
-            break
-        streak += 1
     with_data = [d for d in summary.days if d.has_data]
-    best = max(with_data, key=lambda d: d.value, default=None)
+    best = max(with_data, key=lambda d: d.value, default=None) if metric.is_cumulative else None
     previous_summary = summarize_range(metric, *previous_bounds, previous)
     previous_figure = previous_summary.total if metric.is_cumulative else previous_summary.average
     this_figure = summary.total if metric.is_cumulative else summary.average
@@ -130,12 +137,25 @@ def metric_report(
         best_day=best.day if best else None,
         best_value=best.value if best else 0.0,
         days_goal_met=sum(d.goal_met for d in days),
-        current_streak=streak,
+        current_streak=streak(days, today),
         daily_goal_target=daily_goal,
         weekly_goal_target=weekly_goal,
         previous_total=previous_summary.total,
         change_percent=change,
+        days_so_far=sum(d.day <= today for d in days),
     )
+
+
+def streak(days: Sequence[ReportDay], today: date) -> int:
+    """Days in a row that met the goal, back from the period's last day that has ended or has met it."""
+    count = 0
+    for day in reversed(days):
+        if day.day > today or (day.day == today and not day.goal_met):
+            continue  # not over yet: it can still be met
+        if not day.goal_met:
+            break
+        count += 1
+    return count
 
 
 # Columns are named as the CLI and the upload files name the metrics (one vocabulary); the values are in

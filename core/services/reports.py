@@ -62,7 +62,7 @@ class Reports:
             stored = self._store.days(principal.user_id, metric, *bounds)
             previous = self._store.days(principal.user_id, metric, *before)
             own_goals = [g for g in goals if g.metric is metric]
-            sections.append(metric_report(metric, bounds, before, stored, previous, own_goals))
+            sections.append(metric_report(metric, bounds, before, stored, previous, own_goals, today))
         return Report(period, bounds[0], bounds[1], tuple(sections))
 
     def download(self, principal: Principal, start: date, end: date, file_format: int) -> ReportFile:

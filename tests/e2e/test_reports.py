@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 import struct
 import subprocess
 from datetime import date, datetime, time, timedelta
@@ -11,6 +12,7 @@ import grpc
 from google.type.date_pb2 import Date
 
 from generated.fittrack.v1 import account_pb2, common_pb2, goal_pb2, report_pb2
+from tests.cli_runner import utc_today, write_csv
 from tests.support import batch, eventually, reading, rpc_error, upload
 
 Code = grpc.StatusCode
@@ -79,6 +81,41 @@ def test_the_weekly_report_compares_each_day_with_the_goal_and_the_week_before(s
     assert section.daily_goal_target == 1000
     assert round(section.change_percent, 2) == round((7000 - 3000) / 3000 * 100, 2)
     assert {m.metric for m in report.metrics} == set(range(1, 6))
+
+
+def test_this_weeks_streak_counts_back_from_today_once_today_met_the_goal(cli, logged_in, tmp_path):
+    """`fittrack report view --week --date today`: every day from Monday to today met the goal.
+
+    The week's Sunday is still to come; the streak used to be counted back from it, and was 0.
+    """
+    today = utc_today()  # the user lives in UTC
+    monday = today - timedelta(days=today.weekday())
+    cli.ok("goals", "add", "--metric", "steps", "--period", "daily", "--target", "100")
+    rows = [(f"{monday + timedelta(days=n)}T00:00:00Z", "steps", 150) for n in range(today.weekday() + 1)]
+    cli.ok("readings", "push", str(write_csv(tmp_path / "week.csv", rows)))
+    met = today.weekday() + 1
+    days = f"{met} day" if met == 1 else f"{met} days"
+
+    def steps_section() -> str:
+        return cli.ok("report", "view", "--week", "--date", "today").split("\nsteps\n", 1)[1].split("\n\n")[0]
+
+    section = eventually(steps_section, lambda text: re.search(rf"total\s+{150 * met:,} steps", text))
+    assert re.search(rf"goal met\s+{met} of ", section), section
+    assert f"streak {days}" in section, section
+
+
+def test_a_report_names_no_best_day_for_heart_rate(stubs, alice, clock):
+    """The highest average bpm is no achievement: the heart rate section leaves best_day unset."""
+    week = last_full_week(clock)
+    upload(stubs, alice, batch([reading(HEART_RATE, noon(week[2]) + 60 * i, v) for i, v in enumerate([60, 90])]))
+    request = report_pb2.ViewReportRequest(period=report_pb2.REPORT_PERIOD_WEEK)
+
+    def heart():
+        report = stubs.reports.ViewReport(request, metadata=alice.auth)
+        return next(m for m in report.metrics if m.metric == HEART_RATE)
+
+    section = eventually(heart, lambda s: s.average == 75)
+    assert not section.HasField("best_day") and section.best_value == 0
 
 
 def test_a_report_without_an_earlier_period_has_no_change_figure(stubs, alice, clock):

@@ -216,6 +216,63 @@ def test_a_streak_is_broken_by_a_last_day_below_the_goal(app, alice):
     assert (steps.days_goal_met, steps.current_streak) == (6, 0)
 
 
+# Today is Wednesday 10 June (NOW): its week, 8-14 June, is in progress.
+
+
+def this_week_of_steps(app, alice, values: dict[date, float]):
+    app.goals.create(alice, STEPS, GoalPeriod.DAILY, 5_000)
+    put(app, alice.user_id, STEPS, values)
+    return section(app.reports.view(alice, WEEK, d(10)), STEPS)
+
+
+def test_the_streak_of_a_week_in_progress_counts_back_from_today_once_today_met_the_goal(app, alice):
+    # Monday 8 to Wednesday 10 June met 5,000; the Sunday still to come used to end the streak at 0.
+    steps = this_week_of_steps(app, alice, {d(8): 6_000, d(9): 5_000, d(10): 7_000})
+    assert (steps.current_streak, steps.days_goal_met) == (3, 3)
+
+
+def test_today_not_yet_at_the_goal_neither_ends_nor_breaks_the_streak(app, alice):
+    steps = this_week_of_steps(app, alice, {d(8): 6_000, d(9): 5_000, d(10): 3_000})
+    assert (steps.current_streak, steps.days_goal_met) == (2, 2)  # Monday and Tuesday
+
+
+def test_a_missed_yesterday_breaks_the_streak_that_today_restarts(app, alice):
+    steps = this_week_of_steps(app, alice, {d(8): 6_000, d(9): 4_999, d(10): 5_000})
+    assert (steps.current_streak, steps.days_goal_met) == (1, 2)
+
+
+def test_days_after_today_never_count_as_met_even_with_data(app, alice):
+    # A reading dated tomorrow (a device clock ahead, inside the upload's tolerance) meets no goal yet.
+    steps = this_week_of_steps(app, alice, {d(9): 6_000, d(10): 6_000, d(11): 9_000})
+    assert [day.goal_met for day in steps.days] == [False, True, True, False, False, False, False]
+    assert (steps.current_streak, steps.days_goal_met) == (2, 2)
+
+
+def test_a_week_in_progress_counts_its_days_so_far(app, alice):
+    steps = this_week_of_steps(app, alice, {d(9): 6_000})
+    assert (steps.days_goal_met, steps.days_so_far, len(steps.days), steps.in_progress) == (1, 3, 7, True)
+
+
+def test_a_month_in_progress_counts_its_days_so_far_and_a_period_to_come_none(app, alice):
+    june = section(app.reports.view(alice, MONTH, d(10)), STEPS)
+    assert (june.days_so_far, len(june.days), june.in_progress) == (10, 30, True)
+    next_week = section(app.reports.view(alice, WEEK, d(17)), STEPS)
+    assert (next_week.days_so_far, next_week.current_streak, next_week.in_progress) == (0, 0, True)
+
+
+def test_an_ended_week_counts_all_its_days(week):
+    steps = section(week, STEPS)
+    assert (steps.days_so_far, steps.in_progress) == (7, False)
+
+
+def test_heart_rate_has_no_best_day_in_a_report(app, alice):
+    # The highest average bpm is no achievement: the section names none.
+    app.store.put_days(alice.user_id, HEART, DaySummary(d(1), 70, 50, 120, 100), DaySummary(d(2), 95, 55, 170, 300))
+    heart = section(app.reports.view(alice, WEEK, None), HEART)
+    assert (heart.best_day, heart.best_value) == (None, 0)
+    assert heart.average == pytest.approx(88.75)  # (70 × 100 + 95 × 300) / 400
+
+
 def test_a_fall_against_the_previous_week_is_a_negative_change(app, alice):
     # 4,000 this week against 16,000 the week before: (4,000 - 16,000) / 16,000 = -75 %.
     put(app, alice.user_id, STEPS, {d(2): 1_500, d(6): 2_500, d(25, 5): 16_000})
