@@ -12,17 +12,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime, time
 
+from core.domain.calendar import week_of
 from core.domain.metrics import MetricKind
 from core.domain.reports import DAILY_BARS_UP_TO_DAYS, Chart, ChartBar
 
-BAR_COLOR = "#4a7fc1"
+BAR_COLOR = "#4a7fc1"  # a day (or week) below the goal
 MET_COLOR = "#2b8a3e"  # a day (or week) that reached the goal
-PARTIAL_COLOR = "#bfd1ea"  # weeks the range cuts: not comparable with the weekly goal
+NEUTRAL_COLOR = "#8c959f"  # a metric without a goal for its bars: neither met nor missed
+PARTIAL_COLOR = "#cdd3da"  # weeks the range cuts: not comparable with the weekly goal
 GOAL_COLOR = "#d9480f"
 HEART_COLOR = "#c92a2a"
 HEART_RANGE_COLOR = "#f4b4b4"
 GRID_COLOR = "#e2e2e2"
 TICK_FONT = 7.5
+LEGEND_LINE_POINTS = 14  # a legend line with its padding, taller than the title: what a raised legend clears
 TITLES = {
     MetricKind.STEPS: "Steps",
     MetricKind.CALORIES_BURNED: "Calories burned",
@@ -48,13 +51,32 @@ def chart_title(metric: MetricKind) -> str:
     return TITLES[metric] if unit in TITLES[metric].lower() else f"{TITLES[metric]} ({unit})"
 
 
+def amount(metric: MetricKind, value: float) -> str:
+    """A stored amount as the page shows it everywhere, with its unit: 10,000 steps, 6 km, 8.58 km, 36.2 min.
+
+    Kilometres have two decimals up to 100 km, one up to 1,000 and none beyond; the rest are
+    whole from 100, else have one decimal; trailing zeros are dropped, so a goal of 6 km is "6 km".
+    """
+    shown = value * display_scale(metric)
+    if metric is MetricKind.DISTANCE:
+        decimals = 2 if abs(shown) < 100 else 1 if abs(shown) < 1000 else 0
+    else:
+        decimals = 0 if abs(shown) >= 100 else 1
+    text = f"{shown:,.{decimals}f}"
+    if decimals:
+        text = text.rstrip("0").rstrip(".")
+    return f"{text} {display_unit(metric)}"
+
+
 def draw_chart(axes, chart: Chart, span: tuple[date, date]) -> None:
     """One metric's chart over span (first and last day) on axes, its legend above the axes."""
     from matplotlib import dates
 
     axes.set_gid(chart.metric.name.lower())  # so tests and tools can find a metric's chart
     axes.set_title(chart_title(chart.metric), loc="left", fontsize=10, pad=5)
-    axes.set_xlim(dates.date2num(_midnight(span[0])) - 0.5, dates.date2num(_midnight(span[1])) + 0.5)
+    # Weekly bars stand on their whole weeks, a week the range cuts too, so the axis spans whole weeks.
+    first, last = (week_of(span[0])[0], week_of(span[1])[1]) if chart.bar_days == 7 else span
+    axes.set_xlim(dates.date2num(_midnight(first)) - 0.5, dates.date2num(_midnight(last)) + 0.5)
     _date_ticks(axes, span)
     axes.tick_params(labelsize=TICK_FONT, length=3, color="#888888")
     axes.spines[["top", "right"]].set_visible(False)
@@ -74,22 +96,27 @@ def draw_chart(axes, chart: Chart, span: tuple[date, date]) -> None:
         bottom, top = max(0.0, low - 5), max(bar.high for bar in shown) + 5
     else:
         handles = _bars(axes, chart, shown, scale)
-        bottom, top = 0.0, max([chart.goal, *(bar.value for bar in shown)]) * scale * 1.08
+        bottom, top = 0.0, max([chart.goal, chart.daily_share, *(bar.value for bar in shown)]) * scale * 1.08
     _value_ticks(axes, bottom, top, integer=chart.metric is not MetricKind.DISTANCE)
     axes.grid(axis="y", color=GRID_COLOR, linewidth=0.6)
     axes.set_axisbelow(True)
-    if handles:
-        # The goal line's legend goes above the plot, right-aligned on the title's line, where it
-        # never covers a bar or the line; what the colours mean is the page's key (chart_key).
+    # A goal line's legend goes above the plot, right-aligned, where it never covers a bar or the
+    # line: the judged goal's on the title's line, the weekly goal's share (the longer entry) a line
+    # higher, clear of the title. What the colours mean is the page's key (chart_key).
+    for line in handles:
+        if axes.get_legend():
+            axes.add_artist(axes.get_legend())  # kept when the next call sets the axes' legend
+        raised = line.get_gid() == "weekly-share"
         axes.legend(
-            handles=handles,
+            handles=[line],
             loc="lower right",
             bbox_to_anchor=(1.0, 1.0),
+            bbox_transform=axes.transAxes + _points_up(axes, LEGEND_LINE_POINTS if raised else 0),
             fontsize=7.5,
             frameon=False,
             borderaxespad=0.2,
             handlelength=2.0,
-        )
+        ).set_gid(f"{line.get_gid()}-legend")
 
 
 def chart_key(charts: Sequence[Chart]) -> list:
@@ -98,21 +125,37 @@ def chart_key(charts: Sequence[Chart]) -> list:
     from matplotlib.patches import Patch
 
     drawn = [chart for chart in charts if chart.has_data]
-    bars = [bar for chart in drawn if chart.metric is not MetricKind.HEART_RATE for bar in chart.bars]
-    handles = []
-    if any(chart.goal for chart in drawn):
-        handles.append(Patch(color=MET_COLOR, label="goal met"))
-        handles.append(Patch(color=BAR_COLOR, label="below the goal"))
-    if any(not bar.whole for bar in bars):
-        handles.append(Patch(color=PARTIAL_COLOR, label="week partly outside the range"))
+    colors = {
+        bar_color(chart, bar)
+        for chart in drawn
+        if chart.metric is not MetricKind.HEART_RATE
+        for bar in chart.bars
+        if bar.value > 0
+    }
+    per = "daily" if drawn and drawn[0].bar_days == 1 else "weekly"
+    labels = {
+        MET_COLOR: "goal met",
+        BAR_COLOR: "below the goal",
+        NEUTRAL_COLOR: f"no {per} goal",
+        PARTIAL_COLOR: "week partly outside the range",
+    }
+    handles = [Patch(color=color, label=label) for color, label in labels.items() if color in colors]
     heart = [chart for chart in drawn if chart.metric is MetricKind.HEART_RATE]
     if heart:
-        per = "daily" if heart[0].bar_days == 1 else "weekly"
         handles.append(
             Line2D([], [], marker="o", linestyle="", color=HEART_COLOR, markersize=4, label=f"{per} average bpm")
         )
         handles.append(Patch(color=HEART_RANGE_COLOR, label="lowest to highest minute"))
     return handles
+
+
+def bar_color(chart: Chart, bar: ChartBar) -> str:
+    """Green or blue against the goal; a week the range cuts is not judged, nor is a metric without a goal."""
+    if not bar.whole:
+        return PARTIAL_COLOR
+    if not chart.goal:
+        return NEUTRAL_COLOR
+    return MET_COLOR if bar.goal_met else BAR_COLOR
 
 
 def _bars(axes, chart: Chart, shown: list[ChartBar], scale: float) -> list:
@@ -121,32 +164,55 @@ def _bars(axes, chart: Chart, shown: list[ChartBar], scale: float) -> list:
     # All bars as one collection of rectangles rather than a patch each (axes.bar): ten years
     # of weekly bars draw in a fraction of the time.
     gap = 0.15 if chart.bar_days == 1 else 1.0  # in days, between neighbouring bars
-    rectangles = [_rectangle(bar, gap, 0.0, bar.value * scale) for bar in shown]
-    colors = [MET_COLOR if bar.goal_met else BAR_COLOR if bar.whole else PARTIAL_COLOR for bar in shown]
+    rectangles = [_rectangle(chart, bar, gap, 0.0, bar.value * scale) for bar in shown]
+    colors = [bar_color(chart, bar) for bar in shown]
     axes.add_collection(PolyCollection(rectangles, facecolors=colors, linewidths=0, gid="bars"), autolim=False)
-    if not chart.goal:
-        return []
-    label = f"{chart.goal_label}: {_goal_text(chart.goal * scale)}"
-    return [axes.axhline(chart.goal * scale, color=GOAL_COLOR, linestyle="--", linewidth=1.1, gid="goal", label=label)]
+    lines = []  # top to bottom in the legend
+    if chart.daily_share:
+        # A pace, not a verdict: no day is judged against it, so it is dotted and the bars keep their colour.
+        label = f"weekly goal {amount(chart.metric, chart.weekly_goal)} ÷ 7: {amount(chart.metric, chart.daily_share)}"
+        style = {"color": GOAL_COLOR, "linestyle": ":", "linewidth": 1.3}
+        lines.append(axes.axhline(chart.daily_share * scale, gid="weekly-share", label=label, **style))
+    if chart.goal:
+        label = f"{chart.goal_label}: {amount(chart.metric, chart.goal)}"
+        style = {"color": GOAL_COLOR, "linestyle": "--", "linewidth": 1.1}
+        lines.append(axes.axhline(chart.goal * scale, gid="goal", label=label, **style))
+    return lines
+
+
+def _points_up(axes, points: float):
+    from matplotlib.transforms import ScaledTranslation
+
+    return ScaledTranslation(0, points / 72, axes.figure.dpi_scale_trans)
 
 
 def _heart_rate(axes, chart: Chart, shown: list[ChartBar]) -> None:
-    from matplotlib import dates
     from matplotlib.collections import PolyCollection
 
     gap = 0.5 if chart.bar_days == 1 else 2.5  # narrower than bars: a range, not an amount
-    ranges = [_rectangle(bar, gap, bar.low, bar.high) for bar in shown if bar.high > bar.low]
+    ranges = [_rectangle(chart, bar, gap, bar.low, bar.high) for bar in shown if bar.high > bar.low]
     axes.add_collection(PolyCollection(ranges, facecolors=HEART_RANGE_COLOR, linewidths=0, gid="range"), autolim=False)
-    centres = [dates.date2num(_midnight(bar.start)) + (bar.days - 1) / 2 for bar in shown]
+    centres = [sum(_slot(chart, bar)) / 2 for bar in shown]
     size = 3 if len(chart.bars) <= 100 else 1.5  # hundreds of weeks: small dots, or they merge into a band
     axes.plot(centres, [bar.value for bar in shown], "o", color=HEART_COLOR, markersize=size, gid="average")
 
 
-def _rectangle(bar: ChartBar, gap: float, bottom: float, top: float):
+def _slot(chart: Chart, bar: ChartBar) -> tuple[float, float]:
+    """Where a bar stands on the x axis: its day, or its whole Monday-to-Sunday week, even one the range cuts.
+
+    A cut week drawn only over its days in the range would be a sliver (one day less the gap
+    between bars is nothing at all); drawn over its week it is as wide as the others, and its
+    colour says it is partial.
+    """
     from matplotlib import dates
 
-    left = dates.date2num(_midnight(bar.start)) - 0.5 + gap / 2
-    right = left + bar.days - gap
+    first, last = (bar.start, bar.start) if chart.bar_days == 1 else week_of(bar.start)
+    return dates.date2num(_midnight(first)) - 0.5, dates.date2num(_midnight(last)) + 0.5
+
+
+def _rectangle(chart: Chart, bar: ChartBar, gap: float, bottom: float, top: float):
+    left, right = _slot(chart, bar)
+    left, right = left + gap / 2, right - gap / 2
     return ((left, bottom), (left, top), (right, top), (right, bottom))
 
 
@@ -216,10 +282,6 @@ def _month_label(day: date, with_year: bool) -> str:
 
 def _year_label(day: date, with_year: bool) -> str:
     return str(day.year)
-
-
-def _goal_text(value: float) -> str:
-    return f"{value:,.1f}" if not float(value).is_integer() and value < 100 else f"{value:,.0f}"
 
 
 def _midnight(day: date) -> datetime:

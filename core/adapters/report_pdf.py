@@ -13,7 +13,7 @@ import io
 import threading
 from datetime import date
 
-from core.adapters.report_charts import TITLES, chart_key, display_scale, display_unit, draw_chart
+from core.adapters.report_charts import TITLES, amount, chart_key, draw_chart
 from core.domain.metrics import MetricKind
 from core.domain.reports import RangeFigures, RangeReport
 from core.ports import ReportRenderer
@@ -23,8 +23,18 @@ LEFT, RIGHT = 0.08, 0.97  # the page's margins, as fractions of its width
 HEADER_COLOR = "#e8eef8"
 RULE_COLOR = "#c3cad6"
 STRIPE_COLOR = "#f5f7fa"
-TABLE_COLUMNS = ("Metric", "Total", "Daily average", "Best day", "Days\nwith data", "Daily goal", "Days\ngoal met")
-TABLE_WIDTHS = (0.15, 0.15, 0.14, 0.21, 0.1, 0.13, 0.12)
+# Goal met is out of the days with data (the column before): days before the first reading, or
+# after today, cannot be judged, and over ten years of two days' data "2 of 3,652" says nothing.
+TABLE_COLUMNS = (
+    "Metric",
+    "Total",
+    "Daily average",
+    "Best day",
+    "Days\nwith data",
+    "Daily goal",
+    "Goal met, of\ndays with data",
+)
+TABLE_WIDTHS = (0.14, 0.14, 0.13, 0.21, 0.1, 0.12, 0.16)
 # Where each metric's chart goes on a grid of three rows and two columns: steps across the page.
 CHART_CELLS = {
     MetricKind.STEPS: (0, slice(0, 2)),
@@ -79,7 +89,8 @@ def report_figure(report: RangeReport):
             handles=key,
             loc="center",
             bbox_to_anchor=(0.5, 0.697),
-            ncols=len(key),
+            # One row fits four entries across the page; more take two rows.
+            ncols=len(key) if len(key) <= 4 else (len(key) + 1) // 2,
             fontsize=8,
             frameon=False,
             handlelength=1.4,
@@ -111,7 +122,7 @@ def _summary_table(axes, report: RangeReport) -> None:
     # The summary is over the whole range even when the charts are not (see _charts_line).
     whole = f"all {_days(report.days)}" if report.days > 1 else "the day"
     axes.set_title(f"Summary of {whole}", loc="left", fontsize=11, weight="bold", pad=4)
-    rows = [_table_row(figures, report.days) for figures in report.figures]
+    rows = [_table_row(figures) for figures in report.figures]
     table = Table(axes, bbox=(0, 0, 1, 1))
     height = 1 / (len(rows) + 1.5)  # the header is one and a half rows: its labels take two lines
     for column, (label, width) in enumerate(zip(TABLE_COLUMNS, TABLE_WIDTHS, strict=True)):
@@ -136,28 +147,22 @@ def _align(column: int) -> str:
     return "left" if column in (0, 3) else "right"
 
 
-def _table_row(figures: RangeFigures, days: int) -> list[str]:
+def _table_row(figures: RangeFigures) -> list[str]:
     metric = figures.metric
     has_data = figures.days_with_data > 0
-    total = "" if metric is MetricKind.HEART_RATE or not has_data else _amount(metric, figures.total)
-    average = _amount(metric, figures.average) if has_data else ""
-    best = f"{_short_date(figures.best_day)}: {_amount(metric, figures.best_value)}" if figures.best_day else ""
-    goal = _amount(metric, figures.daily_goal_target) if figures.daily_goal_target else ""
-    met = f"{figures.days_goal_met:,} of {days:,}" if figures.daily_goal_target else ""
+    total = "" if metric is MetricKind.HEART_RATE or not has_data else amount(metric, figures.total)
+    average = amount(metric, figures.average) if has_data else ""
+    if figures.best_day:
+        best = f"{_short_date(figures.best_day)}: {amount(metric, figures.best_value)}"
+    elif metric is MetricKind.HEART_RATE and has_data:
+        # No best day for heart rate (its highest average is no achievement): the range of its minutes.
+        best = f"range: {figures.low:,.0f}–{amount(metric, figures.high)}"
+    else:
+        best = ""
+    goal = amount(metric, figures.daily_goal_target) if figures.daily_goal_target else ""
+    met = f"{figures.days_goal_met:,} of {figures.days_with_data:,}" if figures.daily_goal_target and has_data else ""
     cells = [total, average, best, f"{figures.days_with_data:,}", goal, met]
     return [TITLES[metric], *(cell or "–" for cell in cells)]
-
-
-def _amount(metric: MetricKind, value: float) -> str:
-    """A figure in the unit the page shows it in: kilometres with two decimals (one from 100 km)."""
-    shown = value * display_scale(metric)
-    if metric is MetricKind.DISTANCE:
-        return f"{shown:,.{2 if shown < 100 else 1}f} km"
-    return f"{_number(shown)} {display_unit(metric)}"
-
-
-def _number(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:,.1f}"
 
 
 def _days(count: int) -> str:

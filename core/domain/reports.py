@@ -204,11 +204,13 @@ class RangeFigures:
     metric: MetricKind
     total: float  # 0 for heart rate
     average: float  # per day with data (heart rate: bpm weighted by minutes)
-    best_day: date | None
+    best_day: date | None  # None without data, and for heart rate (its highest average is no achievement)
     best_value: float
     days_with_data: int
-    days_goal_met: int
+    days_goal_met: int  # out of days_with_data: a day without readings cannot be judged
     daily_goal_target: float  # 0 without a daily goal
+    low: float = 0.0  # heart rate: the lowest minute of the range (0 for other metrics)
+    high: float = 0.0  # heart rate: the highest minute
 
 
 @dataclass(frozen=True)
@@ -227,8 +229,15 @@ class Chart:
     metric: MetricKind
     bar_days: int  # 1 (a bar per day) or 7 (a bar per Monday-to-Sunday week)
     bars: tuple[ChartBar, ...]
-    goal: float  # the goal of one bar, drawn as a horizontal line; 0 for none
+    goal: float  # the goal each bar is judged against, drawn as a horizontal line; 0 for none
     goal_label: str  # what the line is: "daily goal", "weekly goal" or "daily goal × 7"
+    # With a bar per day, a weekly goal no single bar is judged against: drawn as its per-day share.
+    weekly_goal: float = 0.0
+
+    @property
+    def daily_share(self) -> float:
+        """The weekly goal's share of one day, a pace to read the daily bars against; 0 without."""
+        return self.weekly_goal / 7 if self.bar_days == 1 else 0.0
 
     @property
     def has_data(self) -> bool:
@@ -283,7 +292,7 @@ def range_report(
     for metric, summary in summaries.items():
         daily_goal = _target(goals, metric, GoalPeriod.DAILY)
         with_data = [d for d in summary.days if d.has_data]
-        best = max(with_data, key=lambda d: d.value, default=None)
+        best = max(with_data, key=lambda d: d.value, default=None) if metric.is_cumulative else None
         figures.append(
             RangeFigures(
                 metric=metric,
@@ -292,8 +301,10 @@ def range_report(
                 best_day=best.day if best else None,
                 best_value=best.value if best else 0.0,
                 days_with_data=summary.days_with_data,
-                days_goal_met=sum(bool(daily_goal) and d.value >= daily_goal for d in summary.days),
+                days_goal_met=sum(bool(daily_goal) and d.value >= daily_goal for d in with_data),
                 daily_goal_target=daily_goal,
+                low=0.0 if metric.is_cumulative else summary.min,
+                high=0.0 if metric.is_cumulative else summary.max,
             )
         )
         charted = [d for d in summary.days if chart_start <= d.day <= chart_end]
@@ -330,7 +341,7 @@ def _chart(metric: MetricKind, days: Sequence[DaySummary], daily_goal: float, we
     """Bars of `days` (the chart's span): a bar a day up to DAILY_BARS_UP_TO_DAYS, else a bar a week."""
     if len(days) <= DAILY_BARS_UP_TO_DAYS:
         bars = tuple(_bar(metric, [d], True, daily_goal) for d in days)
-        return Chart(metric, 1, bars, daily_goal, "daily goal" if daily_goal else "")
+        return Chart(metric, 1, bars, daily_goal, "daily goal" if daily_goal else "", weekly_goal)
     if weekly_goal:
         goal, label = weekly_goal, "weekly goal"
     elif daily_goal:

@@ -289,7 +289,10 @@ def test_a_downloaded_pdf_names_the_person_shows_km_and_charts_only_the_days_wit
     assert "the part of the range with data; a bar per day" in text  # not ten years of empty weeks
     assert "12.34 km" in text and "12,340" not in text
     assert "Distance (km)" in text and "Heart rate (bpm)" in text
-    assert "goal met" in text and "daily goal: 1,000" in text
+    assert "goal met" in text and "daily goal: 1,000 steps" in text
+    # Goal met out of the days with data (1,500 and 800 steps against 1,000), not of the 3,660 days.
+    assert re.search(r"Steps .* 2 +1,000 steps +1 of 2\n", text), text
+    assert "range: 60–90 bpm" in text  # heart rate: its lowest and highest minute, not a best day
     assert "\f" not in text.rstrip("\f")  # one page
 
 

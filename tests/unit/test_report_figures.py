@@ -79,6 +79,26 @@ def test_a_short_range_is_charted_a_bar_a_day_with_the_daily_goal_line(app, pdf_
     assert (calories_chart.metric, calories_chart.goal, calories_chart.goal_label) == (CALORIES, 0, "")
 
 
+def test_a_weekly_goal_over_daily_bars_is_given_with_its_daily_share(app, pdf_reports, renderer, alice):
+    app.goals.create(alice, DISTANCE, GoalPeriod.WEEKLY, 35_000)
+    daily = drawn(pdf_reports, renderer, alice, d(1), d(30)).charts[2]
+    assert (daily.metric, daily.bar_days, daily.goal, daily.goal_label) == (DISTANCE, 1, 0, "")
+    assert (daily.weekly_goal, daily.daily_share) == (35_000, 5_000)
+    weekly = drawn(pdf_reports, renderer, alice, d(1), d(30, 9)).charts[2]
+    assert (weekly.bar_days, weekly.goal, weekly.goal_label, weekly.daily_share) == (7, 35_000, "weekly goal", 0)
+
+
+def test_pdf_figures_count_goal_days_over_days_with_data_and_give_heart_rate_a_range(app, pdf_reports, renderer, alice):
+    app.goals.create(alice, STEPS, GoalPeriod.DAILY, 10_000)
+    put(app, alice.user_id, STEPS, {d(2): 12_000, d(3): 9_000})
+    app.store.put_days(alice.user_id, HEART, DaySummary(d(2), 60, 48, 150, 600), DaySummary(d(3), 90, 52, 171, 200))
+    report = drawn(pdf_reports, renderer, alice, date(2016, 7, 1), d(30))  # ten years, two days of data
+    steps, heart = report.figures[0], report.figures[4]
+    assert (steps.days_goal_met, steps.days_with_data) == (1, 2)
+    assert (heart.best_day, heart.low, heart.high) == (None, 48, 171)
+    assert (steps.low, steps.high) == (0, 0)
+
+
 def test_ninety_two_days_still_get_a_bar_a_day(pdf_reports, renderer, alice):
     chart = drawn(pdf_reports, renderer, alice, d(1), d(1) + timedelta(days=91)).charts[0]
     assert (chart.bar_days, len(chart.bars)) == (1, 92)

@@ -64,6 +64,20 @@ def tick_labels(axes, axis: str = "x") -> list[str]:
     return [label.get_text() for label in getattr(axes, f"get_{axis}ticklabels")()]
 
 
+def title_box(axes, renderer):
+    """Where the chart's title is: set on the left (axes.title is the empty centre one)."""
+    return axes._left_title.get_window_extent(renderer)
+
+
+def table_rows(figure) -> dict[str, list[str]]:
+    """The summary table's rows by their first cell, the header's under "Metric"."""
+    (table,) = [a.tables[0] for a in figure.axes if a.tables]
+    rows: dict[int, list[str]] = {}
+    for (row, _), cell in sorted(table.get_celld().items()):
+        rows.setdefault(row, []).append(cell.get_text().get_text())
+    return {cells[0]: cells for cells in rows.values()}
+
+
 def texts(figure) -> list[str]:
     return [t.get_text() for t in figure.texts]
 
@@ -134,7 +148,7 @@ def test_legends_sit_above_the_plot_clear_of_bars_goal_line_and_title():
             (line,) = [line for line in axes.lines if line.get_gid() == "goal"]
             goal_y = axes.transData.transform((0, line.get_ydata()[0]))[1]
             assert plot.y0 < goal_y < plot.y1 <= legend.y0, metric  # the line is in the plot, the legend above
-            assert not legend.overlaps(axes.title.get_window_extent(renderer)), metric
+            assert not legend.overlaps(title_box(axes, renderer)), metric
             assert legend.x1 <= plot.x1 + 1
 
 
@@ -143,14 +157,14 @@ def test_distance_is_shown_in_kilometres():
     stored = {DISTANCE: [DaySummary(day, 128_765 / 15, 0, 100, 600) for day in days(NOVEMBER[0], 15)]}
     report = range_report("alice", *NOVEMBER, stored, [goal(DISTANCE, 6_000)])
     figure = drawn(report)
-    (table,) = [a.tables[0] for a in figure.axes if a.tables]
-    row = [cell.get_text().get_text() for (r, _), cell in sorted(table.get_celld().items()) if r == 3]
+    row = table_rows(figure)["Distance"]
     assert row[:3] == ["Distance", "128.8 km", "8.58 km"]
-    assert row[5] == "6.00 km"
+    assert row[5] == "6 km"  # was "6.00 km" here and "daily goal: 6" on the chart
     axes = chart(figure, DISTANCE)
     assert axes.get_title(loc="left") == "Distance (km)"
     (line,) = [line for line in axes.lines if line.get_gid() == "goal"]
     assert line.get_ydata()[0] == pytest.approx(6.0)
+    assert line.get_label() == "daily goal: 6 km"
     assert axes.get_ylim()[1] < 20
 
 
@@ -192,11 +206,18 @@ def test_heart_rate_and_distance_have_charts_of_their_own():
         (date(2026, 11, 2), date(2026, 11, 15), days(date(2026, 11, 2), 14)),  # two weeks
         (date(2025, 12, 1), date(2026, 11, 30), days(date(2026, 11, 10), 15)),  # a year, 15 days of data
         (date(2016, 12, 20), date(2026, 12, 19), days(date(2016, 12, 20), 3652)),  # ten years, weekly bars
+        (date(2026, 6, 3), date(2026, 11, 30), days(date(2026, 6, 3), 181)),  # weeks cut at both ends
     ],
-    ids=["empty", "two-weeks", "year-of-15-days", "ten-years"],
+    ids=["empty", "two-weeks", "year-of-15-days", "ten-years", "six-months-to-a-monday"],
 )
 def test_everything_fits_one_a4_page_without_overlapping(start, end, data):
-    goals = [goal(STEPS, 9_000), goal(CALORIES, 2_300, GoalPeriod.WEEKLY), goal(DISTANCE, 5_000)]
+    # Over daily bars, steps have both goals' lines and legends, calories the weekly goal's share alone.
+    goals = [
+        goal(STEPS, 9_000),
+        goal(STEPS, 60_000, GoalPeriod.WEEKLY),
+        goal(CALORIES, 2_300, GoalPeriod.WEEKLY),
+        goal(DISTANCE, 5_000),
+    ]
     figure = drawn(a_report(start, end, data, goals))
     assert tuple(figure.get_size_inches()) == pytest.approx(A4_INCHES)
     renderer = figure.canvas.get_renderer()
