@@ -215,6 +215,7 @@ def _metric_report(section: MetricReport) -> report_pb2.MetricReport:
         best_value=section.best_value,
         days_goal_met=section.days_goal_met,
         current_streak=section.current_streak,
+        days_so_far=section.days_so_far,
         daily_goal_target=section.daily_goal_target,
         weekly_goal_target=section.weekly_goal_target,
         previous_total=section.previous_total,

@@ -118,6 +118,14 @@ def test_a_report_names_no_best_day_for_heart_rate(stubs, alice, clock):
     assert not section.HasField("best_day") and section.best_value == 0
 
 
+def test_a_week_in_progress_says_how_many_of_its_days_have_come_so_far(stubs, alice, clock):
+    today = clock().astimezone(ZoneInfo("Europe/Paris")).date()  # alice's zone
+    for anchor, so_far in ((today, today.weekday() + 1), (today - timedelta(days=7), 7)):
+        request = report_pb2.ViewReportRequest(period=report_pb2.REPORT_PERIOD_WEEK, anchor=proto_date(anchor))
+        report = stubs.reports.ViewReport(request, metadata=alice.auth)
+        assert {m.days_so_far for m in report.metrics} == {so_far}, anchor
+
+
 def test_a_report_without_an_earlier_period_has_no_change_figure(stubs, alice, clock):
     week = last_full_week(clock)
     steps_on(stubs, alice, [(week[2], 500)])

@@ -26,31 +26,31 @@ from generated.fittrack.v1 import common_pb2 as fittrack_dot_v1_dot_common__pb2
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66ittrack/v1/report.proto\x12\x0b\x66ittrack.v1\x1a\x18\x66ittrack/v1/common.proto\x1a\x16google/type/date.proto\"a\n\x11ViewReportRequest\x12)\n\x06period\x18\x01 \x01(\x0e\x32\x19.fittrack.v1.ReportPeriod\x12!\n\x06\x61nchor\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"t\n\tReportDay\x12\x1f\n\x04\x64\x61te\x18\x01 \x01(\x0b\x32\x11.google.type.Date\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x13\n\x0bgoal_target\x18\x03 \x01(\x01\x12\x10\n\x08goal_met\x18\x04 \x01(\x08\x12\x10\n\x08has_data\x18\x05 \x01(\x08\"\xf2\x02\n\x0cMetricReport\x12\'\n\x06metric\x18\x01 \x01(\x0e\x32\x17.fittrack.v1.MetricKind\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12$\n\x04\x64\x61ys\x18\x03 \x03(\x0b\x32\x16.fittrack.v1.ReportDay\x12\r\n\x05total\x18\x04 \x01(\x01\x12\x0f\n\x07\x61verage\x18\x05 \x01(\x01\x12#\n\x08\x62\x65st_day\x18\x06 \x01(\x0b\x32\x11.google.type.Date\x12\x12\n\nbest_value\x18\x07 \x01(\x01\x12\x15\n\rdays_goal_met\x18\x08 \x01(\r\x12\x16\n\x0e\x63urrent_streak\x18\t \x01(\r\x12\x19\n\x11\x64\x61ily_goal_target\x18\n \x01(\x01\x12\x1a\n\x12weekly_goal_target\x18\x0b \x01(\x01\x12\x16\n\x0eprevious_total\x18\x0c \x01(\x01\x12\x1b\n\x0e\x63hange_percent\x18\r \x01(\x01H\x00\x88\x01\x01\x42\x11\n\x0f_change_percent\"\xa1\x01\n\x06Report\x12)\n\x06period\x18\x01 \x01(\x0e\x32\x19.fittrack.v1.ReportPeriod\x12 \n\x05start\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12\x1e\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12*\n\x07metrics\x18\x04 \x03(\x0b\x32\x19.fittrack.v1.MetricReport\"i\n\x15\x44ownloadReportRequest\x12%\n\x05range\x18\x01 \x01(\x0b\x32\x16.fittrack.v1.DateRange\x12)\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x19.fittrack.v1.ReportFormat\"M\n\x0eReportFileInfo\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x04\"^\n\x16\x44ownloadReportResponse\x12+\n\x04info\x18\x01 \x01(\x0b\x32\x1b.fittrack.v1.ReportFileInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part*^\n\x0cReportPeriod\x12\x1d\n\x19REPORT_PERIOD_UNSPECIFIED\x10\x00\x12\x16\n\x12REPORT_PERIOD_WEEK\x10\x01\x12\x17\n\x13REPORT_PERIOD_MONTH\x10\x02*[\n\x0cReportFormat\x12\x1d\n\x19REPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11REPORT_FORMAT_CSV\x10\x01\x12\x15\n\x11REPORT_FORMAT_PDF\x10\x02\x32\xaf\x01\n\rReportService\x12\x41\n\nViewReport\x12\x1e.fittrack.v1.ViewReportRequest\x1a\x13.fittrack.v1.Report\x12[\n\x0e\x44ownloadReport\x12\".fittrack.v1.DownloadReportRequest\x1a#.fittrack.v1.DownloadReportResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66ittrack/v1/report.proto\x12\x0b\x66ittrack.v1\x1a\x18\x66ittrack/v1/common.proto\x1a\x16google/type/date.proto\"a\n\x11ViewReportRequest\x12)\n\x06period\x18\x01 \x01(\x0e\x32\x19.fittrack.v1.ReportPeriod\x12!\n\x06\x61nchor\x18\x02 \x01(\x0b\x32\x11.google.type.Date\"t\n\tReportDay\x12\x1f\n\x04\x64\x61te\x18\x01 \x01(\x0b\x32\x11.google.type.Date\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x13\n\x0bgoal_target\x18\x03 \x01(\x01\x12\x10\n\x08goal_met\x18\x04 \x01(\x08\x12\x10\n\x08has_data\x18\x05 \x01(\x08\"\x87\x03\n\x0cMetricReport\x12\'\n\x06metric\x18\x01 \x01(\x0e\x32\x17.fittrack.v1.MetricKind\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12$\n\x04\x64\x61ys\x18\x03 \x03(\x0b\x32\x16.fittrack.v1.ReportDay\x12\r\n\x05total\x18\x04 \x01(\x01\x12\x0f\n\x07\x61verage\x18\x05 \x01(\x01\x12#\n\x08\x62\x65st_day\x18\x06 \x01(\x0b\x32\x11.google.type.Date\x12\x12\n\nbest_value\x18\x07 \x01(\x01\x12\x15\n\rdays_goal_met\x18\x08 \x01(\r\x12\x16\n\x0e\x63urrent_streak\x18\t \x01(\r\x12\x19\n\x11\x64\x61ily_goal_target\x18\n \x01(\x01\x12\x1a\n\x12weekly_goal_target\x18\x0b \x01(\x01\x12\x16\n\x0eprevious_total\x18\x0c \x01(\x01\x12\x1b\n\x0e\x63hange_percent\x18\r \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x0b\x64\x61ys_so_far\x18\x0e \x01(\rB\x11\n\x0f_change_percent\"\xa1\x01\n\x06Report\x12)\n\x06period\x18\x01 \x01(\x0e\x32\x19.fittrack.v1.ReportPeriod\x12 \n\x05start\x18\x02 \x01(\x0b\x32\x11.google.type.Date\x12\x1e\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12*\n\x07metrics\x18\x04 \x03(\x0b\x32\x19.fittrack.v1.MetricReport\"i\n\x15\x44ownloadReportRequest\x12%\n\x05range\x18\x01 \x01(\x0b\x32\x16.fittrack.v1.DateRange\x12)\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x19.fittrack.v1.ReportFormat\"M\n\x0eReportFileInfo\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x04\"^\n\x16\x44ownloadReportResponse\x12+\n\x04info\x18\x01 \x01(\x0b\x32\x1b.fittrack.v1.ReportFileInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part*^\n\x0cReportPeriod\x12\x1d\n\x19REPORT_PERIOD_UNSPECIFIED\x10\x00\x12\x16\n\x12REPORT_PERIOD_WEEK\x10\x01\x12\x17\n\x13REPORT_PERIOD_MONTH\x10\x02*[\n\x0cReportFormat\x12\x1d\n\x19REPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11REPORT_FORMAT_CSV\x10\x01\x12\x15\n\x11REPORT_FORMAT_PDF\x10\x02\x32\xaf\x01\n\rReportService\x12\x41\n\nViewReport\x12\x1e.fittrack.v1.ViewReportRequest\x1a\x13.fittrack.v1.Report\x12[\n\x0e\x44ownloadReport\x12\".fittrack.v1.DownloadReportRequest\x1a#.fittrack.v1.DownloadReportResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fittrack.v1.report_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REPORTPERIOD']._serialized_start=1127
-  _globals['_REPORTPERIOD']._serialized_end=1221
-  _globals['_REPORTFORMAT']._serialized_start=1223
-  _globals['_REPORTFORMAT']._serialized_end=1314
+  _globals['_REPORTPERIOD']._serialized_start=1148
+  _globals['_REPORTPERIOD']._serialized_end=1242
+  _globals['_REPORTFORMAT']._serialized_start=1244
+  _globals['_REPORTFORMAT']._serialized_end=1335
   _globals['_VIEWREPORTREQUEST']._serialized_start=91
   _globals['_VIEWREPORTREQUEST']._serialized_end=188
   _globals['_REPORTDAY']._serialized_start=190
   _globals['_REPORTDAY']._serialized_end=306
   _globals['_METRICREPORT']._serialized_start=309
-  _globals['_METRICREPORT']._serialized_end=679
-  _globals['_REPORT']._serialized_start=682
-  _globals['_REPORT']._serialized_end=843
-  _globals['_DOWNLOADREPORTREQUEST']._serialized_start=845
-  _globals['_DOWNLOADREPORTREQUEST']._serialized_end=950
-  _globals['_REPORTFILEINFO']._serialized_start=952
-  _globals['_REPORTFILEINFO']._serialized_end=1029
-  _globals['_DOWNLOADREPORTRESPONSE']._serialized_start=1031
-  _globals['_DOWNLOADREPORTRESPONSE']._serialized_end=1125
-  _globals['_REPORTSERVICE']._serialized_start=1317
-  _globals['_REPORTSERVICE']._serialized_end=1492
+  _globals['_METRICREPORT']._serialized_end=700
+  _globals['_REPORT']._serialized_start=703
+  _globals['_REPORT']._serialized_end=864
+  _globals['_DOWNLOADREPORTREQUEST']._serialized_start=866
+  _globals['_DOWNLOADREPORTREQUEST']._serialized_end=971
+  _globals['_REPORTFILEINFO']._serialized_start=973
+  _globals['_REPORTFILEINFO']._serialized_end=1050
+  _globals['_DOWNLOADREPORTRESPONSE']._serialized_start=1052
+  _globals['_DOWNLOADREPORTRESPONSE']._serialized_end=1146
+  _globals['_REPORTSERVICE']._serialized_start=1338
+  _globals['_REPORTSERVICE']._serialized_end=1513
 # @@protoc_insertion_point(module_scope)

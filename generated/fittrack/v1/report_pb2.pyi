@@ -50,7 +50,7 @@ class ReportDay(_message.Message):
     def __init__(self, date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., value: _Optional[float] = ..., goal_target: _Optional[float] = ..., goal_met: _Optional[bool] = ..., has_data: _Optional[bool] = ...) -> None: ...
 
 class MetricReport(_message.Message):
-    __slots__ = ("metric", "unit", "days", "total", "average", "best_day", "best_value", "days_goal_met", "current_streak", "daily_goal_target", "weekly_goal_target", "previous_total", "change_percent")
+    __slots__ = ("metric", "unit", "days", "total", "average", "best_day", "best_value", "days_goal_met", "current_streak", "daily_goal_target", "weekly_goal_target", "previous_total", "change_percent", "days_so_far")
     METRIC_FIELD_NUMBER: _ClassVar[int]
     UNIT_FIELD_NUMBER: _ClassVar[int]
     DAYS_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class MetricReport(_message.Message):
     WEEKLY_GOAL_TARGET_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     CHANGE_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    DAYS_SO_FAR_FIELD_NUMBER: _ClassVar[int]
     metric: _common_pb2.MetricKind
     unit: str
     days: _containers.RepeatedCompositeFieldContainer[ReportDay]
@@ -77,7 +78,8 @@ class MetricReport(_message.Message):
     weekly_goal_target: float
     previous_total: float
     change_percent: float
-    def __init__(self, metric: _Optional[_Union[_common_pb2.MetricKind, str]] = ..., unit: _Optional[str] = ..., days: _Optional[_Iterable[_Union[ReportDay, _Mapping]]] = ..., total: _Optional[float] = ..., average: _Optional[float] = ..., best_day: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., best_value: _Optional[float] = ..., days_goal_met: _Optional[int] = ..., current_streak: _Optional[int] = ..., daily_goal_target: _Optional[float] = ..., weekly_goal_target: _Optional[float] = ..., previous_total: _Optional[float] = ..., change_percent: _Optional[float] = ...) -> None: ...
+    days_so_far: int
+    def __init__(self, metric: _Optional[_Union[_common_pb2.MetricKind, str]] = ..., unit: _Optional[str] = ..., days: _Optional[_Iterable[_Union[ReportDay, _Mapping]]] = ..., total: _Optional[float] = ..., average: _Optional[float] = ..., best_day: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., best_value: _Optional[float] = ..., days_goal_met: _Optional[int] = ..., current_streak: _Optional[int] = ..., daily_goal_target: _Optional[float] = ..., weekly_goal_target: _Optional[float] = ..., previous_total: _Optional[float] = ..., change_percent: _Optional[float] = ..., days_so_far: _Optional[int] = ...) -> None: ...
 
 class Report(_message.Message):
     __slots__ = ("period", "start", "end", "metrics")
