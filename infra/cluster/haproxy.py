@@ -49,6 +49,13 @@ defaults
     timeout client 30m
     timeout server 30m
     timeout check 2s
+    # A backend connection whose peer vanished while HAProxy waited for an answer (a host that died, or
+    # a connection whose path was torn down) would hold the client's query for `timeout server`:
+    # keepalive probes find it within about 20 s, and HAProxy closes the client's side.
+    option srvtcpka
+    srvtcpka-idle 10s
+    srvtcpka-intvl 5s
+    srvtcpka-cnt 2
     default-server inter 2s fall 2 rise 1 on-marked-down shutdown-sessions
 
 listen stats

@@ -288,19 +288,24 @@ def _reset_direct(lay: Layout, h: Host) -> int:
 
 
 def remove(lay: Layout, host_name: str) -> None:
-    """Undo add: the table first (new connections go direct again), then Toxiproxy stops, which breaks
-    the connections still going through it; their clients reconnect, directly. Harmless when nothing is
-    there, even when the namespace is gone."""
+    """Undo add: Toxiproxy stops, which closes the connections going through it, then the table goes (new
+    connections go direct again); their clients reconnect, directly. Harmless when nothing is there, even
+    when the namespace is gone.
+
+    In that order: Toxiproxy's closing packets reach the clients only while the table's NAT still
+    translates them back. With the table gone first, a connection waiting for an answer (HAProxy holding
+    a query for PostgreSQL) never heard of the close and stayed half-open, its query hung for good. For
+    the moment between the two, a new connection is refused and retried."""
     h = lay.host(host_name)
+    p = pid(lay, h)
+    if p:
+        terminate(p, f"toxiproxy on {h.name}", 15)
+    _pidfile(h).unlink(missing_ok=True)
     if _table_present(h):
         r = _nft(h, "delete", "table", "ip", TABLE)
         if r.returncode != 0:
             raise ClusterError(f"nft delete table in {h.netns} failed: {r.stderr.strip()}")
         log(f"{h.name}: latency table removed")
-    p = pid(lay, h)
-    if p:
-        terminate(p, f"toxiproxy on {h.name}", 15)
-    _pidfile(h).unlink(missing_ok=True)
 
 
 def active(lay: Layout, host_name: str) -> int | None:

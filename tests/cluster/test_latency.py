@@ -43,6 +43,21 @@ def round_trip_ms(cluster, source: str, target: str) -> float:
     return statistics.median(json.loads(out))
 
 
+# Run inside a host's namespace: one connection, opened and then waiting for an answer that never comes, as
+# HAProxy waits on a query for PostgreSQL. It says when the connection is up, then how it ended.
+WAITER = """
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+print("connected", flush=True)
+s.settimeout(120)
+try:
+    ended = "closed" if s.recv(1) == b"" else "answered"
+except OSError as error:
+    ended = "closed" if not isinstance(error, TimeoutError) else "hung"
+print(ended, flush=True)
+"""
+
+
 def latency(host: str, value: str) -> None:
     # the first use builds Toxiproxy from the Go module proxy
     subprocess.run(["python3", str(CLUSTER / "cluster.py"), "latency", host, value], cwd=ROOT, check=True, timeout=300)
@@ -58,6 +73,7 @@ def serving_through(cluster, host: str, calls: int) -> list[int]:
 
 def test_latency_on_h3_slows_the_connections_it_opens_and_the_service_still_answers(cluster):
     fast = eventually(lambda: round_trip_ms(cluster, "h3", "h1"), lambda ms: ms < 50, timeout=30, interval=0.5)
+    waiter = None
     try:
         latency("h3", "200")
         slow = eventually(
@@ -69,6 +85,20 @@ def test_latency_on_h3_slows_the_connections_it_opens_and_the_service_still_answ
         assert other_way < 50, (fast, slow, other_way)
         serving = health_pb2.HealthCheckResponse.SERVING
         assert serving_through(cluster, "h3", 6) == [serving] * 6
+        address, port = cluster.hosts["h1"], str(cluster.ports["haproxy_stats"])
+        waiter = subprocess.Popen(
+            ["ip", "netns", "exec", NETNS_PREFIX + "h3", "python3", "-c", WAITER, address, port],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert waiter.stdout.readline().strip() == "connected"
     finally:
         latency("h3", "off")
     eventually(lambda: round_trip_ms(cluster, "h3", "h1"), lambda ms: ms < 50, timeout=30, interval=0.5)
+    # A connection through the proxy that was waiting for an answer hears that it closed, and its client
+    # reconnects; it is not left half-open, waiting for good.
+    assert waiter is not None
+    try:
+        assert waiter.communicate(timeout=10)[0].strip() == "closed"
+    finally:
+        waiter.kill()
