@@ -1,10 +1,12 @@
 """Starting the processes: a bad setting or a taken address is a message and an exit code, never a traceback."""
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -63,6 +65,21 @@ def serving(address: str) -> bool:
     return status == health_pb2.HealthCheckResponse.SERVING
 
 
+@contextlib.contextmanager
+def running_server(env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """A server process serving on env's FITTRACK_LISTEN; stopped with SIGTERM after, which it must obey."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        eventually(lambda: serving(env["FITTRACK_LISTEN"]), bool, timeout=30)
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
+    assert process.returncode == 0
+
+
 @pytest.mark.parametrize(
     ("setting", "value", "message"),
     [
@@ -103,20 +120,12 @@ def test_a_second_server_on_a_taken_address_refuses_to_start_and_the_first_goes_
     address = f"127.0.0.1:{free_port()}"
     # Both on one data directory, as two `make run` in one checkout would be.
     env = environment(tmp_path, FITTRACK_LISTEN=address)
-    first = subprocess.Popen(
-        [sys.executable, "-m", "server"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        eventually(lambda: serving(address), bool, timeout=30)
+    with running_server(env):
         second = run("server", env)
         assert second.returncode in (1, 2)
         assert f"{address} is already in use: is another Fittrack server running?" in second.stderr
         assert "Traceback" not in second.stderr + second.stdout
         assert serving(address)
-    finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=20)
-    assert first.returncode == 0
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
@@ -138,15 +147,7 @@ def test_an_argument_is_refused_rather_than_ignored(tmp_path, program):
 
 def test_a_second_server_on_the_same_data_directory_refuses_to_start_whatever_its_address(tmp_path):
     first_address, second_address = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    first = subprocess.Popen(
-        [sys.executable, "-m", "server"],
-        cwd=ROOT,
-        env=environment(tmp_path, FITTRACK_LISTEN=first_address),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        eventually(lambda: serving(first_address), bool, timeout=30)
+    with running_server(environment(tmp_path, FITTRACK_LISTEN=first_address)) as first:
         second = run("server", environment(tmp_path, FITTRACK_LISTEN=second_address))
         assert second.returncode == 1
         assert f"the data in {tmp_path / 'var'} is in use by another Fittrack server (process {first.pid})" in (
@@ -154,20 +155,6 @@ def test_a_second_server_on_the_same_data_directory_refuses_to_start_whatever_it
         )
         assert "Traceback" not in second.stderr + second.stdout
         assert serving(first_address) and not serving(second_address)
-    finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=20)
-    assert first.returncode == 0
     # The hold ends with the server: the next one starts on the same data.
-    again = subprocess.Popen(
-        [sys.executable, "-m", "server"],
-        cwd=ROOT,
-        env=environment(tmp_path, FITTRACK_LISTEN=second_address),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        eventually(lambda: serving(second_address), bool, timeout=30)
-    finally:
-        again.send_signal(signal.SIGTERM)
-        again.communicate(timeout=20)
+    with running_server(environment(tmp_path, FITTRACK_LISTEN=second_address)):
+        pass
