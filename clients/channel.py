@@ -20,6 +20,13 @@ TLS_SCHEMES = ("grpcs://", "https://")
 PLAIN_SCHEMES = ("grpc://", "http://")
 Options = Sequence[tuple[str, object]]
 
+# A person's command waiting for a server that restarts: gRPC's reconnect backoff grows to 120 s by default, so
+# a channel kept open through a few seconds' outage (`fittrack notifications watch`) would go on failing for
+# tens of seconds after the server is back. Capped at 1 s, it tries again about once a second. The minimum
+# connect timeout (grpc.min_reconnect_backoff_ms) stays at its default: lowering it would cut short a TLS
+# handshake over a slow link.
+QUICK_RECONNECT: Options = (("grpc.initial_reconnect_backoff_ms", 250), ("grpc.max_reconnect_backoff_ms", 1000))
+
 
 class ChannelError(ValueError):
     """A server address or TLS option is unusable; the message says which and why."""
@@ -152,7 +159,7 @@ def explain_unavailable(address: str, security: Security, details: str) -> tuple
     hints = [f"check that the Fittrack server at {address} is up"]
     if not secure:
         hints.append("a server that serves TLS needs grpcs://HOST:PORT, --tls or --ca-file")
-    return f"UNAVAILABLE: {details}", hints
+    return f"the connection to {address} failed: {details}", hints
 
 
 def secure_channel(address: str, security: Security = PLAINTEXT, options: Options = ()) -> grpc.Channel:

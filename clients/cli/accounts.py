@@ -18,8 +18,10 @@ from clients.cli.profile import add_profile_options, profile_fields, system_time
 from clients.cli.session import (
     Session,
     check_writable,
+    end_forgotten,
     load_session,
     load_session_or_none,
+    remember_forgotten,
     remove_session,
     save_session,
     session_path,
@@ -106,8 +108,9 @@ def cmd_login(ctx: Context, args: argparse.Namespace) -> None:
         )
     except grpc.RpcError as error:
         if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
+            # The server's advice names its RPC (ChangePassword); the hint names the command instead.
             raise CliError(
-                f"{error.code().name}: {error.details()}",
+                (error.details() or "").split("; set a new one", 1)[0],
                 hint=f"set a new password with `fittrack password change --username {args.username}`, then log in",
             ) from None
         raise
@@ -183,12 +186,20 @@ def keep(ctx: Context, session: Session) -> str:
     except CliError:
         revoke(session)  # nobody could ever use or end it
         raise
+    # A login got through: end the sessions forgotten while their server could not be reached.
+    end_forgotten(revoke)
     if previous is not None and previous.refresh_token != session.refresh_token and not revoke(previous):
+        remember_forgotten(previous)
         ctx.terminal.warning(
             f"could not end the previous session ({previous.username} on {previous.server}) on its server; "
-            f"it stays valid there until {previous.refresh_token_expires_at[:10]}"
+            f"it stays valid there until {previous.refresh_token_expires_at[:10]}, "
+            f"{_UNTIL_A_LOGIN.format(server=previous.server)}"
         )
     return str(path)
+
+
+# What becomes of a session forgotten here while its server could not be reached (see session.end_forgotten).
+_UNTIL_A_LOGIN = "or until the next `fittrack login` that reaches {server} ends it there"
 
 
 def shown(login: account_pb2.LoginResponse) -> dict:
@@ -202,6 +213,8 @@ def shown(login: account_pb2.LoginResponse) -> dict:
 def cmd_logout(ctx: Context, args: argparse.Namespace) -> None:
     if args.local:
         session = load_session_or_none()
+        if session is not None:
+            remember_forgotten(session)  # so that a later login can still end it on its server
         remove_session()
         if args.json:
             ctx.terminal.json({})
@@ -210,8 +223,8 @@ def cmd_logout(ctx: Context, args: argparse.Namespace) -> None:
         else:
             ctx.terminal.line(f"Forgot the session of {session.username} on {session.server} here.")
             ctx.terminal.warning(
-                f"it stays valid on the server until {session.refresh_token_expires_at[:10]}; "
-                "logging in again ends it there"
+                f"it stays valid on the server until {session.refresh_token_expires_at[:10]}, "
+                f"{_UNTIL_A_LOGIN.format(server=session.server)}"
             )
         return
     client = ctx.client
@@ -227,13 +240,15 @@ def cmd_logout(ctx: Context, args: argparse.Namespace) -> None:
                 hint=[
                     "start the server and run `fittrack logout` again",
                     "or forget it here only with `fittrack logout --local` "
-                    f"(it then stays valid on the server until {session.refresh_token_expires_at[:10]})",
+                    f"(it then stays valid on the server until {session.refresh_token_expires_at[:10]}, "
+                    f"{_UNTIL_A_LOGIN.format(server=session.server)})",
                 ],
             ) from None
         if error.code() != grpc.StatusCode.UNAUTHENTICATED:
             raise
         message = "The session had already ended on the server; removed it here too."
     remove_session()
+    end_forgotten(revoke)  # the server answered: a good moment to end sessions forgotten earlier
     if args.json:
         ctx.terminal.json({})
     else:
@@ -246,35 +261,58 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> None:
     if session is None:
         raise NotLoggedIn()
     client = ctx.client
-    profile = client.unary(client.accounts.GetProfile, account_pb2.GetProfileRequest())
-    session = client.session or session  # refreshed, perhaps
+    try:
+        profile = client.unary(client.accounts.GetProfile, account_pb2.GetProfileRequest())
+    except grpc.RpcError as error:
+        if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            # What this machine knows still answers "who am I"; the error then says why it is unchecked.
+            show_status(ctx, args, session, session.username, session.user_id, None)
+        raise
+    show_status(ctx, args, client.session or session, profile.username, profile.user_id, profile)  # refreshed?
+
+
+def show_status(
+    ctx: Context,
+    args: argparse.Namespace,
+    session: Session,
+    username: str,
+    user_id: str,
+    profile: account_pb2.Profile | None,
+) -> None:
+    """The session as stored, and, with the `profile` the server answered, that it works there."""
+    secure = ctx.client.secure
     if args.json:
         ctx.terminal.json(
             {
                 "server": session.server,
-                "tls": client.secure,
-                "username": profile.username,
-                "user_id": profile.user_id,
+                "tls": secure,
+                "username": username,
+                "user_id": user_id,
                 "session_expires_at": session.refresh_token_expires_at,
                 "session_file": str(session_path()),
+                "checked": profile is not None,  # whether the server confirmed the session
             }
         )
         return
-    zone = zone_named(profile.time_zone)
-    ctx.terminal.line(f"Logged in to {session.server} as {profile.username}.", style="green")
-    ctx.terminal.fields(
-        [
-            ("connection", "TLS" if client.secure else "plaintext"),
-            ("session until", session.refresh_token_expires_at[:10] + " (renewed as it is used)"),
-            (
-                "password expires",
-                local_time(profile.password_expires_at, zone)[:10]
-                if profile.HasField("password_expires_at")
-                else "never",
-            ),
-            ("session file", str(session_path())),
-        ]
-    )
+    if profile is None:
+        ctx.terminal.line(
+            f"Logged in to {session.server} as {username}, as stored here; the server could not be reached to check.",
+            style="yellow",
+        )
+    else:
+        ctx.terminal.line(f"Logged in to {session.server} as {username}.", style="green")
+    rows = [
+        ("connection", "TLS" if secure else "plaintext"),
+        ("session until", session.refresh_token_expires_at[:10] + " (renewed as it is used)"),
+    ]
+    if profile is not None:
+        expires = profile.password_expires_at
+        zone = zone_named(profile.time_zone)
+        rows.append(
+            ("password expires", local_time(expires, zone)[:10] if profile.HasField("password_expires_at") else "never")
+        )
+    rows.append(("session file", str(session_path())))
+    ctx.terminal.fields(rows)
 
 
 def cmd_password_change(ctx: Context, args: argparse.Namespace) -> None:

@@ -10,7 +10,7 @@ from typing import TypeVar
 import grpc
 from google.protobuf.message import Message
 
-from clients.channel import ChannelError, Security, secure_channel, split_target
+from clients.channel import QUICK_RECONNECT, ChannelError, Security, secure_channel, split_target
 from clients.cli.errors import EXIT_USAGE, CliError, NotLoggedIn
 from clients.cli.session import (
     DamagedSession,
@@ -131,7 +131,7 @@ def open_channel(address: str, security: Security, source: str = "--server") -> 
     except ChannelError as error:
         raise CliError(f"{source}: {error}", EXIT_USAGE) from None
     try:
-        return secure_channel(address, security)
+        return secure_channel(address, security, QUICK_RECONNECT)
     except ChannelError as error:
         raise CliError(str(error), EXIT_USAGE) from None
 

@@ -8,6 +8,11 @@ EXIT_USAGE = 2  # a usage mistake, or a command that needs a login first
 EXIT_INTERRUPTED = 130
 
 
+def see_help(command: str) -> str:
+    """The one wording of a hint that points to a command's help: `fittrack goals add` -> see its --help."""
+    return f"see `{command} --help`"
+
+
 class CliError(Exception):
     """A failure explained to the user; `hints` say what to do about it."""
 

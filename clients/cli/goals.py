@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
+import shlex
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import grpc
 from rich.text import Text
 
 from clients.cli import vocabulary as words
 from clients.cli.context import Context
-from clients.cli.errors import CliError, UsageError
+from clients.cli.errors import CliError, UsageError, see_help
 from clients.cli.terminal import message_dict
 from clients.cli.vocabulary import Metric
 from generated.fittrack.v1 import goal_pb2
@@ -49,13 +53,23 @@ class Target(float):
     """A target as typed. Distance is in km, as the CLI shows it, unless it says `m` (`5000m`)."""
 
     unit: str = ""
+    typed: str = ""
 
-    def stored_for(self, metric: Metric) -> float:
+    def stored_for(self, metric: Metric, period: str) -> float:
+        """The amount in the server's unit, within what the server takes for a goal of `metric` and `period`."""
         if self.unit and metric is not Metric.DISTANCE:
             raise UsageError(f"{self.unit} is a unit of distance, not of {metric.key}")
-        if metric is Metric.DISTANCE and self.unit != "m":
-            return float(self) * 1000
-        return float(self)
+        scale = 1000 if metric is Metric.DISTANCE and self.unit != "m" else 1
+        stored = float(self) * scale
+        ceiling = metric.goal_ceiling(period)
+        if stored > ceiling:
+            # In the unit it was typed in: "1,000 km; at most 500 km", never "1,000,000; at most 500,000 m".
+            unit = self.unit or metric.unit
+            raise UsageError(
+                f"a {period} {metric.key} target of {words.number(float(self))} {unit} is beyond what a person "
+                f"can do; give at most {words.number(ceiling / scale)} {unit}"
+            )
+        return stored
 
 
 def target(text: str) -> Target:
@@ -66,6 +80,7 @@ def target(text: str) -> Target:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} must be above 0")
     value.unit = (match.group(2) or "").lower()
+    value.typed = text.strip()
     return value
 
 
@@ -85,12 +100,30 @@ def _status(goal: goal_pb2.Goal) -> Text:
 
 
 def cmd_goals_add(ctx: Context, args: argparse.Namespace) -> None:
+    period = words.PERIODS[args.period]
     request = goal_pb2.CreateGoalRequest(
-        metric=args.metric.kind, period=words.PERIODS[args.period], target=args.target.stored_for(args.metric)
+        metric=args.metric.kind, period=period, target=args.target.stored_for(args.metric, args.period)
     )
     if args.no_notify:
         request.notify = False
-    goal = ctx.client.unary(ctx.client.goals.CreateGoal, request)
+    try:
+        goal = ctx.client.unary(ctx.client.goals.CreateGoal, request)
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.ALREADY_EXISTS:
+            raise
+        listing = ctx.client.unary(ctx.client.goals.ListGoals, goal_pb2.ListGoalsRequest(include_inactive=True))
+        same = [goal for goal in listing.goals if (goal.metric, goal.period) == (args.metric.kind, period)]
+        if not same:
+            raise error from None
+        # One goal per metric and period: the way on is to change the one there is, so show the command.
+        existing = same[0]
+        command = f"fittrack goals update {existing.goal_id} --target {shlex.quote(args.target.typed)}"
+        state = "" if existing.active else ", inactive"
+        raise CliError(
+            f"you already have a {args.period} {args.metric.key} goal, {existing.goal_id} "
+            f"({args.metric.amount(existing.target)}{state})",
+            hint=f"change it with `{command}{'' if existing.active else ' --active yes'}`",
+        ) from None
     if args.json:
         ctx.terminal.json(goal)
     else:
@@ -124,25 +157,44 @@ def cmd_goals_list(ctx: Context, args: argparse.Namespace) -> None:
 
 def cmd_goals_update(ctx: Context, args: argparse.Namespace) -> None:
     if args.target is None and args.active is None and args.notify is None:
-        raise UsageError("nothing to update: give --target, --active and/or --notify")
+        raise UsageError(
+            "nothing to update: give --target, --active and/or --notify", hint=see_help("fittrack goals update")
+        )
     request = goal_pb2.UpdateGoalRequest(goal_id=args.goal_id)
     if args.target is not None:
         # The amount's unit depends on the goal's metric, which the request does not carry.
         current = _find(ctx, args.goal_id)
         if current is None:
-            raise CliError(f"you have no goal {args.goal_id!r}", hint="list them with `fittrack goals list --all`")
-        request.target = args.target.stored_for(Metric.of_kind(current.metric) or Metric.STEPS)
+            raise no_such_goal(args.goal_id)
+        period = words.PERIOD_NAMES.get(current.period, "daily")
+        request.target = args.target.stored_for(Metric.of_kind(current.metric) or Metric.STEPS, period)
     if args.active is not None:
         request.active = args.active == "yes"
     if args.notify is not None:
         request.notify = args.notify == "yes"
-    goal = ctx.client.unary(ctx.client.goals.UpdateGoal, request)
+    with goal_named(args.goal_id):
+        goal = ctx.client.unary(ctx.client.goals.UpdateGoal, request)
     if args.json:
         ctx.terminal.json(goal)
     else:
         state = "" if goal.active else ", inactive"
         state += "" if goal.notify else ", no notifications"
         ctx.terminal.line(f"Updated goal {goal.goal_id}: {describe(goal)}{state}")
+
+
+def no_such_goal(goal_id: str) -> CliError:
+    return CliError(f"you have no goal {goal_id!r}", hint="list them with `fittrack goals list --all`")
+
+
+@contextlib.contextmanager
+def goal_named(goal_id: str) -> Iterator[None]:
+    """A call about one goal; the server not knowing it is told as `goals update` tells it, with the way to the IDs."""
+    try:
+        yield
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            raise no_such_goal(goal_id) from None
+        raise
 
 
 def _find(ctx: Context, goal_id: str) -> goal_pb2.Goal | None:
@@ -152,7 +204,8 @@ def _find(ctx: Context, goal_id: str) -> goal_pb2.Goal | None:
 
 
 def cmd_goals_delete(ctx: Context, args: argparse.Namespace) -> None:
-    response = ctx.client.unary(ctx.client.goals.DeleteGoal, goal_pb2.DeleteGoalRequest(goal_id=args.goal_id))
+    with goal_named(args.goal_id):
+        response = ctx.client.unary(ctx.client.goals.DeleteGoal, goal_pb2.DeleteGoalRequest(goal_id=args.goal_id))
     if args.json:
         ctx.terminal.json(response)
     else:
@@ -170,7 +223,8 @@ def cmd_goals_progress(ctx: Context, args: argparse.Namespace) -> None:
         request = goal_pb2.GetGoalProgressRequest(goal_id=goal_id)
         if args.date:
             request.date.CopyFrom(words.proto_date(ctx.day(args.date)))
-        progresses.append(ctx.client.unary(ctx.client.goals.GetGoalProgress, request))
+        with goal_named(goal_id):
+            progresses.append(ctx.client.unary(ctx.client.goals.GetGoalProgress, request))
     if args.json:
         if args.goal_id:
             ctx.terminal.json(progresses[0])

@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def describe_rpc_error(ctx: Context, error: grpc.RpcError) -> tuple[str, list[str]]:
+    """The server's refusal in words, with what to do about it; gRPC's code names mean nothing to a person."""
     code, details = error.code(), error.details() or ""
     client = ctx.connected  # a call failed, so the command made one
     if code == grpc.StatusCode.UNAVAILABLE and client is not None:
@@ -46,5 +47,13 @@ def describe_rpc_error(ctx: Context, error: grpc.RpcError) -> tuple[str, list[st
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"the server did not answer within {ctx.args.timeout:g} s", ["try again, or give a larger --timeout"]
     if code == grpc.StatusCode.UNAUTHENTICATED and client is not None and client.session is not None:
-        return f"{code.name}: {details}", [f"log in again with `fittrack login {client.session.username}`"]
-    return f"{code.name}: {details}", []
+        for advice in SESSION_OVER:
+            if details.endswith(advice):
+                # The hint says how to log in again, with the command; the server's advice would say it twice.
+                return details[: -len(advice)], [f"log in again with `fittrack login {client.session.username}`"]
+    # A status without details (a proxy's, say) is named in words: "the server answered: internal".
+    return details or f"the server answered: {code.value[1]}", []
+
+
+# How the server ends its refusals of a session that is over (core.adapters.tokens, core.services.accounts).
+SESSION_OVER = ("; log in again", "; refresh it or log in again")

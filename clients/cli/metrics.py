@@ -32,7 +32,7 @@ def view_range(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     if args.from_date or args.to_date:
         if not (args.from_date and args.to_date):
             raise UsageError("--from and --to go together")
-        start, end = ctx.day(args.from_date), ctx.day(args.to_date)
+        start, end = ctx.date_range(args.from_date, args.to_date)
         return {"dates": common_pb2.DateRange(start=words.proto_date(start), end=words.proto_date(end))}
     if args.week:
         return {"preset": common_pb2.RANGE_PRESET_LAST_7_DAYS}

@@ -21,8 +21,10 @@ from generated.fittrack.v1 import notification_pb2
 if TYPE_CHECKING:
     from clients.cli.parser import Commands
 
-# How long `watch` waits between attempts to reach a server that went away: quick at first, then patient.
-RECONNECT_DELAYS = (0.5, 1, 2, 5)
+# How long `watch` waits between attempts to reach a server that went away: a restart takes seconds, and
+# each attempt is one call the server refuses at once, so it tries about once a second (the channel's own
+# reconnect backoff is capped likewise: clients.channel.QUICK_RECONNECT).
+RECONNECT_DELAYS = (0.25, 0.5, 1)
 # On reconnecting, the newest notifications are read back so none made meanwhile is missed.
 CATCH_UP = 50
 
@@ -62,7 +64,8 @@ def quiet_hours(text: str) -> tuple[time, time]:
 
 def print_notification(ctx: Context, notification: notification_pb2.Notification) -> None:
     marker = Text(" ") if notification.read else Text("•", style="cyan bold")
-    ctx.terminal.line(Text.assemble(marker, f" {local_time(notification.created_at)}  ", (notification.title, "bold")))
+    when = local_time(notification.created_at, ctx.zone())
+    ctx.terminal.line(Text.assemble(marker, f" {when}  ", (notification.title, "bold")))
     ctx.terminal.line(f"    {notification.body}")
     ctx.terminal.line(Text(f"    id {notification.notification_id}", style="dim"))
 
@@ -133,6 +136,8 @@ def cmd_notifications_watch(ctx: Context, args: argparse.Namespace) -> None:
     A server that cannot be reached at the start is an error, as for every other command.
     """
     client = ctx.client
+    if not args.json:
+        ctx.zone()  # times are shown in the account's zone: asked now, not while a notification waits
     shown: set[str] = set()
     connected = threading.Event()
 

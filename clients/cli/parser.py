@@ -3,32 +3,58 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 from typing import Any, NoReturn
 
 from clients.channel import add_tls_options
 from clients.cli import accounts, goals, metrics, notifications, profile, readings, reports
 from clients.cli import vocabulary as words
 from clients.cli.connection import DEFAULT_SERVER
-from clients.cli.errors import EXIT_USAGE
+from clients.cli.errors import EXIT_USAGE, see_help
 
 AREAS = (accounts, profile, goals, readings, metrics, reports, notifications)
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with its complaints in the CLI's own form: an `error:` line, then where to read more."""
+    """argparse, with its complaints in the CLI's own form: an `error:` line, then where to read more.
+
+    Options are never abbreviated: `--form` would otherwise be read as --format, not as a misspelt --from."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"error: {message}\nhint: see `{self.prog} --help`\n")
+        self.exit(EXIT_USAGE, f"error: {message}\nhint: {see_help(self.prog)}\n")
 
     def parse_args(self, args=None, namespace=None):
         # argparse reports an unknown option of a subcommand from the top parser, pointing at the top help;
         # the help that lists the right options is the subcommand's.
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
-            words = [self.prog, getattr(parsed, "command", None), getattr(parsed, "action", None)]
-            where = " ".join(word for word in words if word)
-            self.exit(EXIT_USAGE, f"error: unrecognized arguments: {' '.join(extras)}\nhint: see `{where} --help`\n")
+            parser = self
+            for name in (getattr(parsed, "command", None), getattr(parsed, "action", None)):
+                parser = _subcommand(parser, name) or parser
+            known = [option for action in parser._actions for option in action.option_strings]
+            guesses = {
+                extra: guess[0]
+                for extra in extras
+                if extra.startswith("--") and (guess := difflib.get_close_matches(extra.split("=")[0], known, n=1))
+            }
+            said = f"unrecognized arguments: {' '.join(extras)}"
+            if len(guesses) == 1 and len(extras) == 1:
+                said += f" (did you mean {next(iter(guesses.values()))}?)"
+            elif guesses:
+                said += f" (did you mean {', '.join(f'{guess} for {extra}' for extra, guess in guesses.items())}?)"
+            self.exit(EXIT_USAGE, f"error: {said}\nhint: {see_help(parser.prog)}\n")
         return parsed
+
+
+def _subcommand(parser: argparse.ArgumentParser, name: str | None) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            return action.choices[name]
+    return None
 
 
 class Commands:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from clients.cli import vocabulary as words
 from clients.cli.context import Context, local_time, zone_named
-from clients.cli.errors import UsageError
+from clients.cli.errors import UsageError, see_help
 from generated.fittrack.v1 import account_pb2
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def cmd_profile_show(ctx: Context, args: argparse.Namespace) -> None:
 def cmd_profile_update(ctx: Context, args: argparse.Namespace) -> None:
     fields = profile_fields(args)
     if not fields.ListFields():
-        raise UsageError("nothing to update: give at least one option, see `fittrack profile update --help`")
+        raise UsageError("nothing to update: give at least one option", hint=see_help("fittrack profile update"))
     request = account_pb2.UpdateProfileRequest(profile=fields)
     profile = ctx.client.unary(ctx.client.accounts.UpdateProfile, request)
     print_profile(ctx, profile, args.json)

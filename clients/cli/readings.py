@@ -7,7 +7,7 @@ import csv
 import math
 import zlib
 from dataclasses import asdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -18,14 +18,15 @@ from clients.cli.context import Context, local_time
 from clients.cli.errors import CliError
 from clients.cli.session import Metadata
 from clients.cli.vocabulary import Metric
-from generated.fittrack.v1 import account_pb2, metric_pb2
+from generated.fittrack.v1 import metric_pb2
 
 if TYPE_CHECKING:
     from clients.cli.parser import Commands
 
 # What the server accepts (core.domain.metrics: EARLIEST_READING, FUTURE_TOLERANCE); checked here too so that
 # a bad row is named by its file and line, and a bad day is refused before anything is sent.
-EARLIEST_DAY = date(2000, 1, 1)
+EARLIEST_READING = datetime(2000, 1, 1, tzinfo=UTC)
+EARLIEST_DAY = EARLIEST_READING.date()
 FUTURE_TOLERANCE = timedelta(hours=24)
 HEADER_WORDS = {"time", "timestamp", "datetime", "date", "metric", "kind", "value", "amount"}
 
@@ -106,8 +107,9 @@ def _csv_reading(path: Path, line: int, row: list[str], now: datetime) -> simula
         raise bad(f"time {time_text!r} has no UTC offset; add Z or an offset such as +01:00")
     if moment > now + FUTURE_TOLERANCE:
         raise bad(f"time {time_text} is in the future; a device can only report what happened")
-    if moment.date() < EARLIEST_DAY:
-        raise bad(f"time {time_text} is before {EARLIEST_DAY}, the earliest time a reading may have")
+    if moment < EARLIEST_READING:
+        # The instant, not its local date: 2000-01-01T00:30+01:00 is still 1999 in UTC.
+        raise bad(f"time {time_text} is before 2000-01-01T00:00Z, the earliest time a reading may have")
     try:
         metric = Metric.parse(metric_text)
     except argparse.ArgumentTypeError as error:
@@ -147,13 +149,14 @@ def cmd_readings_push(ctx: Context, args: argparse.Namespace) -> None:
     if args.json:
         ctx.terminal.json(summary)
         return
+    zone = ctx.zone()
     skipped = (
         f", {words.plural(summary.batches_duplicate, 'duplicate batch')} skipped" if summary.batches_duplicate else ""
     )
     ctx.terminal.line(
         f"Uploaded {words.plural(summary.readings_accepted, 'reading')} in "
         f"{words.plural(summary.batches_accepted, 'batch')}{skipped}, "
-        f"{local_time(summary.first_reading_time)} to {local_time(summary.last_reading_time)}."
+        f"{local_time(summary.first_reading_time, zone)} to {local_time(summary.last_reading_time, zone)}."
     )
 
 
@@ -164,13 +167,21 @@ def cmd_simulate_day(ctx: Context, args: argparse.Namespace) -> None:
     client = ctx.client
     if isinstance(args.date, date) and args.date < EARLIEST_DAY:
         raise CliError(f"{args.date} is before {EARLIEST_DAY}, the earliest day the server takes readings for")
-    profile = client.unary(client.accounts.GetProfile, account_pb2.GetProfileRequest())
+    profile = ctx.profile()
     zone = ZoneInfo(profile.time_zone)
     now = datetime.now(UTC)
     today = now.astimezone(zone).date()
     day = args.date.on(today) if isinstance(args.date, words.RelativeDay) else args.date or today
     if day > today:
         raise CliError(f"{day} is in the future in {profile.time_zone}; a device can only report what happened")
+    start = datetime.combine(day, time(), zone)
+    if start < EARLIEST_READING:
+        # The server's earliest is an instant: a day east of UTC starts in 1999 there.
+        raise CliError(
+            f"{day} in {profile.time_zone} starts at {start.astimezone(UTC):%Y-%m-%dT%H:%MZ}, before "
+            "2000-01-01T00:00Z, the earliest time the server takes readings for",
+            hint=f"simulate {day + timedelta(days=1)} or a later day",
+        )
     # By default the seed follows the device and day, so re-simulating a day resends the same readings,
     # which replace themselves instead of changing the totals.
     seed = args.seed if args.seed is not None else zlib.crc32(f"{args.device_id}/{day}".encode())

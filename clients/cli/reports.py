@@ -126,7 +126,7 @@ class Destination:
                     _check_parent(path.resolve())
         if extension and extension not in REPORT_FORMATS and not requested_format:
             raise UsageError(
-                f"cannot write a {extension} file: reports come as csv or pdf",
+                f"cannot write {words.a_or_an(extension)} file: reports come as csv or pdf",
                 hint=f"name the file .csv or .pdf, or give --format to write {output} anyway",
             )
         if requested_format and extension in REPORT_FORMATS and extension != requested_format:
@@ -135,6 +135,13 @@ class Destination:
                 hint=f"name it .{requested_format}, or leave out --format",
             )
         self.format = requested_format or (extension if extension in REPORT_FORMATS else "csv")
+        # Like curl: binary output on a terminal would garble it, and the person surely meant a file.
+        self.to_terminal = self.to_stdout and sys.stdout.isatty()
+        if self.to_terminal and self.format == "pdf":
+            raise UsageError(
+                "a PDF is binary and -o - would write it to this terminal",
+                hint="save it with -o FILE (e.g. -o report.pdf), or pipe it: `-o - | your-viewer`",
+            )
 
     def file_for(self, suggested: str) -> Path | None:
         if self.to_stdout:
@@ -149,8 +156,13 @@ class Destination:
     def open(self, path: Path | None) -> Iterator[Callable[[bytes], object]]:
         """A writer for the bytes; on leaving without an error the file is complete where it was named."""
         if path is None:
-            yield sys.stdout.buffer.write
-            sys.stdout.buffer.flush()
+            # Each chunk flushed as it comes: a reader (`| head`, a terminal) sees it at once, and the summary
+            # line on stderr comes after the data, not before what sits in a buffer.
+            def write_out(chunk: bytes) -> None:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+
+            yield write_out
             return
         if _special(path):
             with _open(path) as sink:
@@ -159,7 +171,7 @@ class Destination:
         final = path.resolve()  # through symlinks: the link stays, the file it names is replaced
         partial = final.with_name(final.name + ".part")
         try:
-            with _open(partial) as sink:
+            with _open(partial, shown=path) as sink:
                 yield sink.write
             os.replace(partial, final)
         finally:
@@ -187,21 +199,21 @@ def _check_parent(path: Path) -> None:
         raise CliError(f"cannot write {path}: the directory {parent} is not writable")
 
 
-def _open(path: Path):
+def _open(path: Path, shown: Path | None = None):
+    """`path` opened for writing; a failure names `shown`, the file the user asked for (not the .part aside)."""
     try:
         return open(path, "wb")  # noqa: SIM115 - the caller's with-block closes it
     except IsADirectoryError:
-        raise CliError(f"cannot write {path}: a directory has that name") from None
+        raise CliError(f"cannot write {shown or path}: a directory has that name") from None
     except OSError as error:
-        raise CliError(f"cannot write {path}: {error.strerror}") from None
+        raise CliError(f"cannot write {shown or path}: {error.strerror}") from None
 
 
 def cmd_report_download(ctx: Context, args: argparse.Namespace) -> None:
     destination = Destination(args.output, args.format)
     client = ctx.client
-    range_ = common_pb2.DateRange(
-        start=words.proto_date(ctx.day(args.from_date)), end=words.proto_date(ctx.day(args.to_date))
-    )
+    start, end = ctx.date_range(args.from_date, args.to_date, up_to_today=True)
+    range_ = common_pb2.DateRange(start=words.proto_date(start), end=words.proto_date(end))
     request = report_pb2.DownloadReportRequest(range=range_, format=REPORT_FORMATS[destination.format])
 
     def download(auth: Metadata) -> tuple[report_pb2.ReportFileInfo, Path | None]:
@@ -213,7 +225,9 @@ def cmd_report_download(ctx: Context, args: argparse.Namespace) -> None:
         path = destination.file_for(info.filename)
         received = 0
         # The bar names the file only: a long path would leave no room for the rate and time left.
-        progress = ctx.terminal.progress(path.name if path else info.filename or "download", info.total_bytes)
+        progress = ctx.terminal.progress(
+            path.name if path else info.filename or "download", info.total_bytes, draw=not destination.to_terminal
+        )
         with destination.open(path) as write:
             try:
                 for response in responses:

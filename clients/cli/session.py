@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -152,28 +152,86 @@ def check_writable() -> None:
 
 def save_session(session: Session) -> Path:
     """Write the session so that only this user can read it, replacing the old one in one step."""
+    _write_private(session_path(), asdict(session))
+    return session_path()
+
+
+def _write_private(path: Path, data: object) -> None:
+    """Write JSON that only this user can read, replacing `path` in one step."""
     try:
         _make_config_dir()
         # mkstemp creates the file with mode 0600, so the tokens are never readable by others, not even briefly.
-        descriptor, temporary = tempfile.mkstemp(dir=config_dir(), prefix=".session-", suffix=".json")
+        descriptor, temporary = tempfile.mkstemp(dir=config_dir(), prefix=f".{path.stem}-", suffix=".json")
     except OSError as error:
         raise _unwritable(error) from None
     try:
         with os.fdopen(descriptor, "w") as file:
-            json.dump(asdict(session), file, indent=2)
-        os.replace(temporary, session_path())
+            json.dump(data, file, indent=2)
+        os.replace(temporary, path)
     except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         if isinstance(error, OSError):
             raise _unwritable(error) from None
         raise
-    return session_path()
 
 
 def remove_session() -> None:
     with contextlib.suppress(FileNotFoundError):
         session_path().unlink()
+
+
+# --- sessions this machine let go of while their server could not be reached ---
+
+
+def forgotten_path() -> Path:
+    return config_dir() / "forgotten-sessions.json"
+
+
+def remember_forgotten(session: Session) -> None:
+    """Keep the tokens of a session forgotten here but still valid on its server (`logout --local`, or a
+    login that could not end the one it replaced), so that a later contact can end it there."""
+    with session_lock():
+        pending = [kept for kept in _load_forgotten() if kept.refresh_token != session.refresh_token]
+        _write_private(forgotten_path(), [asdict(kept) for kept in [*pending, session]])
+
+
+def end_forgotten(end: Callable[[Session], bool]) -> None:
+    """End each forgotten session on its server with `end` (True: it is over there); keep the others for the
+    next time. One whose refresh token has expired is over anyway."""
+    with session_lock():
+        pending = _load_forgotten()
+        if not pending:
+            return
+        now = datetime.now(UTC)
+        left = [
+            session
+            for session in pending
+            if datetime.fromisoformat(session.refresh_token_expires_at) > now and not end(session)
+        ]
+        if left:
+            _write_private(forgotten_path(), [asdict(session) for session in left])
+        else:
+            forgotten_path().unlink(missing_ok=True)
+
+
+def _load_forgotten() -> list[Session]:
+    """The forgotten sessions; an entry (or a file) that cannot be read is skipped: it can end nothing."""
+    try:
+        entries = json.loads(forgotten_path().read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return []
+    sessions = []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or _REQUIRED - entry.keys():
+            continue
+        session = Session(**{key: value for key, value in entry.items() if key in _KNOWN})
+        try:
+            if datetime.fromisoformat(session.refresh_token_expires_at).tzinfo is not None:
+                sessions.append(session)
+        except (TypeError, ValueError):
+            continue
+    return sessions
 
 
 def _make_config_dir() -> None:

@@ -28,6 +28,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from clients.cli.vocabulary import ENUM_WORDS
+
 SPARK_BARS = "▁▂▃▄▅▆▇█"
 # Spaces at the end of a line, before any closing style codes.
 _TRAILING_SPACE = re.compile(r" +((?:\x1b\[[0-9;]*m)*)$")
@@ -111,27 +113,30 @@ class Terminal:
         for hint in hints:
             self.err.print(Text.assemble(("hint: ", "cyan"), hint), soft_wrap=True)
 
-    def progress(self, description: str, total: int) -> Transfer:
-        return Transfer(self.err, description, total)
+    def progress(self, description: str, total: int, draw: bool = True) -> Transfer:
+        return Transfer(self.err, description, total, draw)
 
 
 class Transfer:
-    """Bytes received, as a bar with rate and time left on a terminal, else one summary line at the end."""
+    """Bytes received, as a bar with rate and time left on a terminal, else one summary line at the end.
 
-    def __init__(self, console: Console, description: str, total: int) -> None:
+    `draw` off keeps the bar away even from a terminal: when the data itself goes to that terminal, a bar
+    redrawn over it would garble both."""
+
+    def __init__(self, console: Console, description: str, total: int, draw: bool = True) -> None:
         self.console = console
         self.description = description
         self.total = total
         self.done = 0
         self._bar: Progress | None = None
-        if console.is_terminal:
+        if console.is_terminal and draw:
             self._bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 TaskProgressColumn(),
                 DownloadColumn(),
                 TransferSpeedColumn(),
-                TimeRemainingColumn(),
+                TimeRemainingColumn(elapsed_when_finished=True),
                 console=console,
                 transient=False,
             )
@@ -145,7 +150,12 @@ class Transfer:
 
     def finish(self, summary: bool = True) -> None:
         if self._bar is not None:
-            self._bar.stop()  # leaves the bar as it stands and a newline behind
+            task = self._bar.tasks[0]
+            # The rate over the whole transfer: Rich's own estimate needs two updates, so a file that came
+            # in one chunk would show "?".
+            if self.done and task.elapsed:
+                task.finished_speed = self.done / task.elapsed
+            self._bar.stop()  # draws the bar once more as it stands, and leaves a newline behind
             return
         if summary:
             # Rounded down: 99.6% received is not 100%.
@@ -154,13 +164,33 @@ class Transfer:
 
 
 def message_dict(message: Message) -> dict[str, Any]:
-    return json_format.MessageToDict(
+    shown = json_format.MessageToDict(
         message,
         preserving_proto_field_name=True,
         always_print_fields_with_no_presence=True,
         # Counts are uint64 on the wire; scripts want numbers, not the strings proto3 JSON allows for them.
         unquote_int64_if_possible=True,
     )
+    _in_cli_words(message, shown)
+    return shown
+
+
+def _in_cli_words(message: Message, shown: dict[str, Any]) -> None:
+    """Replace, in place, the enum names the CLI has its own words for (vocabulary.ENUM_WORDS)."""
+    for field in message.DESCRIPTOR.fields:
+        value = shown.get(field.name)
+        if value is None:
+            continue
+        repeated = field.is_repeated
+        if field.enum_type is not None:
+            words = ENUM_WORDS.get(field.enum_type.full_name)
+            if words:
+                shown[field.name] = [words.get(v, v) for v in value] if repeated else words.get(value, value)
+        elif field.message_type is not None and not field.message_type.GetOptions().map_entry:
+            inner = getattr(message, field.name)
+            for sub_message, sub_shown in zip(inner, value, strict=True) if repeated else [(inner, value)]:
+                if isinstance(sub_shown, dict):  # well-known types (Timestamp) are shown as strings
+                    _in_cli_words(sub_message, sub_shown)
 
 
 def sparkline(values: Sequence[float | None], floor: float | None = None) -> str:

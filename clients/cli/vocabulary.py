@@ -19,21 +19,32 @@ from generated.fittrack.v1 import account_pb2, common_pb2
 
 
 class Metric(enum.Enum):
-    """A metric as the CLI names it: its wire kind, unit, how a person reads its amounts, its per-minute limits."""
+    """A metric as the CLI names it: its wire kind, unit, how a person reads its amounts, its per-minute limits
+    and the largest daily goal target (stored units; none: no goals). The limits are the server's
+    (core.domain.metrics, core.domain.goals), checked here too so that a mistake is named as it was typed."""
 
-    STEPS = "steps", common_pb2.METRIC_KIND_STEPS, "steps", 0, (0, 1000)
-    CALORIES = "calories", common_pb2.METRIC_KIND_CALORIES_BURNED, "kcal", 0, (0, 100)
+    STEPS = "steps", common_pb2.METRIC_KIND_STEPS, "steps", 0, (0, 1000), 200_000
+    CALORIES = "calories", common_pb2.METRIC_KIND_CALORIES_BURNED, "kcal", 0, (0, 100), 20_000
     # Distance is stored in metres; people read it in kilometres.
-    DISTANCE = "distance", common_pb2.METRIC_KIND_DISTANCE, "km", 2, (0, 1500)
-    ACTIVE_MINUTES = "active_minutes", common_pb2.METRIC_KIND_ACTIVE_MINUTES, "min", 0, (0, 1)
-    HEART_RATE = "heart_rate", common_pb2.METRIC_KIND_HEART_RATE, "bpm", 0, (20, 250)
+    DISTANCE = "distance", common_pb2.METRIC_KIND_DISTANCE, "km", 2, (0, 1500), 500_000
+    ACTIVE_MINUTES = "active_minutes", common_pb2.METRIC_KIND_ACTIVE_MINUTES, "min", 0, (0, 1), 1_440
+    HEART_RATE = "heart_rate", common_pb2.METRIC_KIND_HEART_RATE, "bpm", 0, (20, 250), None
 
-    def __init__(self, key: str, kind: int, unit: str, decimals: int, per_minute: tuple[float, float]) -> None:
+    def __init__(
+        self,
+        key: str,
+        kind: int,
+        unit: str,
+        decimals: int,
+        per_minute: tuple[float, float],
+        daily_goal_ceiling: float | None,
+    ) -> None:
         self.key = key
         self.kind = kind
         self.unit = unit
         self.decimals = decimals
         self.per_minute = per_minute
+        self.daily_goal_ceiling = daily_goal_ceiling
 
     @property
     def averaged(self) -> bool:
@@ -42,7 +53,11 @@ class Metric(enum.Enum):
 
     @property
     def goal_allowed(self) -> bool:
-        return self is not Metric.HEART_RATE
+        return self.daily_goal_ceiling is not None
+
+    def goal_ceiling(self, period: str) -> float:
+        """The largest target a `daily` or `weekly` goal may have, in stored units."""
+        return (self.daily_goal_ceiling or 0) * (7 if period == "weekly" else 1)
 
     def shown(self, stored: float) -> float:
         """A stored amount in the unit people read it in."""
@@ -101,6 +116,14 @@ PERIOD_NAMES = {kind: name for name, kind in PERIODS.items()}
 SEXES = {"female": account_pb2.SEX_FEMALE, "male": account_pb2.SEX_MALE, "other": account_pb2.SEX_OTHER}
 SEX_NAMES = {kind: name for name, kind in SEXES.items()}
 
+# The enums the CLI has its own words for, the ones its options take (`--metric heart_rate`, `--period daily`,
+# `--sex female`): --json says those words too, not the wire's names (METRIC_KIND_HEART_RATE).
+ENUM_WORDS = {
+    common_pb2.MetricKind.DESCRIPTOR.full_name: {common_pb2.MetricKind.Name(m.kind): m.key for m in Metric},
+    common_pb2.GoalPeriod.DESCRIPTOR.full_name: {common_pb2.GoalPeriod.Name(k): n for n, k in PERIODS.items()},
+    account_pb2.Sex.DESCRIPTOR.full_name: {account_pb2.Sex.Name(k): n for n, k in SEXES.items()},
+}
+
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     """`1 batch`, `2 batches`, `1,000 readings`."""
@@ -114,6 +137,16 @@ def _plural(word: str) -> str:
     if word.endswith("y") and word[-2:-1] not in "aeiou":
         return word[:-1] + "ies"
     return word + "s"
+
+
+def a_or_an(word: str) -> str:
+    """`a csv`, `an xlsx`, `an exe`: a word without vowels (xlsx, svg, html) is read letter by letter."""
+    lowered = word.lower()
+    if any(vowel in lowered for vowel in "aeiou"):
+        vowel_sound = lowered[:1] in ("a", "e", "i", "o", "u")
+    else:
+        vowel_sound = lowered[:1] in ("a", "e", "f", "h", "i", "l", "m", "n", "o", "r", "s", "x")
+    return f"{'an' if vowel_sound else 'a'} {word}"
 
 
 def number(value: float) -> str:

@@ -43,14 +43,14 @@ def test_the_session_file_is_readable_by_its_owner_only(cli, logged_in):
     assert PASSWORD not in cli.session_file.read_text()
 
 
-def test_a_wrong_password_is_refused_with_unauthenticated(cli, stubs, new_username):
+def test_a_wrong_password_is_refused_in_words(cli, stubs, new_username):
     username = new_username("eve")
     stubs.accounts.Register(account_pb2.RegisterRequest(username=username, password=PASSWORD))
 
     result = cli.run("login", username, "--password-stdin", stdin="not the password\n")
 
     assert result.returncode == 1
-    assert "error: UNAUTHENTICATED" in result.stderr
+    assert result.stderr == "error: unknown username or wrong password\n"
     assert not cli.session_file.exists()
 
 
@@ -69,8 +69,8 @@ def test_goals_added_from_the_command_line_are_listed(cli, logged_in):
     listed = cli.json("goals", "list")["goals"]
 
     assert [(g["metric"], g["period"], g["target"]) for g in listed] == [
-        ("METRIC_KIND_STEPS", "GOAL_PERIOD_DAILY", 10000),
-        ("METRIC_KIND_ACTIVE_MINUTES", "GOAL_PERIOD_WEEKLY", 150),
+        ("steps", "daily", 10000),
+        ("active_minutes", "weekly", 150),
     ]
     shown = table(cli.ok("goals", "list"))
     assert [(row["PERIOD"], row["METRIC"], row["TARGET"], row["STATUS"]) for row in shown] == [
@@ -271,7 +271,8 @@ def test_an_expired_password_is_renewed_with_password_change(cli, logged_in, ser
 
     refused = cli.run("login", logged_in, "--password-stdin", stdin=PASSWORD + "\n")
     assert refused.returncode == 1
-    assert "FAILED_PRECONDITION" in refused.stderr
+    assert refused.stderr.startswith("error: your password expired on "), refused.stderr
+    assert "ChangePassword" not in refused.stderr
     assert f"fittrack password change --username {logged_in}" in refused.stderr
 
     new_password = "a brand new passphrase"

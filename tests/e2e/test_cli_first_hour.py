@@ -4,11 +4,11 @@ do, no traps, and output that reads well. Each test here failed before the fix i
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import grpc
@@ -16,7 +16,7 @@ import pytest
 
 from generated.fittrack.v1 import account_pb2
 from tests.cli_runner import REPO_ROOT, Cli, in_a_terminal, read_line, table, utc_today, write_csv
-from tests.support import PASSWORD, RunningServer, eventually
+from tests.support import PASSWORD, eventually
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # Select Graphic Rendition codes that set a colour (foreground, background, bright, 256 and true colour).
@@ -39,105 +39,6 @@ def access_still_works(stubs, token: str) -> bool:
     except grpc.RpcError as error:
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED
         return False
-
-
-# --- downloads ---
-
-
-def test_a_download_into_a_missing_directory_says_so_and_writes_nothing(cli, logged_in, tmp_path):
-    target = tmp_path / "no" / "such" / "x.csv"
-    result = cli.run("report", "download", "--from", "2026-11-01", "--to", "2026-11-30", "-o", str(target))
-    assert_explained(result, 1, f"the directory {target.parent} does not exist")
-    assert not target.parent.exists()
-
-
-def test_a_download_to_a_directory_saves_the_servers_file_name_inside_it(cli, logged_in, tmp_path):
-    result = cli.ok("report", "download", "--from", "2026-11-01", "--to", "2026-11-30", "-o", str(tmp_path))
-    (saved,) = [path for path in tmp_path.iterdir() if path.suffix == ".csv"]
-    assert saved.read_text().startswith("date,steps,calories,distance,active_minutes,heart_rate,")
-    assert result == f"Saved {saved} ({saved.stat().st_size:,} bytes, text/csv).\n"
-
-
-@pytest.mark.parametrize(
-    ("arguments", "phrase"),
-    [
-        (("-o", "nov.xlsx"), "cannot write a xlsx file: reports come as csv or pdf"),
-        (("--format", "pdf", "-o", "nov.csv"), "--format pdf does not match the file name nov.csv"),
-        (("--timeout", "0", "-o", "nov.csv"), "0 must be a number above 0"),
-    ],
-)
-def test_a_download_whose_options_disagree_is_a_usage_error_and_writes_nothing(
-    cli, logged_in, tmp_path, arguments, phrase
-):
-    result = subprocess.run(
-        cli.argv("report", "download", "--from", "2026-11-01", "--to", "2026-11-30", *arguments),
-        capture_output=True, text=True, cwd=tmp_path, env=cli.env(), timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 2
-    assert phrase in result.stderr and "Traceback" not in result.stderr
-    assert not [path for path in tmp_path.iterdir() if path.name.startswith("nov")]
-
-
-def test_a_download_to_stdout_keeps_the_progress_off_the_data(cli, logged_in, tmp_path):
-    yesterday = utc_today() - timedelta(days=1)
-    cli.ok("readings", "push", str(write_csv(tmp_path / "r.csv", [(f"{yesterday}T09:00:00Z", "steps", 420)])))
-    result = subprocess.run(
-        cli.argv("report", "download", "--from", str(yesterday), "--to", str(yesterday), "-o", "-"),
-        capture_output=True, cwd=REPO_ROOT, env=cli.env(), timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 0
-    assert result.stdout.decode().splitlines()[0].startswith("date,steps,")
-    assert b"received" not in result.stdout and b"received" in result.stderr
-
-
-# --- sessions ---
-
-
-def test_a_login_whose_session_cannot_be_stored_is_refused_before_it_reaches_the_server(cli, stubs, new_username):
-    username = new_username("nowhere")
-    stubs.accounts.Register(account_pb2.RegisterRequest(username=username, password=PASSWORD))
-    cli.config_home.parent.mkdir(parents=True, exist_ok=True)
-    cli.config_home.write_text("a file where the config directory should be")
-
-    result = cli.run("login", username, "--password-stdin", stdin=PASSWORD + "\n")
-
-    assert_explained(result, 1, "cannot write the session to", "XDG_CONFIG_HOME")
-
-
-def test_logging_in_as_someone_else_ends_the_previous_session_on_the_server(cli, logged_in, stubs, new_username):
-    first_token = json.loads(cli.session_file.read_text())["access_token"]
-    other = new_username("other")
-    stubs.accounts.Register(account_pb2.RegisterRequest(username=other, password=PASSWORD))
-
-    cli.ok("login", other, "--password-stdin", stdin=PASSWORD + "\n")
-
-    assert not access_still_works(stubs, first_token)
-    assert json.loads(cli.session_file.read_text())["username"] == other
-
-
-def test_logging_in_again_ends_the_replaced_session(cli, logged_in, stubs):
-    first_token = json.loads(cli.session_file.read_text())["access_token"]
-    cli.ok("login", logged_in, "--password-stdin", stdin=PASSWORD + "\n")
-    second_token = json.loads(cli.session_file.read_text())["access_token"]
-    assert not access_still_works(stubs, first_token)
-    assert access_still_works(stubs, second_token)
-
-
-def test_logout_while_the_server_is_down_keeps_the_session_and_logout_local_forgets_it(server_config, clock, tmp_path):
-    server = RunningServer(server_config, clock)
-    cli = Cli(server.address, tmp_path / "config")
-    cli.ok("register", "leaver", "--password-stdin", "--time-zone", "UTC", stdin=PASSWORD + "\n")
-    cli.ok("login", "leaver", "--password-stdin", stdin=PASSWORD + "\n")
-    server.stop()
-
-    refused = cli.run("logout")
-    assert_explained(refused, 1, "cannot reach", "fittrack logout --local")
-    assert cli.session_file.exists()
-
-    forgot = cli.run("logout", "--local")
-    assert forgot.returncode == 0 and "Forgot the session of leaver" in forgot.stdout
-    assert "stays valid on the server" in forgot.stderr
-    assert not cli.session_file.exists()
 
 
 # --- addresses and servers that are not there ---
@@ -181,7 +82,7 @@ def test_metric_names_are_read_the_way_people_type_them(cli, logged_in, tmp_path
     cli.ok("readings", "push", str(write_csv(tmp_path / "hr.csv", rows)))
     for spelling in ("heart_rate", "heart-rate", "Heart Rate"):
         view = eventually(lambda s=spelling: cli.json("metrics", "view", s), lambda v: v["days_with_data"] == 1)
-        assert view["metric"] == "METRIC_KIND_HEART_RATE"
+        assert view["metric"] == "heart_rate"
     refused = cli.run("metrics", "view", "pulse")
     assert refused.returncode == 2
     assert "unknown metric 'pulse'; use one of steps, calories, distance, active_minutes, heart_rate" in refused.stderr
@@ -302,6 +203,9 @@ def test_colour_is_used_on_a_terminal_unless_no_color_is_set_and_never_in_a_pipe
 
 # --- notifications watch ---
 
+OUTAGE_SECONDS = 8
+RECONNECTED_WITHIN_SECONDS = 3
+
 
 def test_notifications_watch_reconnects_after_a_server_restart_and_prints_what_came_meanwhile(tmp_path):
     from tests.e2e.test_server import answers_health, free_port, start_process
@@ -329,7 +233,12 @@ def test_notifications_watch_reconnects_after_a_server_restart_and_prints_what_c
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
         assert "reconnecting" in read_line(watcher.stderr)
+        # The outage itself, not a wait for anything: long enough for gRPC's default reconnect backoff to
+        # have grown to several seconds (the audit saw 21 s after a 20 s outage, 8.8 s after 3 s).
+        time.sleep(OUTAGE_SECONDS)
         server = start()
+        # The server answers: the watch must be back within a couple of its reconnect attempts.
+        assert "Reconnected" in read_line(watcher.stderr, timeout=RECONNECTED_WITHIN_SECONDS)
         cli.ok("readings", "push", str(write_csv(tmp_path / "s.csv", [(f"{utc_today()}T00:00:00Z", "steps", 150)])))
         # At some hours the evaluator's nudge (behind the goal) comes first: what came meanwhile includes both.
         kinds = []
@@ -345,103 +254,7 @@ def test_notifications_watch_reconnects_after_a_server_restart_and_prints_what_c
         server.wait(timeout=10)
 
 
-def test_a_refused_token_after_the_session_ended_is_unauthenticated_with_a_hint(cli, logged_in, stubs):
-    token = json.loads(cli.session_file.read_text())["access_token"]
-    stubs.accounts.Logout(account_pb2.LogoutRequest(), metadata=[("authorization", f"Bearer {token}")])
-    assert_explained(cli.run("goals", "list"), 1, "UNAUTHENTICATED", f"fittrack login {logged_in}")
-
-
-def test_status_says_who_is_logged_in_where_and_checks_the_session_with_the_server(cli, logged_in, stubs):
-    shown = cli.ok("status")
-    assert shown.startswith(f"Logged in to {cli.address} as {logged_in}.\n")
-    assert re.search(r"connection\s+plaintext\n", shown)
-    token = json.loads(cli.session_file.read_text())["access_token"]
-    stubs.accounts.Logout(account_pb2.LogoutRequest(), metadata=[("authorization", f"Bearer {token}")])
-    assert_explained(cli.run("status"), 1, "UNAUTHENTICATED", f"fittrack login {logged_in}")
-    cli.ok("logout", "--local")
-    assert_explained(cli.run("status"), 2, "you are not logged in", "fittrack login USERNAME")
-
-
 # --- what an independent review of the first version found ---
-
-
-def test_a_damaged_session_file_is_named_and_logging_in_again_replaces_it(cli, logged_in):
-    cli.session_file.write_text("{not json")
-    assert_explained(cli.run("goals", "list"), 2, f"the session file {cli.session_file} cannot be used", "login")
-    assert "Logged in as" in cli.ok("login", logged_in, "--password-stdin", stdin=PASSWORD + "\n")
-    stored = json.loads(cli.session_file.read_text())
-    # A key a newer fittrack wrote is ignored rather than locking this one out.
-    cli.session_file.write_text(json.dumps({**stored, "added_by_a_newer_version": 1}))
-    assert "No goals yet" in cli.ok("goals", "list")
-    cli.session_file.write_text(json.dumps({**stored, "access_token_expires_at": "2026-01-01T00:00:00"}))
-    assert_explained(cli.run("goals", "list"), 2, "access_token_expires_at has no UTC offset")
-    cli.ok("logout", "--local")
-    assert not cli.session_file.exists()
-
-
-def test_a_refresh_never_takes_over_another_users_session_stored_meanwhile(cli, logged_in, server, stubs, new_username):
-    from argparse import Namespace
-
-    from clients.cli.connection import Client
-    from clients.cli.session import Session
-
-    alice = json.loads(cli.session_file.read_text())
-    bob = new_username("bob")
-    stubs.accounts.Register(account_pb2.RegisterRequest(username=bob, password=PASSWORD))
-    cli.ok("login", bob, "--password-stdin", stdin=PASSWORD + "\n")  # ends alice's session on the server
-    os.environ["XDG_CONFIG_HOME"] = str(cli.config_home)
-    try:
-        client = Client(
-            Namespace(server=server.address, timeout=5, tls=False, ca_file=None, cert_file=None, key_file=None)
-        )
-        # A process still holding alice's session, whose access token has run out, as a watch would.
-        client.session = Session(**{**alice, "access_token_expires_at": "2000-01-01T00:00:00+00:00"})
-        server.clock.advance(timedelta(hours=2))
-        with pytest.raises(grpc.RpcError) as refused:
-            client.unary(client.accounts.GetProfile, account_pb2.GetProfileRequest())
-        client.close()
-    finally:
-        del os.environ["XDG_CONFIG_HOME"]
-    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert json.loads(cli.session_file.read_text())["username"] == bob
-
-
-def test_a_download_into_a_fifo_or_through_a_symlink_keeps_them_what_they_are(cli, logged_in, tmp_path):
-    import stat
-    import threading
-
-    real = tmp_path / "real.csv"
-    real.write_text("old")
-    link = tmp_path / "link.csv"
-    link.symlink_to(real)
-    cli.ok("report", "download", "--from", "2026-11-01", "--to", "2026-11-30", "-o", str(link))
-    assert link.is_symlink() and real.read_text().startswith("date,steps,")
-
-    fifo = tmp_path / "pipe.csv"
-    os.mkfifo(fifo)
-    received: list[bytes] = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
-    reader.start()
-    cli.ok("report", "download", "--from", "2026-11-01", "--to", "2026-11-30", "-o", str(fifo))
-    reader.join(30)
-    assert received and received[0].startswith(b"date,steps,")
-    assert stat.S_ISFIFO(fifo.stat().st_mode)
-
-
-def test_a_download_into_a_directory_that_does_not_exist_written_with_a_slash_is_refused(cli, logged_in, tmp_path):
-    target = tmp_path / "newdir"
-    result = cli.run("report", "download", "--from", "2026-11-01", "--to", "2026-11-30", "-o", f"{target}/")
-    assert_explained(result, 1, "there is no such directory")
-    assert not target.exists()
-
-
-def test_a_download_to_stdout_piped_into_head_ends_quietly(cli, logged_in):
-    command = " ".join(cli.argv("report", "download", "--from", "2016-12-01", "--to", "2026-11-30", "-o", "-"))
-    result = subprocess.run(
-        ["bash", "-c", f"{command} | head -c 10"], capture_output=True, text=True, env=cli.env(), timeout=60
-    )
-    assert result.stdout == "date,steps"
-    assert result.stderr == ""
 
 
 def test_goal_ids_are_shown_whole_on_a_narrow_terminal(cli, logged_in):
