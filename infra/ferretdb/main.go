@@ -109,6 +109,10 @@ func watch(ctx context.Context, logger *slog.Logger, addr string, interval time.
 		err := ping(addr, interval)
 		switch {
 		case err == nil:
+			if !answered {
+				// Said once, at the level the launcher logs at, so an operator (and a test) knows it is armed.
+				logger.Warn("watchdog: armed, FerretDB answered its first ping", "interval", interval)
+			}
 			answered, missed = true, 0
 		case answered:
 			missed++

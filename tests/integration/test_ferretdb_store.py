@@ -285,6 +285,10 @@ def test_the_launchers_watchdog_restarts_a_wedged_ferretdb_and_keeps_its_gorouti
     name = f"ft_wedge_{secrets.token_hex(4)}"
     try:
         eventually(lambda: answers(uri), bool, timeout=30, interval=0.2)
+        # The watchdog counts misses only once a ping of its own was answered: wedging FerretDB before
+        # that (a busy machine) would leave it waiting for a first answer for good.
+        log = tmp_path / "ferretdb.log"
+        eventually(lambda: "watchdog: armed" in log.read_text(errors="replace"), bool, timeout=30, interval=0.2)
         client = MongoClient(uri, serverSelectionTimeoutMS=3000, socketTimeoutMS=3000)
         collection = client[name]["docs"]
         collection.insert_many([{"_id": n, "v": 0} for n in range(6)])
