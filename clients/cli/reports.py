@@ -83,7 +83,7 @@ def cmd_report_view(ctx: Context, args: argparse.Namespace) -> None:
             rows.append(
                 (
                     "goal met",
-                    f"{section.days_goal_met} of {words.plural(len(section.days), 'day')} "
+                    f"{section.days_goal_met} of {days_judged(section)} "
                     f"(daily goal {metric.amount(section.daily_goal_target)}), "
                     f"streak {words.plural(section.current_streak, 'day')}",
                 )
@@ -257,3 +257,11 @@ def cmd_report_download(ctx: Context, args: argparse.Namespace) -> None:
         ctx.terminal.json({"file": str(path), "info": message_dict(info)})
     else:
         ctx.terminal.line(f"Saved {path} ({info.total_bytes:,} bytes, {info.content_type}).")
+
+
+def days_judged(section) -> str:
+    """'7 days' for a period that has ended; '3 days so far' for one still in progress."""
+    so_far = section.days_so_far
+    if so_far and so_far < len(section.days):
+        return f"{words.plural(so_far, 'day')} so far"
+    return words.plural(len(section.days), "day")
