@@ -67,8 +67,8 @@ def check_target(metric: MetricKind, period: GoalPeriod, target: float) -> float
         raise InvalidArgument(f"target must be greater than 0, got {number(target)}")
     if target > ceiling:
         raise InvalidArgument(
-            f"a {period.name.lower()} {metric.label} target of {number(target)} is beyond what a person can do; "
-            f"at most {number(ceiling)} {metric.unit}"
+            f"a {period.name.lower()} {metric.label} target of {number(target)} {metric.unit} is beyond what "
+            f"a person can do; at most {number(ceiling)} {metric.unit}"
         )
     return float(target)
 

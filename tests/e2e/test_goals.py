@@ -74,7 +74,7 @@ def test_a_goal_over_the_limit_is_refused_quoting_the_target_as_sent_not_rounded
     error = rpc_error(lambda: create(stubs, alice, metric=STEPS, period=WEEKLY, target=1_400_001))
     assert error.code() == Code.INVALID_ARGUMENT
     assert error.details() == (
-        "a weekly steps target of 1,400,001 is beyond what a person can do; at most 1,400,000 steps"
+        "a weekly steps target of 1,400,001 steps is beyond what a person can do; at most 1,400,000 steps"
     )
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from core.domain.aggregation import DaySummary
 from core.domain.errors import AlreadyExists, InvalidArgument, NotFound
-from core.domain.goals import GoalPeriod
+from core.domain.goals import GoalPeriod, check_target
 from core.domain.metrics import MetricKind
 from tests.unit.fakes import FakeApp, fake_app
 
@@ -63,13 +63,21 @@ def test_a_target_at_the_ceiling_is_accepted_and_just_above_it_is_refused(app, a
     assert app.goals.create(alice, metric, period, ceiling).target == ceiling
 
 
+def test_a_refused_distance_target_gives_both_numbers_in_metres():
+    with pytest.raises(InvalidArgument) as refused:
+        check_target(MetricKind.DISTANCE, DAILY, 1_000_000)
+    assert str(refused.value) == (
+        "a daily distance target of 1,000,000 m is beyond what a person can do; at most 500,000 m"
+    )
+
+
 def test_a_target_over_the_ceiling_is_quoted_as_the_user_sent_it_not_rounded(app, alice):
     with pytest.raises(InvalidArgument) as refused:
         app.goals.create(alice, STEPS, WEEKLY, 1_400_001)
     assert str(refused.value) == (
-        "a weekly steps target of 1,400,001 is beyond what a person can do; at most 1,400,000 steps"
+        "a weekly steps target of 1,400,001 steps is beyond what a person can do; at most 1,400,000 steps"
     )
-    with pytest.raises(InvalidArgument, match="target of 200,000.5 is beyond"):
+    with pytest.raises(InvalidArgument, match="target of 200,000.5 steps is beyond"):
         app.goals.create(alice, STEPS, DAILY, 200_000.5)
 
 
