@@ -198,17 +198,23 @@ def remember_forgotten(session: Session) -> None:
 
 def end_forgotten(end: Callable[[Session], bool]) -> None:
     """End each forgotten session on its server with `end` (True: it is over there); keep the others for the
-    next time. One whose refresh token has expired is over anyway."""
+    next time. One whose refresh token has expired is over anyway.
+
+    `end` calls servers, which may not answer for seconds: it runs outside the session lock, so other
+    fittrack commands do not wait on it; the file is then rewritten under the lock with what is left,
+    keeping anything another command added meanwhile."""
     with session_lock():
         pending = _load_forgotten()
-        if not pending:
-            return
-        now = datetime.now(UTC)
-        left = [
-            session
-            for session in pending
-            if datetime.fromisoformat(session.refresh_token_expires_at) > now and not end(session)
-        ]
+    if not pending:
+        return
+    now = datetime.now(UTC)
+    over = {
+        session.refresh_token
+        for session in pending
+        if datetime.fromisoformat(session.refresh_token_expires_at) <= now or end(session)
+    }
+    with session_lock():
+        left = [session for session in _load_forgotten() if session.refresh_token not in over]
         if left:
             _write_private(forgotten_path(), [asdict(session) for session in left])
         else:
@@ -227,10 +233,12 @@ def _load_forgotten() -> list[Session]:
             continue
         session = Session(**{key: value for key, value in entry.items() if key in _KNOWN})
         try:
-            if datetime.fromisoformat(session.refresh_token_expires_at).tzinfo is not None:
-                sessions.append(session)
+            moments = [datetime.fromisoformat(session.refresh_token_expires_at)]
+            moments.append(datetime.fromisoformat(session.access_token_expires_at))
         except (TypeError, ValueError):
             continue
+        if all(moment.tzinfo is not None for moment in moments):
+            sessions.append(session)
     return sessions
 
 

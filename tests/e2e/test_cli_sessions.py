@@ -123,6 +123,14 @@ def test_a_session_forgotten_while_its_server_was_down_is_ended_by_the_next_logi
         server.stop()
 
 
+def test_a_damaged_forgotten_session_entry_is_skipped_and_logging_in_still_works(cli, logged_in):
+    stored = json.loads(cli.session_file.read_text())
+    kept = cli.config_home / "fittrack" / "forgotten-sessions.json"
+    damaged = [{**stored, "access_token_expires_at": "soon"}, {**stored, "access_token_expires_at": "2026-01-01"}]
+    kept.write_text(json.dumps(damaged))
+    assert "Logged in as" in cli.ok("login", logged_in, "--password-stdin", stdin=PASSWORD + "\n")
+
+
 def test_a_refused_token_after_the_session_ended_says_so_once_with_the_command_to_log_in_again(cli, logged_in, stubs):
     token = json.loads(cli.session_file.read_text())["access_token"]
     stubs.accounts.Logout(account_pb2.LogoutRequest(), metadata=[("authorization", f"Bearer {token}")])
