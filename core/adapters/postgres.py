@@ -59,8 +59,10 @@ UNAVAILABLE = "the account database is unavailable; try again"
 # Any constant works as long as every Fittrack process uses the same one.
 _MIGRATION_LOCK = 0x6669_7474_7261_636B  # "fittrack"
 _CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
-# After a failed connect, reads that may use the replica go there for this long without trying the primary.
+# After a failed connect, reads that may use the replica go there for this long without trying the primary;
+# so do they while another connect has been waiting this long (a healthy server answers in milliseconds).
 OUT_SECONDS = 5.0
+SLOW_CONNECT_SECONDS = 0.5
 _MIGRATION_FILE = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
 
 
@@ -77,6 +79,10 @@ def describe_dsn(dsn: str) -> str:
     user = params.get("user", "")
     where = f"{params.get('host', 'localhost')}:{params.get('port', '5432')}/{params.get('dbname', '')}"
     return f"{user}@{where}" if user else where
+
+
+class Busy(Unavailable):
+    """Every connection of a pool is in use: the server is up, only loaded."""
 
 
 class _Pool(ThreadedConnectionPool):
@@ -97,15 +103,20 @@ class _Pool(ThreadedConnectionPool):
         self._slots = threading.BoundedSemaphore(maxconn)
         self._wait_seconds = wait_seconds
         self._out_until = 0.0  # monotonic; while ahead, a connect failed just now
+        self._connecting: list[float] = []  # when each connect under way began
 
     @property
     def out(self) -> bool:
-        """Whether a connect failed in the last OUT_SECONDS: readers that may go elsewhere need not wait."""
-        return time.monotonic() < self._out_until
+        """Whether a connect failed in the last OUT_SECONDS, or one has been waiting for SLOW_CONNECT_SECONDS:
+        readers that may go elsewhere need not wait for the server too."""
+        now = time.monotonic()
+        with self._lock:
+            slow = bool(self._connecting) and now - min(self._connecting) > SLOW_CONNECT_SECONDS
+        return slow or now < self._out_until
 
     def acquire(self) -> psycopg2.extensions.connection:
         if not self._slots.acquire(timeout=self._wait_seconds):
-            raise Unavailable(f"the account database is busy (all {self.maxconn} connections in use); try again")
+            raise Busy(f"the account database is busy (all {self.maxconn} connections in use); try again")
         try:
             return self._take()
         except BaseException:
@@ -118,12 +129,18 @@ class _Pool(ThreadedConnectionPool):
                 raise Unavailable(UNAVAILABLE)
             if self._pool:
                 return self._lend(self._pool.pop())
+        started = time.monotonic()
+        with self._lock:
+            self._connecting.append(started)
         try:
             conn = psycopg2.connect(*self._args, **self._kwargs)
         except _CONNECTION_ERRORS as error:
             self._out_until = time.monotonic() + OUT_SECONDS
             log.warning("cannot connect to PostgreSQL at %s: %s", self.description, str(error).strip())
             raise Unavailable(UNAVAILABLE) from error
+        finally:
+            with self._lock:
+                self._connecting.remove(started)
         self._out_until = 0.0
         with self._lock:
             if self.closed:
@@ -276,6 +293,8 @@ class _Transaction:
                 # Each attempt on a vanished primary can wait out the connect timeout: others just did.
                 raise Unavailable(UNAVAILABLE)
             return self._pool.acquire()
+        except Busy:
+            raise  # the primary is up: a lookup waits its turn there rather than read what may lag
         except Unavailable:
             if self._fallback is None:
                 raise

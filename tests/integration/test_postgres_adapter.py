@@ -13,6 +13,7 @@ import secrets
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import psycopg2
@@ -25,6 +26,7 @@ from core import migrate as migrate_command
 from core.adapters.postgres import (
     MIGRATIONS_DIR,
     UNAVAILABLE,
+    Busy,
     PostgresDatabase,
     PostgresUnitOfWork,
 )
@@ -38,6 +40,7 @@ from core.domain.metrics import MetricKind
 from core.domain.sequences import DeviceCursor, LogPosition
 from core.ports import RefreshRecord
 from tests.production import service_settings
+from tests.support import eventually
 from tests.unit import test_fakes as contract
 
 pytestmark = pytest.mark.production
@@ -660,6 +663,41 @@ def test_while_the_primary_hangs_only_the_first_lookup_waits_for_it(pg_empty, pg
             assert time.monotonic() - started < 1.0
         finally:
             database.close()
+
+
+def test_while_a_connect_to_the_primary_hangs_other_lookups_read_the_replica_at_once(pg_empty, pg_dsn):
+    add_user(pg_empty)
+
+    def lookup(database) -> bool:
+        with PostgresUnitOfWork(database, lookup=True) as unit:
+            return unit.users.get("u1") is not None
+
+    with socket.socket() as silent, ThreadPoolExecutor(max_workers=6) as workers:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        primary = psycopg2.extensions.make_dsn(pg_dsn, host="127.0.0.1", port=silent.getsockname()[1])
+        database = PostgresDatabase(primary, pg_dsn)
+        try:
+            first = workers.submit(lookup, database)  # waits out the connect timeout (3 s)
+            eventually(lambda: database.primary.out, bool, timeout=5)  # its connect has been slow
+            started = time.monotonic()
+            others = [workers.submit(lookup, database) for _ in range(5)]
+            assert all(other.result(timeout=5) for other in others)
+            assert time.monotonic() - started < 1.0
+            assert not first.done()  # they did not wait for the first one's connect to fail
+            assert first.result(timeout=10)
+        finally:
+            database.close()
+
+
+def test_a_lookup_waits_for_a_busy_primary_rather_than_read_the_replica(pg_empty, pg_dsn):
+    unreachable = psycopg2.extensions.make_dsn(pg_dsn, host="127.0.0.1", port=1)
+    database = PostgresDatabase(pg_dsn, unreachable, pool_max=1, wait_seconds=0.2)
+    try:
+        with PostgresUnitOfWork(database), pytest.raises(Busy):  # the one connection is lent out
+            PostgresUnitOfWork(database, lookup=True).__enter__()
+    finally:
+        database.close()
 
 
 def test_a_lookup_cannot_write(pg_empty):
