@@ -97,10 +97,30 @@ class Stores:
 
 def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
     live = LiveNotifications()
-    background: list[Background] = []
-    dependencies: list[Dependency] = []
     if config.profile == "embedded":
-        stores = _embedded_stores(config)
+        stores, dependencies, relay = _embedded_stores(config), [], None
+    else:
+        stores, dependencies, relay = _production_stores(config, live)
+    try:
+        return _app_on(stores, dependencies, relay, live, config, clock)
+    except BaseException:
+        # A part that cannot be made (an unreadable token secret, say) must not leave the stores open: the
+        # data directory's lock among them, which would refuse the next start in this process.
+        for close in reversed(stores.closers):
+            close()
+        raise
+
+
+def _app_on(
+    stores: Stores,
+    dependencies: list[Dependency],
+    relay: Background | None,
+    live: LiveNotifications,
+    config: Config,
+    clock: Callable[[], datetime],
+) -> App:
+    background: list[Background] = []
+    if relay is None:  # embedded: the workers run in this process
         persister = Persister(stores.metric_store, stores.uow, stores.notification_queue, clock)
         from workers.dispatcher import EmbeddedDispatcher
         from workers.persister import EmbeddedPersister
@@ -114,7 +134,6 @@ def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
         )
         background.append(EvaluatorInBackground(schedule))
     else:
-        stores, dependencies, relay = _production_stores(config, live)
         background.append(relay)
     signer = JwtSigner(_token_keys(config), timedelta(seconds=config.access_token_ttl_seconds))
     limits = IngestLimits(BatchLimits(config.max_readings_per_batch), config.max_readings_per_upload)

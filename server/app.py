@@ -167,8 +167,9 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
         app = build_app(config, clock)
     except HeldElsewhere as held:
         raise CannotStart(
-            f"the data in {config.database_path.parent} is in use by another Fittrack server "
-            f"(process {held.holder or 'unknown'}): stop it, or set FITTRACK_DATA_DIR to another directory"
+            f"the database {config.database_path} is in use by another Fittrack server "
+            f"(process {held.holder or 'unknown'}): stop it, or set FITTRACK_DATA_DIR (or FITTRACK_SQLITE_PATH) "
+            "to another place"
         ) from None
     except (OSError, sqlite3.Error) as error:
         # Only the embedded profile keeps files: its database, and the token secret made on first start.

@@ -1,5 +1,6 @@
 """Starting the processes: a bad setting or a taken address is a message and an exit code, never a traceback."""
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -13,7 +14,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.support import eventually
+from core.config import Config
+from server.app import CannotStart, create_server
+from tests.support import Clock, RunningServer, eventually, server_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 # Well formed, so only the setting under test is wrong; nothing is ever connected to.
@@ -150,11 +153,25 @@ def test_a_second_server_on_the_same_data_directory_refuses_to_start_whatever_it
     with running_server(environment(tmp_path, FITTRACK_LISTEN=first_address)) as first:
         second = run("server", environment(tmp_path, FITTRACK_LISTEN=second_address))
         assert second.returncode == 1
-        assert f"the data in {tmp_path / 'var'} is in use by another Fittrack server (process {first.pid})" in (
-            second.stderr
-        )
+        database = tmp_path / "var" / "fittrack.sqlite3"
+        assert f"the database {database} is in use by another Fittrack server (process {first.pid})" in second.stderr
         assert "Traceback" not in second.stderr + second.stdout
         assert serving(first_address) and not serving(second_address)
     # The hold ends with the server: the next one starts on the same data.
     with running_server(environment(tmp_path, FITTRACK_LISTEN=second_address)):
         pass
+
+
+def test_a_server_that_could_not_start_leaves_its_data_free_for_the_next_start(tmp_path):
+    config = Config(**server_settings(tmp_path, listen="127.0.0.1:0"))
+    unreadable = config.data_dir / "token-secret"
+    unreadable.mkdir(parents=True)  # no secret can be read from a directory
+
+    async def create():
+        return create_server(config)
+
+    with pytest.raises(CannotStart, match="cannot keep data in"):
+        asyncio.run(create())
+    unreadable.rmdir()
+    # The same process starts again on the same data: the failed start let go of its database.
+    RunningServer(config, Clock()).stop()
