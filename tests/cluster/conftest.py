@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.faults import cannot_run, cluster_running
+from tests.support import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "infra" / "cluster"
@@ -30,9 +31,17 @@ class Cluster:
 
 
 @pytest.fixture(scope="package")
-def cluster():
+def control():
     """One cluster for the whole tier, stopped after its last test: bringing it up and down costs a minute."""
     if reason := cannot_run():
         pytest.skip(reason)
-    with cluster_running():
-        yield Cluster()
+    with cluster_running() as running:
+        yield running
+
+
+@pytest.fixture
+def cluster(control):
+    """The cluster, healthy: a test after a fault's heal starts only once every role is back (a server
+    that lost its connections at the heal is out of the balancers until it is ready again)."""
+    eventually(control.healthy, bool, timeout=120, interval=2)  # a status round itself takes seconds
+    return Cluster()

@@ -71,7 +71,7 @@ def serving_through(cluster, host: str, calls: int) -> list[int]:
         return [stub.Check(health_pb2.HealthCheckRequest(), timeout=10).status for _ in range(calls)]
 
 
-def test_latency_on_h3_slows_the_connections_it_opens_and_the_service_still_answers(cluster):
+def test_latency_on_h3_slows_the_connections_it_opens_and_the_service_still_answers(cluster, control):
     fast = eventually(lambda: round_trip_ms(cluster, "h3", "h1"), lambda ms: ms < 50, timeout=30, interval=0.5)
     waiter = None
     try:
@@ -102,3 +102,5 @@ def test_latency_on_h3_slows_the_connections_it_opens_and_the_service_still_answ
         assert waiter.communicate(timeout=10)[0].strip() == "closed"
     finally:
         waiter.kill()
+    # Every role is healthy again: the processes whose connections went through the proxy reconnected.
+    eventually(control.healthy, bool, timeout=120, interval=2)
