@@ -25,7 +25,7 @@ protos-check: setup
 	$(PY) scripts/gen_protos.py --check
 
 run: setup
-	$(PY) -m server
+	$(PY) -m fittrack.app.server
 
 # The production profile's services (PostgreSQL, Kafka, FerretDB) on loopback, data under ./var.
 services:

@@ -22,8 +22,8 @@ import signal
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from core.config import Config
-from generated.fittrack.v1 import metric_pb2, metric_pb2_grpc
+from fittrack.app.config import Config
+from fittrack.generated.v1 import metric_pb2, metric_pb2_grpc
 
 Ack = metric_pb2.BatchAck
 

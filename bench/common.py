@@ -21,7 +21,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from generated.fittrack.v1 import account_pb2, account_pb2_grpc
+from fittrack.generated.v1 import account_pb2, account_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark password"
@@ -146,7 +146,7 @@ def spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path, addres
 
 
 async def start_server(extra_env: dict[str, str], log_dir: Path, name: str = "server") -> Process:
-    """`python -m server` on a free loopback port with fast bcrypt, once it reports SERVING."""
+    """`python -m fittrack.app.server` on a free loopback port with fast bcrypt, once it reports SERVING."""
     address = f"127.0.0.1:{free_port()}"
     (log_dir / "data").mkdir(exist_ok=True)
     env = {
@@ -159,7 +159,7 @@ async def start_server(extra_env: dict[str, str], log_dir: Path, name: str = "se
         **extra_env,
         "FITTRACK_LISTEN": address,
     }
-    process = spawn(name, ["-m", "server"], env, log_dir, address)
+    process = spawn(name, ["-m", "fittrack.app.server"], env, log_dir, address)
     await wait_serving(process)
     return process
 

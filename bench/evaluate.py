@@ -32,8 +32,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from bench.common import emit
-from core.adapters.sqlite import SqliteDatabase, SqliteMetricStore, SqliteUnitOfWork
-from core.services.evaluation import EvaluationSettings, GoalEvaluator, WorkClaims
+from fittrack.core.adapters.sqlite import SqliteDatabase, SqliteMetricStore, SqliteUnitOfWork
+from fittrack.core.services.evaluation import EvaluationSettings, GoalEvaluator, WorkClaims
 
 TARGET_SECONDS = 10.0
 # At 15:00 UTC on a winter Wednesday it is 16:00 in all four.
@@ -121,7 +121,7 @@ class CountingQueue:
 def notification_queue(db: SqliteDatabase, outbox: bool):
     if not outbox:
         return CountingQueue()
-    from core.adapters.sqlite import SqliteNotificationQueue
+    from fittrack.core.adapters.sqlite import SqliteNotificationQueue
 
     return SqliteNotificationQueue(db)
 

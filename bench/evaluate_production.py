@@ -14,13 +14,13 @@ from bench.common import emit
 from bench.days import settle
 from bench.evaluate import TODAY, ZONES, CountingQueue, slot_figures, time_slot
 from bench.production import unavailable
-from core.adapters.ferretdb_indexes import FerretDBIndexes
-from core.adapters.ferretdb_reads import FerretDBReads
-from core.adapters.kafka import KafkaNotificationQueue, ensure_topics, make_producer
-from core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MongoMetricStore
-from core.adapters.mongo_documents import doc_id, month_key
-from core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
-from core.domain.metrics import MetricKind
+from fittrack.core.adapters.ferretdb_indexes import FerretDBIndexes
+from fittrack.core.adapters.ferretdb_reads import FerretDBReads
+from fittrack.core.adapters.kafka import KafkaNotificationQueue, ensure_topics, make_producer
+from fittrack.core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MongoMetricStore
+from fittrack.core.adapters.mongo_documents import doc_id, month_key
+from fittrack.core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
+from fittrack.core.domain.metrics import MetricKind
 from tests.production import ProductionStack
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -127,7 +127,7 @@ def run_production(options) -> int:
         db = PostgresDatabase(env["FITTRACK_PG_DSN"], pool_max=4)
         db.migrate()
         dsn, database = env["FITTRACK_FERRETDB_PG_DSN"], env["FITTRACK_MONGO_DATABASE"]
-        # As the evaluator process builds it (core/bootstrap.metric_store), before the first document.
+        # As the evaluator process builds it (fittrack/core/bootstrap.metric_store), before the first document.
         store = MongoMetricStore(
             env["FITTRACK_MONGO_URI"],
             database,

@@ -32,9 +32,9 @@ import grpc
 import psycopg2
 from google.type.date_pb2 import Date
 
-from clients.simulator import STEPS
-from clients.sync import CHANNEL_OPTIONS, DeviceSync, SyncBehaviour, UserSession, register_users
-from generated.fittrack.v1 import (
+from fittrack.clients.simulator import STEPS
+from fittrack.clients.sync import CHANNEL_OPTIONS, DeviceSync, SyncBehaviour, UserSession, register_users
+from fittrack.generated.v1 import (
     account_pb2,
     account_pb2_grpc,
     common_pb2,

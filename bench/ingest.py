@@ -47,7 +47,7 @@ from bench.common import (
     start_server,
     work_directory,
 )
-from generated.fittrack.v1 import common_pb2, metric_pb2, metric_pb2_grpc
+from fittrack.generated.v1 import common_pb2, metric_pb2, metric_pb2_grpc
 
 Ack = metric_pb2.BatchAck
 VIEW = metric_pb2.ViewMetricRequest(metric=common_pb2.METRIC_KIND_STEPS, preset=common_pb2.RANGE_PRESET_LAST_30_DAYS)

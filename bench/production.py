@@ -64,12 +64,17 @@ async def production_stack(log_dir: Path, persisters: int = 2) -> AsyncIterator[
     workers: list[Process] = []
     try:
         migrated = subprocess.run(
-            [sys.executable, "-m", "core.migrate"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "fittrack.app.migrate"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if migrated.returncode != 0:
             raise RuntimeError(f"migrations failed:\n{migrated.stdout}{migrated.stderr}")
         for number in range(1, persisters + 1):
-            worker = spawn(f"persister-{number}", ["-m", "workers.persister"], env, log_dir)
+            worker = spawn(f"persister-{number}", ["-m", "fittrack.app.persister"], env, log_dir)
             stack.persisters.append(worker.popen)  # the stack stops them before it drops its databases
             workers.append(worker)
         server = await start_server(stack.env, log_dir)

@@ -49,7 +49,7 @@ from bench.common import (
     start_server,
     work_directory,
 )
-from generated.fittrack.v1 import common_pb2, metric_pb2, metric_pb2_grpc, report_pb2, report_pb2_grpc
+from fittrack.generated.v1 import common_pb2, metric_pb2, metric_pb2_grpc, report_pb2, report_pb2_grpc
 
 TARGET_SECONDS = 1.0
 BATCH = 1000  # the server's default readings per batch

@@ -49,7 +49,7 @@ from bench.common import (
     raise_open_files_limit,
     start_anchor,
 )
-from generated.fittrack.v1 import account_pb2, account_pb2_grpc, common_pb2, metric_pb2, metric_pb2_grpc
+from fittrack.generated.v1 import account_pb2, account_pb2_grpc, common_pb2, metric_pb2, metric_pb2_grpc
 
 FERRETDB_LOG = ROOT / "var" / "ferretdb" / "ferretdb.log"
 WEDGE = "watchdog: FerretDB stopped answering"

@@ -4,7 +4,7 @@
 
 Grows a scratch collection to each size in turn (a year of day documents per
 user, bulk-inserted in the store's layout: bench/days.py), indexed as the
-store indexes it (core/adapters/ferretdb_indexes.py), analyzed as autovacuum
+store indexes it (fittrack/core/adapters/ferretdb_indexes.py), analyzed as autovacuum
 would, and times at each size, for random users and days:
 
 - find_by_id: a day, as a day view reads it (MongoMetricStore.days over one day);
@@ -34,10 +34,10 @@ from pymongo import MongoClient
 
 from bench.common import emit, ms, percentile
 from bench.days import DAYS_PER_USER, FIRST_DAY, load, settle, user_ids
-from core.adapters.ferretdb_indexes import FerretDBIndexes
-from core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MongoMetricStore
-from core.adapters.mongo_documents import doc_id
-from core.domain.metrics import MetricKind
+from fittrack.core.adapters.ferretdb_indexes import FerretDBIndexes
+from fittrack.core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MongoMetricStore
+from fittrack.core.adapters.mongo_documents import doc_id
+from fittrack.core.domain.metrics import MetricKind
 from tests.production import service_settings
 
 GROWTH_TARGET = 2.0

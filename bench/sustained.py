@@ -41,8 +41,8 @@ from google.type.date_pb2 import Date
 from bench import production
 from bench.common import channel_options, emit, log_in_users, percentile, raise_open_files_limit, start_anchor
 from bench.soak import ANCHOR_SECONDS, paced_uploads, renew_logins, watch_lag
-from core.domain.calendar import MAX_VIEW_DAYS
-from generated.fittrack.v1 import common_pb2, metric_pb2, metric_pb2_grpc
+from fittrack.core.domain.calendar import MAX_VIEW_DAYS
+from fittrack.generated.v1 import common_pb2, metric_pb2, metric_pb2_grpc
 
 ACK_P99_MS = 100.0
 LAG_SECONDS = 5.0

@@ -1,12 +1,12 @@
-"""Regenerate generated/ from protos/, or check that it is up to date.
+"""Regenerate fittrack/generated/ from protos/, or check that it is up to date.
 
-protoc names Python modules after the proto import path (fittrack.v1.x_pb2),
-so the generated imports are rewritten to live under the top-level
-`generated` package: the same import then works from the source tree and from
-an installed package.
+protoc names Python modules after the proto import path (fittrack.v1.x_pb2);
+they are moved to fittrack/generated/v1 and their imports rewritten to match, so
+the contract lives inside the one installed package, `fittrack`, apart from the
+code written by hand.
 
     python scripts/gen_protos.py           # regenerate in place
-    python scripts/gen_protos.py --check   # exit 1 when generated/ is stale
+    python scripts/gen_protos.py --check   # exit 1 when fittrack/generated/ is stale
 """
 
 from __future__ import annotations
@@ -24,13 +24,16 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
-GENERATED = ROOT / "generated"
+GENERATED = ROOT / "fittrack" / "generated"
 GOOGLEAPIS_INCLUDE = Path(google.type.__path__[0]).parent.parent
 
 _IMPORT = re.compile(r"^(from|import) fittrack\.v1", re.MULTILINE)
 
 
 def _generate(out_dir: Path) -> None:
+    """Write the generated package (v1/ and its __init__ files) into out_dir."""
+    protoc_out = out_dir / "protoc"
+    protoc_out.mkdir()
     proto_files = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
     grpc_tools_include = Path(protoc.__file__).parent / "_proto"
     args = [
@@ -38,15 +41,17 @@ def _generate(out_dir: Path) -> None:
         f"-I{PROTOS}",
         f"-I{GOOGLEAPIS_INCLUDE}",
         f"-I{grpc_tools_include}",
-        f"--python_out={out_dir}",
-        f"--pyi_out={out_dir}",
-        f"--grpc_python_out={out_dir}",
+        f"--python_out={protoc_out}",
+        f"--pyi_out={protoc_out}",
+        f"--grpc_python_out={protoc_out}",
         *proto_files,
     ]
     if protoc.main(args) != 0:
         sys.exit("protoc failed")
+    shutil.move(protoc_out / "fittrack" / "v1", out_dir / "v1")
+    shutil.rmtree(protoc_out)
     for path in out_dir.rglob("*.py*"):
-        path.write_text(_IMPORT.sub(r"\1 generated.fittrack.v1", path.read_text()))
+        path.write_text(_IMPORT.sub(r"\1 fittrack.generated.v1", path.read_text()))
     for package in (out_dir, *[p for p in out_dir.rglob("*") if p.is_dir()]):
         init = package / "__init__.py"
         if not init.exists():
@@ -64,18 +69,20 @@ def _differences(left: Path, right: Path) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="fail when generated/ differs from a fresh generation")
+    parser.add_argument(
+        "--check", action="store_true", help="fail when fittrack/generated/ differs from a fresh generation"
+    )
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp) / "generated"
         fresh.mkdir()
         _generate(fresh)
         if options.check:
-            stale = _differences(fresh, GENERATED) if GENERATED.exists() else ["generated/ is missing"]
+            stale = _differences(fresh, GENERATED) if GENERATED.exists() else ["fittrack/generated/ is missing"]
             if stale:
-                print("generated/ is stale; run `make protos` and commit the result:", *stale, sep="\n  ")
+                print("fittrack/generated/ is stale; run `make protos` and commit the result:", *stale, sep="\n  ")
                 return 1
-            print("generated/ is up to date")
+            print("fittrack/generated/ is up to date")
             return 0
         if GENERATED.exists():
             shutil.rmtree(GENERATED)

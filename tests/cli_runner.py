@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass
 class Cli:
-    """Runs `python -m clients.cli` against the test server with its own config directory."""
+    """Runs `python -m fittrack.clients.cli` against the test server with its own config directory."""
 
     address: str
     config_home: Path
@@ -33,7 +33,7 @@ class Cli:
         return env
 
     def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "clients.cli", "--server", self.address, *args]
+        return [sys.executable, "-m", "fittrack.clients.cli", "--server", self.address, *args]
 
     def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
         return subprocess.run(

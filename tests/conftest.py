@@ -3,7 +3,7 @@ import secrets
 
 import pytest
 
-from core.config import Config
+from fittrack.app.config import Config
 from tests.production import ProductionStack
 from tests.support import Clock, RunningServer, Stubs, register_and_login, server_settings
 

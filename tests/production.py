@@ -101,7 +101,7 @@ class ProductionStack:
 
     def start_persister(self, stderr=None, **extra_env: str) -> subprocess.Popen:
         env = {**os.environ, **self.env, "FITTRACK_LOG_LEVEL": "WARNING", **extra_env}
-        process = subprocess.Popen([sys.executable, "-m", "workers.persister"], cwd=ROOT, env=env, stderr=stderr)
+        process = subprocess.Popen([sys.executable, "-m", "fittrack.app.persister"], cwd=ROOT, env=env, stderr=stderr)
         self.persisters.append(process)
         return process
 
@@ -118,7 +118,7 @@ class ProductionStack:
 
     def start_dispatcher(self, **extra_env: str) -> subprocess.Popen:
         env = {**os.environ, **self.env, "FITTRACK_LOG_LEVEL": "WARNING", **extra_env}
-        process = subprocess.Popen([sys.executable, "-m", "workers.dispatcher"], cwd=ROOT, env=env)
+        process = subprocess.Popen([sys.executable, "-m", "fittrack.app.dispatcher"], cwd=ROOT, env=env)
         self.dispatchers.append(process)
         return process
 

@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from core.config import Config
-from generated.fittrack.v1 import (
+from fittrack.app.config import Config
+from fittrack.app.server import create_server
+from fittrack.generated.v1 import (
     account_pb2,
     account_pb2_grpc,
     common_pb2,
@@ -28,7 +29,6 @@ from generated.fittrack.v1 import (
     notification_pb2_grpc,
     report_pb2_grpc,
 )
-from server.app import create_server
 
 T = TypeVar("T")
 PASSWORD = "correct horse battery"

@@ -24,9 +24,8 @@ from common import CLUSTER_VAR, HERE, ROOT, ClusterError, Host, Layout, log, pid
 PY = ROOT / ".venv" / "bin" / "python"
 TASKS = HERE / "app_tasks.py"
 TOKEN_KEYS = CLUSTER_VAR / "token-keys.json"
-MODULES = {"server": "server", "persister": "workers.persister", "dispatcher": "workers.dispatcher",
-           "evaluator": "workers.evaluator"}  # fmt: skip
-# collections the metric store uses (core/adapters/mongo.py); every FerretDB must list them
+MODULES = {role: f"fittrack.app.{role}" for role in ("server", "persister", "dispatcher", "evaluator")}
+# collections the metric store uses (fittrack/core/adapters/mongo.py); every FerretDB must list them
 COLLECTIONS = (b"metrics", b"minutes", b"fittrack_meta")
 
 
@@ -173,7 +172,7 @@ def group_members(lay: Layout) -> dict:
 
 # ---------------------------------------------------------------- the roles
 
-# the workers' consumer session timeout (workers/runtime.py: session_timeout_ms=10_000), plus a margin
+# the workers' consumer session timeout (fittrack/workers/runtime.py: session_timeout_ms=10_000), plus a margin
 MEMBER_PROOF_AGE = 12.0
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pymongo
 
-from clients.simulator import STEPS, sync_readings
+from fittrack.clients.simulator import STEPS, sync_readings
 from tests.support import Stubs, eventually, local_midnight, register_and_login, view_today
 
 

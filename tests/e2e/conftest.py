@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from generated.fittrack.v1 import account_pb2
+from fittrack.generated.v1 import account_pb2
 from tests.cli_runner import Cli
 from tests.support import PASSWORD
 

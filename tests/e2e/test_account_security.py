@@ -14,8 +14,8 @@ import grpc
 import jwt
 import pytest
 
-from core.bootstrap import build_evaluator, evaluation_schedule
-from generated.fittrack.v1 import account_pb2, notification_pb2
+from fittrack.app.wiring import build_evaluator, evaluation_schedule
+from fittrack.generated.v1 import account_pb2, notification_pb2
 from tests.support import PASSWORD, RunningServer, Stubs, eventually, register_and_login, rpc_error
 
 Code = grpc.StatusCode
@@ -313,7 +313,12 @@ def test_a_login_well_before_the_expiry_has_no_warning(alice):
 def expiry_notifier(profile, server, server_config, clock):
     """The password-expiry notifier the profile's evaluator runs on each tick, on its real stores and queue."""
     if profile == "embedded":
-        from core.adapters.sqlite import SqliteDatabase, SqliteMetricStore, SqliteNotificationQueue, SqliteUnitOfWork
+        from fittrack.core.adapters.sqlite import (
+            SqliteDatabase,
+            SqliteMetricStore,
+            SqliteNotificationQueue,
+            SqliteUnitOfWork,
+        )
 
         db = SqliteDatabase(server_config.database_path)
         schedule = evaluation_schedule(

@@ -7,7 +7,7 @@ import grpc
 import pytest
 from google.type.date_pb2 import Date
 
-from generated.fittrack.v1 import account_pb2
+from fittrack.generated.v1 import account_pb2
 from tests.support import PASSWORD, register_and_login, rpc_error
 
 Code = grpc.StatusCode

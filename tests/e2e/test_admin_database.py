@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from core.adapters.sqlite import SqliteDatabase
+from fittrack.core.adapters.sqlite import SqliteDatabase
 
 ADMIN = Path(sys.executable).parent / "fittrack-admin"
 COMMANDS = [("dead-letters", "list"), ("dead-letters", "list", "--json"), ("dead-letters", "replay", "--all")]

@@ -2,7 +2,7 @@
 
 The RPCs are enumerated from the generated descriptors, so an RPC added to any fittrack.v1 service is
 covered without touching this file: it must refuse callers without a token, or be added to the allowlist
-in server/auth.py and here, deliberately.
+in fittrack/server/auth.py and here, deliberately.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 
-import generated.fittrack.v1
-from generated.fittrack.v1 import account_pb2
-from server.auth import OPTIONAL_TOKEN_METHODS, PUBLIC_METHODS
+import fittrack.generated.v1
+from fittrack.generated.v1 import account_pb2
+from fittrack.server.auth import OPTIONAL_TOKEN_METHODS, PUBLIC_METHODS
 from tests.support import PASSWORD, register_and_login, rpc_error
 
 # Written out rather than imported: widening the allowlist must change this test too.
@@ -38,10 +38,10 @@ DEADLINE = 10
 def all_methods() -> dict[str, MethodDescriptor]:
     """Every RPC of every service in the fittrack.v1 package, by its full path."""
     methods = {}
-    for module_info in pkgutil.iter_modules(generated.fittrack.v1.__path__):
+    for module_info in pkgutil.iter_modules(fittrack.generated.v1.__path__):
         if not module_info.name.endswith("_pb2"):
             continue
-        module = importlib.import_module(f"{generated.fittrack.v1.__name__}.{module_info.name}")
+        module = importlib.import_module(f"{fittrack.generated.v1.__name__}.{module_info.name}")
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 methods[f"/{service.full_name}/{method.name}"] = method

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from generated.fittrack.v1 import account_pb2
+from fittrack.generated.v1 import account_pb2
 from tests.cli_runner import REPO_ROOT, in_a_terminal, utc_today, write_csv
 from tests.e2e.test_cli_first_hour import ANSI, assert_explained
 from tests.support import PASSWORD

@@ -14,7 +14,7 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from generated.fittrack.v1 import account_pb2
+from fittrack.generated.v1 import account_pb2
 from tests.cli_runner import REPO_ROOT, Cli, in_a_terminal, read_line, table, utc_today, write_csv
 from tests.support import PASSWORD, eventually
 
@@ -215,7 +215,7 @@ def test_notifications_watch_reconnects_after_a_server_restart_and_prints_what_c
     cli = Cli(address, tmp_path / "config")
 
     def start():
-        process = start_process([sys.executable, "-m", "server"], tmp_path, port)
+        process = start_process([sys.executable, "-m", "fittrack.app.server"], tmp_path, port)
         eventually(lambda: answers_health(address), bool, timeout=30, interval=0.1)
         return process
 

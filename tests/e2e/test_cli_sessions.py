@@ -15,7 +15,7 @@ import grpc
 import psycopg2
 import pytest
 
-from generated.fittrack.v1 import account_pb2
+from fittrack.generated.v1 import account_pb2
 from tests.cli_runner import Cli
 from tests.e2e.test_cli_first_hour import access_still_works, assert_explained
 from tests.support import PASSWORD, RunningServer, Stubs
@@ -168,8 +168,8 @@ def test_a_damaged_session_file_is_named_and_logging_in_again_replaces_it(cli, l
 def test_a_refresh_never_takes_over_another_users_session_stored_meanwhile(cli, logged_in, server, stubs, new_username):
     from argparse import Namespace
 
-    from clients.cli.connection import Client
-    from clients.cli.session import Session
+    from fittrack.clients.cli.connection import Client
+    from fittrack.clients.cli.session import Session
 
     alice = json.loads(cli.session_file.read_text())
     bob = new_username("bob")

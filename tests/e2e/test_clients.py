@@ -7,10 +7,10 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from clients import loadgen, simulator
-from clients.loadgen import LoadPlan, generate_load
-from clients.simulator import STEPS, FleetPlan, run_fleet, simulate_day, simulate_phone, within_hours
-from clients.sync import SyncBehaviour
+from fittrack.clients import loadgen, simulator
+from fittrack.clients.loadgen import LoadPlan, generate_load
+from fittrack.clients.simulator import STEPS, FleetPlan, run_fleet, simulate_day, simulate_phone, within_hours
+from fittrack.clients.sync import SyncBehaviour
 
 UTC_ZONE = ZoneInfo("UTC")
 # Two hours of a morning with its walk: a few hundred readings per device, which the production profile's

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from core.adapters.sqlite import SqliteDatabase
-from core.config import Config
+from fittrack.app.config import Config
+from fittrack.core.adapters.sqlite import SqliteDatabase
 from tests.support import Clock, RunningServer, server_settings
 
 BIN = Path(sys.executable).parent
@@ -289,10 +289,10 @@ LOADGEN_CASES = [
 
 
 def server(says: str, mentions: tuple[str, ...], **env: str) -> Case:
-    """`python -m server` with a bad setting: it must refuse to start (a server that starts runs into the timeout)."""
+    """`python -m fittrack.app.server` with a bad setting: it must refuse to start."""
     return case(
         f"the server {says}",
-        *("python", "-m", "server"),
+        *("python", "-m", "fittrack.app.server"),
         exit_code=EXIT_USAGE,
         mentions=mentions,
         env={"FITTRACK_LISTEN": "127.0.0.1:0", "FITTRACK_DATA_DIR": "{data}", **env},

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from core.config import Config
-from generated.fittrack.v1 import common_pb2, goal_pb2, notification_pb2
+from fittrack.app.config import Config
+from fittrack.generated.v1 import common_pb2, goal_pb2, notification_pb2
 from tests.production import ROOT, ProductionStack
 from tests.support import batch, eventually, local_midnight, reading, server_settings, upload
 from tests.webhook import Webhook
@@ -57,7 +57,7 @@ def server_config(profile, tmp_path, request, webhook) -> Config:
 
 @pytest.fixture
 def admin(profile, server_config, request):
-    """Runs `fittrack-admin` (as `python -m core.admin`) with the environment of the server's profile."""
+    """Runs `fittrack-admin` (as `python -m fittrack.app.admin`) with the environment of the server's profile."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("FITTRACK_")}
     if profile == "embedded":
         env.update(FITTRACK_PROFILE="embedded", FITTRACK_DATA_DIR=str(server_config.data_dir))
@@ -65,7 +65,7 @@ def admin(profile, server_config, request):
         env.update(request.getfixturevalue("delivery_stack").env)
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "core.admin", *args]
+        command = [sys.executable, "-m", "fittrack.app.admin", *args]
         result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, f"fittrack-admin {' '.join(args)} failed:\n{result.stderr}"
         return result

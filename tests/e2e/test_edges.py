@@ -9,7 +9,7 @@ import grpc
 import pytest
 from google.type.date_pb2 import Date
 
-from generated.fittrack.v1 import account_pb2, common_pb2, goal_pb2, metric_pb2, notification_pb2, report_pb2
+from fittrack.generated.v1 import account_pb2, common_pb2, goal_pb2, metric_pb2, notification_pb2, report_pb2
 from tests.support import PASSWORD, RunningServer, Stubs, batch, local_midnight, reading, rpc_error, upload
 
 Code = grpc.StatusCode

@@ -20,10 +20,10 @@ import grpc
 import pytest
 from google.type import timeofday_pb2
 
-from core.bootstrap import build_evaluator, evaluation_schedule
-from core.domain.evaluation import DEFAULT_SLOTS, slot_instants
-from core.services.evaluation import GoalEvaluator
-from generated.fittrack.v1 import common_pb2, goal_pb2, notification_pb2
+from fittrack.app.wiring import build_evaluator, evaluation_schedule
+from fittrack.core.domain.evaluation import DEFAULT_SLOTS, slot_instants
+from fittrack.core.services.evaluation import GoalEvaluator
+from fittrack.generated.v1 import common_pb2, goal_pb2, notification_pb2
 from tests.support import batch, eventually, reading, register_and_login, rpc_error, upload
 
 STEPS = common_pb2.METRIC_KIND_STEPS
@@ -40,7 +40,12 @@ def evaluators(profile, server_config, clock, count: int):
     """`count` evaluators on the profile's real stores and notification queue, at the test's clock, built as the
     server and fittrack-evaluator build theirs: each with its own claims, so together they share the work."""
     if profile == "embedded":
-        from core.adapters.sqlite import SqliteDatabase, SqliteMetricStore, SqliteNotificationQueue, SqliteUnitOfWork
+        from fittrack.core.adapters.sqlite import (
+            SqliteDatabase,
+            SqliteMetricStore,
+            SqliteNotificationQueue,
+            SqliteUnitOfWork,
+        )
 
         db = SqliteDatabase(server_config.database_path)
         queue = SqliteNotificationQueue(db)

@@ -6,14 +6,14 @@ from datetime import timedelta
 
 import pytest
 
-from generated.fittrack.v1 import account_pb2, notification_pb2
+from fittrack.generated.v1 import account_pb2, notification_pb2
 from tests.e2e.test_evaluation import next_slot, notifications_of, steps_goal
 from tests.support import RunningServer, Stubs, User, eventually, register_and_login, server_settings
 
 
 @pytest.fixture
 def ticking_server(tmp_path, clock):
-    from core.config import Config
+    from fittrack.app.config import Config
 
     config = Config(**server_settings(tmp_path, evaluation_tick_seconds=0.1, evaluation_catch_up_minutes=0))
     running = RunningServer(config, clock)

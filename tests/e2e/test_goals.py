@@ -3,7 +3,7 @@
 import grpc
 import pytest
 
-from generated.fittrack.v1 import common_pb2, goal_pb2, notification_pb2
+from fittrack.generated.v1 import common_pb2, goal_pb2, notification_pb2
 from tests.support import batch, eventually, local_midnight, reading, rpc_error, upload
 
 Code = grpc.StatusCode

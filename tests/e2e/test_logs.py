@@ -19,9 +19,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from clients.simulator import sync_readings
-from core.config import Config
-from generated.fittrack.v1 import account_pb2, common_pb2, goal_pb2, metric_pb2, notification_pb2
+from fittrack.app.config import Config
+from fittrack.clients.simulator import sync_readings
+from fittrack.generated.v1 import account_pb2, common_pb2, goal_pb2, metric_pb2, notification_pb2
 from tests.production import ROOT, ProductionStack
 from tests.support import RunningServer, Stubs, batch, eventually, local_midnight, reading, rpc_error, server_settings
 from tests.webhook import Webhook
@@ -124,7 +124,7 @@ def session_setup(profile, tmp_path, request, webhook):
             stderr_files.append(path)
             with path.open("wb") as stderr:
                 group.append(
-                    subprocess.Popen([sys.executable, "-m", f"workers.{worker}"], cwd=ROOT, env=env, stderr=stderr)
+                    subprocess.Popen([sys.executable, "-m", f"fittrack.app.{worker}"], cwd=ROOT, env=env, stderr=stderr)
                 )
         yield Config(**common, **stack.config_values()), known, stderr_files
     finally:

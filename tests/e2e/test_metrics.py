@@ -6,7 +6,7 @@ import grpc
 import pytest
 from google.type.date_pb2 import Date
 
-from generated.fittrack.v1 import account_pb2, common_pb2, metric_pb2
+from fittrack.generated.v1 import account_pb2, common_pb2, metric_pb2
 from tests.support import batch, eventually, local_midnight, minute_start, reading, rpc_error, upload, view_today
 
 Code = grpc.StatusCode

@@ -2,7 +2,7 @@
 
 import grpc
 
-from generated.fittrack.v1 import common_pb2, goal_pb2, notification_pb2
+from fittrack.generated.v1 import common_pb2, goal_pb2, notification_pb2
 from tests.support import batch, eventually, local_midnight, reading, rpc_error, upload
 
 Code = grpc.StatusCode

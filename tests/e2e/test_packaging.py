@@ -25,17 +25,19 @@ def test_the_installed_package_imports_the_generated_code_outside_the_source_tre
     )
     (wheel,) = tmp_path.glob("fittrack-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "generated/fittrack/v1/metric_pb2.pyi" in names
-    assert "server/app.py" in names and "clients/cli/main.py" in names
-    assert "core/adapters/migrations/postgres/0001_initial.sql" in names
-    assert "core/adapters/data/common-passwords.txt" in names
+    # One top-level name in site-packages: nothing like `core` or `server` to collide with another package.
+    assert {name.split("/")[0] for name in names if not name.startswith("fittrack-")} == {"fittrack"}
+    assert "fittrack/generated/v1/metric_pb2.pyi" in names
+    assert "fittrack/app/server.py" in names and "fittrack/clients/cli/main.py" in names
+    assert "fittrack/core/adapters/migrations/postgres/0001_initial.sql" in names
+    assert "fittrack/core/adapters/data/common-passwords.txt" in names
 
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", target, wheel], check=True
     )
     probe = (
-        "import generated.fittrack.v1.metric_pb2_grpc as stubs, server.app, clients.cli.main;"
+        "import fittrack.generated.v1.metric_pb2_grpc as stubs, fittrack.app.server, fittrack.clients.cli.main;"
         f"assert stubs.__file__.startswith({str(target)!r}), stubs.__file__;"
         "print(stubs.MetricServiceStub.__name__)"
     )

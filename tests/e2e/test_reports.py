@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import grpc
 from google.type.date_pb2 import Date
 
-from generated.fittrack.v1 import account_pb2, common_pb2, goal_pb2, report_pb2
+from fittrack.generated.v1 import account_pb2, common_pb2, goal_pb2, report_pb2
 from tests.cli_runner import utc_today, write_csv
 from tests.support import batch, eventually, reading, rpc_error, upload
 

@@ -18,7 +18,7 @@ from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from generated.fittrack.v1 import account_pb2, goal_pb2, metric_pb2, notification_pb2, report_pb2
+from fittrack.generated.v1 import account_pb2, goal_pb2, metric_pb2, notification_pb2, report_pb2
 from tests.support import RunningServer, Stubs, eventually, http_get, register_and_login
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,7 +126,7 @@ def answers_health(address):
 
 def test_the_server_stops_gracefully_on_sigterm(tmp_path):
     port = free_port()
-    process = start_process([sys.executable, "-m", "server"], tmp_path, port)
+    process = start_process([sys.executable, "-m", "fittrack.app.server"], tmp_path, port)
     try:
         eventually(lambda: answers_health(f"127.0.0.1:{port}"), bool, timeout=30)
         process.send_signal(signal.SIGTERM)
@@ -237,7 +237,7 @@ def test_a_readiness_address_that_is_taken_stops_the_server_from_starting(tmp_pa
         taken.listen()
         port = free_port()
         env = {"FITTRACK_READY_LISTEN": f"127.0.0.1:{taken.getsockname()[1]}"}
-        process = start_process([sys.executable, "-m", "server"], tmp_path, port, **env)
+        process = start_process([sys.executable, "-m", "fittrack.app.server"], tmp_path, port, **env)
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 1
     assert "FITTRACK_READY_LISTEN" in output and "Traceback" not in output

@@ -20,7 +20,7 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from generated.fittrack.v1 import account_pb2
+from fittrack.generated.v1 import account_pb2
 from tests.oidc import (
     CLIENT_SECRET,
     REDIRECT_URI,
@@ -239,7 +239,7 @@ def test_the_providers_are_listed_without_a_token_and_without_the_secret(sso_stu
 def test_the_cli_logs_in_through_the_provider_with_a_loopback_redirect(sso_server, sso_stubs, oidc, tmp_path):
     env = {key: value for key, value in os.environ.items() if key != "FITTRACK_SERVER"}
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    base = [sys.executable, "-m", "clients.cli", "--server", sso_server.address]
+    base = [sys.executable, "-m", "fittrack.clients.cli", "--server", sso_server.address]
     cli = subprocess.Popen(
         [*base, "login", "--sso", "local", "--no-browser", "--sso-timeout", "60"],
         stdout=subprocess.PIPE,

@@ -14,8 +14,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from core.config import Config
-from server.app import CannotStart, create_server
+from fittrack.app.config import Config
+from fittrack.app.server import CannotStart, create_server
 from tests.support import Clock, RunningServer, eventually, server_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,11 +27,11 @@ PRODUCTION = {
     "FITTRACK_MONGO_URI": "mongodb://127.0.0.1:9/",
 }
 PROGRAMS = {
-    "fittrack-server": "server",
-    "fittrack-persister": "workers.persister",
-    "fittrack-dispatcher": "workers.dispatcher",
-    "fittrack-evaluator": "workers.evaluator",
-    "fittrack-migrate": "core.migrate",
+    "fittrack-server": "fittrack.app.server",
+    "fittrack-persister": "fittrack.app.persister",
+    "fittrack-dispatcher": "fittrack.app.dispatcher",
+    "fittrack-evaluator": "fittrack.app.evaluator",
+    "fittrack-migrate": "fittrack.app.migrate",
 }
 
 
@@ -72,7 +72,11 @@ def serving(address: str) -> bool:
 def running_server(env: dict[str, str]) -> Iterator[subprocess.Popen]:
     """A server process serving on env's FITTRACK_LISTEN; stopped with SIGTERM after, which it must obey."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "server"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "fittrack.app.server"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         eventually(lambda: serving(env["FITTRACK_LISTEN"]), bool, timeout=30)
@@ -92,7 +96,7 @@ def running_server(env: dict[str, str]) -> Iterator[subprocess.Popen]:
     ],
 )
 def test_the_server_refuses_a_malformed_setting_with_a_message_naming_it_and_exit_2(tmp_path, setting, value, message):
-    result = run("server", environment(tmp_path, **{setting: value}))
+    result = run("fittrack.app.server", environment(tmp_path, **{setting: value}))
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
@@ -124,7 +128,7 @@ def test_a_second_server_on_a_taken_address_refuses_to_start_and_the_first_goes_
     # Both on one data directory, as two `make run` in one checkout would be.
     env = environment(tmp_path, FITTRACK_LISTEN=address)
     with running_server(env):
-        second = run("server", env)
+        second = run("fittrack.app.server", env)
         assert second.returncode in (1, 2)
         assert f"{address} is already in use: is another Fittrack server running?" in second.stderr
         assert "Traceback" not in second.stderr + second.stdout
@@ -151,7 +155,7 @@ def test_an_argument_is_refused_rather_than_ignored(tmp_path, program):
 def test_a_second_server_on_the_same_data_directory_refuses_to_start_whatever_its_address(tmp_path):
     first_address, second_address = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     with running_server(environment(tmp_path, FITTRACK_LISTEN=first_address)) as first:
-        second = run("server", environment(tmp_path, FITTRACK_LISTEN=second_address))
+        second = run("fittrack.app.server", environment(tmp_path, FITTRACK_LISTEN=second_address))
         assert second.returncode == 1
         database = tmp_path / "var" / "fittrack.sqlite3"
         assert f"the database {database} is in use by another Fittrack server (process {first.pid})" in second.stderr

@@ -16,7 +16,7 @@ import grpc
 import pytest
 from google.rpc import code_pb2
 
-from generated.fittrack.v1 import common_pb2, metric_pb2
+from fittrack.generated.v1 import common_pb2, metric_pb2
 from tests.production import ROOT
 from tests.support import (
     RunningServer,
@@ -248,7 +248,7 @@ def test_a_message_over_the_size_limit_is_refused_with_resource_exhausted(limite
 
 HOLDER = """
 import sys, threading, grpc
-from generated.fittrack.v1 import metric_pb2, metric_pb2_grpc
+from fittrack.generated.v1 import metric_pb2, metric_pb2_grpc
 stub = metric_pb2_grpc.MetricServiceStub(grpc.insecure_channel(sys.argv[1]))
 auth = [("authorization", "Bearer " + sys.argv[2])]
 release = threading.Event()

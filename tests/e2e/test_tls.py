@@ -10,11 +10,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from clients.channel import Security, secure_channel
-from clients.simulator import FleetPlan, run_fleet
-from clients.sync import SyncBehaviour
-from core.config import Config
-from generated.fittrack.v1 import account_pb2, account_pb2_grpc
+from fittrack.app.config import Config
+from fittrack.clients.channel import Security, secure_channel
+from fittrack.clients.simulator import FleetPlan, run_fleet
+from fittrack.clients.sync import SyncBehaviour
+from fittrack.generated.v1 import account_pb2, account_pb2_grpc
 from tests.certificates import CertificateAuthority, Issued
 from tests.e2e.test_cli import Cli
 from tests.support import PASSWORD, RunningServer, rpc_error

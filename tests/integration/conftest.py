@@ -17,7 +17,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from core.adapters.postgres import PostgresDatabase
+from fittrack.core.adapters.postgres import PostgresDatabase
 
 SERVICES_ENV = Path(__file__).resolve().parents[2] / "var" / "services.env"
 NOT_RUNNING = "PostgreSQL is not running: run `make services`"

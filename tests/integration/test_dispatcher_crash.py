@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from core.config import Config
-from generated.fittrack.v1 import common_pb2, goal_pb2, notification_pb2
+from fittrack.app.config import Config
+from fittrack.generated.v1 import common_pb2, goal_pb2, notification_pb2
 from tests.production import ProductionStack
 from tests.support import batch, eventually, local_midnight, reading, register_and_login, server_settings, upload
 from tests.webhook import Webhook

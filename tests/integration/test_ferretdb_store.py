@@ -18,12 +18,12 @@ import pytest
 from pymongo import MongoClient, UpdateOne
 from pymongo.errors import PyMongoError
 
-from core.adapters.ferretdb_indexes import FerretDBIndexes, building_paused, index_name
-from core.adapters.ferretdb_reads import FerretDBReads
-from core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MINUTES_COLLECTION, MongoMetricStore
-from core.adapters.mongo_documents import month_key
-from core.domain.aggregation import DaySummary, SourceFigures
-from core.domain.metrics import MetricKind, PlacedReading
+from fittrack.core.adapters.ferretdb_indexes import FerretDBIndexes, building_paused, index_name
+from fittrack.core.adapters.ferretdb_reads import FerretDBReads
+from fittrack.core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MINUTES_COLLECTION, MongoMetricStore
+from fittrack.core.adapters.mongo_documents import month_key
+from fittrack.core.domain.aggregation import DaySummary, SourceFigures
+from fittrack.core.domain.metrics import MetricKind, PlacedReading
 from tests.production import ROOT, service_settings
 from tests.support import eventually
 

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from generated.fittrack.v1 import common_pb2
+from fittrack.generated.v1 import common_pb2
 from tests.production import ROOT, ProductionStack
 from tests.support import (
     Clock,
@@ -84,7 +84,11 @@ def test_make_up_serves_the_walk_through_with_its_own_persisters(tmp_path):
             found = subprocess.run(["pgrep", "-f", "-s", str(process.pid), name], capture_output=True, text=True)
             return len(found.stdout.split())
 
-        assert (workers("workers.persister"), workers("workers.dispatcher"), workers("workers.evaluator")) == (2, 1, 1)
+        assert (
+            workers("fittrack.app.persister"),
+            workers("fittrack.app.dispatcher"),
+            workers("fittrack.app.evaluator"),
+        ) == (2, 1, 1)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)

@@ -18,16 +18,16 @@ import pytest
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from core.adapters.minute_blob import decoded
-from core.adapters.mongo import COLLECTION, MINUTES_COLLECTION, MongoMetricStore
-from core.adapters.mongo_documents import escape_source
-from core.domain.accounts import Credentials, Profile, User
-from core.domain.aggregation import DaySummary, SourceFigures
-from core.domain.errors import Unavailable
-from core.domain.goals import Goal, GoalPeriod
-from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading, local_date_of
-from core.services.dispatch import Dispatcher
-from core.services.persistence import Persister
+from fittrack.core.adapters.minute_blob import decoded
+from fittrack.core.adapters.mongo import COLLECTION, MINUTES_COLLECTION, MongoMetricStore
+from fittrack.core.adapters.mongo_documents import escape_source
+from fittrack.core.domain.accounts import Credentials, Profile, User
+from fittrack.core.domain.aggregation import DaySummary, SourceFigures
+from fittrack.core.domain.errors import Unavailable
+from fittrack.core.domain.goals import Goal, GoalPeriod
+from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading, local_date_of
+from fittrack.core.services.dispatch import Dispatcher
+from fittrack.core.services.persistence import Persister
 from tests.unit import test_fakes as contract
 from tests.unit.fakes import FakeAccountsDatabase, FakeClock, FakeMetricStore, FakeNotificationQueue, FakeSink
 

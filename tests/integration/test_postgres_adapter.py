@@ -22,23 +22,23 @@ import psycopg2.extensions
 import pytest
 from pymongo import MongoClient
 
-from core import migrate as migrate_command
-from core.adapters.postgres import (
+from fittrack.core import migrate as migrate_command
+from fittrack.core.adapters.postgres import (
     MIGRATIONS_DIR,
     UNAVAILABLE,
     Busy,
     PostgresDatabase,
     PostgresUnitOfWork,
 )
-from core.adapters.postgres_devices import PostgresBatchClaims, PostgresDeviceCursors
-from core.adapters.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
-from core.adapters.sqlite import SqliteDatabase, SqliteUnitOfWork
-from core.domain.accounts import Credentials, Profile, Sex, User
-from core.domain.errors import AlreadyExists, Unavailable
-from core.domain.goals import Goal, GoalPeriod
-from core.domain.metrics import MetricKind
-from core.domain.sequences import DeviceCursor, LogPosition
-from core.ports import RefreshRecord
+from fittrack.core.adapters.postgres_devices import PostgresBatchClaims, PostgresDeviceCursors
+from fittrack.core.adapters.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
+from fittrack.core.adapters.sqlite import SqliteDatabase, SqliteUnitOfWork
+from fittrack.core.domain.accounts import Credentials, Profile, Sex, User
+from fittrack.core.domain.errors import AlreadyExists, Unavailable
+from fittrack.core.domain.goals import Goal, GoalPeriod
+from fittrack.core.domain.metrics import MetricKind
+from fittrack.core.domain.sequences import DeviceCursor, LogPosition
+from fittrack.core.ports import RefreshRecord
 from tests.production import service_settings
 from tests.support import eventually
 from tests.unit import test_fakes as contract

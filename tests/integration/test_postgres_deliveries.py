@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.adapters.postgres import PostgresUnitOfWork
-from core.domain.delivery import Delivery
+from fittrack.core.adapters.postgres import PostgresUnitOfWork
+from fittrack.core.domain.delivery import Delivery
 from tests.unit import test_fakes as contract
 
 pytestmark = pytest.mark.production

@@ -18,8 +18,9 @@ from google.type.date_pb2 import Date
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kafka import KafkaConsumer, TopicPartition
 
-from core.config import Config
-from generated.fittrack.v1 import account_pb2, common_pb2, metric_pb2
+from fittrack.app.config import Config
+from fittrack.generated.v1 import account_pb2, common_pb2, metric_pb2
+from fittrack.workers.persister import CRASH_EXIT_CODE
 from tests.production import ProductionStack, run_services
 from tests.support import (
     Stubs,
@@ -31,7 +32,6 @@ from tests.support import (
     rpc_error,
     server_settings,
 )
-from workers.persister import CRASH_EXIT_CODE
 
 STEPS = common_pb2.METRIC_KIND_STEPS
 Ack = metric_pb2.BatchAck

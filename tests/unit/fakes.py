@@ -1,6 +1,6 @@
-"""In-memory fakes of every port in core/ports.py, plus a settable clock.
+"""In-memory fakes of every port in fittrack/core/ports.py, plus a settable clock.
 
-They follow the SQLite adapters' semantics (core/adapters/sqlite.py) so that a
+They follow the SQLite adapters' semantics (fittrack/core/adapters/sqlite.py) so that a
 service tested against them behaves as it does in the embedded server:
 
 - FakeUnitOfWork works on a deep copy of the committed account data and
@@ -25,18 +25,18 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
-from core.adapters.tokens import JwtSigner
-from core.domain.accounts import Credentials, Principal, Profile, ProfileChanges, User
-from core.domain.aggregation import DaySummary
-from core.domain.delivery import DeadLetter, Delivery, DeliveryState, PushOutcome, PushResult
-from core.domain.errors import AlreadyExists, NotFound, Unauthenticated, Unavailable
-from core.domain.goals import Goal
-from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
-from core.domain.notifications import Notification, NotificationKind, NotificationPreferences
-from core.domain.oidc import ExternalIdentity, ProviderSettings, VerifiedIdentity, check_claims
-from core.domain.sequences import BatchKey, DeviceCursor, LogPosition
-from core.domain.throttle import LoginFailures
-from core.ports import (
+from fittrack.core.adapters.tokens import JwtSigner
+from fittrack.core.domain.accounts import Credentials, Principal, Profile, ProfileChanges, User
+from fittrack.core.domain.aggregation import DaySummary
+from fittrack.core.domain.delivery import DeadLetter, Delivery, DeliveryState, PushOutcome, PushResult
+from fittrack.core.domain.errors import AlreadyExists, NotFound, Unauthenticated, Unavailable
+from fittrack.core.domain.goals import Goal
+from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
+from fittrack.core.domain.notifications import Notification, NotificationKind, NotificationPreferences
+from fittrack.core.domain.oidc import ExternalIdentity, ProviderSettings, VerifiedIdentity, check_claims
+from fittrack.core.domain.sequences import BatchKey, DeviceCursor, LogPosition
+from fittrack.core.domain.throttle import LoginFailures
+from fittrack.core.ports import (
     AccountsUnitOfWork,
     AddressFailureRepository,
     BatchClaims,
@@ -62,13 +62,13 @@ from core.ports import (
     SessionRepository,
     UserRepository,
 )
-from core.services.accounts import Accounts, AccountSettings
-from core.services.dispatch import Dispatcher
-from core.services.goals import Goals
-from core.services.metrics import IngestLimits, Metrics, RawBatch
-from core.services.notifications import Notifications
-from core.services.persistence import Persister
-from core.services.reports import Reports
+from fittrack.core.services.accounts import Accounts, AccountSettings
+from fittrack.core.services.dispatch import Dispatcher
+from fittrack.core.services.goals import Goals
+from fittrack.core.services.metrics import IngestLimits, Metrics, RawBatch
+from fittrack.core.services.notifications import Notifications
+from fittrack.core.services.persistence import Persister
+from fittrack.core.services.reports import Reports
 
 TOKEN_SECRET = b"unit-test-secret-of-at-least-32-bytes!"
 ACCESS_TTL = timedelta(minutes=15)

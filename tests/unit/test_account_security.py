@@ -9,23 +9,23 @@ from zoneinfo import ZoneInfo
 import jwt
 import pytest
 
-from core.adapters.common_passwords import CommonPasswordList
-from core.adapters.passwords import BcryptHasher
-from core.adapters.tokens import JwtSigner, Keyring, KeysFile
-from core.config import Config, ConfigError
-from core.domain.accounts import ProfileChanges
-from core.domain.errors import InvalidArgument, ResourceExhausted, Unauthenticated
-from core.domain.notifications import NotificationKind, NotificationPreferences
-from core.domain.throttle import (
+from fittrack.app.config import Config, ConfigError
+from fittrack.core.adapters.common_passwords import CommonPasswordList
+from fittrack.core.adapters.passwords import BcryptHasher
+from fittrack.core.adapters.tokens import JwtSigner, Keyring, KeysFile
+from fittrack.core.domain.accounts import ProfileChanges
+from fittrack.core.domain.errors import InvalidArgument, ResourceExhausted, Unauthenticated
+from fittrack.core.domain.notifications import NotificationKind, NotificationPreferences
+from fittrack.core.domain.throttle import (
     AddressPolicy,
     LoginFailures,
     ThrottlePolicy,
     after_failure,
     refuse_if_address_limited,
 )
-from core.services.expiry import PasswordExpiryNotifier
-from core.services.housekeeping import Housekeeping
-from server.ratelimit import client_address
+from fittrack.core.services.expiry import PasswordExpiryNotifier
+from fittrack.core.services.housekeeping import Housekeeping
+from fittrack.server.ratelimit import client_address
 from tests.unit.fakes import PASSWORD, FakeApp, fake_app
 
 T0 = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)

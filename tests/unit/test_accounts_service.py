@@ -4,16 +4,16 @@ from datetime import timedelta
 
 import pytest
 
-from core.adapters.tokens import JwtSigner
-from core.domain.accounts import Principal, ProfileChanges
-from core.domain.errors import (
+from fittrack.core.adapters.tokens import JwtSigner
+from fittrack.core.domain.accounts import Principal, ProfileChanges
+from fittrack.core.domain.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     Unauthenticated,
 )
-from core.domain.metrics import MetricKind
-from core.services.accounts import AccountSettings
+from fittrack.core.domain.metrics import MetricKind
+from fittrack.core.services.accounts import AccountSettings
 from tests.unit.fakes import PASSWORD, FakeApp, fake_app
 
 NEW_PASSWORD = "a brand new secret"

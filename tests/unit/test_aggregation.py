@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from core.domain.aggregation import (
+from fittrack.core.domain.aggregation import (
     DaySummary,
     SourceFigures,
     combine_sources,
@@ -13,7 +13,7 @@ from core.domain.aggregation import (
     summarize_range,
     summarize_sources,
 )
-from core.domain.metrics import MetricKind
+from fittrack.core.domain.metrics import MetricKind
 
 STEPS = MetricKind.STEPS
 HEART = MetricKind.HEART_RATE

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.domain.calendar import (
+from fittrack.core.domain.calendar import (
     RangePreset,
     check_range,
     elapsed_fraction,
@@ -16,7 +16,7 @@ from core.domain.calendar import (
     week_of,
     zone_named,
 )
-from core.domain.errors import InvalidArgument
+from fittrack.core.domain.errors import InvalidArgument
 
 TODAY = date(2026, 6, 10)  # a Wednesday
 PARIS = ZoneInfo("Europe/Paris")

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from clients.cli import readings
-from clients.cli.session import Session, end_forgotten, forgotten_path, remember_forgotten
-from clients.cli.terminal import message_dict
-from clients.cli.vocabulary import Metric, a_or_an
-from core.domain.goals import DAILY_TARGET_CEILING
-from core.domain.metrics import EARLIEST_READING, PER_MINUTE_LIMITS, MetricKind
-from generated.fittrack.v1 import common_pb2, goal_pb2, report_pb2
+from fittrack.clients.cli import readings
+from fittrack.clients.cli.session import Session, end_forgotten, forgotten_path, remember_forgotten
+from fittrack.clients.cli.terminal import message_dict
+from fittrack.clients.cli.vocabulary import Metric, a_or_an
+from fittrack.core.domain.goals import DAILY_TARGET_CEILING
+from fittrack.core.domain.metrics import EARLIEST_READING, PER_MINUTE_LIMITS, MetricKind
+from fittrack.generated.v1 import common_pb2, goal_pb2, report_pb2
 
 
 def test_the_clis_limits_are_the_servers():

@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from clients.channel import ChannelError, Security, add_tls_options, split_target
+from fittrack.clients.channel import ChannelError, Security, add_tls_options, split_target
 
 
 def parse(*argv: str, env: dict[str, str] | None = None) -> Security:

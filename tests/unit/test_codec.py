@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from core.adapters.codec import (
+from fittrack.core.adapters.codec import (
     decode_batch,
     decode_dead_letter,
     decode_notification,
@@ -14,9 +14,9 @@ from core.adapters.codec import (
     encode_notification,
     encode_notifications,
 )
-from core.domain.delivery import DeadLetter
-from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
-from core.domain.notifications import Notification, NotificationKind
+from fittrack.core.domain.delivery import DeadLetter
+from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
+from fittrack.core.domain.notifications import Notification, NotificationKind
 
 BATCH = AcceptedBatch(
     "user-1",

@@ -2,8 +2,8 @@
 
 import pytest
 
-from core.bootstrap import dispatch_settings, push_channel
-from core.config import Config, ConfigError
+from fittrack.app.config import Config, ConfigError
+from fittrack.app.wiring import dispatch_settings, push_channel
 
 
 def test_pushes_are_off_until_a_webhook_is_configured_and_retry_as_the_environment_says():

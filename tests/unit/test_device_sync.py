@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 
-from clients.sync import (
+from fittrack.clients.sync import (
     SEQUENCE_WINDOW,
     DeviceSync,
     SyncBehaviour,
@@ -19,7 +19,7 @@ from clients.sync import (
     percentile,
     plan_resume,
 )
-from generated.fittrack.v1 import account_pb2, metric_pb2, metric_pb2_grpc
+from fittrack.generated.v1 import account_pb2, metric_pb2, metric_pb2_grpc
 
 Ack = metric_pb2.BatchAck
 STEPS = 1
@@ -248,7 +248,7 @@ def test_a_server_that_stops_acknowledging_counts_as_a_broken_connection():
 
 
 def test_a_rejection_whose_reason_names_the_batch_is_not_prefixed_with_it_again():
-    from clients.sync import rejection
+    from fittrack.clients.sync import rejection
 
     named = "batch from device watch-1, sequence 7, reading 1 of 500: steps 5000 is impossible in one minute"
     assert rejection(7, named) == named

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.domain.delivery import (
+from fittrack.core.domain.delivery import (
     DeadLetter,
     DeliveryState,
     PushOutcome,
@@ -16,9 +16,9 @@ from core.domain.delivery import (
     backoff_delay,
     push_due_at,
 )
-from core.domain.goals import GoalPeriod
-from core.domain.metrics import MetricKind
-from core.domain.notifications import (
+from fittrack.core.domain.goals import GoalPeriod
+from fittrack.core.domain.metrics import MetricKind
+from fittrack.core.domain.notifications import (
     DAILY_NUDGE_CAP,
     Notification,
     NotificationKind,
@@ -26,7 +26,7 @@ from core.domain.notifications import (
     behind_goal_key,
     report_ready_key,
 )
-from core.services.dispatch import DeadLetters, Dispatcher, DispatchSettings
+from fittrack.core.services.dispatch import DeadLetters, Dispatcher, DispatchSettings
 from tests.unit.fakes import FakeApp, FakeDeadLetterLog, FakePushChannel, FakeSink, fake_app
 
 # Wednesday 10 June 2026, 14:00 in Paris.

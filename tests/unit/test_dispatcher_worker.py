@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.adapters.codec import encode_notification, encode_notifications
-from core.domain.delivery import Delivery, PushOutcome, PushResult, RetryPolicy
-from core.domain.errors import Unavailable
-from core.domain.notifications import Notification, NotificationKind, report_ready_key
-from core.services.dispatch import Dispatcher, DispatchSettings
+from fittrack.core.adapters.codec import encode_notification, encode_notifications
+from fittrack.core.domain.delivery import Delivery, PushOutcome, PushResult, RetryPolicy
+from fittrack.core.domain.errors import Unavailable
+from fittrack.core.domain.notifications import Notification, NotificationKind, report_ready_key
+from fittrack.core.services.dispatch import Dispatcher, DispatchSettings
+from fittrack.workers.dispatcher import KafkaDispatcher, retry_round
 from tests.unit.fakes import FakeConsumer, FakePushChannel, FakeSink, fake_app
-from workers.dispatcher import KafkaDispatcher, retry_round
 
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 

@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.domain.accounts import Credentials, Profile, User
-from core.domain.aggregation import DaySummary
-from core.domain.errors import InvalidArgument
-from core.domain.evaluation import (
+from fittrack.core.domain.accounts import Credentials, Profile, User
+from fittrack.core.domain.aggregation import DaySummary
+from fittrack.core.domain.errors import InvalidArgument
+from fittrack.core.domain.evaluation import (
     SLOT,
     EvaluationWork,
     UserGoals,
@@ -20,11 +20,11 @@ from core.domain.evaluation import (
     parse_clock_times,
     slot_instants,
 )
-from core.domain.goals import Goal, GoalPeriod
-from core.domain.metrics import MetricKind
-from core.domain.notifications import NotificationKind, NotificationPreferences
-from core.ports import NotificationQueue
-from core.services.evaluation import EvaluationSettings, GoalEvaluator, WorkClaims
+from fittrack.core.domain.goals import Goal, GoalPeriod
+from fittrack.core.domain.metrics import MetricKind
+from fittrack.core.domain.notifications import NotificationKind, NotificationPreferences
+from fittrack.core.ports import NotificationQueue
+from fittrack.core.services.evaluation import EvaluationSettings, GoalEvaluator, WorkClaims
 from tests.unit.fakes import FakeAccountsDatabase, FakeClock, FakeMetricStore
 
 WEDNESDAY = date(2026, 11, 18)

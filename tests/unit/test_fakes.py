@@ -1,6 +1,6 @@
 """The fakes keep the promises of the real adapters: each check runs against both.
 
-If a fake drifts from core/adapters/sqlite.py, the service tests that use it
+If a fake drifts from fittrack/core/adapters/sqlite.py, the service tests that use it
 would prove nothing; these tests catch that.
 """
 
@@ -10,18 +10,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.adapters.sqlite import SqliteDatabase, SqliteMetricStore, SqliteReadingBus, SqliteUnitOfWork
-from core.domain.accounts import Credentials, Profile, User
-from core.domain.aggregation import DaySummary
-from core.domain.delivery import Delivery, DeliveryState
-from core.domain.errors import AlreadyExists, NotFound
-from core.domain.goals import Goal, GoalPeriod
-from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading, local_date_of
-from core.domain.notifications import Notification, NotificationKind, NotificationPreferences
-from core.domain.oidc import ExternalIdentity
-from core.domain.sequences import DeviceCursor
-from core.domain.throttle import LoginFailures
-from core.ports import PublishOutcome, RefreshRecord
+from fittrack.core.adapters.sqlite import SqliteDatabase, SqliteMetricStore, SqliteReadingBus, SqliteUnitOfWork
+from fittrack.core.domain.accounts import Credentials, Profile, User
+from fittrack.core.domain.aggregation import DaySummary
+from fittrack.core.domain.delivery import Delivery, DeliveryState
+from fittrack.core.domain.errors import AlreadyExists, NotFound
+from fittrack.core.domain.goals import Goal, GoalPeriod
+from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading, local_date_of
+from fittrack.core.domain.notifications import Notification, NotificationKind, NotificationPreferences
+from fittrack.core.domain.oidc import ExternalIdentity
+from fittrack.core.domain.sequences import DeviceCursor
+from fittrack.core.domain.throttle import LoginFailures
+from fittrack.core.ports import PublishOutcome, RefreshRecord
 from tests.unit.fakes import FakeAccountsDatabase, FakeClock, FakeHasher, FakeMetricStore, FakeReadingBus
 
 T0 = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)

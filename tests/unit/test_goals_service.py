@@ -4,10 +4,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from core.domain.aggregation import DaySummary
-from core.domain.errors import AlreadyExists, InvalidArgument, NotFound
-from core.domain.goals import GoalPeriod, check_target
-from core.domain.metrics import MetricKind
+from fittrack.core.domain.aggregation import DaySummary
+from fittrack.core.domain.errors import AlreadyExists, InvalidArgument, NotFound
+from fittrack.core.domain.goals import GoalPeriod, check_target
+from fittrack.core.domain.metrics import MetricKind
 from tests.unit.fakes import FakeApp, fake_app
 
 DAILY, WEEKLY = GoalPeriod.DAILY, GoalPeriod.WEEKLY

@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
-from core.domain.throttle import LoginFailures, ThrottlePolicy
-from core.services.housekeeping import Housekeeping
+from fittrack.core.domain.throttle import LoginFailures, ThrottlePolicy
+from fittrack.core.services.housekeeping import Housekeeping
 from tests.unit.fakes import FakeAccountsDatabase
 
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

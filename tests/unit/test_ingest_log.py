@@ -2,8 +2,8 @@
 
 from datetime import date
 
-from core.adapters.sqlite import SqliteDatabase, SqliteReadingBus
-from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
+from fittrack.core.adapters.sqlite import SqliteDatabase, SqliteReadingBus
+from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 
 
 def batch(user_id: str, sequence: int) -> AcceptedBatch:

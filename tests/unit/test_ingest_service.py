@@ -4,12 +4,12 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from core.domain.aggregation import DaySummary
-from core.domain.calendar import RangePreset
-from core.domain.errors import InvalidArgument, ResourceExhausted, Unauthenticated
-from core.domain.metrics import BatchLimits, MetricKind
-from core.ports import PublishOutcome
-from core.services.metrics import IngestLimits, Metrics, RawBatch
+from fittrack.core.domain.aggregation import DaySummary
+from fittrack.core.domain.calendar import RangePreset
+from fittrack.core.domain.errors import InvalidArgument, ResourceExhausted, Unauthenticated
+from fittrack.core.domain.metrics import BatchLimits, MetricKind
+from fittrack.core.ports import PublishOutcome
+from fittrack.core.services.metrics import IngestLimits, Metrics, RawBatch
 from tests.unit.fakes import PASSWORD, FakeApp, fake_app
 
 STEPS, HEART = MetricKind.STEPS, MetricKind.HEART_RATE

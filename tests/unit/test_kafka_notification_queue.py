@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from kafka.errors import KafkaTimeoutError
 
-from core.adapters.codec import decode_notifications
-from core.adapters.kafka import KafkaNotificationQueue, partition_of
-from core.domain.errors import Unavailable
-from core.domain.notifications import Notification, NotificationKind
+from fittrack.core.adapters.codec import decode_notifications
+from fittrack.core.adapters.kafka import KafkaNotificationQueue, partition_of
+from fittrack.core.domain.errors import Unavailable
+from fittrack.core.domain.notifications import Notification, NotificationKind
 
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 

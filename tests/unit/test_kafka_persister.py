@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.adapters.codec import encode_batch
-from core.domain.errors import Unavailable
-from core.domain.metrics import MetricKind
-from core.domain.sequences import LogPosition
-from core.services.metrics import RawBatch
-from core.services.persistence import FirstCopies
+from fittrack.core.adapters.codec import encode_batch
+from fittrack.core.domain.errors import Unavailable
+from fittrack.core.domain.metrics import MetricKind
+from fittrack.core.domain.sequences import LogPosition
+from fittrack.core.services.metrics import RawBatch
+from fittrack.core.services.persistence import FirstCopies
+from fittrack.workers.persister import KafkaPersister
+from fittrack.workers.runtime import Every
 from tests.unit.fakes import FakeBatchClaims, FakeConsumer, Record, fake_app
-from workers.persister import KafkaPersister
-from workers.runtime import Every
 
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from core.adapters.kafka import KafkaReadingBus
-from core.domain.errors import Unavailable
-from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
-from core.domain.sequences import DeviceCursor
-from core.ports import PublishOutcome
+from fittrack.core.adapters.kafka import KafkaReadingBus
+from fittrack.core.domain.errors import Unavailable
+from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
+from fittrack.core.domain.sequences import DeviceCursor
+from fittrack.core.ports import PublishOutcome
 from tests.support import eventually
 
 TIMEOUT = 0.5

@@ -3,7 +3,7 @@
 import asyncio
 from collections import Counter
 
-from clients.loadgen import (
+from fittrack.clients.loadgen import (
     CALORIES,
     DISTANCE,
     HEART_RATE,
@@ -18,7 +18,7 @@ from clients.loadgen import (
     refused_first_stream,
     split_readings,
 )
-from clients.sync import DeviceStats
+from fittrack.clients.sync import DeviceStats
 
 FIRST_MINUTE = 1_795_000_000 // 60 * 60
 TICK = 0.002

@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.domain.errors import InvalidArgument, ResourceExhausted
-from core.domain.metrics import (
+from fittrack.core.domain.errors import InvalidArgument, ResourceExhausted
+from fittrack.core.domain.metrics import (
     BatchLimits,
     MetricKind,
     Reading,

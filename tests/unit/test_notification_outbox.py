@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from core.adapters.sqlite import SqliteDatabase, SqliteNotificationQueue
-from core.domain.notifications import Notification, NotificationKind
+from fittrack.core.adapters.sqlite import SqliteDatabase, SqliteNotificationQueue
+from fittrack.core.domain.notifications import Notification, NotificationKind
 
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 

@@ -5,8 +5,8 @@ from datetime import timedelta
 
 import pytest
 
-from core.domain.errors import InvalidArgument, NotFound
-from core.domain.notifications import Notification, NotificationKind
+from fittrack.core.domain.errors import InvalidArgument, NotFound
+from fittrack.core.domain.notifications import Notification, NotificationKind
 from tests.unit.fakes import FakeApp, fake_app
 
 

@@ -14,9 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from core.adapters.oidc import HttpIdentityProvider
-from core.domain.errors import Unauthenticated, Unavailable
-from core.domain.oidc import ProviderSettings
+from fittrack.core.adapters.oidc import HttpIdentityProvider
+from fittrack.core.domain.errors import Unauthenticated, Unavailable
+from fittrack.core.domain.oidc import ProviderSettings
 from tests.oidc import SigningKey, hs256_with, unsigned_token
 
 

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from core.domain.accounts import Principal
-from core.domain.errors import ResourceExhausted, Unauthenticated, Unavailable
-from server.streams import OpenStream, OpenStreams
+from fittrack.core.domain.accounts import Principal
+from fittrack.core.domain.errors import ResourceExhausted, Unauthenticated, Unavailable
+from fittrack.server.streams import OpenStream, OpenStreams
 
 RECHECK = 0.01
 

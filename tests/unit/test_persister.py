@@ -4,9 +4,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from core.domain.goals import GoalPeriod
-from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
-from core.domain.notifications import NotificationKind
+from fittrack.core.domain.goals import GoalPeriod
+from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
+from fittrack.core.domain.notifications import NotificationKind
 from tests.unit.fakes import PASSWORD, FakeApp, fake_app
 
 STEPS, HEART = MetricKind.STEPS, MetricKind.HEART_RATE

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from core.config import Config, ConfigError
+from fittrack.app.config import Config, ConfigError
 
 
 def test_the_gil_switch_interval_and_the_kafka_start_wait_come_from_the_environment():

@@ -6,8 +6,8 @@ import pytest
 from matplotlib import dates
 from matplotlib.colors import to_rgba
 
-from core.adapters.report_charts import BAR_COLOR, MET_COLOR, NEUTRAL_COLOR, PARTIAL_COLOR
-from core.domain.goals import GoalPeriod
+from fittrack.core.adapters.report_charts import BAR_COLOR, MET_COLOR, NEUTRAL_COLOR, PARTIAL_COLOR
+from fittrack.core.domain.goals import GoalPeriod
 from tests.unit.test_report_pdf import (
     ACTIVE,
     CALORIES,

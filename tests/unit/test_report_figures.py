@@ -4,14 +4,14 @@ from datetime import date, timedelta
 
 import pytest
 
-from core.domain.accounts import ProfileChanges
-from core.domain.aggregation import DaySummary
-from core.domain.errors import InvalidArgument, Unavailable
-from core.domain.goals import GoalPeriod
-from core.domain.metrics import MetricKind
-from core.domain.reports import ChartBar, RangeFigures, RangeReport
-from core.ports import ReportRenderer
-from core.services.reports import CSV_FORMAT, PDF_FORMAT, Reports
+from fittrack.core.domain.accounts import ProfileChanges
+from fittrack.core.domain.aggregation import DaySummary
+from fittrack.core.domain.errors import InvalidArgument, Unavailable
+from fittrack.core.domain.goals import GoalPeriod
+from fittrack.core.domain.metrics import MetricKind
+from fittrack.core.domain.reports import ChartBar, RangeFigures, RangeReport
+from fittrack.core.ports import ReportRenderer
+from fittrack.core.services.reports import CSV_FORMAT, PDF_FORMAT, Reports
 from tests.unit.fakes import FakeApp, fake_app
 from tests.unit.test_reports import CALORIES, DISTANCE, HEART, NOW, STEPS, d, put
 
@@ -154,7 +154,7 @@ def test_without_a_renderer_a_pdf_download_is_unavailable_and_csv_still_works(ap
 
 
 def test_the_matplotlib_renderer_draws_a_pdf_the_same_way_every_time(app, alice):
-    from core.adapters.report_pdf import MatplotlibReportRenderer
+    from fittrack.core.adapters.report_pdf import MatplotlibReportRenderer
 
     app.goals.create(alice, STEPS, GoalPeriod.DAILY, 8_000)
     put(app, alice.user_id, STEPS, {d(1) + timedelta(days=n): 5_000 + 40 * n for n in range(0, 400, 3)})

@@ -7,12 +7,12 @@ import pytest
 from matplotlib import dates
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from core.adapters.report_charts import BAR_COLOR, MET_COLOR
-from core.adapters.report_pdf import A4_INCHES, MatplotlibReportRenderer, report_figure
-from core.domain.aggregation import DaySummary
-from core.domain.goals import Goal, GoalPeriod
-from core.domain.metrics import MetricKind
-from core.domain.reports import RangeReport, range_report
+from fittrack.core.adapters.report_charts import BAR_COLOR, MET_COLOR
+from fittrack.core.adapters.report_pdf import A4_INCHES, MatplotlibReportRenderer, report_figure
+from fittrack.core.domain.aggregation import DaySummary
+from fittrack.core.domain.goals import Goal, GoalPeriod
+from fittrack.core.domain.metrics import MetricKind
+from fittrack.core.domain.reports import RangeReport, range_report
 
 STEPS, CALORIES, DISTANCE, ACTIVE, HEART = (
     MetricKind.STEPS,

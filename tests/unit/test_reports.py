@@ -6,12 +6,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from core.domain.aggregation import DaySummary
-from core.domain.errors import InvalidArgument
-from core.domain.goals import GoalPeriod
-from core.domain.metrics import MetricKind
-from core.domain.reports import ReportPeriod
-from core.services.reports import CSV_FORMAT
+from fittrack.core.domain.aggregation import DaySummary
+from fittrack.core.domain.errors import InvalidArgument
+from fittrack.core.domain.goals import GoalPeriod
+from fittrack.core.domain.metrics import MetricKind
+from fittrack.core.domain.reports import ReportPeriod
+from fittrack.core.services.reports import CSV_FORMAT
 from tests.unit.fakes import FakeApp, fake_app
 
 WEEK, MONTH = ReportPeriod.WEEK, ReportPeriod.MONTH

@@ -1,4 +1,4 @@
-from core.domain.sequences import WINDOW, DeviceCursor
+from fittrack.core.domain.sequences import WINDOW, DeviceCursor
 
 
 def durable(*sequences: int) -> DeviceCursor:

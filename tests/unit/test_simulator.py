@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from clients.simulator import (
+from fittrack.clients.simulator import (
     ACTIVE_MINUTES,
     CALORIES,
     DISTANCE,
@@ -22,7 +22,7 @@ from clients.simulator import (
     whole_number,
     within_hours,
 )
-from clients.sync import DeviceStats
+from fittrack.clients.sync import DeviceStats
 
 A_WEEK = [date(2026, 11, 16) + timedelta(days=offset) for offset in range(7)]
 

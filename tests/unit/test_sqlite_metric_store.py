@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.adapters.sqlite import MIGRATIONS, SqliteDatabase, SqliteMetricStore, SqliteUnitOfWork
-from core.domain.accounts import Credentials, Profile, User
-from core.domain.aggregation import DaySummary
-from core.domain.goals import Goal, GoalPeriod
-from core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading, local_date_of
-from core.services.dispatch import Dispatcher
-from core.services.persistence import Persister
+from fittrack.core.adapters.sqlite import MIGRATIONS, SqliteDatabase, SqliteMetricStore, SqliteUnitOfWork
+from fittrack.core.domain.accounts import Credentials, Profile, User
+from fittrack.core.domain.aggregation import DaySummary
+from fittrack.core.domain.goals import Goal, GoalPeriod
+from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading, local_date_of
+from fittrack.core.services.dispatch import Dispatcher
+from fittrack.core.services.persistence import Persister
 from tests.unit.fakes import FakeAccountsDatabase, FakeClock, FakeMetricStore, FakeNotificationQueue, FakeSink
 
 STEPS, HEART = MetricKind.STEPS, MetricKind.HEART_RATE

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.config import Config, ConfigError, parse_oidc_providers
-from core.domain.accounts import ProfileChanges
-from core.domain.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
-from core.domain.oidc import ProviderSettings, VerifiedIdentity, check_claims, username_base
-from core.services.accounts import Accounts, AccountSettings
+from fittrack.app.config import Config, ConfigError, parse_oidc_providers
+from fittrack.core.domain.accounts import ProfileChanges
+from fittrack.core.domain.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
+from fittrack.core.domain.oidc import ProviderSettings, VerifiedIdentity, check_claims, username_base
+from fittrack.core.services.accounts import Accounts, AccountSettings
 from tests.unit.fakes import (
     PASSWORD,
     FakeAccountsDatabase,

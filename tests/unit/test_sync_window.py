@@ -6,12 +6,12 @@ import asyncio
 from concurrent.futures import Future
 from datetime import UTC, datetime
 
-from core.domain.accounts import Principal
-from core.services.metrics import RawBatch
-from generated.fittrack.v1 import common_pb2, metric_pb2
-from server.auth import _principal
-from server.servicers.metric import MetricServicer
-from server.streams import OpenStreams
+from fittrack.core.domain.accounts import Principal
+from fittrack.core.services.metrics import RawBatch
+from fittrack.generated.v1 import common_pb2, metric_pb2
+from fittrack.server.auth import _principal
+from fittrack.server.servicers.metric import MetricServicer
+from fittrack.server.streams import OpenStreams
 from tests.support import batch, reading
 
 WINDOW = 4

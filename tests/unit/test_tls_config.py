@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.config import Config, ConfigError
+from fittrack.app.config import Config, ConfigError
 from tests.certificates import CertificateAuthority
 
 

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.adapters.push import WebhookChannel
-from core.domain.delivery import PushOutcome
-from core.domain.notifications import Notification, NotificationKind
+from fittrack.core.adapters.push import WebhookChannel
+from fittrack.core.domain.delivery import PushOutcome
+from fittrack.core.domain.notifications import Notification, NotificationKind
 from tests.support import eventually
 from tests.webhook import Webhook
 

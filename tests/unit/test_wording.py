@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.domain.wording import instant, instant_of, number
+from fittrack.core.domain.wording import instant, instant_of, number
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,0 @@
-import sys
-
-from clients.cli.main import main
-
-sys.exit(main())

@@ -1,1 +1,0 @@
-"""Implementations of core.ports; core.bootstrap picks them by configuration."""

@@ -1,0 +1,39 @@
+"""`python -m fittrack.app.evaluator` (or `fittrack-evaluator`): one goal evaluator of the production profile."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from fittrack.app.process import production_config, stop_on_signals
+from fittrack.app.wiring import build_evaluator
+from fittrack.core.domain.errors import Unavailable
+
+log = logging.getLogger("fittrack.workers.evaluator")
+
+
+def main() -> int:
+
+    config = production_config(
+        "fittrack-evaluator", "Evaluate goals at the configured local times and send the nudges (production profile)."
+    )
+    if config is None:
+        return 2
+    try:
+        parts = build_evaluator(config)
+    except Unavailable as error:  # a service it cannot start without
+        log.error("%s", error)
+        return 1
+    stopping = stop_on_signals()
+    parts.schedule.start()
+    log.info("evaluator running: slots %s, every %.0f s", config.evaluation_times, config.evaluation_tick_seconds)
+    stopping.wait()
+    parts.schedule.stop()
+    for close in reversed(parts.closers):
+        close()
+    log.info("evaluator stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

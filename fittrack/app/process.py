@@ -1,0 +1,58 @@
+"""What every long-running Fittrack process does at start: read its command line, set up its logging.
+
+Settings come from the environment only (the README's Configuration table), so the command line takes
+nothing but --help; anything else is refused rather than ignored, and --help never starts the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from fittrack.app.config import Config, ConfigError
+
+# kafka-python narrates every connection at INFO, APScheduler every run of the evaluator's tick (twice a
+# minute): their warnings are what an operator needs.
+_NARRATORS = ("kafka", "apscheduler")
+
+_SETTINGS = (
+    "Settings are read from the environment (FITTRACK_*), as the README's Configuration table lists; "
+    "this command takes no arguments."
+)
+
+
+def command_line(program: str, summary: str, argv: Sequence[str] | None = None) -> None:
+    """Print help and exit 0 for -h/--help; exit 2 with a usage line for anything else given."""
+    parser = argparse.ArgumentParser(prog=program, description=summary, epilog=_SETTINGS)
+    parser.parse_args(argv)
+
+
+def configure_logging(level: int) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in _NARRATORS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, level))
+
+
+def production_config(program: str, summary: str):
+    """The production profile's settings, with logging set up; None (after saying why) when they are unusable."""
+    command_line(program, summary)
+
+    try:
+        config = Config.from_env(profile="production")
+    except ConfigError as error:
+        print(f"{program}: {error}", file=sys.stderr)
+        return None
+    configure_logging(config.logging_level)
+    return config
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: the process finishes what it holds and stops."""
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    return stopping

@@ -1,0 +1,512 @@
+"""Wires the services to the adapters the configuration asks for."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from fittrack.app.config import Config
+from fittrack.core.adapters.common_passwords import CommonPasswordList
+from fittrack.core.adapters.live import LiveNotifications
+from fittrack.core.adapters.oidc import HttpIdentityProvider
+from fittrack.core.adapters.passwords import BcryptHasher
+from fittrack.core.adapters.report_pdf import MatplotlibReportRenderer
+from fittrack.core.adapters.tokens import JwtSigner, KeysFile
+from fittrack.core.domain.delivery import RetryPolicy
+from fittrack.core.domain.metrics import BatchLimits
+from fittrack.core.domain.throttle import AddressPolicy, ThrottlePolicy
+from fittrack.core.ports import (
+    AccountsUnitOfWork,
+    MetricStore,
+    NotificationQueue,
+    NotificationSink,
+    PushChannel,
+    ReadingBus,
+)
+from fittrack.core.services.accounts import Accounts, AccountSettings
+from fittrack.core.services.dispatch import DeadLetters, Dispatcher, DispatchSettings
+from fittrack.core.services.evaluation import GoalEvaluator, WorkClaims
+from fittrack.core.services.expiry import PasswordExpiryNotifier
+from fittrack.core.services.goals import Goals
+from fittrack.core.services.housekeeping import Housekeeping
+from fittrack.core.services.metrics import IngestLimits, Metrics
+from fittrack.core.services.notifications import Notifications
+from fittrack.core.services.persistence import FirstCopies, Persister
+from fittrack.core.services.reports import Reports
+from fittrack.workers.evaluator import EvaluationSchedule, EvaluatorInBackground
+
+METRIC_SERVICE = "fittrack.v1.MetricService"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Background(Protocol):
+    """Something that runs beside the gRPC server in the same process."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """Something the server's calls need, checked every second while the server runs."""
+
+    what: str  # for the log
+    check: Callable[[], bool]
+    # The gRPC services that cannot work without it; empty: every service.
+    services: tuple[str, ...] = ()
+
+
+@dataclass
+class App:
+    """Everything a server process needs, built once at start-up."""
+
+    config: Config
+    accounts: Accounts
+    goals: Goals
+    metrics: Metrics
+    reports: Reports
+    notifications: Notifications
+    live: LiveNotifications
+    background: list[Background] = field(default_factory=list)
+    # What the server's health service watches (production): services that need one report NOT_SERVING without it.
+    dependencies: list[Dependency] = field(default_factory=list)
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    # Where new notifications go (the goal evaluator sends its nudges here): the dispatcher stores and delivers them.
+    notification_queue: NotificationQueue | None = None
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+
+
+@dataclass
+class Stores:
+    """The adapters of one profile."""
+
+    uow: Callable[[], AccountsUnitOfWork]
+    read_uow: Callable[[], AccountsUnitOfWork]  # may lag (a replica): reports
+    lookup_uow: Callable[[], AccountsUnitOfWork]  # reads only, the primary's unless it is out: sessions, zones
+    metric_store: MetricStore
+    bus: ReadingBus
+    closers: list[Callable[[], None]]
+    notification_queue: NotificationQueue | None = None
+
+
+def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
+    live = LiveNotifications()
+    if config.profile == "embedded":
+        stores, dependencies, relay = _embedded_stores(config), [], None
+    else:
+        stores, dependencies, relay = _production_stores(config, live)
+    try:
+        return _app_on(stores, dependencies, relay, live, config, clock)
+    except BaseException:
+        # A part that cannot be made (an unreadable token secret, say) must not leave the stores open: the
+        # data directory's lock among them, which would refuse the next start in this process.
+        for close in reversed(stores.closers):
+            close()
+        raise
+
+
+def _app_on(
+    stores: Stores,
+    dependencies: list[Dependency],
+    relay: Background | None,
+    live: LiveNotifications,
+    config: Config,
+    clock: Callable[[], datetime],
+) -> App:
+    background: list[Background] = []
+    if relay is None:  # embedded: the workers run in this process
+        persister = Persister(stores.metric_store, stores.uow, stores.notification_queue, clock)
+        from fittrack.workers.dispatcher import EmbeddedDispatcher
+        from fittrack.workers.persister import EmbeddedPersister
+
+        # Before the persister, which stops first (in reverse): what it still sends is handled at the next start.
+        dispatcher = Dispatcher(stores.uow, live, clock, push_channel(config), None, dispatch_settings(config))
+        background.append(EmbeddedDispatcher(stores.notification_queue, dispatcher))
+        background.append(EmbeddedPersister(stores.bus, persister))
+        schedule = evaluation_schedule(
+            config, stores.read_uow, stores.metric_store, stores.notification_queue, clock, write_uow=stores.uow
+        )
+        background.append(EvaluatorInBackground(schedule))
+    else:
+        background.append(relay)
+    signer = JwtSigner(_token_keys(config), timedelta(seconds=config.access_token_ttl_seconds))
+    limits = IngestLimits(BatchLimits(config.max_readings_per_batch), config.max_readings_per_upload)
+    settings = AccountSettings(
+        config.password_max_age_days,
+        timedelta(days=config.refresh_token_ttl_days),
+        throttle_policy(config),
+        address_policy(config),
+    )
+    hasher = BcryptHasher(config.bcrypt_rounds)
+    return App(
+        config=config,
+        accounts=Accounts(
+            stores.uow,
+            stores.metric_store,
+            hasher,
+            signer,
+            clock,
+            settings,
+            stores.lookup_uow,
+            common_passwords=CommonPasswordList(),
+            identity_providers=identity_providers(config),
+        ),
+        goals=Goals(stores.uow, stores.metric_store, clock),
+        metrics=Metrics(stores.lookup_uow, stores.metric_store, stores.bus, clock, limits),
+        reports=Reports(stores.read_uow, stores.metric_store, clock, MatplotlibReportRenderer()),
+        notifications=Notifications(stores.uow),
+        live=live,
+        background=background,
+        dependencies=dependencies,
+        closers=stores.closers,
+        notification_queue=stores.notification_queue,
+    )
+
+
+def identity_providers(config: Config) -> dict[str, HttpIdentityProvider]:
+    """The configured OpenID Providers by name; each fetches its discovery document and keys on first use,
+    so a provider that is down at start-up does not stop the server (its logins answer UNAVAILABLE)."""
+    return {
+        settings.name: HttpIdentityProvider(settings, timeout=config.oidc_timeout_seconds)
+        for settings in config.oidc_provider_settings()
+    }
+
+
+def _embedded_stores(config: Config) -> Stores:
+    from fittrack.core.adapters.file_lock import FileLock
+    from fittrack.core.adapters.sqlite import (
+        SqliteDatabase,
+        SqliteMetricStore,
+        SqliteNotificationQueue,
+        SqliteReadingBus,
+        SqliteUnitOfWork,
+    )
+
+    # One SQLite file is one server's: a second would run a second evaluator and dispatcher over it.
+    # HeldElsewhere when another process holds it.
+    hold = FileLock(config.database_path.with_name(config.database_path.name + ".lock")).acquire()
+    try:
+        db = SqliteDatabase(config.database_path)
+        db.migrate()
+    except BaseException:
+        hold.release()
+        raise
+
+    def uow() -> SqliteUnitOfWork:
+        return SqliteUnitOfWork(db)
+
+    def read_uow() -> SqliteUnitOfWork:
+        return SqliteUnitOfWork(db, read_only=True)
+
+    bus = SqliteReadingBus(db)
+    # The bus's writer goes first: what it still holds is stored before the database closes.
+    closers = [hold.release, db.close, bus.close]  # closed in reverse: the hold last
+    return Stores(uow, read_uow, read_uow, SqliteMetricStore(db), bus, closers, SqliteNotificationQueue(db))
+
+
+def _production_stores(config: Config, live: LiveNotifications):
+    from fittrack.core.adapters.kafka import (
+        KafkaLiveness,
+        KafkaNotificationQueue,
+        KafkaReadingBus,
+        NotificationRelay,
+        ensure_topics,
+        make_producer,
+    )
+    from fittrack.core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
+    from fittrack.core.adapters.postgres_devices import PostgresDeviceCursors
+
+    db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, config.pg_pool_max)
+    db.migrate()
+    store = metric_store(config, config.mongo_read_preference)
+    ensure_kafka_topics(config, ensure_topics)
+    liveness = KafkaLiveness(config.kafka_bootstrap)
+    bus = KafkaReadingBus(
+        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
+        config.readings_topic,
+        PostgresDeviceCursors(db),
+        liveness,
+        config.publish_timeout_seconds,
+    )
+    # The relay reads what dispatchers stored, not the queue: a notification the dispatcher drops never shows.
+    relay = RelayInBackground(NotificationRelay(config.kafka_bootstrap, config.live_notifications_topic, live.deliver))
+    queue = KafkaNotificationQueue(
+        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
+        config.notifications_topic,
+        config.publish_timeout_seconds,
+    )
+
+    def uow() -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(db)
+
+    def read_uow() -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(db, read_only=True)
+
+    def lookup_uow() -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(db, lookup=True)
+
+    closers = [db.close, store.close, bus.close, queue.close]
+    dependencies = [
+        # Every call but the health check authenticates against the account database.
+        Dependency("the account database (PostgreSQL)", db.reachable),
+        Dependency("Kafka", liveness.check, (METRIC_SERVICE,)),
+    ]
+    return Stores(uow, read_uow, lookup_uow, store, bus, closers, queue), dependencies, relay
+
+
+def ensure_kafka_topics(config: Config, ensure_topics) -> None:
+    ensure_topics(
+        config.kafka_bootstrap,
+        {
+            config.readings_topic: config.readings_partitions,
+            config.notifications_topic: config.notifications_partitions,
+            config.live_notifications_topic: config.notifications_partitions,
+            # Few records, read whole by `fittrack-admin dead-letters list`: one partition keeps them in order.
+            config.dead_letter_topic: 1,
+        },
+        config.kafka_replication_factor,
+        config.kafka_startup_wait_seconds,
+    )
+
+
+@dataclass
+class RelayInBackground:
+    relay: object
+    ready_timeout: float = 30.0
+
+    async def start(self) -> None:
+        self.relay.start()
+        # Live streams opened after start-up must not miss a notification.
+        await asyncio.to_thread(self.relay.ready.wait, self.ready_timeout)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.relay.stop)
+
+
+def metric_store(config: Config, read_preference: str):
+    """The production profile's metric store, its indexes ensured (on FerretDB's tables too, when it is FerretDB)."""
+    from fittrack.core.adapters.ferretdb_indexes import FerretDBIndexes
+    from fittrack.core.adapters.ferretdb_reads import FerretDBReads
+    from fittrack.core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MongoMetricStore
+
+    indexes = reads = None
+    if config.ferretdb_pg_dsn:
+        indexes = FerretDBIndexes(config.ferretdb_pg_dsn, config.mongo_database, EQUALITY_FIELDS)
+        reads = FerretDBReads(
+            config.ferretdb_pg_dsn, config.mongo_database, COLLECTION, timeout_seconds=config.mongo_timeout_seconds
+        )
+    store = MongoMetricStore(
+        config.mongo_uri, config.mongo_database, read_preference, config.mongo_timeout_seconds, indexes, reads
+    )
+    store.ensure_indexes()
+    return store
+
+
+def _postgres(config: Config, pool_max: int | None = None):
+    """The account database of a production worker process, migrated."""
+    from fittrack.core.adapters.postgres import PostgresDatabase
+
+    db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, pool_max or config.pg_pool_max)
+    db.migrate()
+    return db
+
+
+def _notification_queue(config: Config):
+    from fittrack.core.adapters.kafka import KafkaNotificationQueue, make_producer
+
+    return KafkaNotificationQueue(
+        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
+        config.notifications_topic,
+        config.publish_timeout_seconds,
+    )
+
+
+def _dead_letter_log(config: Config):
+    from fittrack.core.adapters.kafka import KafkaDeadLetterLog, make_producer
+
+    return KafkaDeadLetterLog(
+        config.kafka_bootstrap,
+        config.dead_letter_topic,
+        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
+        config.publish_timeout_seconds,
+    )
+
+
+@dataclass
+class WorkerParts:
+    """What a persister process needs in the production profile."""
+
+    persister: Persister
+    copies: FirstCopies
+    # Done now and then: the metric store's indexes, which FerretDB drops with a dropped collection's table.
+    store_upkeep: Callable[[], None]
+    closers: list[Callable[[], None]]
+
+
+def build_persister(config: Config, clock: Callable[[], datetime] = utc_now) -> WorkerParts:
+    from fittrack.core.adapters.postgres import PostgresUnitOfWork
+    from fittrack.core.adapters.postgres_devices import PostgresBatchClaims
+
+    db = _postgres(config)
+    store = metric_store(config, "primary")
+    queue = _notification_queue(config)
+
+    def uow() -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(db)
+
+    persister = Persister(store, uow, queue, clock)
+    copies = FirstCopies(PostgresBatchClaims(db), clock)
+    return WorkerParts(persister, copies, store.ensure_indexes, [db.close, store.close, queue.close])
+
+
+def throttle_policy(config: Config) -> ThrottlePolicy:
+    return ThrottlePolicy(max_failures=config.max_login_failures_per_account)
+
+
+def address_policy(config: Config) -> AddressPolicy:
+    return AddressPolicy(max_failures=config.max_login_failures_per_address)
+
+
+def evaluation_schedule(
+    config: Config,
+    read_uow: Callable[[], AccountsUnitOfWork],
+    store: MetricStore,
+    queue: NotificationQueue,
+    clock: Callable[[], datetime],
+    write_uow: Callable[[], AccountsUnitOfWork] | None = None,
+) -> EvaluationSchedule:
+    """Goal evaluation on its tick, with the password-expiry notices and, given a writing unit of work, the
+    hourly housekeeping beside it."""
+    # With a writing unit of work, evaluators share the work through claims; without, this one does it all.
+    claims = WorkClaims(write_uow, clock) if write_uow is not None else None
+    evaluator = GoalEvaluator(read_uow, store, queue, clock, config.evaluation_settings(), claims)
+    catch_up = timedelta(minutes=config.evaluation_catch_up_minutes)
+    also: list = [PasswordExpiryNotifier(read_uow, queue, clock)]
+    if write_uow is not None:
+        also.append(Housekeeping(write_uow, throttle_policy(config), address_policy(config)))
+    return EvaluationSchedule(evaluator, clock, config.evaluation_tick_seconds, catch_up, also=also)
+
+
+@dataclass
+class EvaluatorParts:
+    """What the evaluator process needs in the production profile."""
+
+    schedule: EvaluationSchedule
+    closers: list[Callable[[], None]]
+
+
+def build_evaluator(config: Config, clock: Callable[[], datetime] = utc_now) -> EvaluatorParts:
+    from fittrack.core.adapters.postgres import PostgresUnitOfWork
+
+    db = _postgres(config)
+    # Reads only: goals and preferences from the replica, daily values wherever the read preference allows.
+    store = metric_store(config, config.mongo_read_preference)
+    queue = _notification_queue(config)
+
+    def read_uow() -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(db, read_only=True)
+
+    schedule = evaluation_schedule(config, read_uow, store, queue, clock, write_uow=lambda: PostgresUnitOfWork(db))
+    return EvaluatorParts(schedule, [db.close, store.close, queue.close])
+
+
+def push_channel(config: Config) -> PushChannel | None:
+    """The webhook when one is configured; no pushes otherwise. FCM or APNs would be chosen here too."""
+    if not config.webhook_url:
+        return None
+    from fittrack.core.adapters.push import WebhookChannel
+
+    return WebhookChannel(config.webhook_url, config.push_timeout_seconds)
+
+
+def dispatch_settings(config: Config) -> DispatchSettings:
+    retry = RetryPolicy(config.push_max_attempts, config.push_backoff_base_seconds, config.push_backoff_max_seconds)
+    return DispatchSettings(retry, config.push_timeout_seconds)
+
+
+@dataclass
+class DispatcherParts:
+    """What a dispatcher process needs in the production profile."""
+
+    dispatcher: Dispatcher
+    closers: list[Callable[[], None]]
+
+
+def build_dispatcher(config: Config, clock: Callable[[], datetime] = utc_now) -> DispatcherParts:
+    from fittrack.core.adapters.kafka import KafkaNotificationSink, make_producer
+    from fittrack.core.adapters.postgres import PostgresUnitOfWork
+
+    db = _postgres(config)
+    producer = make_producer(config.kafka_bootstrap, config.publish_timeout_seconds)
+    live: NotificationSink = KafkaNotificationSink(producer, config.live_notifications_topic)
+    dead_letters = _dead_letter_log(config)
+
+    def uow() -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(db)
+
+    dispatcher = Dispatcher(uow, live, clock, push_channel(config), dead_letters, dispatch_settings(config))
+    return DispatcherParts(dispatcher, [db.close, lambda: producer.close(timeout=5), dead_letters.close])
+
+
+def build_dead_letters(
+    config: Config, clock: Callable[[], datetime] = utc_now
+) -> tuple[DeadLetters, Callable[[], None]]:
+    """The dead letters of the configured profile, for `fittrack-admin`, and what closes them."""
+    if config.profile == "embedded":
+        from fittrack.core.adapters.sqlite import SqliteDatabase, SqliteUnitOfWork
+
+        sqlite = SqliteDatabase(config.database_path)
+        sqlite.migrate()
+        return DeadLetters(lambda: SqliteUnitOfWork(sqlite), clock), sqlite.close
+    from fittrack.core.adapters.postgres import PostgresUnitOfWork
+
+    db = _postgres(config, pool_max=2)
+    log = _dead_letter_log(config)
+
+    def close() -> None:
+        log.close()
+        db.close()
+
+    return DeadLetters(lambda: PostgresUnitOfWork(db), clock, log), close
+
+
+def _token_keys(config: Config) -> bytes | KeysFile:
+    """The keys file when one is configured (re-read when it changes); the single secret otherwise."""
+    if config.token_keys_file:
+        return KeysFile(Path(config.token_keys_file), config.token_keys_recheck_seconds)
+    return _token_secret(config)
+
+
+def _token_secret(config: Config) -> bytes:
+    """The configured secret, or one generated on first start and kept beside the data.
+
+    Keeping it means tokens survive a restart of a self-hosted server that
+    was never given a secret. Servers behind one load balancer must share
+    FITTRACK_TOKEN_SECRET.
+    """
+    if config.token_secret:
+        return config.token_secret.encode()
+    path = Path(config.data_dir) / "token-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        else:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()

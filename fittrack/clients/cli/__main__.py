@@ -1,0 +1,5 @@
+import sys
+
+from fittrack.clients.cli.main import main
+
+sys.exit(main())

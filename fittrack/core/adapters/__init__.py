@@ -1,0 +1,1 @@
+"""Implementations of fittrack.core.ports; fittrack.app.wiring picks them by configuration."""

@@ -1,0 +1,102 @@
+"""What every production worker process shares: start-up, signals, and the consume-handle-commit loop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 1.0
+
+
+def make_consumer(config, topic: str, group: str, max_poll_records: int):
+    from kafka import KafkaConsumer
+
+    from fittrack.core.adapters.kafka import bootstrap_list
+
+    return KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_list(config.kafka_bootstrap),
+        group_id=group,
+        # kafka-consumer-groups.sh --describe then tells which host and process holds each partition.
+        client_id=f"{group}@{socket.gethostname()}:{os.getpid()}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=max_poll_records,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=3_000,
+    )
+
+
+class ConsumerLoop:
+    """Poll, handle, and only then commit; on a failure rewind, so the same records come again after a pause.
+
+    A crash between the handler's writes and the commit hands the records to
+    whoever owns the partition next, so handlers must be idempotent.
+    Subclasses say how a poll's records are handled.
+    """
+
+    what = "worker"  # who, in the log
+
+    def __init__(self, consumer) -> None:
+        self._consumer = consumer
+
+    def handle(self, records: Sequence) -> None:
+        raise NotImplementedError
+
+    def before_commit(self) -> None:
+        """Called between a poll's writes and its commit."""
+
+    def upkeep(self) -> None:
+        """Called after every poll, with records or without: chores that come due now and then."""
+
+    def run_once(self, timeout_ms: int = 1000) -> int:
+        """Handle one poll's records and commit them; returns how many there were."""
+        polled = self._consumer.poll(timeout_ms=timeout_ms)
+        records = [record for partition_records in polled.values() for record in partition_records]
+        if not records:
+            return 0
+        try:
+            self.handle(records)
+        except Exception:
+            # Nothing was committed: rewind so the same records come again after the backoff.
+            for partition, partition_records in polled.items():
+                self._consumer.seek(partition, partition_records[0].offset)
+            raise
+        self.before_commit()
+        self._consumer.commit()
+        return len(records)
+
+    def run(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
+            try:
+                self.run_once()
+                self.upkeep()
+            except Exception:
+                log.exception("%s could not handle a poll; retrying in %.0f s", self.what, RETRY_SECONDS)
+                stopping.wait(RETRY_SECONDS)
+
+
+class Every:
+    """A chore done at most once per interval, from the loop's own thread; the first call does it."""
+
+    def __init__(
+        self, seconds: float, chore: Callable[[], object], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._seconds = seconds
+        self._chore = chore
+        self._clock = clock
+        self._due = float("-inf")
+
+    def __call__(self) -> None:
+        now = self._clock()
+        if now < self._due:
+            return
+        # Due again after the interval even when it fails: the error goes to the loop's log, not into a tight retry.
+        self._due = now + self._seconds
+        self._chore()
