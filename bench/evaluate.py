@@ -32,7 +32,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from bench.common import emit
-from fittrack.core.adapters.sqlite import SqliteDatabase, SqliteMetricStore, SqliteUnitOfWork
+from fittrack.core.adapters.sqlite import SqliteDatabase
+from fittrack.core.adapters.sqlite_accounts import SqliteUnitOfWork
+from fittrack.core.adapters.sqlite_metrics import SqliteMetricStore
 from fittrack.core.services.evaluation import EvaluationSettings, GoalEvaluator, WorkClaims
 
 TARGET_SECONDS = 10.0
@@ -121,7 +123,7 @@ class CountingQueue:
 def notification_queue(db: SqliteDatabase, outbox: bool):
     if not outbox:
         return CountingQueue()
-    from fittrack.core.adapters.sqlite import SqliteNotificationQueue
+    from fittrack.core.adapters.sqlite_outbox import SqliteNotificationQueue
 
     return SqliteNotificationQueue(db)
 

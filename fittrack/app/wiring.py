@@ -187,13 +187,11 @@ def identity_providers(config: Config) -> dict[str, HttpIdentityProvider]:
 
 def _embedded_stores(config: Config) -> Stores:
     from fittrack.core.adapters.file_lock import FileLock
-    from fittrack.core.adapters.sqlite import (
-        SqliteDatabase,
-        SqliteMetricStore,
-        SqliteNotificationQueue,
-        SqliteReadingBus,
-        SqliteUnitOfWork,
-    )
+    from fittrack.core.adapters.sqlite import SqliteDatabase
+    from fittrack.core.adapters.sqlite_accounts import SqliteUnitOfWork
+    from fittrack.core.adapters.sqlite_ingest import SqliteReadingBus
+    from fittrack.core.adapters.sqlite_metrics import SqliteMetricStore
+    from fittrack.core.adapters.sqlite_outbox import SqliteNotificationQueue
 
     # One SQLite file is one server's: a second would run a second evaluator and dispatcher over it.
     # HeldElsewhere when another process holds it.
@@ -466,7 +464,8 @@ def build_dead_letters(
 ) -> tuple[DeadLetters, Callable[[], None]]:
     """The dead letters of the configured profile, for `fittrack-admin`, and what closes them."""
     if config.profile == "embedded":
-        from fittrack.core.adapters.sqlite import SqliteDatabase, SqliteUnitOfWork
+        from fittrack.core.adapters.sqlite import SqliteDatabase
+        from fittrack.core.adapters.sqlite_accounts import SqliteUnitOfWork
 
         sqlite = SqliteDatabase(config.database_path)
         sqlite.migrate()

@@ -313,12 +313,10 @@ def test_a_login_well_before_the_expiry_has_no_warning(alice):
 def expiry_notifier(profile, server, server_config, clock):
     """The password-expiry notifier the profile's evaluator runs on each tick, on its real stores and queue."""
     if profile == "embedded":
-        from fittrack.core.adapters.sqlite import (
-            SqliteDatabase,
-            SqliteMetricStore,
-            SqliteNotificationQueue,
-            SqliteUnitOfWork,
-        )
+        from fittrack.core.adapters.sqlite import SqliteDatabase
+        from fittrack.core.adapters.sqlite_accounts import SqliteUnitOfWork
+        from fittrack.core.adapters.sqlite_metrics import SqliteMetricStore
+        from fittrack.core.adapters.sqlite_outbox import SqliteNotificationQueue
 
         db = SqliteDatabase(server_config.database_path)
         schedule = evaluation_schedule(

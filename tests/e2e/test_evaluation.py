@@ -40,12 +40,10 @@ def evaluators(profile, server_config, clock, count: int):
     """`count` evaluators on the profile's real stores and notification queue, at the test's clock, built as the
     server and fittrack-evaluator build theirs: each with its own claims, so together they share the work."""
     if profile == "embedded":
-        from fittrack.core.adapters.sqlite import (
-            SqliteDatabase,
-            SqliteMetricStore,
-            SqliteNotificationQueue,
-            SqliteUnitOfWork,
-        )
+        from fittrack.core.adapters.sqlite import SqliteDatabase
+        from fittrack.core.adapters.sqlite_accounts import SqliteUnitOfWork
+        from fittrack.core.adapters.sqlite_metrics import SqliteMetricStore
+        from fittrack.core.adapters.sqlite_outbox import SqliteNotificationQueue
 
         db = SqliteDatabase(server_config.database_path)
         queue = SqliteNotificationQueue(db)

@@ -32,7 +32,8 @@ from fittrack.core.adapters.postgres import (
 )
 from fittrack.core.adapters.postgres_devices import PostgresBatchClaims, PostgresDeviceCursors
 from fittrack.core.adapters.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
-from fittrack.core.adapters.sqlite import SqliteDatabase, SqliteUnitOfWork
+from fittrack.core.adapters.sqlite import SqliteDatabase
+from fittrack.core.adapters.sqlite_accounts import SqliteUnitOfWork
 from fittrack.core.domain.accounts import Credentials, Profile, Sex, User
 from fittrack.core.domain.errors import AlreadyExists, Unavailable
 from fittrack.core.domain.goals import Goal, GoalPeriod

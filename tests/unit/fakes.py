@@ -1,6 +1,6 @@
 """In-memory fakes of every port in fittrack/core/ports.py, plus a settable clock.
 
-They follow the SQLite adapters' semantics (fittrack/core/adapters/sqlite.py) so that a
+They follow the SQLite adapters' semantics (fittrack/core/adapters/sqlite_*.py) so that a
 service tested against them behaves as it does in the embedded server:
 
 - FakeUnitOfWork works on a deep copy of the committed account data and

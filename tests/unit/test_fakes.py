@@ -1,6 +1,6 @@
 """The fakes keep the promises of the real adapters: each check runs against both.
 
-If a fake drifts from fittrack/core/adapters/sqlite.py, the service tests that use it
+If a fake drifts from the SQLite adapters (fittrack/core/adapters/sqlite_*.py), the service tests that use it
 would prove nothing; these tests catch that.
 """
 
@@ -10,7 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from fittrack.core.adapters.sqlite import SqliteDatabase, SqliteMetricStore, SqliteReadingBus, SqliteUnitOfWork
+from fittrack.core.adapters.sqlite import SqliteDatabase
+from fittrack.core.adapters.sqlite_accounts import SqliteUnitOfWork
+from fittrack.core.adapters.sqlite_ingest import SqliteReadingBus
+from fittrack.core.adapters.sqlite_metrics import SqliteMetricStore
 from fittrack.core.domain.accounts import Credentials, Profile, User
 from fittrack.core.domain.aggregation import DaySummary
 from fittrack.core.domain.delivery import Delivery, DeliveryState

@@ -2,7 +2,8 @@
 
 from datetime import date
 
-from fittrack.core.adapters.sqlite import SqliteDatabase, SqliteReadingBus
+from fittrack.core.adapters.sqlite import SqliteDatabase
+from fittrack.core.adapters.sqlite_ingest import SqliteReadingBus
 from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 
 

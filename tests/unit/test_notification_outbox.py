@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from fittrack.core.adapters.sqlite import SqliteDatabase, SqliteNotificationQueue
+from fittrack.core.adapters.sqlite import SqliteDatabase
+from fittrack.core.adapters.sqlite_outbox import SqliteNotificationQueue
 from fittrack.core.domain.notifications import Notification, NotificationKind
 
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)

@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from fittrack.core.adapters.sqlite import MIGRATIONS, SqliteDatabase, SqliteMetricStore, SqliteUnitOfWork
+from fittrack.core.adapters.sqlite import MIGRATIONS, SqliteDatabase
+from fittrack.core.adapters.sqlite_accounts import SqliteUnitOfWork
+from fittrack.core.adapters.sqlite_metrics import SqliteMetricStore
 from fittrack.core.domain.accounts import Credentials, Profile, User
 from fittrack.core.domain.aggregation import DaySummary
 from fittrack.core.domain.goals import Goal, GoalPeriod

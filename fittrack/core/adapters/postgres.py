@@ -1,6 +1,6 @@
 """The production profile's account database: PostgreSQL, through pooled psycopg2 connections.
 
-Semantics follow the embedded adapter (fittrack/core/adapters/sqlite.py) so the services
+Semantics follow the embedded adapter (fittrack/core/adapters/sqlite_accounts.py) so the services
 behave the same on both. Where the two engines differ:
 
 - SQLite runs one writer at a time (BEGIN IMMEDIATE); PostgreSQL runs writers
