@@ -23,11 +23,14 @@ from fittrack.core.domain.metrics import BatchLimits
 from fittrack.core.domain.throttle import AddressPolicy, ThrottlePolicy
 from fittrack.core.ports import (
     AccountsUnitOfWork,
+    CommonPasswords,
     MetricStore,
     NotificationQueue,
     NotificationSink,
+    PasswordHasher,
     PushChannel,
     ReadingBus,
+    TokenSigner,
 )
 from fittrack.core.services.accounts import Accounts, AccountSettings
 from fittrack.core.services.dispatch import DeadLetters, Dispatcher, DispatchSettings
@@ -128,12 +131,12 @@ def _app_on(
 ) -> App:
     background: list[Background] = []
     if relay is None:  # embedded: the workers run in this process
-        persister = Persister(stores.metric_store, stores.uow, stores.notification_queue, clock)
+        persister = persister_on(stores, clock)
         from fittrack.workers.dispatcher import EmbeddedDispatcher
         from fittrack.workers.persister import EmbeddedPersister
 
         # Before the persister, which stops first (in reverse): what it still sends is handled at the next start.
-        dispatcher = Dispatcher(stores.uow, live, clock, push_channel(config), None, dispatch_settings(config))
+        dispatcher = dispatcher_on(stores, live, config, clock)
         background.append(EmbeddedDispatcher(stores.notification_queue, dispatcher))
         background.append(EmbeddedPersister(stores.bus, persister))
         schedule = evaluation_schedule(
@@ -142,38 +145,82 @@ def _app_on(
         background.append(EvaluatorInBackground(schedule))
     else:
         background.append(relay)
-    signer = JwtSigner(_token_keys(config), timedelta(seconds=config.access_token_ttl_seconds))
-    limits = IngestLimits(BatchLimits(config.max_readings_per_batch), config.max_readings_per_upload)
-    settings = AccountSettings(
-        config.password_max_age_days,
-        timedelta(days=config.refresh_token_ttl_days),
-        throttle_policy(config),
-        address_policy(config),
-    )
-    hasher = BcryptHasher(config.bcrypt_rounds)
+    services = build_services(stores, config, clock)
     return App(
         config=config,
-        accounts=Accounts(
-            stores.uow,
-            stores.metric_store,
-            hasher,
-            signer,
-            clock,
-            settings,
-            stores.lookup_uow,
-            common_passwords=CommonPasswordList(),
-            identity_providers=identity_providers(config),
-        ),
-        goals=Goals(stores.uow, stores.metric_store, clock),
-        metrics=Metrics(stores.lookup_uow, stores.metric_store, stores.bus, clock, limits),
-        reports=Reports(stores.read_uow, stores.metric_store, clock, MatplotlibReportRenderer()),
-        notifications=Notifications(stores.uow),
+        accounts=services.accounts,
+        goals=services.goals,
+        metrics=services.metrics,
+        reports=services.reports,
+        notifications=services.notifications,
         live=live,
         background=background,
         dependencies=dependencies,
         closers=stores.closers,
         notification_queue=stores.notification_queue,
     )
+
+
+@dataclass
+class Services:
+    """The use cases over one profile's stores: what the servicers call."""
+
+    accounts: Accounts
+    goals: Goals
+    metrics: Metrics
+    reports: Reports
+    notifications: Notifications
+
+
+def build_services(
+    stores: Stores,
+    config: Config,
+    clock: Callable[[], datetime],
+    *,
+    hasher: PasswordHasher | None = None,
+    signer: TokenSigner | None = None,
+    common_passwords: CommonPasswords | None = None,
+) -> Services:
+    """The services on the given stores, set as the configuration says. The server passes only the stores;
+    unit tests pass in-memory stores, and a fast hasher, a fixed signer and a short password list, and so
+    run the same wiring."""
+    limits = IngestLimits(BatchLimits(config.max_readings_per_batch), config.max_readings_per_upload)
+    return Services(
+        accounts=Accounts(
+            stores.uow,
+            stores.metric_store,
+            hasher or BcryptHasher(config.bcrypt_rounds),
+            signer or JwtSigner(_token_keys(config), timedelta(seconds=config.access_token_ttl_seconds)),
+            clock,
+            account_settings(config),
+            stores.lookup_uow,
+            common_passwords=common_passwords or CommonPasswordList(),
+            identity_providers=identity_providers(config),
+        ),
+        goals=Goals(stores.uow, stores.metric_store, clock),
+        metrics=Metrics(stores.lookup_uow, stores.metric_store, stores.bus, clock, limits),
+        reports=Reports(stores.read_uow, stores.metric_store, clock, MatplotlibReportRenderer()),
+        notifications=Notifications(stores.uow),
+    )
+
+
+def account_settings(config: Config) -> AccountSettings:
+    return AccountSettings(
+        config.password_max_age_days,
+        timedelta(days=config.refresh_token_ttl_days),
+        throttle_policy(config),
+        address_policy(config),
+    )
+
+
+def persister_on(stores: Stores, clock: Callable[[], datetime]) -> Persister:
+    """The embedded persister's handler: readings off the ingest log into the metric store."""
+    return Persister(stores.metric_store, stores.uow, stores.notification_queue, clock)
+
+
+def dispatcher_on(stores: Stores, live: NotificationSink, config: Config, clock: Callable[[], datetime]) -> Dispatcher:
+    """The embedded dispatcher's handler: notifications off the outbox, stored, shown live and pushed."""
+    return Dispatcher(stores.uow, live, clock, push_channel(config), None, dispatch_settings(config))
 
 
 def identity_providers(config: Config) -> dict[str, HttpIdentityProvider]:

@@ -25,6 +25,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
+from fittrack.app.config import Config
+from fittrack.app.wiring import Stores, build_services, dispatcher_on, persister_on
 from fittrack.core.adapters.tokens import JwtSigner
 from fittrack.core.domain.accounts import Credentials, Principal, Profile, ProfileChanges, User
 from fittrack.core.domain.aggregation import DaySummary
@@ -62,10 +64,10 @@ from fittrack.core.ports import (
     SessionRepository,
     UserRepository,
 )
-from fittrack.core.services.accounts import Accounts, AccountSettings
+from fittrack.core.services.accounts import Accounts
 from fittrack.core.services.dispatch import Dispatcher
 from fittrack.core.services.goals import Goals
-from fittrack.core.services.metrics import IngestLimits, Metrics, RawBatch
+from fittrack.core.services.metrics import Metrics, RawBatch
 from fittrack.core.services.notifications import Notifications
 from fittrack.core.services.persistence import Persister
 from fittrack.core.services.reports import Reports
@@ -872,9 +874,9 @@ class FakeApp:
         return batch
 
 
-def fake_app(
-    now: datetime = datetime(2026, 6, 10, 12, 0, tzinfo=UTC), settings: AccountSettings | None = None
-) -> FakeApp:
+def fake_app(now: datetime = datetime(2026, 6, 10, 12, 0, tzinfo=UTC), config: Config | None = None) -> FakeApp:
+    """The embedded wiring (fittrack.app.wiring) on in-memory stores, at a clock the test moves."""
+    config = config or Config()
     clock = FakeClock(now)
     database = FakeAccountsDatabase()
     store = FakeMetricStore()
@@ -882,7 +884,11 @@ def fake_app(
     hasher = FakeHasher()
     sink = FakeSink()
     queue = FakeNotificationQueue()
-    queue.dispatcher = Dispatcher(database, sink, clock)
+    stores = Stores(database, database, database, store, bus, closers=[], notification_queue=queue)
+    services = build_services(
+        stores, config, clock, hasher=hasher, signer=make_signer(), common_passwords=FakeCommonPasswords()
+    )
+    queue.dispatcher = dispatcher_on(stores, sink, config, clock)
     return FakeApp(
         clock=clock,
         database=database,
@@ -890,20 +896,12 @@ def fake_app(
         bus=bus,
         hasher=hasher,
         sink=sink,
-        accounts=Accounts(
-            database,
-            store,
-            hasher,
-            make_signer(),
-            clock,
-            settings or AccountSettings(),
-            common_passwords=FakeCommonPasswords(),
-        ),
-        goals=Goals(database, store, clock),
-        metrics=Metrics(database, store, bus, clock, IngestLimits()),
-        reports=Reports(database, store, clock),
-        notifications=Notifications(database),
-        persister=Persister(store, database, queue, clock),
+        accounts=services.accounts,
+        goals=services.goals,
+        metrics=services.metrics,
+        reports=services.reports,
+        notifications=services.notifications,
+        persister=persister_on(stores, clock),
         queue=queue,
         dispatcher=queue.dispatcher,
     )

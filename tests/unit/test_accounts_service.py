@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 
+from fittrack.app.config import Config
 from fittrack.core.adapters.tokens import JwtSigner
 from fittrack.core.domain.accounts import Principal, ProfileChanges
 from fittrack.core.domain.errors import (
@@ -13,7 +14,6 @@ from fittrack.core.domain.errors import (
     Unauthenticated,
 )
 from fittrack.core.domain.metrics import MetricKind
-from fittrack.core.services.accounts import AccountSettings
 from tests.unit.fakes import PASSWORD, FakeApp, fake_app
 
 NEW_PASSWORD = "a brand new secret"
@@ -138,7 +138,7 @@ def test_an_expired_password_with_a_wrong_guess_reveals_nothing_about_expiry(app
 
 
 def test_with_a_max_age_of_zero_passwords_never_expire():
-    app = fake_app(settings=AccountSettings(password_max_age_days=0))
+    app = fake_app(config=Config(password_max_age_days=0))
     account = register(app)
     assert account.password_expires_at is None
     app.clock.advance(timedelta(days=3650))
