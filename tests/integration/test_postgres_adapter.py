@@ -22,7 +22,7 @@ import psycopg2.extensions
 import pytest
 from pymongo import MongoClient
 
-from fittrack.core import migrate as migrate_command
+from fittrack.app import migrate as migrate_command
 from fittrack.core.adapters.postgres import (
     MIGRATIONS_DIR,
     UNAVAILABLE,
