@@ -1,116 +1,15 @@
-"""PostgreSQL fixtures: each test module gets a database of its own, created fresh and dropped at the end.
+"""The production databases' fixtures (tests/databases.py): a PostgreSQL and a MongoDB database per module."""
 
-The server is the one `make services` runs (FITTRACK_PG_DSN, else var/services.env).
-Without it these tests fail rather than skip: a suite that quietly skips the
-production database proves nothing about it.
-"""
-
-from __future__ import annotations
-
-import os
-import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-
-import psycopg2
-import psycopg2.extensions
-import pytest
-
-from fittrack.core.adapters.postgres import PostgresDatabase
-
-SERVICES_ENV = Path(__file__).resolve().parents[2] / "var" / "services.env"
-NOT_RUNNING = "PostgreSQL is not running: run `make services`"
-# Everything the migrations create but schema_migrations, which must survive a test.
-ACCOUNT_TABLES = (
-    "users, credentials, user_metric, sessions, refresh_tokens, goals, notifications, device_cursors, sso_used_nonces"
-    ", login_failures, address_login_failures, evaluation_claims, batch_claims"
+from tests.databases import (  # noqa: F401 (fixtures, found by pytest by name)
+    minutes_collection,
+    mongo_client,
+    mongo_collection,
+    mongo_database,
+    mongo_store,
+    pg_admin_dsn,
+    pg_database,
+    pg_dsn,
+    pg_empty,
+    pg_fresh_dsn,
+    pg_raw,
 )
-
-
-def _configured_dsn() -> str | None:
-    if os.environ.get("FITTRACK_PG_DSN"):
-        return os.environ["FITTRACK_PG_DSN"]
-    if SERVICES_ENV.is_file():
-        for line in SERVICES_ENV.read_text().splitlines():
-            name, _, value = line.strip().partition("=")
-            if name == "FITTRACK_PG_DSN" and value:
-                return value.strip().strip("'\"")
-    return None
-
-
-def with_database(dsn: str, dbname: str) -> str:
-    params = psycopg2.extensions.parse_dsn(dsn)
-    params["dbname"] = dbname
-    return psycopg2.extensions.make_dsn(**params)
-
-
-@contextmanager
-def scratch_database(admin_dsn: str, prefix: str = "fittrack_it") -> Iterator[str]:
-    """A new, empty database; yields its DSN and drops it afterwards, whoever is still connected."""
-    name = f"{prefix}_{secrets.token_hex(6)}"
-    admin = psycopg2.connect(admin_dsn, connect_timeout=3)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-        yield with_database(admin_dsn, name)
-    finally:
-        try:
-            with admin.cursor() as cursor:
-                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            admin.close()
-
-
-@pytest.fixture(scope="session")
-def pg_admin_dsn() -> str:
-    """The DSN of the running server's app database; fails the test when there is none."""
-    dsn = _configured_dsn()
-    if not dsn:
-        pytest.fail(f"{NOT_RUNNING} (FITTRACK_PG_DSN is unset and {SERVICES_ENV} does not name it)", pytrace=False)
-    try:
-        psycopg2.connect(dsn, connect_timeout=3).close()
-    except psycopg2.OperationalError as error:
-        pytest.fail(f"{NOT_RUNNING} ({str(error).strip()})", pytrace=False)
-    return dsn
-
-
-@pytest.fixture(scope="module")
-def pg_dsn(pg_admin_dsn) -> Iterator[str]:
-    """This module's own database, empty (not migrated)."""
-    with scratch_database(pg_admin_dsn) as dsn:
-        yield dsn
-
-
-@pytest.fixture
-def pg_fresh_dsn(pg_admin_dsn) -> Iterator[str]:
-    """A database of this test's own, for tests that must start from nothing."""
-    with scratch_database(pg_admin_dsn) as dsn:
-        yield dsn
-
-
-@pytest.fixture(scope="module")
-def pg_database(pg_dsn) -> Iterator[PostgresDatabase]:
-    """The adapter on this module's database, migrated."""
-    database = PostgresDatabase(pg_dsn, pool_max=5)
-    database.migrate()
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def pg_empty(pg_database) -> PostgresDatabase:
-    """The module's database with every account table emptied, so each test starts from the same state."""
-    with pg_database.transaction() as tx:
-        tx.execute(f"TRUNCATE {ACCOUNT_TABLES} RESTART IDENTITY CASCADE")
-    return pg_database
-
-
-@pytest.fixture
-def pg_raw(pg_empty, pg_dsn) -> Iterator[psycopg2.extensions.connection]:
-    """A plain psycopg2 connection to the emptied database, rolled back afterwards: for raw SQL."""
-    conn = psycopg2.connect(pg_dsn, connect_timeout=3)
-    yield conn
-    conn.rollback()
-    conn.close()

@@ -6,20 +6,15 @@ test starts from an empty `metrics` collection.
 
 from __future__ import annotations
 
-import inspect
-import os
-import secrets
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from pymongo import MongoClient
-from pymongo.errors import PyMongoError
 
 from fittrack.core.adapters.minute_blob import decoded
-from fittrack.core.adapters.mongo import COLLECTION, MINUTES_COLLECTION, MongoMetricStore
+from fittrack.core.adapters.mongo import MongoMetricStore
 from fittrack.core.adapters.mongo_documents import escape_source
 from fittrack.core.domain.accounts import Credentials, Profile, User
 from fittrack.core.domain.aggregation import DaySummary, SourceFigures
@@ -28,7 +23,6 @@ from fittrack.core.domain.goals import Goal, GoalPeriod
 from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading, local_date_of
 from fittrack.core.services.dispatch import Dispatcher
 from fittrack.core.services.persistence import Persister
-from tests.unit import test_fakes as contract
 from tests.unit.fakes import FakeAccountsDatabase, FakeClock, FakeMetricStore, FakeNotificationQueue, FakeSink
 
 pytestmark = pytest.mark.production
@@ -53,80 +47,8 @@ def placed(minute: int, value: float, zone: ZoneInfo = PARIS, metric: MetricKind
     return PlacedReading(metric, minute, value, local_date_of(minute, zone))
 
 
-def mongo_uri() -> str:
-    if os.environ.get("FITTRACK_MONGO_URI"):
-        return os.environ["FITTRACK_MONGO_URI"]
-    services_env = ROOT / "var" / "services.env"
-    if services_env.exists():
-        for line in services_env.read_text().splitlines():
-            name, _, value = line.partition("=")
-            if name == "FITTRACK_MONGO_URI" and value.strip():
-                return value.strip()
-    pytest.fail(f"{NOT_RUNNING} (FITTRACK_MONGO_URI is unset and var/services.env has none)")
-
-
-@pytest.fixture(scope="module")
-def mongo_client():
-    client = MongoClient(mongo_uri(), serverSelectionTimeoutMS=3000)
-    try:
-        client.admin.command("ping")
-        problem = None
-    except PyMongoError as error:
-        client.close()
-        problem = str(error).split(" (configured timeouts")[0]
-    if problem:
-        pytest.fail(f"{NOT_RUNNING} ({problem})", pytrace=False)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def mongo_database(mongo_client):
-    name = f"fittrack_mongotest_{secrets.token_hex(4)}"
-    yield name
-    mongo_client.drop_database(name)
-
-
-@pytest.fixture
-def mongo_collection(mongo_client, mongo_database):
-    mongo_client[mongo_database].drop_collection(COLLECTION)
-    mongo_client[mongo_database].drop_collection(MINUTES_COLLECTION)
-    return mongo_client[mongo_database][COLLECTION]
-
-
-@pytest.fixture
-def minutes_collection(mongo_client, mongo_database, mongo_collection):
-    return mongo_client[mongo_database][MINUTES_COLLECTION]
-
-
-@pytest.fixture
-def mongo_store(mongo_client, mongo_database, mongo_collection):
-    store = MongoMetricStore(mongo_client, mongo_database)
-    store.ensure_indexes()
-    return store
-
-
 def raw_documents(collection) -> list[dict]:
     return list(collection.find().sort("_id", 1))
-
-
-# --- the promises the fakes and SQLite keep -----------------------------------------------
-
-
-METRIC_STORE_CHECKS = [
-    check
-    for name, check in vars(contract).items()
-    if name.startswith("test_") and callable(check) and list(inspect.signature(check).parameters) == ["store"]
-]
-
-
-def test_the_metric_store_contract_checks_are_found_in_the_unit_suite():
-    assert len(METRIC_STORE_CHECKS) >= 3
-
-
-@pytest.mark.parametrize("check", METRIC_STORE_CHECKS, ids=lambda check: check.__name__.removeprefix("test_"))
-def test_the_mongo_store_keeps_each_promise_the_fakes_and_sqlite_keep(check, mongo_store):
-    check(mongo_store)
 
 
 # --- document shape -----------------------------------------------------------------------

@@ -1,14 +1,12 @@
 """The PostgreSQL account adapter against a real server: schema, contract, and behaviour in outages.
 
-The account contract checks of tests/unit/test_fakes.py (those that take a
-`uow`) run here too, against PostgreSQL, so the three implementations of the
-ports cannot drift apart.
+The account contract checks, which every backend must pass, are in tests/contract; what is here is
+PostgreSQL's own: its schema's constraints, migrations, locking, and what happens when it goes away.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import secrets
 import socket
 import threading
@@ -40,29 +38,18 @@ from fittrack.core.domain.goals import Goal, GoalPeriod
 from fittrack.core.domain.metrics import MetricKind
 from fittrack.core.domain.sequences import DeviceCursor, LogPosition
 from fittrack.core.ports import RefreshRecord
+from tests.contract import builders
 from tests.production import service_settings
 from tests.support import eventually
-from tests.unit import test_fakes as contract
 
 pytestmark = pytest.mark.production
 
-T0 = contract.T0
-
-# --- the account contract, on PostgreSQL ---------------------------------------------
-
-for _name, _check in inspect.getmembers(contract, inspect.isfunction):
-    if _name.startswith("test_") and "uow" in inspect.signature(_check).parameters:
-        globals()[_name] = _check
+T0 = builders.T0
 
 
 @pytest.fixture
 def uow(pg_empty):
     return lambda: PostgresUnitOfWork(pg_empty)
-
-
-def test_every_account_contract_check_runs_here_too():
-    assert "test_usernames_are_unique_and_found_regardless_of_case" in globals()
-    assert "test_minutes_are_kept_per_source" not in globals()
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -117,7 +104,7 @@ def applied_versions(dsn: str) -> list[int]:
 
 def add_user(database: PostgresDatabase, user_id: str = "u1", username: str = "alice") -> None:
     with PostgresUnitOfWork(database) as unit:
-        unit.users.add(*contract.user(user_id, username))
+        unit.users.add(*builders.user(user_id, username))
         unit.commit()
 
 
@@ -371,13 +358,13 @@ def test_already_exists_says_the_same_as_with_sqlite(uow, tmp_path):
     sqlite.migrate()
     messages = []
     for factory in (uow, lambda: SqliteUnitOfWork(sqlite)):
-        contract.add_user(factory)
+        builders.add_user(factory)
         with factory() as unit:
-            unit.goals.add(contract.goal("g1"))
+            unit.goals.add(builders.goal("g1"))
             with pytest.raises(AlreadyExists) as taken:
-                unit.users.add(*contract.user("u2", "ALICE"))
+                unit.users.add(*builders.user("u2", "ALICE"))
             with pytest.raises(AlreadyExists) as clash:
-                unit.goals.add(contract.goal("g2"))
+                unit.goals.add(builders.goal("g2"))
             messages.append((str(taken.value), str(clash.value)))
     sqlite.close()
     assert messages[0] == messages[1]
@@ -388,11 +375,11 @@ def test_already_exists_says_the_same_as_with_sqlite(uow, tmp_path):
 
 
 def test_a_unit_of_work_goes_on_after_already_exists_as_with_sqlite(uow):
-    contract.add_user(uow)
+    builders.add_user(uow)
     with uow() as unit:
         with pytest.raises(AlreadyExists):
-            unit.users.add(*contract.user("u2", "alice"))
-        unit.users.add(*contract.user("u2", "bob"))
+            unit.users.add(*builders.user("u2", "alice"))
+        unit.users.add(*builders.user("u2", "bob"))
         unit.commit()
     with uow() as unit:
         assert unit.users.get_by_username("bob").user_id == "u2"
@@ -404,12 +391,12 @@ def test_a_read_only_unit_of_work_reads_committed_data_and_cannot_write(pg_empty
         assert unit.users.get_by_username("alice").user_id == "u1"
         assert unit.sessions.get_refresh("nope") is None  # no FOR UPDATE in a read-only transaction
         with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
-            unit.users.add(*contract.user("u2", "bob"))
+            unit.users.add(*builders.user("u2", "bob"))
 
 
 def test_a_unit_of_work_left_by_an_exception_keeps_nothing(uow):
     with pytest.raises(RuntimeError), uow() as unit:
-        unit.users.add(*contract.user())
+        unit.users.add(*builders.user())
         raise RuntimeError("boom")
     with uow() as unit:
         assert unit.users.get("u1") is None
@@ -440,9 +427,9 @@ def test_a_refresh_token_read_for_rotation_is_locked_until_the_rotation_commits(
 
 
 def test_a_goal_update_and_delete_are_kept(uow):
-    contract.add_user(uow)
+    builders.add_user(uow)
     with uow() as unit:
-        unit.goals.add(contract.goal("g1"))
+        unit.goals.add(builders.goal("g1"))
         unit.commit()
     later = T0 + timedelta(hours=1)
     with uow() as unit:
@@ -457,7 +444,7 @@ def test_a_goal_update_and_delete_are_kept(uow):
 
 
 def test_revoke_all_can_keep_the_callers_own_session(uow):
-    contract.add_user(uow)
+    builders.add_user(uow)
     with uow() as unit:
         for session_id in ("s1", "s2"):
             unit.sessions.create(session_id, "u1", T0)
@@ -581,9 +568,9 @@ def test_every_stale_idle_connection_is_replaced_after_a_server_restart(pg_empty
 def test_a_connection_lost_mid_transaction_is_unavailable_and_the_next_unit_of_work_succeeds(pg_empty, pg_dsn):
     add_user(pg_empty)
     with pytest.raises(Unavailable), PostgresUnitOfWork(pg_empty) as unit:
-        unit.users.add(*contract.user("u2", "bob"))
+        unit.users.add(*builders.user("u2", "bob"))
         terminate_backends(pg_dsn)
-        unit.users.add(*contract.user("u3", "carol"))
+        unit.users.add(*builders.user("u3", "carol"))
         unit.commit()
     with PostgresUnitOfWork(pg_empty) as unit:
         assert unit.users.get("u1") is not None
@@ -703,7 +690,7 @@ def test_a_lookup_waits_for_a_busy_primary_rather_than_read_the_replica(pg_empty
 
 def test_a_lookup_cannot_write(pg_empty):
     with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction), PostgresUnitOfWork(pg_empty, lookup=True) as unit:
-        unit.users.add(*contract.user("u2", "bob"))
+        unit.users.add(*builders.user("u2", "bob"))
 
 
 def test_a_caller_finding_every_connection_busy_waits_briefly_then_gets_unavailable(pg_dsn, pg_empty):

@@ -1,6 +1,6 @@
 """Pushes on PostgreSQL: dispatcher processes claiming at the same moment share the work instead of queueing.
 
-The rest of the delivery contract runs here through test_postgres_adapter.py (tests/unit/test_fakes.py).
+The rest of the delivery contract is checked on every backend in tests/contract/test_accounts.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from fittrack.core.adapters.postgres import PostgresUnitOfWork
 from fittrack.core.domain.delivery import Delivery
-from tests.unit import test_fakes as contract
+from tests.contract import builders
 
 pytestmark = pytest.mark.production
 
@@ -20,10 +20,10 @@ T0 = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 
 def test_two_dispatchers_claiming_at_once_take_different_pushes_without_waiting(pg_empty):
     uow = lambda: PostgresUnitOfWork(pg_empty)  # noqa: E731
-    contract.add_user(uow)
+    builders.add_user(uow)
     with uow() as unit:
         for number in range(4):
-            notification = contract.notification(f"n{number}")
+            notification = builders.notification(f"n{number}")
             unit.notifications.add(notification)
             unit.deliveries.add(Delivery(notification.notification_id, "u1", T0 + timedelta(seconds=number), T0))
         unit.commit()
