@@ -1,4 +1,4 @@
-"""Fittrack-side tasks of the cluster script, run with the project's virtualenv (it imports core/).
+"""Fittrack-side tasks of the cluster script, run with the project's virtualenv (it imports the fittrack package).
 
     app_tasks.py migrate                       # inside one host's namespace, with that host's env
     app_tasks.py verify URI URI ...            # a document written through the first FerretDB, read through the rest

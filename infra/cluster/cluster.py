@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import app_roles  # noqa: E402
 import etcd  # noqa: E402
 import faults  # noqa: E402
 import ferretdb  # noqa: E402
-import fittrack  # noqa: E402
 import haproxy  # noqa: E402
 import hosts  # noqa: E402
 import kafka  # noqa: E402
@@ -52,10 +52,10 @@ MODULES = {
     "haproxy": haproxy,
     "kafka": kafka,
     "ferretdb": ferretdb,
-    **fittrack.ROLES,
+    **app_roles.ROLES,
 }
-ORDER = ("etcd", "postgres", "haproxy", "kafka", "ferretdb", *fittrack.ROLES)
-APP_ROLES = tuple(fittrack.ROLES)
+ORDER = ("etcd", "postgres", "haproxy", "kafka", "ferretdb", *app_roles.ROLES)
+APP_ROLES = tuple(app_roles.ROLES)
 FAULTS = ("cut", "loss", "kill", "heal")
 
 
@@ -126,7 +126,7 @@ def cmd_up(lay: Layout) -> int:
     apps = [r for r in APP_ROLES if lay.with_role(r)]
     if apps:
         # the migration once per `up`, before any Fittrack process starts (it also refreshes the FerretDBs)
-        fittrack.prepare(lay)
+        app_roles.prepare(lay)
         for role in apps:
             _start_role(lay, role)
         for role in apps:
