@@ -14,11 +14,11 @@ from fittrack.workers.dispatcher import KafkaDispatcher, run_retries
 from fittrack.workers.draining import CHUNK
 from fittrack.workers.runtime import make_consumer
 
+# The worker's own logger: its lines and the loop's read as one process's.
 log = logging.getLogger("fittrack.workers.dispatcher")
 
 
 def main() -> int:
-
     config = production_config(
         "fittrack-dispatcher",
         "Deliver notifications: store each once, push it, retry, keep dead letters (production profile).",

@@ -9,11 +9,11 @@ from fittrack.app.process import production_config, stop_on_signals
 from fittrack.app.wiring import build_evaluator
 from fittrack.core.domain.errors import Unavailable
 
+# The worker's own logger: its lines and the loop's read as one process's.
 log = logging.getLogger("fittrack.workers.evaluator")
 
 
 def main() -> int:
-
     config = production_config(
         "fittrack-evaluator", "Evaluate goals at the configured local times and send the nudges (production profile)."
     )

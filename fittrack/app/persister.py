@@ -13,11 +13,11 @@ from fittrack.core.domain.errors import Unavailable
 from fittrack.workers.persister import KafkaPersister
 from fittrack.workers.runtime import Every, make_consumer
 
+# The worker's own logger: its lines and the loop's read as one process's.
 log = logging.getLogger("fittrack.workers.persister")
 
 
 def main() -> int:
-
     config = production_config(
         "fittrack-persister", "Store the readings the servers put on Kafka into the metric store (production profile)."
     )

@@ -1,4 +1,5 @@
-"""What every long-running Fittrack process does at start: read its command line, set up its logging.
+"""What every long-running Fittrack process does at start: read its command line and settings, set up its
+logging, and (the workers) stop on SIGTERM or SIGINT.
 
 Settings come from the environment only (the README's Configuration table), so the command line takes
 nothing but --help; anything else is refused rather than ignored, and --help never starts the process.
@@ -37,10 +38,9 @@ def configure_logging(level: int) -> None:
         logging.getLogger(name).setLevel(max(logging.WARNING, level))
 
 
-def production_config(program: str, summary: str):
+def production_config(program: str, summary: str) -> Config | None:
     """The production profile's settings, with logging set up; None (after saying why) when they are unusable."""
     command_line(program, summary)
-
     try:
         config = Config.from_env(profile="production")
     except ConfigError as error:
