@@ -125,9 +125,9 @@ def gap_closer(metric: MetricKind, gap: float) -> str:
     """What would close the gap at an easy pace (MetricKind.per_walking_minute); empty if walking would not."""
     if metric.per_walking_minute is None:
         return ""
-    if metric is MetricKind.ACTIVE_MINUTES:
-        return f"{math.ceil(gap)} active minutes would close the gap."
     minutes = max(math.ceil(gap / metric.per_walking_minute), 1)
+    if metric is MetricKind.ACTIVE_MINUTES:
+        return f"{minutes} active minutes would close the gap."
     if metric is MetricKind.DISTANCE:
         return f"Walking {metric.shown(gap):.1f} {metric.shown_unit} (about {minutes} minutes) would close the gap."
     return f"A brisk walk of {minutes} minutes would close the gap."
