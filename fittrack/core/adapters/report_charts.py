@@ -31,8 +31,9 @@ TICK_LABEL_INCHES = 0.45
 
 
 def display_scale(metric: MetricKind) -> float:
-    """Shown per stored unit: 0.001 km a metre. A product, as the charts have always scaled (not a quotient,
-    which rounds a few amounts differently)."""
+    """Shown units per stored unit: 0.001 km a metre. The page multiplies by it where the CLI divides
+    (MetricKind.shown), and the two round a few amounts differently (8,415 m is 8.42 km here, 8.41 km in
+    the CLI); kept as the page has always shown them."""
     return 1 / metric.stored_per_shown
 
 
