@@ -1,5 +1,5 @@
-"""The CLI's own copy of the server's rules and words: the limits it checks before sending are the server's,
-its articles read as English, JSON speaks its words, and forgotten sessions wait for a server that answers."""
+"""The CLI's words: it names every metric the server knows and sends each as its wire number, its articles read
+as English, JSON speaks its words, and forgotten sessions wait for a server that answers."""
 
 from __future__ import annotations
 
@@ -10,21 +10,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fittrack.clients.cli import readings
 from fittrack.clients.cli.session import Session, end_forgotten, forgotten_path, remember_forgotten
 from fittrack.clients.cli.terminal import message_dict
 from fittrack.clients.cli.vocabulary import Metric, a_or_an
-from fittrack.core.domain.goals import DAILY_TARGET_CEILING
-from fittrack.core.domain.metrics import EARLIEST_READING, PER_MINUTE_LIMITS, MetricKind
+from fittrack.core.domain.metrics import MetricKind
 from fittrack.generated.v1 import common_pb2, goal_pb2, report_pb2
 
 
-def test_the_clis_limits_are_the_servers():
+def test_the_cli_names_every_metric_the_server_knows_and_sends_it_as_the_wire_number_of_that_kind():
+    assert [metric.domain for metric in Metric] == list(MetricKind)
     for metric in Metric:
-        kind = MetricKind(metric.kind)
-        assert metric.per_minute == PER_MINUTE_LIMITS[kind], metric
-        assert metric.daily_goal_ceiling == DAILY_TARGET_CEILING.get(kind), metric
-    assert readings.EARLIEST_READING == EARLIEST_READING
+        assert common_pb2.MetricKind.Name(metric.kind) == f"METRIC_KIND_{metric.domain.name}", metric
+        assert metric.kind == metric.domain.value, metric
 
 
 @pytest.mark.parametrize(

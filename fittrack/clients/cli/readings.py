@@ -18,16 +18,15 @@ from fittrack.clients.cli.context import Context, local_time
 from fittrack.clients.cli.errors import CliError
 from fittrack.clients.cli.session import Metadata
 from fittrack.clients.cli.vocabulary import Metric
+from fittrack.core.domain.metrics import EARLIEST_READING, FUTURE_TOLERANCE
 from fittrack.generated.v1 import metric_pb2
 
 if TYPE_CHECKING:
     from fittrack.clients.cli.parser import Commands
 
-# What the server accepts (fittrack.core.domain.metrics: EARLIEST_READING, FUTURE_TOLERANCE); checked here too so that
-# a bad row is named by its file and line, and a bad day is refused before anything is sent.
-EARLIEST_READING = datetime(2000, 1, 1, tzinfo=UTC)
+# What the server accepts (EARLIEST_READING, FUTURE_TOLERANCE, and each metric's per-minute limits) is checked here
+# too, so that a bad row is named by its file and line, and a bad day is refused before anything is sent.
 EARLIEST_DAY = EARLIEST_READING.date()
-FUTURE_TOLERANCE = timedelta(hours=24)
 HEADER_WORDS = {"time", "timestamp", "datetime", "date", "metric", "kind", "value", "amount"}
 
 
@@ -120,8 +119,8 @@ def _csv_reading(path: Path, line: int, row: list[str], now: datetime) -> simula
         raise bad(f"value {value_text!r} is not a number") from None
     low, high = metric.per_minute
     if not (math.isfinite(value) and low <= value <= high):
-        # Readings are per-minute amounts in the stored unit, metres for distance.
-        unit = " m" if metric is Metric.DISTANCE else ""
+        # Readings are per-minute amounts in the stored unit, metres for distance: named where people read another.
+        unit = f" {metric.stored_unit}" if metric.stored_unit != metric.unit else ""
         raise bad(
             f"{metric.key} {value_text}{unit} is impossible in one minute; "
             f"expected {words.number(low)} to {words.number(high)}{unit}"

@@ -15,46 +15,39 @@ from datetime import date, timedelta
 
 from google.type.date_pb2 import Date
 
+from fittrack.core.domain.metrics import MetricKind
 from fittrack.generated.v1 import account_pb2, common_pb2
 
 
 class Metric(enum.Enum):
-    """A metric as the CLI names it: its wire kind, unit, how a person reads its amounts, its per-minute limits
-    and the largest daily goal target (stored units; none: no goals). The limits are the server's
-    (fittrack.core.domain.metrics, fittrack.core.domain.goals), checked here too so that a mistake is named as it
-    was typed."""
+    """A metric as the CLI names it and sends it: the domain's kind, whose facts (name, units, per-minute limits,
+    goal ceiling) the CLI reads so that it checks what the server checks and names a mistake as it was typed,
+    and its number on the wire."""
 
-    STEPS = "steps", common_pb2.METRIC_KIND_STEPS, "steps", 0, (0, 1000), 200_000
-    CALORIES = "calories", common_pb2.METRIC_KIND_CALORIES_BURNED, "kcal", 0, (0, 100), 20_000
-    # Distance is stored in metres; people read it in kilometres.
-    DISTANCE = "distance", common_pb2.METRIC_KIND_DISTANCE, "km", 2, (0, 1500), 500_000
-    ACTIVE_MINUTES = "active_minutes", common_pb2.METRIC_KIND_ACTIVE_MINUTES, "min", 0, (0, 1), 1_440
-    HEART_RATE = "heart_rate", common_pb2.METRIC_KIND_HEART_RATE, "bpm", 0, (20, 250), None
+    STEPS = MetricKind.STEPS, common_pb2.METRIC_KIND_STEPS
+    CALORIES = MetricKind.CALORIES_BURNED, common_pb2.METRIC_KIND_CALORIES_BURNED
+    DISTANCE = MetricKind.DISTANCE, common_pb2.METRIC_KIND_DISTANCE
+    ACTIVE_MINUTES = MetricKind.ACTIVE_MINUTES, common_pb2.METRIC_KIND_ACTIVE_MINUTES
+    HEART_RATE = MetricKind.HEART_RATE, common_pb2.METRIC_KIND_HEART_RATE
 
-    def __init__(
-        self,
-        key: str,
-        kind: int,
-        unit: str,
-        decimals: int,
-        per_minute: tuple[float, float],
-        daily_goal_ceiling: float | None,
-    ) -> None:
-        self.key = key
+    def __init__(self, domain: MetricKind, kind: int) -> None:
+        self.domain = domain
         self.kind = kind
-        self.unit = unit
-        self.decimals = decimals
-        self.per_minute = per_minute
-        self.daily_goal_ceiling = daily_goal_ceiling
+        self.key = domain.key
+        self.unit = domain.shown_unit  # the unit people read amounts in: km for distance
+        self.stored_unit = domain.unit
+        self.decimals = domain.decimals
+        self.per_minute = domain.per_minute  # in the stored unit
+        self.daily_goal_ceiling = domain.daily_goal_ceiling  # in the stored unit; None: no goals
 
     @property
     def averaged(self) -> bool:
         """Heart rate is averaged over a day; the others are summed."""
-        return self is Metric.HEART_RATE
+        return not self.domain.is_cumulative
 
     @property
     def goal_allowed(self) -> bool:
-        return self.daily_goal_ceiling is not None
+        return self.domain.takes_goals
 
     def goal_ceiling(self, period: str) -> float:
         """The largest target a `daily` or `weekly` goal may have, in stored units."""
@@ -62,7 +55,7 @@ class Metric(enum.Enum):
 
     def shown(self, stored: float) -> float:
         """A stored amount in the unit people read it in."""
-        return stored / 1000 if self is Metric.DISTANCE else stored
+        return self.domain.shown(stored)
 
     def amount(self, stored: float, unit: bool = True) -> str:
         """12,345 steps; 8.42 km; 35 km; 2,295 kcal: whole where fractions mean nothing to a person."""
@@ -92,7 +85,7 @@ class Metric(enum.Enum):
         metric = cls.parse(text)
         if not metric.goal_allowed:
             names = ", ".join(m.key for m in cls if m.goal_allowed)
-            raise argparse.ArgumentTypeError(f"goals are for {names}; heart rate has no target")
+            raise argparse.ArgumentTypeError(f"goals are for {names}; {metric.domain.label} has no target")
         return metric
 
 

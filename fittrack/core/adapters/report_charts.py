@@ -26,46 +26,38 @@ HEART_RANGE_COLOR = "#f4b4b4"
 GRID_COLOR = "#e2e2e2"
 TICK_FONT = 7.5
 LEGEND_LINE_POINTS = 14  # a legend line with its padding, taller than the title: what a raised legend clears
-TITLES = {
-    MetricKind.STEPS: "Steps",
-    MetricKind.CALORIES_BURNED: "Calories burned",
-    MetricKind.DISTANCE: "Distance",
-    MetricKind.ACTIVE_MINUTES: "Active minutes",
-    MetricKind.HEART_RATE: "Heart rate",
-}
 # Space one x tick label needs, in inches ("28 Nov" at TICK_FONT, with a gap).
 TICK_LABEL_INCHES = 0.45
 
 
-def display_unit(metric: MetricKind) -> str:
-    """Distance is stored in metres and shown in kilometres; the rest as stored."""
-    return "km" if metric is MetricKind.DISTANCE else metric.unit
-
-
 def display_scale(metric: MetricKind) -> float:
-    return 0.001 if metric is MetricKind.DISTANCE else 1.0
+    """Shown units per stored unit: 0.001 km a metre. The page multiplies by it where the CLI divides
+    (MetricKind.shown), and the two round a few amounts differently (8,415 m is 8.42 km here, 8.41 km in
+    the CLI); kept as the page has always shown them."""
+    return 1 / metric.stored_per_shown
 
 
 def chart_title(metric: MetricKind) -> str:
-    unit = display_unit(metric)
-    return TITLES[metric] if unit in TITLES[metric].lower() else f"{TITLES[metric]} ({unit})"
+    unit = metric.shown_unit
+    return metric.title if unit in metric.title.lower() else f"{metric.title} ({unit})"
 
 
 def amount(metric: MetricKind, value: float) -> str:
     """A stored amount as the page shows it everywhere, with its unit: 10,000 steps, 6 km, 8.58 km, 36.2 min.
 
-    Kilometres have two decimals up to 100 km, one up to 1,000 and none beyond; the rest are
-    whole from 100, else have one decimal; trailing zeros are dropped, so a goal of 6 km is "6 km".
+    An amount read with decimals (MetricKind.decimals: kilometres) has them up to 100, one fewer up to
+    1,000 and none beyond; the rest are whole from 100, else have one decimal; trailing zeros are
+    dropped, so a goal of 6 km is "6 km".
     """
     shown = value * display_scale(metric)
-    if metric is MetricKind.DISTANCE:
-        decimals = 2 if abs(shown) < 100 else 1 if abs(shown) < 1000 else 0
+    if metric.decimals:
+        decimals = metric.decimals if abs(shown) < 100 else metric.decimals - 1 if abs(shown) < 1000 else 0
     else:
         decimals = 0 if abs(shown) >= 100 else 1
     text = f"{shown:,.{decimals}f}"
     if decimals:
         text = text.rstrip("0").rstrip(".")
-    return f"{text} {display_unit(metric)}"
+    return f"{text} {metric.shown_unit}"
 
 
 def draw_chart(axes, chart: Chart, span: tuple[date, date]) -> None:
@@ -90,14 +82,14 @@ def draw_chart(axes, chart: Chart, span: tuple[date, date]) -> None:
     scale = display_scale(chart.metric)
     shown = [bar for bar in chart.bars if bar.value > 0]  # a day or week without data is a gap
     handles = []
-    if chart.metric is MetricKind.HEART_RATE:
+    if not chart.metric.is_cumulative:
         _heart_rate(axes, chart, shown)
         low = min(bar.low for bar in shown)
         bottom, top = max(0.0, low - 5), max(bar.high for bar in shown) + 5
     else:
         handles = _bars(axes, chart, shown, scale)
         bottom, top = 0.0, max([chart.goal, chart.daily_share, *(bar.value for bar in shown)]) * scale * 1.08
-    _value_ticks(axes, bottom, top, integer=chart.metric is not MetricKind.DISTANCE)
+    _value_ticks(axes, bottom, top, integer=not chart.metric.decimals)
     axes.grid(axis="y", color=GRID_COLOR, linewidth=0.6)
     axes.set_axisbelow(True)
     # A goal line's legend goes above the plot, right-aligned, where it never covers a bar or the
@@ -126,11 +118,7 @@ def chart_key(charts: Sequence[Chart]) -> list:
 
     drawn = [chart for chart in charts if chart.has_data]
     colors = {
-        bar_color(chart, bar)
-        for chart in drawn
-        if chart.metric is not MetricKind.HEART_RATE
-        for bar in chart.bars
-        if bar.value > 0
+        bar_color(chart, bar) for chart in drawn if chart.metric.is_cumulative for bar in chart.bars if bar.value > 0
     }
     per = "daily" if drawn and drawn[0].bar_days == 1 else "weekly"
     labels = {
@@ -140,11 +128,10 @@ def chart_key(charts: Sequence[Chart]) -> list:
         PARTIAL_COLOR: "week partly outside the range",
     }
     handles = [Patch(color=color, label=label) for color, label in labels.items() if color in colors]
-    heart = [chart for chart in drawn if chart.metric is MetricKind.HEART_RATE]
-    if heart:
-        handles.append(
-            Line2D([], [], marker="o", linestyle="", color=HEART_COLOR, markersize=4, label=f"{per} average bpm")
-        )
+    averaged = [chart for chart in drawn if not chart.metric.is_cumulative]  # heart rate
+    if averaged:
+        label = f"{per} average {averaged[0].metric.shown_unit}"
+        handles.append(Line2D([], [], marker="o", linestyle="", color=HEART_COLOR, markersize=4, label=label))
         handles.append(Patch(color=HEART_RANGE_COLOR, label="lowest to highest minute"))
     return handles
 

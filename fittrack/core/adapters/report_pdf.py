@@ -13,7 +13,7 @@ import io
 import threading
 from datetime import date
 
-from fittrack.core.adapters.report_charts import TITLES, amount, chart_key, draw_chart
+from fittrack.core.adapters.report_charts import amount, chart_key, draw_chart
 from fittrack.core.domain.metrics import MetricKind
 from fittrack.core.domain.reports import RangeFigures, RangeReport
 from fittrack.core.ports import ReportRenderer
@@ -150,19 +150,19 @@ def _align(column: int) -> str:
 def _table_row(figures: RangeFigures) -> list[str]:
     metric = figures.metric
     has_data = figures.days_with_data > 0
-    total = "" if metric is MetricKind.HEART_RATE or not has_data else amount(metric, figures.total)
+    total = amount(metric, figures.total) if metric.is_cumulative and has_data else ""
     average = amount(metric, figures.average) if has_data else ""
     if figures.best_day:
         best = f"{_short_date(figures.best_day)}: {amount(metric, figures.best_value)}"
-    elif metric is MetricKind.HEART_RATE and has_data:
-        # No best day for heart rate (its highest average is no achievement): the range of its minutes.
+    elif not metric.is_cumulative and has_data:
+        # No best day for an average (heart rate: its highest is no achievement): the range of its minutes.
         best = f"range: {figures.low:,.0f}–{amount(metric, figures.high)}"
     else:
         best = ""
     goal = amount(metric, figures.daily_goal_target) if figures.daily_goal_target else ""
     met = f"{figures.days_goal_met:,} of {figures.days_with_data:,}" if figures.daily_goal_target and has_data else ""
     cells = [total, average, best, f"{figures.days_with_data:,}", goal, met]
-    return [TITLES[metric], *(cell or "–" for cell in cells)]
+    return [metric.title, *(cell or "–" for cell in cells)]
 
 
 def _days(count: int) -> str:

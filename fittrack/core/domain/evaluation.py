@@ -121,17 +121,15 @@ def standing(
     return Standing(goal, current, expected)
 
 
-# What closes a gap, at an easy pace: a brisk walk is about 100 steps, 5 kcal
-# and 80 m a minute for an adult; precise enough for a suggestion.
-_PER_WALKING_MINUTE = {MetricKind.STEPS: 100.0, MetricKind.CALORIES_BURNED: 5.0, MetricKind.DISTANCE: 80.0}
-
-
 def gap_closer(metric: MetricKind, gap: float) -> str:
+    """What would close the gap at an easy pace (MetricKind.per_walking_minute); empty if walking would not."""
+    if metric.per_walking_minute is None:
+        return ""
+    minutes = max(math.ceil(gap / metric.per_walking_minute), 1)
     if metric is MetricKind.ACTIVE_MINUTES:
-        return f"{math.ceil(gap)} active minutes would close the gap."
-    minutes = max(math.ceil(gap / _PER_WALKING_MINUTE[metric]), 1)
+        return f"{minutes} active minutes would close the gap."
     if metric is MetricKind.DISTANCE:
-        return f"Walking {gap / 1000:.1f} km (about {minutes} minutes) would close the gap."
+        return f"Walking {metric.shown(gap):.1f} {metric.shown_unit} (about {minutes} minutes) would close the gap."
     return f"A brisk walk of {minutes} minutes would close the gap."
 
 
@@ -143,7 +141,7 @@ def behind_message(place: Standing, local: time) -> tuple[str, str]:
     body = (
         f"By {local.strftime('%H:%M')} your pace for {goal.target:,.0f} {unit} {span} is {place.expected:,.0f}; "
         f"you have {place.current:,.0f}, {place.gap:,.0f} behind. {gap_closer(goal.metric, place.gap)}"
-    )
+    ).rstrip()
     return title, body
 
 

@@ -22,14 +22,6 @@ class GoalPeriod(enum.IntEnum):
         return (day, day) if self is GoalPeriod.DAILY else week_of(day)
 
 
-DAILY_TARGET_CEILING = {
-    MetricKind.STEPS: 200_000,
-    MetricKind.CALORIES_BURNED: 20_000,
-    MetricKind.DISTANCE: 500_000,
-    MetricKind.ACTIVE_MINUTES: 1_440,
-}
-
-
 @dataclass(frozen=True)
 class Goal:
     goal_id: str
@@ -46,11 +38,10 @@ class Goal:
 
 def parse_goal_metric(value: int) -> MetricKind:
     metric = MetricKind.parse(value)
-    if metric not in DAILY_TARGET_CEILING:
-        raise InvalidArgument(
-            f"{metric.label} cannot have a goal: it is not summed; choose steps, calories burned, "
-            "distance or active minutes"
-        )
+    if not metric.takes_goals:
+        *others, last = [kind.label for kind in MetricKind if kind.takes_goals]
+        choices = f"{', '.join(others)} or {last}"
+        raise InvalidArgument(f"{metric.label} cannot have a goal: it is not summed; choose {choices}")
     return metric
 
 
@@ -62,7 +53,7 @@ def parse_goal_period(value: int) -> GoalPeriod:
 
 
 def check_target(metric: MetricKind, period: GoalPeriod, target: float) -> float:
-    ceiling = DAILY_TARGET_CEILING[metric] * (7 if period is GoalPeriod.WEEKLY else 1)
+    ceiling = (metric.daily_goal_ceiling or 0) * (7 if period is GoalPeriod.WEEKLY else 1)
     if not math.isfinite(target) or target <= 0:
         raise InvalidArgument(f"target must be greater than 0, got {number(target)}")
     if target > ceiling:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from collections.abc import Sequence
@@ -22,25 +23,125 @@ MAX_DEVICE_ID_LENGTH = 64
 MANUAL_SOURCE = "manual"
 
 
-class MetricKind(enum.IntEnum):
-    STEPS = 1
-    CALORIES_BURNED = 2
-    DISTANCE = 3
-    ACTIVE_MINUTES = 4
-    HEART_RATE = 5
+@dataclass(frozen=True, slots=True)
+class KindFacts:
+    """Everything the code knows about one metric kind; MetricKind below is the table of them."""
 
-    @property
-    def unit(self) -> str:
-        return _UNITS[self]
+    number: int  # the wire's (common.proto MetricKind) and the databases' id
+    key: str  # the one name: the CLI's, the upload files' and the report CSV's column
+    title: str  # how a chart and the PDF's table head it
+    unit: str  # the stored unit, in which the wire and the databases carry amounts
+    # What one minute can physically hold, in the stored unit; a reading outside is refused.
+    per_minute: tuple[float, float]
+    # True: a day is the sum of its minutes (and a goal sums days); False: the average of its minutes.
+    is_cumulative: bool
+    # The largest daily goal target a person can reach (a weekly one may be 7 times it); None: no goals.
+    daily_goal_ceiling: float | None
+    # What a minute's brisk walk adds, to suggest how to close a goal's gap (for an adult about 100 steps,
+    # 5 kcal and 80 m: precise enough for a suggestion); None: walking does not close it.
+    per_walking_minute: float | None
+    # How a person reads amounts: in shown_unit (default: the stored unit), stored_per_shown stored units
+    # to one shown, with this many decimals at most (0: fractions mean nothing to a person).
+    shown_unit: str = ""
+    stored_per_shown: int = 1
+    decimals: int = 0
+
+
+class MetricKind(enum.IntEnum):
+    """What a reading measures, each with its facts: the one table to extend with a new metric (README.md,
+    "Adding a metric"). A member is its number (an IntEnum) and carries the rest as attributes."""
+
+    STEPS = KindFacts(
+        1,
+        key="steps",
+        title="Steps",
+        unit="steps",
+        # A sprinting human takes ~250 steps a minute: 1,000 is generous yet catches corrupt counters.
+        per_minute=(0, 1000),
+        is_cumulative=True,
+        daily_goal_ceiling=200_000,
+        per_walking_minute=100.0,
+    )
+    CALORIES_BURNED = KindFacts(
+        2,
+        key="calories",
+        title="Calories burned",
+        unit="kcal",
+        per_minute=(0, 100),
+        is_cumulative=True,
+        daily_goal_ceiling=20_000,
+        per_walking_minute=5.0,
+    )
+    DISTANCE = KindFacts(
+        3,
+        key="distance",
+        title="Distance",
+        unit="m",
+        per_minute=(0, 1500),
+        is_cumulative=True,
+        daily_goal_ceiling=500_000,
+        per_walking_minute=80.0,
+        # Stored in metres; people read kilometres.
+        shown_unit="km",
+        stored_per_shown=1000,
+        decimals=2,
+    )
+    ACTIVE_MINUTES = KindFacts(
+        4,
+        key="active_minutes",
+        title="Active minutes",
+        unit="min",
+        per_minute=(0, 1),
+        is_cumulative=True,
+        daily_goal_ceiling=1_440,
+        per_walking_minute=1.0,  # a minute's brisk walk is an active minute
+    )
+    HEART_RATE = KindFacts(
+        5,
+        key="heart_rate",
+        title="Heart rate",
+        unit="bpm",
+        per_minute=(20, 250),
+        is_cumulative=False,  # a day's heart rate is the average of its minutes
+        daily_goal_ceiling=None,
+        per_walking_minute=None,
+    )
+
+    # The facts, set on each member from its KindFacts.
+    key: str
+    title: str
+    unit: str
+    per_minute: tuple[float, float]
+    is_cumulative: bool
+    daily_goal_ceiling: float | None
+    per_walking_minute: float | None
+    shown_unit: str
+    stored_per_shown: int
+    decimals: int
+
+    def __new__(cls, facts: KindFacts) -> MetricKind:
+        if facts.daily_goal_ceiling is not None and not facts.is_cumulative:
+            # A goal's progress is the sum of its days, which only a cumulative kind has.
+            raise ValueError(f"{facts.key}: only a cumulative metric can take goals")
+        member = int.__new__(cls, facts.number)
+        member._value_ = facts.number
+        for field in dataclasses.fields(KindFacts)[1:]:
+            setattr(member, field.name, getattr(facts, field.name))
+        member.shown_unit = facts.shown_unit or facts.unit
+        return member
 
     @property
     def label(self) -> str:
+        """How a sentence names the kind: `calories burned`, `heart rate`."""
         return self.name.lower().replace("_", " ")
 
     @property
-    def is_cumulative(self) -> bool:
-        """Cumulative kinds are summed over a day; heart rate is averaged."""
-        return self is not MetricKind.HEART_RATE
+    def takes_goals(self) -> bool:
+        return self.daily_goal_ceiling is not None
+
+    def shown(self, stored: float) -> float:
+        """A stored amount in the unit people read it in (shown_unit)."""
+        return stored / self.stored_per_shown
 
     @classmethod
     def parse(cls, value: int) -> MetricKind:
@@ -49,25 +150,6 @@ class MetricKind(enum.IntEnum):
         except ValueError:
             names = ", ".join(f"{k.name} ({k.value})" for k in cls)
             raise InvalidArgument(f"unknown metric kind {value}; use one of {names}") from None
-
-
-_UNITS = {
-    MetricKind.STEPS: "steps",
-    MetricKind.CALORIES_BURNED: "kcal",
-    MetricKind.DISTANCE: "m",
-    MetricKind.ACTIVE_MINUTES: "min",
-    MetricKind.HEART_RATE: "bpm",
-}
-
-# What one minute can physically hold: a sprinting human takes ~250 steps a
-# minute, so 1,000 is a generous ceiling that still catches corrupt counters.
-PER_MINUTE_LIMITS: dict[MetricKind, tuple[float, float]] = {
-    MetricKind.STEPS: (0, 1000),
-    MetricKind.CALORIES_BURNED: (0, 100),
-    MetricKind.DISTANCE: (0, 1500),
-    MetricKind.ACTIVE_MINUTES: (0, 1),
-    MetricKind.HEART_RATE: (20, 250),
-}
 
 
 # Reading and PlacedReading are made by the hundred thousand a second on the
@@ -184,7 +266,7 @@ def validate_reading(
         raise InvalidArgument(f"{where}: unknown metric kind {metric_value}; use one of {names}") from None
     if not math.isfinite(value):
         raise InvalidArgument(f"{where}: value must be a finite number, got {value}")
-    low, high = PER_MINUTE_LIMITS[metric]
+    low, high = metric.per_minute
     if value < 0:
         raise InvalidArgument(f"{where}: {metric.label} cannot be negative (got {number(value)})")
     if not low <= value <= high:
@@ -241,7 +323,7 @@ def possible_local_days(first_minute: int, last_minute: int) -> range:
 
 
 _KINDS = {kind.value: kind for kind in MetricKind}
-_LIMITS_BY_VALUE = {kind.value: limits for kind, limits in PER_MINUTE_LIMITS.items()}
+_LIMITS_BY_VALUE = {kind.value: kind.per_minute for kind in MetricKind}
 _EARLIEST_SECONDS = int(EARLIEST_READING.timestamp())
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _DAY = 86_400

@@ -158,16 +158,15 @@ def streak(days: Sequence[ReportDay], today: date) -> int:
     return count
 
 
-# Columns are named as the CLI and the upload files name the metrics (one vocabulary); the values are in
-# the stored units: steps, kcal, metres, minutes, and bpm (the day's average, lowest and highest).
-CSV_COLUMNS = (
-    ("steps", MetricKind.STEPS, "value"),
-    ("calories", MetricKind.CALORIES_BURNED, "value"),
-    ("distance", MetricKind.DISTANCE, "value"),
-    ("active_minutes", MetricKind.ACTIVE_MINUTES, "value"),
-    ("heart_rate", MetricKind.HEART_RATE, "value"),
-    ("heart_rate_min", MetricKind.HEART_RATE, "min"),
-    ("heart_rate_max", MetricKind.HEART_RATE, "max"),
+# Columns are named as the CLI and the upload files name the metrics (MetricKind.key: one vocabulary); the
+# values are in the stored units: steps, kcal, metres, minutes; an averaged kind (heart rate, in bpm) has the
+# day's average, then its lowest and highest minute.
+_SUMMED_FIGURES = (("", "value"),)
+_AVERAGED_FIGURES = (("", "value"), ("_min", "min"), ("_max", "max"))
+CSV_COLUMNS = tuple(
+    (f"{metric.key}{suffix}", metric, figure)
+    for metric in MetricKind
+    for suffix, figure in (_SUMMED_FIGURES if metric.is_cumulative else _AVERAGED_FIGURES)
 )
 
 
