@@ -118,12 +118,12 @@ class LocalProvider:
         if not (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
             raise RuntimeError("oidc-provider is not installed: run `make oidc`")
         workdir.mkdir(parents=True, exist_ok=True)
-        clients_file = workdir / "fittrack.clients.json"
+        clients_file = workdir / "clients.json"
         clients_file.write_text(json.dumps(clients if clients is not None else [default_client()]))
         jwks_file = workdir / "jwks.json"
         jwks_file.write_text(json.dumps({"keys": [key.private_jwk() for key in keys]}))
         process = subprocess.Popen(
-            [node, str(PROVIDER_DIR / "fittrack.server.mjs"), "--clients", str(clients_file), "--jwks", str(jwks_file)],
+            [node, str(PROVIDER_DIR / "server.mjs"), "--clients", str(clients_file), "--jwks", str(jwks_file)],
             cwd=PROVIDER_DIR,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -57,7 +57,7 @@ def _pidfile(h: Host):
 
 
 def _props(h: Host):
-    return h.dir(ROLE) / "fittrack.server.properties"
+    return h.dir(ROLE) / "server.properties"
 
 
 def pid(lay: Layout, h: Host) -> int | None:
