@@ -80,7 +80,7 @@ infra/oidc/node_modules/.package-lock.json: infra/oidc/package.json infra/oidc/p
 	cd infra/oidc && npm ci --no-audit --no-fund
 
 test: setup protos-check lint grpcurl ghz tools oidc services
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=25
 
 bench: setup ghz
 	$(PY) -m bench $(BENCH_ARGS)
