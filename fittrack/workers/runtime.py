@@ -1,4 +1,6 @@
-"""What every production worker process shares: start-up, signals, and the consume-handle-commit loop."""
+"""What every production worker process shares: its Kafka consumer and the consume-handle-commit loop.
+
+Start-up and signals are the entrypoints' (fittrack/app/process.py)."""
 
 from __future__ import annotations
 

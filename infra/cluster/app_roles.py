@@ -2,7 +2,8 @@
 layout.toml gives them (roles server, persister, dispatcher, evaluator), each in its host's namespace with
 that host's var/cluster/<host>.env, the production profile and the [fittrack] section's settings.
 
-The processes run the project's virtualenv (.venv/bin/python); app_tasks.py does the parts that import core/.
+The processes run the project's virtualenv (.venv/bin/python); app_tasks.py does the parts that import
+the fittrack package.
 """
 
 from __future__ import annotations

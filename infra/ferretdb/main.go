@@ -17,7 +17,7 @@
 // With -watchdog, the launcher sends itself a `ping` every interval. When three
 // in a row get no answer within the interval, FerretDB is wedged (seen with
 // 1.24.2 under load: every pooled PostgreSQL connection held by update commands
-// waiting for one more, see core/adapters/mongo.py): the launcher writes every
+// waiting for one more, see fittrack/core/adapters/mongo.py): the launcher writes every
 // goroutine's stack to -dump-dir for diagnosis and replaces itself with a fresh
 // copy of the same program (same pid, so infra/services.sh still knows it).
 // This is defence in depth; the metric store's small commands are the fix.

@@ -1,6 +1,6 @@
 """The embedded notification queue: an outbox table in the SQLite file, drained in order.
 
-The delivery tables it feeds keep the promises checked in test_fakes.py.
+The delivery tables it feeds keep the promises checked in tests/contract/test_accounts.py.
 """
 
 from datetime import UTC, date, datetime

@@ -57,9 +57,10 @@ class Target(float):
 
     def stored_for(self, metric: Metric, period: str) -> float:
         """The amount in the server's unit, within what the server takes for a goal of `metric` and `period`."""
-        if self.unit and metric is not Metric.DISTANCE:
+        if self.unit and self.unit not in (metric.unit, metric.stored_unit):
             raise UsageError(f"{self.unit} is a unit of distance, not of {metric.key}")
-        scale = 1000 if metric is Metric.DISTANCE and self.unit != "m" else 1
+        # Typed without a unit, an amount is in the unit the CLI shows (km); with the stored one (m), as stored.
+        scale = 1 if self.unit == metric.stored_unit else metric.domain.stored_per_shown
         stored = float(self) * scale
         ceiling = metric.goal_ceiling(period)
         if stored > ceiling:

@@ -43,6 +43,8 @@ CHART_CELLS = {
     MetricKind.ACTIVE_MINUTES: (2, 0),
     MetricKind.HEART_RATE: (2, 1),
 }
+# A kind without a cell would fail only when someone downloads a PDF; better at import, when a metric is added.
+assert set(CHART_CELLS) == set(MetricKind), f"no chart cell for {set(MetricKind) - set(CHART_CELLS)}"
 
 
 class MatplotlibReportRenderer(ReportRenderer):

@@ -128,7 +128,7 @@ def gap_closer(metric: MetricKind, gap: float) -> str:
     minutes = max(math.ceil(gap / metric.per_walking_minute), 1)
     if metric is MetricKind.ACTIVE_MINUTES:
         return f"{minutes} active minutes would close the gap."
-    if metric is MetricKind.DISTANCE:
+    if metric.shown_unit != metric.unit:  # distance: people read km, not metres
         return f"Walking {metric.shown(gap):.1f} {metric.shown_unit} (about {minutes} minutes) would close the gap."
     return f"A brisk walk of {minutes} minutes would close the gap."
 

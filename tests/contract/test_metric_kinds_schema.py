@@ -17,8 +17,6 @@ import pytest
 from fittrack.core.adapters.sqlite import SqliteDatabase
 from fittrack.core.domain.metrics import MetricKind
 
-pytestmark = pytest.mark.production
-
 ALL_KINDS = {kind.value for kind in MetricKind}
 # What each table's metric column must take, where a CHECK limits it; every kind elsewhere.
 ACCEPTED = {"goals": {kind.value for kind in MetricKind if kind.takes_goals}}
@@ -47,6 +45,7 @@ def test_the_embedded_databases_checks_take_exactly_the_metric_kinds(tmp_path):
         database.close()
 
 
+@pytest.mark.production
 def test_the_production_databases_checks_take_exactly_the_metric_kinds(pg_database, pg_dsn):
     with psycopg2.connect(pg_dsn, connect_timeout=3) as conn, conn.cursor() as cursor:
         cursor.execute(
