@@ -16,7 +16,8 @@ from bench.evaluate import TODAY, ZONES, CountingQueue, slot_figures, time_slot
 from bench.production import unavailable
 from fittrack.core.adapters.ferretdb_indexes import FerretDBIndexes
 from fittrack.core.adapters.ferretdb_reads import FerretDBReads
-from fittrack.core.adapters.kafka import KafkaNotificationQueue, ensure_topics, make_producer
+from fittrack.core.adapters.kafka import ensure_topics, make_producer
+from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue
 from fittrack.core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MongoMetricStore
 from fittrack.core.adapters.mongo_documents import doc_id, month_key
 from fittrack.core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork

@@ -8,7 +8,8 @@ import threading
 
 from fittrack.app.process import production_config, stop_on_signals
 from fittrack.app.wiring import build_dispatcher, ensure_kafka_topics
-from fittrack.core.adapters.kafka import KafkaNotificationQueue, ensure_topics
+from fittrack.core.adapters.kafka import ensure_topics
+from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue
 from fittrack.core.domain.errors import Unavailable
 from fittrack.workers.dispatcher import KafkaDispatcher, run_retries
 from fittrack.workers.draining import CHUNK

@@ -263,14 +263,9 @@ def _embedded_stores(config: Config) -> Stores:
 
 
 def _production_stores(config: Config, live: LiveNotifications):
-    from fittrack.core.adapters.kafka import (
-        KafkaLiveness,
-        KafkaNotificationQueue,
-        KafkaReadingBus,
-        NotificationRelay,
-        ensure_topics,
-        make_producer,
-    )
+    from fittrack.core.adapters.kafka import KafkaLiveness, ensure_topics, make_producer
+    from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue, NotificationRelay
+    from fittrack.core.adapters.kafka_readings import KafkaReadingBus
     from fittrack.core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
     from fittrack.core.adapters.postgres_devices import PostgresDeviceCursors
 
@@ -370,7 +365,8 @@ def _postgres(config: Config, pool_max: int | None = None):
 
 
 def _notification_queue(config: Config):
-    from fittrack.core.adapters.kafka import KafkaNotificationQueue, make_producer
+    from fittrack.core.adapters.kafka import make_producer
+    from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue
 
     return KafkaNotificationQueue(
         lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
@@ -380,7 +376,8 @@ def _notification_queue(config: Config):
 
 
 def _dead_letter_log(config: Config):
-    from fittrack.core.adapters.kafka import KafkaDeadLetterLog, make_producer
+    from fittrack.core.adapters.kafka import make_producer
+    from fittrack.core.adapters.kafka_notifications import KafkaDeadLetterLog
 
     return KafkaDeadLetterLog(
         config.kafka_bootstrap,
@@ -491,7 +488,8 @@ class DispatcherParts:
 
 
 def build_dispatcher(config: Config, clock: Callable[[], datetime] = utc_now) -> DispatcherParts:
-    from fittrack.core.adapters.kafka import KafkaNotificationSink, make_producer
+    from fittrack.core.adapters.kafka import make_producer
+    from fittrack.core.adapters.kafka_notifications import KafkaNotificationSink
     from fittrack.core.adapters.postgres import PostgresUnitOfWork
 
     db = _postgres(config)

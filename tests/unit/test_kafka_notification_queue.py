@@ -8,7 +8,7 @@ import pytest
 from kafka.errors import KafkaTimeoutError
 
 from fittrack.core.adapters.codec import decode_notifications
-from fittrack.core.adapters.kafka import KafkaNotificationQueue, partition_of
+from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue, partition_of
 from fittrack.core.domain.errors import Unavailable
 from fittrack.core.domain.notifications import Notification, NotificationKind
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from fittrack.core.adapters.kafka import KafkaReadingBus
+from fittrack.core.adapters.kafka_readings import KafkaReadingBus
 from fittrack.core.domain.errors import Unavailable
 from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from fittrack.core.domain.sequences import DeviceCursor
