@@ -34,7 +34,7 @@ from fittrack.core.domain.goals import Goal
 from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from fittrack.core.domain.notifications import Notification, NotificationKind, NotificationPreferences
 from fittrack.core.domain.oidc import ExternalIdentity, ProviderSettings, VerifiedIdentity, check_claims
-from fittrack.core.domain.placement import place_minutes
+from fittrack.core.domain.placement import Write, place_minutes
 from fittrack.core.domain.sequences import BatchKey, DeviceCursor, LogPosition
 from fittrack.core.domain.throttle import LoginFailures
 from fittrack.core.ports import (
@@ -684,12 +684,12 @@ class FakeMetricStore(MetricStore):
     def upsert_minutes(
         self, user_id: str, source: str, readings: Sequence[PlacedReading]
     ) -> set[tuple[MetricKind, date]]:
-        # Every source's minutes of every day: place_minutes looks at the days a minute can be on.
+        # Every source's minutes of every day, not only of the days the write's lookups name.
         held: dict[tuple[MetricKind, date], set[int]] = {}
         for (user, metric, _, minute), (day, _) in self.minutes.items():
             if user == user_id:
                 held.setdefault((metric, day), set()).add(minute)
-        placed = place_minutes(readings, held)
+        placed = place_minutes(Write.of(readings), held)
         for (metric, day), values in placed.items():
             for minute, value in values.items():
                 self.minutes[(user_id, metric, source, minute)] = (day, float(value))

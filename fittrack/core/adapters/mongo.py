@@ -104,7 +104,7 @@ from fittrack.core.adapters.mongo_documents import (
 from fittrack.core.domain.aggregation import DaySummary
 from fittrack.core.domain.errors import Unavailable
 from fittrack.core.domain.metrics import MetricKind, PlacedReading
-from fittrack.core.domain.placement import days_to_look_up, place_minutes
+from fittrack.core.domain.placement import Write, place_minutes
 from fittrack.core.ports import MetricStore
 
 COLLECTION = "metrics"
@@ -336,15 +336,15 @@ class MongoMetricStore(MetricStore):
         if not readings:
             return set()
         key = escape_source(source)
-        lookups = days_to_look_up(readings)
+        write = Write.of(readings)
         # Read-modify-write is safe here only because one persister writes a user's documents (module docstring).
         # One find per document rather than one `$in` query: FerretDB 1.x pushes only equality filters down to
         # PostgreSQL and would evaluate `$in` over every document of the collection itself.
         with self._writes() as group:
             pending = group.minutes
-            days = sorted(set().union(*(lookup.days for lookup in lookups.values())))
+            days = sorted(set().union(*(lookup.days for lookup in write.lookups.values())))
             documents = {day: pending.document(user_id, day) for day in days}
-            placed = place_minutes(readings, held_minutes(documents, lookups))
+            placed = place_minutes(write, held_minutes(documents, write.lookups))
             for (metric, day), values in placed.items():
                 field = str(int(metric))
                 document = documents[day]

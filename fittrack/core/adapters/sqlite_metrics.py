@@ -7,6 +7,7 @@ import json
 import operator
 import sqlite3
 import threading
+from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 from fittrack.core.adapters.minute_blob import decoded, encoded, ends, merged, minutes_of
 from fittrack.core.domain.aggregation import DaySummary, SourceFigures, summarize_sources
 from fittrack.core.domain.metrics import MetricKind, PlacedReading
-from fittrack.core.domain.placement import Lookup, days_to_look_up, place_minutes
+from fittrack.core.domain.placement import Lookup, Write, place_minutes
 from fittrack.core.ports import MetricStore
 
 if TYPE_CHECKING:
@@ -66,10 +67,10 @@ class SqliteMetricStore(MetricStore):
     ) -> set[tuple[MetricKind, date]]:
         if not readings:
             return set()
-        lookups = days_to_look_up(readings)
+        write = Write.of(readings)
         with self._writing() as conn:
-            stored = _days_of(conn, user_id, lookups)
-            placed = place_minutes(readings, _held(stored, lookups))
+            stored = _days_of(conn, user_id, write.lookups)
+            placed = place_minutes(write, _held(stored, write.lookups))
             conn.executemany(
                 "INSERT OR REPLACE INTO day_minutes (user_id, metric, local_date, source, minutes)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -150,16 +151,17 @@ def _days_of(
 
 def _held(
     stored: dict[tuple[MetricKind, date], dict[str, bytes]], lookups: dict[MetricKind, Lookup]
-) -> dict[tuple[MetricKind, date], set[int]]:
-    """The minutes of the stored blobs, leaving out the blobs with none in the span looked up."""
-    held: dict[tuple[MetricKind, date], set[int]] = {}
+) -> dict[tuple[MetricKind, date], array]:
+    """Every source's minutes of each day stored, leaving out the blobs with none in the span looked up."""
+    held: dict[tuple[MetricKind, date], array] = {}
     for (metric, day), blobs in stored.items():
         lookup = lookups[metric]
         for blob in blobs.values():
             first, last = ends(blob)
             # Usually a day's minutes all lie before or after those written: no need to decode them.
             if first <= lookup.last and last >= lookup.first:
-                held.setdefault((metric, day), set()).update(minutes_of(blob))
+                minutes = minutes_of(blob)
+                held[(metric, day)] = held[(metric, day)] + minutes if (metric, day) in held else minutes
     return held
 
 
@@ -261,7 +263,7 @@ def _copies_on_earlier_days(
     moves: dict[str, dict[int, dict[int, float]]] = {}
     for source, blob in recent[day].items():
         again = [PlacedReading(metric, minute, value, date.fromordinal(day)) for minute, value in decoded(blob).items()]
-        for (_, placed_on), values in place_minutes(again, held).items():
+        for (_, placed_on), values in place_minutes(Write.of(again), held).items():
             if placed_on.toordinal() != day:
                 moves.setdefault(source, {})[placed_on.toordinal()] = values
     return moves

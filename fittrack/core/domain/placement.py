@@ -10,22 +10,23 @@ it once.
 The stores look for a minute only where it can be: on the days it falls on in
 some time zone (two, or three for minutes between 10:00 and 12:00 UTC), and,
 when it comes with a day no time zone gives it (placed by hand, as in tests),
-on the days next to that one. A store reads every source's minutes
-of the days days_to_look_up() names, as plain sets, and hands them to
-place_minutes().
+on the days next to that one. A store reads every source's minutes of the
+days Write.of(readings).lookups names and hands them to place_minutes() as
+plain collections of minutes, whatever its layout.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence, Set
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from fittrack.core.domain.metrics import MetricKind, PlacedReading
 
-# Every minute a source holds of a metric on a local day, whatever the source.
-HeldMinutes = Mapping[tuple[MetricKind, date], Set[int]]
+# Every minute any source holds of a metric on a local day (a minute held by two may come twice).
+HeldMinutes = Mapping[tuple[MetricKind, date], Collection[int]]
 # What a write stores: each source's new values of a metric on a local day.
 Placed = dict[tuple[MetricKind, date], dict[int, float]]
 
@@ -55,43 +56,76 @@ class Lookup:
     last: int
 
 
-def days_to_look_up(readings: Sequence[PlacedReading]) -> dict[MetricKind, Lookup]:
-    """For each metric of the readings, the days a minute of theirs can be on already."""
-    days: dict[int, set[int]] = {}
-    spans: dict[int, tuple[int, int]] = {}
-    for (metric, day), values in _first_day_last_value(readings).items():
-        low, high = min(values), max(values)
-        days.setdefault(metric, set()).update(_reach(day, low, high))
-        first, last = spans.get(metric, (low, high))
-        spans[metric] = (min(first, low), max(last, high))
-    return {
-        MetricKind(metric): Lookup(frozenset(map(date.fromordinal, wanted)), *spans[metric])
-        for metric, wanted in days.items()
-    }
+class _Group(NamedTuple):
+    """A write's minutes of one metric that came with one day."""
+
+    metric: int
+    day: int  # ordinal
+    values: dict[int, float]
+    others: list[int]  # the other days (ordinals) where they can be already, in order
+    low: int
+    high: int
 
 
-def place_minutes(readings: Sequence[PlacedReading], held: HeldMinutes) -> Placed:
-    """The readings as (metric, day) -> {minute: value}, each minute on the day it belongs to.
+@dataclass(frozen=True, slots=True)
+class Write:
+    """A write's readings as the rule sees them, and what a store reads to place them (`lookups`).
 
-    As if stored one at a time: a minute repeated in the write keeps the day
-    it came with first, and its last value. A minute `held` (by any source) on
-    a day it can be on stays there; if a past double write left it on two, the
-    earlier day wins. Days missing from `held` hold nothing; days
-    days_to_look_up() did not name are not looked at.
+    As if the readings were stored one at a time, a minute repeated in the
+    write keeps the day it came with first, and its last value.
+    """
+
+    groups: tuple[_Group, ...]
+    lookups: dict[MetricKind, Lookup]
+
+    @classmethod
+    def of(cls, readings: Sequence[PlacedReading]) -> Write:
+        groups = []
+        days: dict[int, set[int]] = {}
+        spans: dict[int, tuple[int, int]] = {}
+        for (metric, day), values in _first_day_last_value(readings).items():
+            low, high = min(values), max(values)
+            reach = _reach(day, low, high)
+            groups.append(_Group(metric, day, values, sorted(reach - {day}), low, high))
+            days.setdefault(metric, set()).update(reach)
+            first, last = spans.get(metric, (low, high))
+            spans[metric] = (min(first, low), max(last, high))
+        lookups = {
+            MetricKind(metric): Lookup(frozenset(map(date.fromordinal, wanted)), *spans[metric])
+            for metric, wanted in days.items()
+        }
+        return cls(tuple(groups), lookups)
+
+
+def place_minutes(write: Write, held: HeldMinutes) -> Placed:
+    """The write's minutes as (metric, day) -> {minute: value}, each minute on the day it belongs to.
+
+    A minute `held` (by any source) on a day it can be on stays there; if a
+    past double write left it on two, the earlier day wins. `held` needs the
+    days of write.lookups only: days missing hold nothing, others are not looked at.
     """
     placed: dict[tuple[int, int], dict[int, float]] = {}
-    for (metric, day), values in _first_day_last_value(readings).items():
-        low, high = min(values), max(values)
+    for metric, day, values, others, low, high in write.groups:
         found: dict[int, int] = {}
-        for other in sorted(_reach(day, low, high) - {day}):
+        for other in others:
             there = held.get((metric, date.fromordinal(other)))
-            if there:
-                for minute in _common(values, there, low, high):
-                    if minute not in found and _can_be_on(other, minute, day):
-                        found[minute] = other
-        here = held.get((metric, date.fromordinal(day)), ()) if found else ()
-        for minute, other in found.items():
-            if other < day or minute not in here:
+            if not there:
+                continue
+            common = values.keys() & there
+            if not (_real(other, low) and _real(other, high)):
+                # Not every minute of the group falls on that day in some time zone (see _reach).
+                common = [minute for minute in common if _can_be_on(other, minute, day)]
+            for minute in common:
+                found.setdefault(minute, other)
+        if found:
+            values = dict(values)
+            here = None
+            for minute, other in found.items():
+                if other > day:
+                    # Left on this day too by a past double write? Then this one is the earlier.
+                    here = set(held.get((metric, date.fromordinal(day)), ())) if here is None else here
+                    if minute in here:
+                        continue
                 placed.setdefault((metric, other), {})[minute] = values.pop(minute)
         if values:
             placed.setdefault((metric, day), {}).update(values)
@@ -128,6 +162,7 @@ def _first_day_last_value(readings: Sequence[PlacedReading]) -> dict[tuple[int, 
 def _reach(day: int, low: int, high: int) -> set[int]:
     """The days (ordinals) where minutes low..high, which come with `day`, can be already."""
     days = {*possible_local_days(low, high), day}
+    # The days a minute falls on move on with it: if `day` is one of them for low and high, it is for all between.
     if not _real(day, low) or not _real(day, high):
         days |= {day - 1, day + 1}
     return days
@@ -135,15 +170,13 @@ def _reach(day: int, low: int, high: int) -> set[int]:
 
 def _can_be_on(other: int, minute: int, day: int) -> bool:
     """Whether `minute`, which comes with `day`, can be on `other` already: as _reach, for one minute."""
-    return other in possible_local_days(minute, minute) or (abs(other - day) == 1 and not _real(day, minute))
+    return _real(other, minute) or (abs(other - day) == 1 and not _real(day, minute))
 
 
 def _real(day: int, minute: int) -> bool:
-    """Whether `day` is the minute's local day in some time zone, rather than placed by hand."""
-    return day in possible_local_days(minute, minute)
-
-
-def _common(values: dict[int, float], held: Set[int], low: int, high: int) -> Iterable[int]:
-    if len(held) < len(values):
-        return [minute for minute in held if low <= minute <= high and minute in values]
-    return [minute for minute in values if minute in held]
+    """Whether `day` is the minute's local day in some time zone, rather than placed by hand (possible_local_days)."""
+    return (
+        (minute + _WESTMOST_MINUTES) // _MINUTES_PER_DAY
+        <= day - _EPOCH_ORDINAL
+        <= (minute + _EASTMOST_MINUTES) // _MINUTES_PER_DAY
+    )
