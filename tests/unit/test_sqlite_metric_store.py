@@ -28,7 +28,7 @@ DAY = date(2026, 6, 10)
 MORNING = int(datetime(2026, 6, 10, 7, 0, tzinfo=UTC).timestamp()) // 60
 BEFORE_DAY_BLOBS = 4  # the schema version whose minutes were one row each, in minute_values
 DAY_BLOBS = BEFORE_DAY_BLOBS + 1
-ONE_DAY_PER_MINUTE = MIGRATIONS.index(keep_each_minute_on_one_day) + 1  # the version that moves minutes left on two
+ONE_DAY_PER_MINUTE = MIGRATIONS.index(keep_each_minute_on_one_day) + 1  # moves minutes left on two days to one
 ZONES = [ZoneInfo(name) for name in ("Etc/GMT+12", "America/New_York", "UTC", "Europe/Paris", "Pacific/Kiritimati")]
 
 
