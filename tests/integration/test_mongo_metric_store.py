@@ -6,16 +6,19 @@ test starts from an empty `metrics` collection.
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from fittrack.core.adapters.minute_blob import decoded
 from fittrack.core.adapters.mongo import MongoMetricStore
 from fittrack.core.adapters.mongo_documents import escape_source
+from fittrack.core.adapters.sqlite import SqliteDatabase
+from fittrack.core.adapters.sqlite_metrics import SqliteMetricStore
 from fittrack.core.domain.accounts import Credentials, Profile, User
 from fittrack.core.domain.aggregation import DaySummary, SourceFigures
 from fittrack.core.domain.errors import Unavailable
@@ -24,11 +27,10 @@ from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReadin
 from fittrack.core.services.dispatch import Dispatcher
 from fittrack.core.services.persistence import Persister
 from tests.unit.fakes import FakeAccountsDatabase, FakeClock, FakeMetricStore, FakeNotificationQueue, FakeSink
+from tests.unit.journeys import day_totals, expected, held, journeys, travel
 
 pytestmark = pytest.mark.production
 
-ROOT = Path(__file__).resolve().parents[2]
-NOT_RUNNING = "FerretDB is not running: run `make services`"
 STEPS, HEART = MetricKind.STEPS, MetricKind.HEART_RATE
 PARIS = ZoneInfo("Europe/Paris")
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -285,6 +287,35 @@ def test_another_sources_copy_of_a_minute_joins_its_day_but_another_metric_does_
     assert mongo_store.upsert_minutes("u1", "watch", [placed(evening, 90, TOKYO, HEART)]) == {
         (HEART, DAY + timedelta(days=1))
     }
+
+
+# --- random journeys: the same days as the fake and SQLite -------------------------------
+
+
+travellers = (f"traveller-{n}" for n in itertools.count())
+
+
+# The collections are emptied once for the test, not for each example: each journey is another user's.
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(writes=journeys())
+def test_every_minute_counts_once_on_the_day_it_first_came_with_as_in_the_fake_and_sqlite(
+    mongo_store, journeys_sqlite_store, writes
+):
+    touched, minutes = expected(writes)
+    fake, user_id = FakeMetricStore(), next(travellers)
+
+    assert travel(mongo_store, user_id, writes) == travel(fake, user_id, writes) == touched
+    assert travel(journeys_sqlite_store, user_id, writes) == touched
+    assert held(mongo_store, user_id) == held(fake, user_id) == held(journeys_sqlite_store, user_id) == minutes
+    assert day_totals(held(mongo_store, user_id)) == day_totals(held(journeys_sqlite_store, user_id))
+
+
+@pytest.fixture(scope="module")
+def journeys_sqlite_store(tmp_path_factory):
+    db = SqliteDatabase(tmp_path_factory.mktemp("journeys") / "metrics.sqlite3")
+    db.migrate()
+    yield SqliteMetricStore(db)
+    db.close()
 
 
 # --- daily summaries ----------------------------------------------------------------------

@@ -36,6 +36,7 @@ from fittrack.core.domain.goals import Goal
 from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from fittrack.core.domain.notifications import Notification, NotificationKind, NotificationPreferences
 from fittrack.core.domain.oidc import ExternalIdentity, ProviderSettings, VerifiedIdentity, check_claims
+from fittrack.core.domain.placement import Write, place_minutes
 from fittrack.core.domain.sequences import BatchKey, DeviceCursor, LogPosition
 from fittrack.core.domain.throttle import LoginFailures
 from fittrack.core.ports import (
@@ -685,18 +686,16 @@ class FakeMetricStore(MetricStore):
     def upsert_minutes(
         self, user_id: str, source: str, readings: Sequence[PlacedReading]
     ) -> set[tuple[MetricKind, date]]:
-        touched: set[tuple[MetricKind, date]] = set()
-        for reading in readings:
-            metric = MetricKind(reading.metric)
-            key = (user_id, metric, source, reading.minute)
-            # A minute keeps the day any source first placed it on.
-            placed = [
-                day for (u, m, _, minute), (day, _) in self.minutes.items() if (u, m, minute) == key[:2] + key[3:]
-            ]
-            day = placed[0] if placed else reading.local_date
-            self.minutes[key] = (day, float(reading.value))
-            touched.add((metric, day))
-        return touched
+        # Every source's minutes of every day, not only of the days the write's lookups name.
+        held: dict[tuple[MetricKind, date], set[int]] = {}
+        for (user, metric, _, minute), (day, _) in self.minutes.items():
+            if user == user_id:
+                held.setdefault((metric, day), set()).add(minute)
+        placed = place_minutes(Write.of(readings), held)
+        for (metric, day), values in placed.items():
+            for minute, value in values.items():
+                self.minutes[(user_id, metric, source, minute)] = (day, float(value))
+        return set(placed)
 
     def minutes_of_day(self, user_id: str, metric: MetricKind, day: date) -> dict[str, dict[int, float]]:
         by_source: dict[str, dict[int, float]] = {}

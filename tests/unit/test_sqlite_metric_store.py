@@ -13,7 +13,7 @@ import pytest
 
 from fittrack.core.adapters.sqlite import MIGRATIONS, SqliteDatabase
 from fittrack.core.adapters.sqlite_accounts import SqliteUnitOfWork
-from fittrack.core.adapters.sqlite_metrics import SqliteMetricStore
+from fittrack.core.adapters.sqlite_metrics import SqliteMetricStore, keep_each_minute_on_one_day
 from fittrack.core.domain.accounts import Credentials, Profile, User
 from fittrack.core.domain.aggregation import DaySummary
 from fittrack.core.domain.goals import Goal, GoalPeriod
@@ -27,6 +27,8 @@ NOW = datetime(2026, 6, 10, 16, 0, tzinfo=UTC)
 DAY = date(2026, 6, 10)
 MORNING = int(datetime(2026, 6, 10, 7, 0, tzinfo=UTC).timestamp()) // 60
 BEFORE_DAY_BLOBS = 4  # the schema version whose minutes were one row each, in minute_values
+DAY_BLOBS = BEFORE_DAY_BLOBS + 1
+ONE_DAY_PER_MINUTE = MIGRATIONS.index(keep_each_minute_on_one_day) + 1  # moves minutes left on two days to one
 ZONES = [ZoneInfo(name) for name in ("Etc/GMT+12", "America/New_York", "UTC", "Europe/Paris", "Pacific/Kiritimati")]
 
 
@@ -113,7 +115,7 @@ def test_migrating_moves_every_minute_into_day_blobs_and_drops_minute_values(db)
     conn = database_at_schema_4(db)
     before = minutes_as_schema_4_held_them(conn)
 
-    assert db.migrate() == len(MIGRATIONS)
+    assert db.migrate(DAY_BLOBS) == DAY_BLOBS
 
     store = SqliteMetricStore(db)
     assert {key: store.minutes_of_day(*key) for key in before} == before
@@ -128,34 +130,13 @@ def test_migrating_moves_every_minute_into_day_blobs_and_drops_minute_values(db)
     }
 
 
-def test_of_a_minute_left_on_two_days_each_source_keeps_its_copy_and_a_new_source_joins_the_earliest(db):
-    database_at_schema_4(db)
-    db.migrate()
-    store = SqliteMetricStore(db)
-    minute, day_before = MORNING + 1, DAY - timedelta(days=1)  # the watch's copy on DAY, the tablet's the day before
-
-    def stored_on(source: str, day: date) -> set[int]:
-        return set(store.minutes_of_day("alice", STEPS, day).get(source, {}))
-
-    def write(source: str, day: date, minute: int = minute) -> set:
-        return store.upsert_minutes("alice", source, [PlacedReading(STEPS, minute, 5, day)])
-
-    assert write("watch", day_before) == write("watch", DAY) == {(STEPS, DAY)}
-    assert write("tablet", DAY) == {(STEPS, day_before)}
-    assert write("ring", DAY) == {(STEPS, day_before)}
-    assert write("strap", day_before) == {(STEPS, day_before)}
-    assert [minute in stored_on(source, DAY) for source in ("watch", "tablet", "ring", "strap")] == [1, 0, 0, 0]
-    # Hand-placed on the days either side of DAY: the earlier one wins.
-    assert write("ring", DAY, MORNING + 3) == {(STEPS, day_before)}
-
-
 def test_migrating_again_changes_nothing(db):
     conn = database_at_schema_4(db)
     before = minutes_as_schema_4_held_them(conn)
-    db.migrate()
+    db.migrate(DAY_BLOBS)
     blobs = conn.execute("SELECT * FROM day_minutes ORDER BY 1, 2, 3, 4").fetchall()
 
-    assert db.migrate() == len(MIGRATIONS)
+    assert db.migrate(DAY_BLOBS) == DAY_BLOBS
     with db.transaction():
         MIGRATIONS[BEFORE_DAY_BLOBS](conn)
 
@@ -185,6 +166,88 @@ def test_a_database_created_today_reaches_the_same_schema(db):
     assert db.migrate() == len(MIGRATIONS)
     names = {name for (name,) in db.connection().execute("SELECT name FROM sqlite_master")}
     assert "day_minutes" in names and "minute_values" not in names
+
+
+# --- the move of minutes left on two days -------------------------------------------------------
+
+
+def daily_rows(conn: sqlite3.Connection) -> list[tuple]:
+    return conn.execute("SELECT * FROM daily_values ORDER BY 1, 2, 3").fetchall()
+
+
+def test_every_copy_of_a_minute_left_on_two_days_joins_the_earlier_day_which_is_counted_again(db):
+    conn = database_at_schema_4(db)
+    conn.execute(
+        "INSERT INTO daily_values (user_id, metric, local_date, value, min, max, minutes, sources)"
+        " VALUES ('alice', 1, ?, 1.0, 1.0, 1.0, 1, '[[\"tablet\",1.0,1]]')",
+        (DAY.toordinal() + 1,),
+    )
+    db.migrate(ONE_DAY_PER_MINUTE - 1)
+    store = SqliteMetricStore(db)
+    day_before, day_after = DAY - timedelta(days=1), DAY + timedelta(days=1)
+
+    db.migrate(ONE_DAY_PER_MINUTE)
+
+    # MORNING + 1: the tablet's copy was on the day before, the other three sources' on DAY.
+    # MORNING + 3: the phone's on the day before, the tablet's (placed by hand) on the day after.
+    held = every_day(store, "alice", [day_before, DAY, day_after])
+    assert {source: sorted(minutes) for source, minutes in held[(STEPS, day_before)].items()} == {
+        "watch": [MORNING - 1440, MORNING - 1439, MORNING - 1438, MORNING - 1410, MORNING + 1],
+        "phone": [MORNING - 1440, MORNING - 1439, MORNING - 1438, MORNING - 1410, MORNING + 1, MORNING + 3],
+        "montre é.$": [MORNING - 1440, MORNING - 1439, MORNING - 1438, MORNING - 1410, MORNING + 1],
+        "tablet": [MORNING + 1, MORNING + 3],
+    }
+    assert held[(STEPS, day_before)]["tablet"] == {MORNING + 1: 9.0, MORNING + 3: 1.0}
+    assert held[(STEPS, DAY)] == {
+        source: {MORNING - 1: 0.5, MORNING: 0.5} for source in ("watch", "phone", "montre é.$")
+    }
+    assert (STEPS, day_after) not in held
+    # Each minute counts once: on the day before, 4 minutes of 0.5 and the highest copy of each moved one.
+    assert [(d.day, d.value, d.minutes) for d in store.days("alice", STEPS, day_before, day_after)] == [
+        (day_before, 2.0 + 9.0 + 1.0, 6),
+        (DAY, 1.0, 2),
+    ]
+
+
+def test_a_minute_moved_to_the_earlier_day_stays_there_whichever_source_sends_it_again(db):
+    database_at_schema_4(db)
+    db.migrate()
+    store = SqliteMetricStore(db)
+    day_before = DAY - timedelta(days=1)
+    for source in ("watch", "tablet", "ring"):
+        assert store.upsert_minutes("alice", source, [PlacedReading(STEPS, MORNING + 1, 5, DAY)]) == {
+            (STEPS, day_before)
+        }
+    assert not any(MORNING + 1 in minutes for minutes in store.minutes_of_day("alice", STEPS, DAY).values())
+
+
+def test_the_figures_of_days_that_kept_their_minutes_are_left_as_they_were(db):
+    conn = database_at_schema_4(db)
+    conn.execute(
+        "INSERT INTO daily_values (user_id, metric, local_date, value, min, max, minutes, sources)"
+        " VALUES ('bob', 1, ?, 42.0, 0.5, 0.5, 84, '[]')",
+        (DAY.toordinal(),),
+    )
+    db.migrate(ONE_DAY_PER_MINUTE - 1)
+    bob = [row for row in daily_rows(conn) if row[0] == "bob"]
+    blobs = conn.execute("SELECT * FROM day_minutes WHERE user_id = 'bob' ORDER BY 1, 2, 3, 4").fetchall()
+
+    db.migrate(ONE_DAY_PER_MINUTE)
+
+    assert [row for row in daily_rows(conn) if row[0] == "bob"] == bob
+    assert conn.execute("SELECT * FROM day_minutes WHERE user_id = 'bob' ORDER BY 1, 2, 3, 4").fetchall() == blobs
+
+
+def test_moving_minutes_to_one_day_again_changes_nothing(db):
+    conn = database_at_schema_4(db)
+    db.migrate()
+    blobs, figures = conn.execute("SELECT * FROM day_minutes ORDER BY 1, 2, 3, 4").fetchall(), daily_rows(conn)
+
+    with db.transaction():
+        keep_each_minute_on_one_day(conn)
+
+    assert conn.execute("SELECT * FROM day_minutes ORDER BY 1, 2, 3, 4").fetchall() == blobs
+    assert daily_rows(conn) == figures
 
 
 # --- grouped writes -----------------------------------------------------------------------------

@@ -66,7 +66,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,16 +95,16 @@ from fittrack.core.adapters.mongo_documents import (
     doc_id,
     escape_source,
     field_in,
+    held_minutes,
     minutes_by_source,
     month_key,
     months,
-    other_days,
-    placed_elsewhere,
     unescape_source,
 )
 from fittrack.core.domain.aggregation import DaySummary
 from fittrack.core.domain.errors import Unavailable
 from fittrack.core.domain.metrics import MetricKind, PlacedReading
+from fittrack.core.domain.placement import Write, place_minutes
 from fittrack.core.ports import MetricStore
 
 COLLECTION = "metrics"
@@ -337,43 +336,30 @@ class MongoMetricStore(MetricStore):
         if not readings:
             return set()
         key = escape_source(source)
-        # Like the SQL upsert run reading by reading: a repeated minute keeps the
-        # day it first came with, and its last value.
-        wanted: dict[tuple[int, int], tuple[date, float]] = {}
-        for reading in readings:
-            slot = (int(reading.metric), reading.minute)
-            day = wanted[slot][0] if slot in wanted else reading.local_date
-            wanted[slot] = (day, float(reading.value))
-        candidates = other_days(wanted)
+        write = Write.of(readings)
         # Read-modify-write is safe here only because one persister writes a user's documents (module docstring).
         # One find per document rather than one `$in` query: FerretDB 1.x pushes only equality filters down to
         # PostgreSQL and would evaluate `$in` over every document of the collection itself.
         with self._writes() as group:
             pending = group.minutes
-            documents = {
-                day: pending.document(user_id, day)
-                for day in sorted({day for day, _ in wanted.values()} | set(candidates))
-            }
-            placed = placed_elsewhere(documents, candidates)
-            fresh: dict[tuple[date, int], dict[int, float]] = defaultdict(dict)
-            for (metric, minute), (day, value) in wanted.items():
-                # A minute stays on the local day it was first placed on, even when
-                # it is resent after a time-zone change put it on another day.
-                fresh[(placed.get((metric, minute), day), metric)][minute] = value
-            for (day, metric), values in fresh.items():
+            days = sorted(set().union(*(lookup.days for lookup in write.lookups.values())))
+            documents = {day: pending.document(user_id, day) for day in days}
+            placed = place_minutes(write, held_minutes(documents, write.lookups))
+            for (metric, day), values in placed.items():
+                field = str(int(metric))
                 document = documents[day]
-                blob = document.get("b", {}).get(str(metric), {}).get(key)
-                legacy = document.get("m", {}).get(str(metric), {}).get(key)
+                blob = document.get("b", {}).get(field, {}).get(key)
+                legacy = document.get("m", {}).get(field, {}).get(key)
                 if legacy:
-                    earlier = {int(field[1:]): float(value) for field, value in legacy.items()}
+                    earlier = {int(name[1:]): float(value) for name, value in legacy.items()}
                     earlier.update(decoded(blob) if blob else {})
                     earlier.update(values)
                     blob = encoded(earlier)
-                    pending.unset(user_id, day, ("m", str(metric), key))
+                    pending.unset(user_id, day, ("m", field, key))
                 else:
                     blob = merged(blob, values)
-                pending.set(user_id, day, ("b", str(metric), key), blob)
-        return {(MetricKind(metric), day) for day, metric in fresh}
+                pending.set(user_id, day, ("b", field, key), blob)
+        return set(placed)
 
     @_mapped_errors
     def minutes_of_day(self, user_id: str, metric: MetricKind, day: date) -> dict[str, dict[int, float]]:

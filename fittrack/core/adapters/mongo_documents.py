@@ -8,18 +8,17 @@ the collection to read from and write to.
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
-from collections.abc import Iterable
 from datetime import date, timedelta
 from urllib.parse import unquote
 
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
-from fittrack.core.adapters.minute_blob import decoded
+from fittrack.core.adapters.minute_blob import decoded, ends, minutes_of
 from fittrack.core.domain.aggregation import DaySummary, SourceFigures
 from fittrack.core.domain.errors import Unavailable
-from fittrack.core.domain.metrics import MetricKind, possible_local_days
+from fittrack.core.domain.metrics import MetricKind
+from fittrack.core.domain.placement import Lookup
 
 # The wedge described in core/adapters/mongo.py needs commands x (updates per command - 1) + 1 > pool_max_conns.
 # With 8 updates per command and one command at a time per process, FerretDB's 50 connections serve 7 writing
@@ -80,29 +79,6 @@ def months(start: date, end: date) -> list[date]:
     return months
 
 
-def _possible_days(minute: int) -> Iterable[date]:
-    return map(date.fromordinal, possible_local_days(minute, minute))
-
-
-def other_days(wanted: dict[tuple[int, int], tuple[date, float]]) -> dict[date, list[tuple[int, int]]]:
-    """For each day other than its own that could already hold a minute, the minutes to look for there.
-
-    Only the days the minute falls on in some time zone can hold it: for most
-    minutes one day besides its own (the day before or the day after), for
-    those between 10:00 and 12:00 UTC both.
-    """
-    candidates: dict[date, list[tuple[int, int]]] = defaultdict(list)
-    for (metric, minute), (day, _) in wanted.items():
-        possible = set(_possible_days(minute))
-        if day not in possible:
-            # A day no time zone gives this minute (hand-made data, as in the
-            # contract checks): fall back to the days next to it.
-            possible |= {day - timedelta(days=1), day + timedelta(days=1)}
-        for other in possible - {day}:
-            candidates[other].append((metric, minute))
-    return candidates
-
-
 def field_in(document: dict, metric: MetricKind) -> bool:
     """Whether a day document holds the daily figures of `metric`."""
     return str(int(metric)) in document.get("d", {})
@@ -118,23 +94,28 @@ def minutes_by_source(document: dict, metric: int) -> dict[str, dict[int, float]
     return found
 
 
-def placed_elsewhere(
-    documents: dict[date, dict], candidates: dict[date, list[tuple[int, int]]]
-) -> dict[tuple[int, int], date]:
-    """The minutes already stored, by any source, on another day than the one they come with."""
-    found: dict[tuple[int, int], date] = {}
-    for other in sorted(candidates):
-        document = documents.get(other)
-        if not document:
-            continue
-        held: dict[int, set[int]] = {}
-        for metric, minute in candidates[other]:
-            if metric not in held:
-                held[metric] = {m for minutes in minutes_by_source(document, metric).values() for m in minutes}
-            if minute in held[metric]:
-                # The earliest such day wins; only a past double write could leave two.
-                found.setdefault((metric, minute), other)
-    return found
+def held_minutes(
+    documents: dict[date, dict], lookups: dict[MetricKind, Lookup]
+) -> dict[tuple[MetricKind, date], set[int]]:
+    """Every source's minutes of the metrics looked up, by (metric, day), from the minutes documents of those days.
+
+    A source's blob with no minute in the span looked up is left undecoded.
+    """
+    held: dict[tuple[MetricKind, date], set[int]] = {}
+    for day, document in documents.items():
+        for metric, lookup in lookups.items():
+            if day not in lookup.days:
+                continue
+            minutes = set()
+            for fields in document.get("m", {}).get(str(int(metric)), {}).values():
+                minutes.update(int(field[1:]) for field in fields)
+            for blob in document.get("b", {}).get(str(int(metric)), {}).values():
+                first, last = ends(blob)
+                if first <= lookup.last and last >= lookup.first:
+                    minutes.update(minutes_of(blob))
+            if minutes:
+                held[(metric, day)] = minutes
+    return held
 
 
 # Counts a document's writes; a write is made only where the count is still what was read (Pending.flush).

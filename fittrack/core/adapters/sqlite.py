@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fittrack.core.adapters.minute_blob import decoded, encoded
+from fittrack.core.adapters.sqlite_metrics import keep_each_minute_on_one_day
 from fittrack.core.domain.errors import Unavailable
 
 
@@ -258,6 +259,8 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     CREATE INDEX address_login_failures_by_address ON address_login_failures (address, failed_at);
     CREATE INDEX address_login_failures_by_time ON address_login_failures (failed_at);
     """,
+    # A minute counts on one day: one that two sources left on two days moves to the earlier one.
+    keep_each_minute_on_one_day,
 ]
 
 

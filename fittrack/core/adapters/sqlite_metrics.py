@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 import sqlite3
 import threading
-from collections import Counter
+from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
+from typing import TYPE_CHECKING
 
-from fittrack.core.adapters.minute_blob import decoded, ends, merged, minutes_of
-from fittrack.core.adapters.sqlite import SqliteDatabase
-from fittrack.core.domain.aggregation import DaySummary, SourceFigures
-from fittrack.core.domain.metrics import MetricKind, PlacedReading, possible_local_days
-from fittrack.core.ports import (
-    MetricStore,
-)
+from fittrack.core.adapters.minute_blob import decoded, encoded, ends, merged, minutes_of
+from fittrack.core.domain.aggregation import DaySummary, SourceFigures, summarize_sources
+from fittrack.core.domain.metrics import MetricKind, PlacedReading
+from fittrack.core.domain.placement import Lookup, Write, place_minutes
+from fittrack.core.ports import MetricStore
+
+if TYPE_CHECKING:
+    # Only a type here: sqlite.py imports this module for its migrations.
+    from fittrack.core.adapters.sqlite import SqliteDatabase
 
 
 class SqliteMetricStore(MetricStore):
@@ -60,41 +65,27 @@ class SqliteMetricStore(MetricStore):
     def upsert_minutes(
         self, user_id: str, source: str, readings: Sequence[PlacedReading]
     ) -> set[tuple[MetricKind, date]]:
-        fresh = _first_day_last_value(readings)
-        if not fresh:
+        if not readings:
             return set()
-        bounds = {key: (min(values), max(values)) for key, values in fresh.items()}
+        write = Write.of(readings)
         with self._writing() as conn:
-            stored = self._days_around(conn, user_id, bounds)
-            rows = []
-            for (metric, day), values in _placed(source, fresh, bounds, stored).items():
-                blob = merged(stored.get((metric, day), {}).get(source), values)
-                rows.append((user_id, metric, day, source, blob))
+            stored = _days_of(conn, user_id, write.lookups)
+            placed = place_minutes(write, _held(stored, write.lookups))
             conn.executemany(
                 "INSERT OR REPLACE INTO day_minutes (user_id, metric, local_date, source, minutes)"
                 " VALUES (?, ?, ?, ?, ?)",
-                rows,
+                [
+                    (
+                        user_id,
+                        int(metric),
+                        day.toordinal(),
+                        source,
+                        merged(stored.get((metric, day), {}).get(source), values),
+                    )
+                    for (metric, day), values in placed.items()
+                ],
             )
-        return {(MetricKind(metric), date.fromordinal(day)) for _, metric, day, _, _ in rows}
-
-    @staticmethod
-    def _days_around(
-        conn: sqlite3.Connection, user_id: str, bounds: dict[tuple[int, int], tuple[int, int]]
-    ) -> dict[tuple[int, int], dict[str, bytes]]:
-        """Every source's blobs of each day that can hold one of the minutes (see _possible_days)."""
-        days: dict[int, set[int]] = {}
-        for (metric, day), (low, high) in bounds.items():
-            days.setdefault(metric, set()).update(_possible_days(day, low, high))
-        stored: dict[tuple[int, int], dict[str, bytes]] = {}
-        for metric, wanted in days.items():
-            for first, last in _runs(sorted(wanted)):
-                for day, source, blob in conn.execute(
-                    "SELECT local_date, source, minutes FROM day_minutes"
-                    " WHERE user_id = ? AND metric = ? AND local_date BETWEEN ? AND ?",
-                    (user_id, metric, first, last),
-                ):
-                    stored.setdefault((metric, day), {})[source] = blob
-        return stored
+        return set(placed)
 
     def minutes_of_day(self, user_id: str, metric: MetricKind, day: date) -> dict[str, dict[int, float]]:
         rows = self._db.connection().execute(
@@ -105,14 +96,7 @@ class SqliteMetricStore(MetricStore):
 
     def save_days(self, user_id: str, metric: MetricKind, summaries: Sequence[DaySummary]) -> None:
         with self._writing() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO daily_values (user_id, metric, local_date, value, min, max, minutes, sources)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (user_id, int(metric), s.day.toordinal(), s.value, s.min, s.max, s.minutes, _sources_json(s))
-                    for s in summaries
-                ],
-            )
+            _save_days(conn, user_id, metric, summaries)
 
     def days(self, user_id: str, metric: MetricKind, start: date, end: date) -> list[DaySummary]:
         rows = self._db.connection().execute(
@@ -149,104 +133,36 @@ class SqliteMetricStore(MetricStore):
             conn.execute("DELETE FROM daily_values WHERE user_id = ?", (user_id,))
 
 
-def _first_day_last_value(readings: Sequence[PlacedReading]) -> dict[tuple[int, int], dict[int, float]]:
-    """The readings as (metric, local day ordinal) -> {minute: value}.
-
-    As if they were stored one by one: a repeated minute keeps the day it
-    came with first, and its last value.
-    """
-    by_day: dict[tuple[MetricKind, date], dict[int, float]] = {}
-    for reading in readings:
-        key = (reading.metric, reading.local_date)
-        values = by_day.get(key)
-        if values is None:
-            values = by_day[key] = {}
-        values[reading.minute] = reading.value
-    fresh = {(int(metric), day.toordinal()): values for (metric, day), values in by_day.items()}
-    days_of = Counter(metric for metric, _ in fresh)
-    for metric in [metric for metric, days in days_of.items() if days > 1]:
-        # Readings of one metric on several days (a batch across midnight, or a
-        # time-zone change): only a minute on two of them needs the slow path.
-        groups = [values for (kind, _), values in fresh.items() if kind == metric]
-        if sum(map(len, groups)) == len(set().union(*groups)):
-            continue
-        for key in [key for key in fresh if key[0] == metric]:
-            del fresh[key]
-        first_day: dict[int, int] = {}
-        for reading in readings:
-            if reading.metric == metric:
-                day = first_day.setdefault(reading.minute, reading.local_date.toordinal())
-                fresh.setdefault((metric, day), {})[reading.minute] = reading.value
-    return fresh
+def _days_of(
+    conn: sqlite3.Connection, user_id: str, lookups: dict[MetricKind, Lookup]
+) -> dict[tuple[MetricKind, date], dict[str, bytes]]:
+    """Every source's blob of each day looked up, by (metric, day)."""
+    stored: dict[tuple[MetricKind, date], dict[str, bytes]] = {}
+    for metric, lookup in lookups.items():
+        for first, last in _runs(sorted(day.toordinal() for day in lookup.days)):
+            for day, source, blob in conn.execute(
+                "SELECT local_date, source, minutes FROM day_minutes"
+                " WHERE user_id = ? AND metric = ? AND local_date BETWEEN ? AND ?",
+                (user_id, int(metric), first, last),
+            ):
+                stored.setdefault((metric, date.fromordinal(day)), {})[source] = blob
+    return stored
 
 
-def _placed(
-    source: str,
-    fresh: dict[tuple[int, int], dict[int, float]],
-    bounds: dict[tuple[int, int], tuple[int, int]],
-    stored: dict[tuple[int, int], dict[str, bytes]],
-) -> dict[tuple[int, int], dict[int, float]]:
-    """`fresh` with each minute already stored on another day moved to that day.
-
-    A minute keeps the local day it was first placed on, by any source: after a
-    time-zone change, a resend or another device's copy of it would otherwise
-    land on a second day and count twice. Only data from before that rule can
-    hold a minute on two days; then, as schema 4's primary key had it, a source
-    keeps its own copy where it is, and joins the earliest copy otherwise.
-    """
-    placed: dict[tuple[int, int], dict[int, float]] = {}
-    for (metric, day), values in fresh.items():
-        low, high = bounds[(metric, day)]
-        earliest: dict[int, int] = {}
-        own: dict[int, int] = {}
-        for other in sorted(_possible_days(day, low, high) - {day}):
-            for holder, blob in stored.get((metric, other), {}).items():
-                first, last = ends(blob)
-                # Usually that day's minutes all lie before or after these: no need to look closer.
-                if last < low or first > high:
-                    continue
-                for minute in values.keys() & minutes_of(blob):
-                    earliest.setdefault(minute, other)
-                    if holder == source:
-                        own[minute] = other
-        moved = _moved(source, day, earliest, own, stored.get((metric, day), {})) if earliest else {}
-        if moved:
-            values = dict(values)
-            for minute, other in moved.items():
-                placed.setdefault((metric, other), {})[minute] = values.pop(minute)
-        if (metric, day) in placed:
-            placed[(metric, day)].update(values)
-        elif values:
-            placed[(metric, day)] = values
-    return placed
-
-
-def _moved(
-    source: str, day: int, earliest: dict[int, int], own: dict[int, int], here: dict[str, bytes]
-) -> dict[int, int]:
-    """Which of the minutes found on other days leave `day`, and for which day (see _placed)."""
-    mine_here = set(minutes_of(here[source])) if source in here else set()
-    others_here = set().union(*(minutes_of(blob) for holder, blob in here.items() if holder != source))
-    moved = {}
-    for minute, other in earliest.items():
-        if minute in mine_here:
-            continue
-        if minute in own:
-            moved[minute] = own[minute]
-        elif other < day or minute not in others_here:
-            moved[minute] = other
-    return moved
-
-
-def _possible_days(day: int, low: int, high: int) -> set[int]:
-    """The local days (ordinals) that can hold minutes low..high, which now come with `day`.
-
-    The days those minutes fall on in some time zone: a minute falls on two or
-    three, so its earlier day can be two away from `day` (placed at UTC+14,
-    resent after a move to UTC-12). Plus the days next to `day`, for minutes
-    placed by hand rather than by a time zone.
-    """
-    return {*possible_local_days(low, high), day - 1, day, day + 1}
+def _held(
+    stored: dict[tuple[MetricKind, date], dict[str, bytes]], lookups: dict[MetricKind, Lookup]
+) -> dict[tuple[MetricKind, date], array]:
+    """Every source's minutes of each day stored, leaving out the blobs with none in the span looked up."""
+    held: dict[tuple[MetricKind, date], array] = {}
+    for (metric, day), blobs in stored.items():
+        lookup = lookups[metric]
+        for blob in blobs.values():
+            first, last = ends(blob)
+            # Usually a day's minutes all lie before or after those written: no need to decode them.
+            if first <= lookup.last and last >= lookup.first:
+                minutes = minutes_of(blob)
+                held[(metric, day)] = held[(metric, day)] + minutes if (metric, day) in held else minutes
+    return held
 
 
 def _runs(days: list[int]) -> Iterator[tuple[int, int]]:
@@ -260,9 +176,109 @@ def _runs(days: list[int]) -> Iterator[tuple[int, int]]:
     yield first, previous
 
 
+def _save_days(conn: sqlite3.Connection, user_id: str, metric: MetricKind, summaries: Sequence[DaySummary]) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO daily_values (user_id, metric, local_date, value, min, max, minutes, sources)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (user_id, int(metric), s.day.toordinal(), s.value, s.min, s.max, s.minutes, _sources_json(s))
+            for s in summaries
+        ],
+    )
+
+
 def _sources_json(summary: DaySummary) -> str:
     return json.dumps([[f.source, f.value, f.minutes] for f in summary.sources], separators=(",", ":"))
 
 
 def _sources_of(text: str) -> tuple[SourceFigures, ...]:
     return tuple(SourceFigures(source, value, minutes) for source, value, minutes in json.loads(text))
+
+
+# --- the one-off move of minutes left on two days ------------------------------------------------
+
+# How many days before its own a copy of a minute can be: the days a minute falls on in some time zone span three.
+_FARTHEST_COPY = 2
+
+
+def keep_each_minute_on_one_day(conn: sqlite3.Connection) -> None:
+    """Schema 12: a minute that two sources left on two days moves to the earlier one, where it counts once.
+
+    Before schema 2 each source pinned only its own minutes to their first day,
+    so after a move to another time zone a second device could place a minute
+    on a second day, and it counted on both. Each day's minutes are placed again,
+    one day after the other, as place_minutes places a write: a minute held on
+    an earlier day it can be on joins it there. The figures of every day that
+    changed are computed again. Safe to run again: every minute is on one day
+    by then, and nothing changes.
+    """
+    rows = conn.execute(
+        "SELECT user_id, metric, local_date, source, minutes FROM day_minutes ORDER BY user_id, metric, local_date"
+    )
+    changed: dict[tuple[str, int, int], dict[str, bytes]] = {}  # a source's new blob; empty: none left
+    for (user_id, metric), of_metric in itertools.groupby(rows, key=operator.itemgetter(0, 1)):
+        recent: dict[int, dict[str, bytes]] = {}  # each day's blobs, as far back as a copy can be
+        for day, of_day in itertools.groupby(of_metric, key=operator.itemgetter(2)):
+            recent = {other: blobs for other, blobs in recent.items() if other >= day - _FARTHEST_COPY}
+            recent[day] = {source: blob for *_, source, blob in of_day}
+            for source, moves in _copies_on_earlier_days(MetricKind(metric), day, recent).items():
+                left = decoded(recent[day].pop(source))
+                for other, values in moves.items():
+                    for minute in values:
+                        del left[minute]
+                    recent[other][source] = merged(recent[other].get(source), values)
+                    changed.setdefault((user_id, metric, other), {})[source] = recent[other][source]
+                if left:
+                    recent[day][source] = encoded(left)
+                changed.setdefault((user_id, metric, day), {})[source] = recent[day].get(source, b"")
+    for (user_id, metric, day), blobs in changed.items():
+        for source, blob in blobs.items():
+            if blob:
+                conn.execute(
+                    "INSERT OR REPLACE INTO day_minutes (user_id, metric, local_date, source, minutes)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (user_id, metric, day, source, blob),
+                )
+            else:
+                conn.execute(
+                    "DELETE FROM day_minutes WHERE user_id = ? AND metric = ? AND local_date = ? AND source = ?",
+                    (user_id, metric, day, source),
+                )
+        _summarize_again(conn, user_id, MetricKind(metric), date.fromordinal(day))
+
+
+def _copies_on_earlier_days(
+    metric: MetricKind, day: int, recent: dict[int, dict[str, bytes]]
+) -> dict[str, dict[int, dict[int, float]]]:
+    """The minutes of `day` that place_minutes places on an earlier day: source -> {that day: {minute: value}}."""
+    spans = {other: [ends(blob) for blob in blobs.values()] for other, blobs in recent.items()}
+    first, last = min(low for low, _ in spans[day]), max(high for _, high in spans[day])
+    # Usually the days before hold only earlier minutes: then nothing is decoded.
+    if not any(low <= last and high >= first for other in spans if other < day for low, high in spans[other]):
+        return {}
+    held = {
+        (metric, date.fromordinal(other)): set().union(*map(minutes_of, blobs.values()))
+        for other, blobs in recent.items()
+    }
+    moves: dict[str, dict[int, dict[int, float]]] = {}
+    for source, blob in recent[day].items():
+        again = [PlacedReading(metric, minute, value, date.fromordinal(day)) for minute, value in decoded(blob).items()]
+        for (_, placed_on), values in place_minutes(Write.of(again), held).items():
+            if placed_on.toordinal() != day:
+                moves.setdefault(source, {})[placed_on.toordinal()] = values
+    return moves
+
+
+def _summarize_again(conn: sqlite3.Connection, user_id: str, metric: MetricKind, day: date) -> None:
+    rows = conn.execute(
+        "SELECT source, minutes FROM day_minutes WHERE user_id = ? AND metric = ? AND local_date = ?",
+        (user_id, int(metric), day.toordinal()),
+    )
+    summary = summarize_sources(metric, day, {source: decoded(blob) for source, blob in rows})
+    if summary.has_data:
+        _save_days(conn, user_id, metric, [summary])
+    else:
+        conn.execute(
+            "DELETE FROM daily_values WHERE user_id = ? AND metric = ? AND local_date = ?",
+            (user_id, int(metric), day.toordinal()),
+        )

@@ -306,22 +306,6 @@ def local_date_of(minute: int, zone: ZoneInfo) -> date:
     return datetime.fromtimestamp(minute * MINUTE, zone).date()
 
 
-# Every civil time zone lies between UTC-12:00 and UTC+14:00.
-_WESTMOST_MINUTES, _EASTMOST_MINUTES = -12 * 60, 14 * 60
-_MINUTES_PER_DAY = 24 * 60
-
-
-def possible_local_days(first_minute: int, last_minute: int) -> range:
-    """Ordinals of the local days, in any time zone, that minutes first..last can fall on.
-
-    A minute falls on two days, or three near 10:00-12:00 UTC, so a store looks
-    only there for a minute placed earlier under another time zone.
-    """
-    first = (first_minute + _WESTMOST_MINUTES) // _MINUTES_PER_DAY + _EPOCH_ORDINAL
-    last = (last_minute + _EASTMOST_MINUTES) // _MINUTES_PER_DAY + _EPOCH_ORDINAL
-    return range(first, last + 1)
-
-
 _KINDS = {kind.value: kind for kind in MetricKind}
 _LIMITS_BY_VALUE = {kind.value: kind.per_minute for kind in MetricKind}
 _EARLIEST_SECONDS = int(EARLIEST_READING.timestamp())
