@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     # A connection that fails is reported once, as this command's error, with its cause.
-    logging.getLogger("fittrack.core.adapters.postgres").setLevel(logging.ERROR)
+    for adapter in ("postgres", "postgres_pool"):
+        logging.getLogger(f"fittrack.core.adapters.{adapter}").setLevel(logging.ERROR)
     try:
         return run(arguments)
     except AdminError as error:

@@ -22,14 +22,14 @@ import psycopg2.extensions
 import pytest
 from pymongo import MongoClient
 
-from fittrack.core import migrate as migrate_command
+from fittrack.app import migrate as migrate_command
 from fittrack.core.adapters.postgres import (
     MIGRATIONS_DIR,
     UNAVAILABLE,
     Busy,
     PostgresDatabase,
-    PostgresUnitOfWork,
 )
+from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
 from fittrack.core.adapters.postgres_devices import PostgresBatchClaims, PostgresDeviceCursors
 from fittrack.core.adapters.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 from fittrack.core.adapters.sqlite import SqliteDatabase
