@@ -43,9 +43,9 @@ SERVICES_HINT = (
     "`make services-status` shows whether the services are up"
 )
 SQLITE_HEADER = b"SQLite format 3\x00"
-# Tables of Fittrack's first schema version that every later one keeps (fittrack/core/adapters/sqlite.py MIGRATIONS,
-# whose count is the file's `PRAGMA user_version`). Opening the server's stores migrates the file, so a file
-# without them must be refused first: migrating another application's database would add Fittrack's tables.
+# Tables of Fittrack's first schema version that every later one keeps (fittrack/core/adapters/migrations/sqlite/;
+# the file's `PRAGMA user_version` counts the versions applied). Opening the server's stores migrates the file, so a
+# file without them must be refused first: migrating another application's database would add Fittrack's tables.
 FITTRACK_TABLES = frozenset({"users", "credentials", "sessions", "goals", "notifications", "device_cursors"})
 
 

@@ -157,7 +157,7 @@ def test_migrating_again_changes_nothing(db):
 
     assert db.migrate() == len(MIGRATIONS)
     with db.transaction():
-        MIGRATIONS[BEFORE_DAY_BLOBS](conn)
+        MIGRATIONS[BEFORE_DAY_BLOBS].step(conn)
 
     assert conn.execute("SELECT * FROM day_minutes ORDER BY 1, 2, 3, 4").fetchall() == blobs
     store = SqliteMetricStore(db)

@@ -7,11 +7,8 @@ the device cursors and batch claims in postgres_devices.
 
 from __future__ import annotations
 
-import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
@@ -24,16 +21,14 @@ from fittrack.core.adapters.postgres_pool import (
     Transaction,
     describe_dsn,
 )
+from fittrack.core.adapters.sql.migrator import MIGRATIONS_ROOT, Migration, migrate
 
 __all__ = ["MIGRATIONS_DIR", "UNAVAILABLE", "Busy", "PostgresDatabase", "describe_dsn"]
 
 
-log = logging.getLogger(__name__)
-
-MIGRATIONS_DIR = Path(__file__).with_name("migrations") / "postgres"
+MIGRATIONS_DIR = MIGRATIONS_ROOT / "postgres"
 # Any constant works as long as every Fittrack process uses the same one.
 _MIGRATION_LOCK = 0x6669_7474_7261_636B  # "fittrack"
-_MIGRATION_FILE = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
 
 
 class PostgresDatabase:
@@ -85,23 +80,7 @@ class PostgresDatabase:
 
     def migrate(self) -> int:
         """Apply the migrations not applied yet, each once; returns the schema version. Safe to run again."""
-        migrations = _migrations()
-        with self.transaction() as tx:
-            # Two processes migrating at once take turns here: the second then
-            # finds everything applied instead of failing on CREATE TABLE.
-            tx.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            tx.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            applied = {row[0] for row in tx.execute("SELECT version FROM schema_migrations").fetchall()}
-            for version, path in migrations:
-                if version not in applied:
-                    log.info("applying PostgreSQL migration %s", path.name)
-                    tx.execute(path.read_text(encoding="utf-8"))
-                    tx.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
-                    applied.add(version)
-        return max(applied, default=0)
+        return migrate(_Ledger(self), "postgres")
 
     def close(self) -> None:
         for pool in (self.primary, self.replica):
@@ -127,14 +106,35 @@ class PostgresDatabase:
             conn.close()
 
 
-def _migrations() -> list[tuple[int, Path]]:
-    found: dict[int, Path] = {}
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        match = _MIGRATION_FILE.fullmatch(path.name)
-        if match is None:
-            raise RuntimeError(f"migration {path.name} is not named NNNN_description.sql")
-        version = int(match.group(1))
-        if version in found:
-            raise RuntimeError(f"migrations {found[version].name} and {path.name} share version {version}")
-        found[version] = path
-    return sorted(found.items())
+class _Ledger:
+    """PostgreSQL's bookkeeping for the migrator: the versions applied are rows of schema_migrations, and one
+    run applies them all in one transaction."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+        self._tx: Transaction | None = None
+
+    @contextmanager
+    def session(self) -> Iterator[set[int]]:
+        with self._db.transaction() as tx:
+            # Two processes migrating at once take turns here: the second then
+            # finds everything applied instead of failing on CREATE TABLE.
+            tx.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            tx.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            self._tx = tx
+            try:
+                yield {row[0] for row in tx.execute("SELECT version FROM schema_migrations").fetchall()}
+            finally:
+                self._tx = None
+
+    def apply(self, migration: Migration) -> None:
+        assert self._tx is not None, "apply() outside session()"
+        script = migration.script
+        if script is not None:
+            self._tx.execute(script)
+        else:
+            migration.step(self._tx)
+        self._tx.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (migration.version,))
