@@ -1,0 +1,1 @@
+"""The composition root: configuration, wiring, and one entrypoint per process."""
