@@ -123,7 +123,7 @@ class LocalProvider:
         jwks_file = workdir / "jwks.json"
         jwks_file.write_text(json.dumps({"keys": [key.private_jwk() for key in keys]}))
         process = subprocess.Popen(
-            [node, str(PROVIDER_DIR / "fittrack.server.mjs"), "--clients", str(clients_file), "--jwks", str(jwks_file)],
+            [node, str(PROVIDER_DIR / "server.mjs"), "--clients", str(clients_file), "--jwks", str(jwks_file)],
             cwd=PROVIDER_DIR,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
