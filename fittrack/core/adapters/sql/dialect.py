@@ -31,7 +31,6 @@ def _as_is(value: Any) -> Any:
 class Dialect:
     """PostgreSQL's side; SqliteDialect overrides what SQLite does otherwise."""
 
-    name = "postgresql"
     # Readers that decide a write lock its rows: PostgreSQL runs writers side by side at READ COMMITTED.
     for_update = " FOR UPDATE"
     # Writers run side by side: a claim of queued work locks its rows and passes over those others hold.
@@ -66,7 +65,6 @@ class Dialect:
 
 
 class SqliteDialect(Dialect):
-    name = "sqlite"
     # One writer at a time (BEGIN IMMEDIATE): nothing can change a row between a read and the write it
     # decides, nor claim a row another writer claims, so no row locks. No arrays, no DELETE inside WITH.
     for_update = skip_locked = ""
