@@ -1,4 +1,5 @@
-"""The production profile's PostgreSQL connections: a pool that starts empty, keeps what it lends and never blocks.
+"""The production profile's PostgreSQL connections: a pool that starts empty, keeps what it lends and never blocks,
+and the transactions that borrow from it (with a read-only fallback to the replica while the primary is out).
 
 Every lost or refused connection becomes Unavailable, and the connection is
 thrown away rather than pooled, so the adapter heals once the server is back.
