@@ -20,7 +20,8 @@ from fittrack.core.adapters.kafka import ensure_topics, make_producer
 from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue
 from fittrack.core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MongoMetricStore
 from fittrack.core.adapters.mongo_documents import doc_id, month_key
-from fittrack.core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
+from fittrack.core.adapters.postgres import PostgresDatabase
+from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
 from fittrack.core.domain.metrics import MetricKind
 from tests.production import ProductionStack
 

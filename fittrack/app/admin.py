@@ -43,9 +43,9 @@ SERVICES_HINT = (
     "`make services-status` shows whether the services are up"
 )
 SQLITE_HEADER = b"SQLite format 3\x00"
-# Tables of Fittrack's first schema version that every later one keeps (fittrack/core/adapters/sqlite.py MIGRATIONS,
-# whose count is the file's `PRAGMA user_version`). Opening the server's stores migrates the file, so a file
-# without them must be refused first: migrating another application's database would add Fittrack's tables.
+# Tables of Fittrack's first schema version that every later one keeps (fittrack/core/adapters/migrations/sqlite/;
+# the file's `PRAGMA user_version` counts the versions applied). Opening the server's stores migrates the file, so a
+# file without them must be refused first: migrating another application's database would add Fittrack's tables.
 FITTRACK_TABLES = frozenset({"users", "credentials", "sessions", "goals", "notifications", "device_cursors"})
 
 
@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     # A connection that fails is reported once, as this command's error, with its cause.
-    logging.getLogger("fittrack.core.adapters.postgres").setLevel(logging.ERROR)
+    for adapter in ("postgres", "postgres_pool"):
+        logging.getLogger(f"fittrack.core.adapters.{adapter}").setLevel(logging.ERROR)
     try:
         return run(arguments)
     except AdminError as error:

@@ -266,7 +266,8 @@ def _production_stores(config: Config, live: LiveNotifications):
     from fittrack.core.adapters.kafka import KafkaLiveness, ensure_topics, make_producer
     from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue, NotificationRelay
     from fittrack.core.adapters.kafka_readings import KafkaReadingBus
-    from fittrack.core.adapters.postgres import PostgresDatabase, PostgresUnitOfWork
+    from fittrack.core.adapters.postgres import PostgresDatabase
+    from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
     from fittrack.core.adapters.postgres_devices import PostgresDeviceCursors
 
     db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, config.pg_pool_max)
@@ -399,7 +400,7 @@ class WorkerParts:
 
 
 def build_persister(config: Config, clock: Callable[[], datetime] = utc_now) -> WorkerParts:
-    from fittrack.core.adapters.postgres import PostgresUnitOfWork
+    from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
     from fittrack.core.adapters.postgres_devices import PostgresBatchClaims
 
     db = _postgres(config)
@@ -451,7 +452,7 @@ class EvaluatorParts:
 
 
 def build_evaluator(config: Config, clock: Callable[[], datetime] = utc_now) -> EvaluatorParts:
-    from fittrack.core.adapters.postgres import PostgresUnitOfWork
+    from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
 
     db = _postgres(config)
     # Reads only: goals and preferences from the replica, daily values wherever the read preference allows.
@@ -490,7 +491,7 @@ class DispatcherParts:
 def build_dispatcher(config: Config, clock: Callable[[], datetime] = utc_now) -> DispatcherParts:
     from fittrack.core.adapters.kafka import make_producer
     from fittrack.core.adapters.kafka_notifications import KafkaNotificationSink
-    from fittrack.core.adapters.postgres import PostgresUnitOfWork
+    from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
 
     db = _postgres(config)
     producer = make_producer(config.kafka_bootstrap, config.publish_timeout_seconds)
@@ -515,7 +516,7 @@ def build_dead_letters(
         sqlite = SqliteDatabase(config.database_path)
         sqlite.migrate()
         return DeadLetters(lambda: SqliteUnitOfWork(sqlite), clock), sqlite.close
-    from fittrack.core.adapters.postgres import PostgresUnitOfWork
+    from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
 
     db = _postgres(config, pool_max=2)
     log = _dead_letter_log(config)

@@ -7,7 +7,7 @@ The production backends use the services `make services` runs (tests/databases.p
 
 import pytest
 
-from fittrack.core.adapters.postgres import PostgresUnitOfWork
+from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
 from fittrack.core.adapters.sqlite import SqliteDatabase
 from fittrack.core.adapters.sqlite_accounts import SqliteUnitOfWork
 from fittrack.core.adapters.sqlite_ingest import SqliteReadingBus

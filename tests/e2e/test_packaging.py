@@ -30,6 +30,9 @@ def test_the_installed_package_imports_the_generated_code_outside_the_source_tre
     assert "fittrack/generated/v1/metric_pb2.pyi" in names
     assert "fittrack/app/server.py" in names and "fittrack/clients/cli/main.py" in names
     assert "fittrack/core/adapters/migrations/postgres/0001_initial.sql" in names
+    # The embedded schema too, its data steps (.py) with its scripts.
+    assert "fittrack/core/adapters/migrations/sqlite/0001_initial.sql" in names
+    assert "fittrack/core/adapters/migrations/sqlite/0005_day_minute_blobs.py" in names
     assert "fittrack/core/adapters/data/common-passwords.txt" in names
 
     target = tmp_path / "site"

@@ -26,8 +26,8 @@ from fittrack.core.adapters.postgres import (
     UNAVAILABLE,
     Busy,
     PostgresDatabase,
-    PostgresUnitOfWork,
 )
+from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
 from fittrack.core.adapters.postgres_devices import PostgresBatchClaims, PostgresDeviceCursors
 from fittrack.core.adapters.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 from fittrack.core.adapters.sqlite import SqliteDatabase

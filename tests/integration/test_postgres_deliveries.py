@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fittrack.core.adapters.postgres import PostgresUnitOfWork
+from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
 from fittrack.core.domain.delivery import Delivery
 from tests.contract import builders
 

@@ -28,7 +28,8 @@ DAY = date(2026, 6, 10)
 MORNING = int(datetime(2026, 6, 10, 7, 0, tzinfo=UTC).timestamp()) // 60
 BEFORE_DAY_BLOBS = 4  # the schema version whose minutes were one row each, in minute_values
 DAY_BLOBS = BEFORE_DAY_BLOBS + 1
-ONE_DAY_PER_MINUTE = MIGRATIONS.index(keep_each_minute_on_one_day) + 1  # moves minutes left on two days to one
+# Moves minutes left on two days to one.
+ONE_DAY_PER_MINUTE = next(m.version for m in MIGRATIONS if m.name.endswith("_keep_each_minute_on_one_day.py"))
 ZONES = [ZoneInfo(name) for name in ("Etc/GMT+12", "America/New_York", "UTC", "Europe/Paris", "Pacific/Kiritimati")]
 
 
@@ -138,7 +139,7 @@ def test_migrating_again_changes_nothing(db):
 
     assert db.migrate(DAY_BLOBS) == DAY_BLOBS
     with db.transaction():
-        MIGRATIONS[BEFORE_DAY_BLOBS](conn)
+        MIGRATIONS[BEFORE_DAY_BLOBS].step(conn)
 
     assert conn.execute("SELECT * FROM day_minutes ORDER BY 1, 2, 3, 4").fetchall() == blobs
     store = SqliteMetricStore(db)

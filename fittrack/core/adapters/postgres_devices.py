@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from fittrack.core.adapters.postgres import PostgresDatabase, _Transaction
+from fittrack.core.adapters.postgres import PostgresDatabase
+from fittrack.core.adapters.postgres_pool import Transaction
 from fittrack.core.domain.sequences import BatchKey, DeviceCursor, LogPosition
 from fittrack.core.ports import BatchClaims
 
@@ -61,7 +62,7 @@ class PostgresDeviceCursors:
             tx.execute("DELETE FROM device_cursors WHERE user_id = %s", (user_id,))
 
 
-def _stored_cursors(tx: _Transaction, keys: Sequence[tuple[str, str]], lock: bool = False):
+def _stored_cursors(tx: Transaction, keys: Sequence[tuple[str, str]], lock: bool = False):
     """The stored cursors of these (user, source) pairs; `lock` holds their rows until the transaction ends."""
     rows = tx.execute(
         "SELECT c.user_id, c.source, c.last_sequence, c.held FROM device_cursors c"

@@ -20,7 +20,7 @@ from fittrack.core.domain.placement import Lookup, Write, place_minutes
 from fittrack.core.ports import MetricStore
 
 if TYPE_CHECKING:
-    # Only a type here: sqlite.py imports this module for its migrations.
+    # Only a type here: schema 12's migration, which sqlite.py runs, imports this module.
     from fittrack.core.adapters.sqlite import SqliteDatabase
 
 

@@ -1,0 +1,1 @@
+"""The account repositories, written once for SQLite and PostgreSQL against a small dialect object."""
