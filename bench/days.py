@@ -2,7 +2,7 @@
 
 A user's year of days in the `metrics` collection, which views, reports and
 goal checks read: each document holds the daily figures of steps and calories
-from a watch (fittrack/core/adapters/mongo.py). Writing them through the persister
+from a watch (fittrack/core/adapters/mongo_layout.py). Writing them through the persister
 would take hours at a million documents; inserting the documents it would
 have written measures the reads the same way.
 """
@@ -16,8 +16,8 @@ from datetime import date, timedelta
 import psycopg2
 
 from fittrack.core.adapters.ferretdb_indexes import FerretDBIndexes, building_paused, table_of
-from fittrack.core.adapters.mongo import COLLECTION, EQUALITY_FIELDS
 from fittrack.core.adapters.mongo_documents import doc_id, escape_source, month_key
+from fittrack.core.adapters.mongo_layout import COLLECTION, EQUALITY_FIELDS
 
 DAYS_PER_USER = 365
 LAST_DAY = date(2026, 11, 30)

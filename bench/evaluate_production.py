@@ -18,8 +18,9 @@ from fittrack.core.adapters.ferretdb_indexes import FerretDBIndexes
 from fittrack.core.adapters.ferretdb_reads import FerretDBReads
 from fittrack.core.adapters.kafka import ensure_topics, make_producer
 from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue
-from fittrack.core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MongoMetricStore
+from fittrack.core.adapters.mongo import MongoMetricStore
 from fittrack.core.adapters.mongo_documents import doc_id, month_key
+from fittrack.core.adapters.mongo_layout import COLLECTION, EQUALITY_FIELDS
 from fittrack.core.adapters.postgres import PostgresDatabase
 from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
 from fittrack.core.domain.metrics import MetricKind

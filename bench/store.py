@@ -35,8 +35,9 @@ from pymongo import MongoClient
 from bench.common import emit, ms, percentile
 from bench.days import DAYS_PER_USER, FIRST_DAY, load, settle, user_ids
 from fittrack.core.adapters.ferretdb_indexes import FerretDBIndexes
-from fittrack.core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MongoMetricStore
+from fittrack.core.adapters.mongo import MongoMetricStore
 from fittrack.core.adapters.mongo_documents import doc_id
+from fittrack.core.adapters.mongo_layout import COLLECTION, EQUALITY_FIELDS
 from fittrack.core.domain.metrics import MetricKind
 from tests.production import service_settings
 

@@ -37,7 +37,7 @@ from pymongo import MongoClient
 from bench import production
 from bench.common import ROOT, channel_options, emit, log_in_users, ms, percentile
 from bench.days import DAYS_PER_USER, load, settle, user_ids
-from fittrack.core.adapters.mongo import COLLECTION
+from fittrack.core.adapters.mongo_layout import COLLECTION
 from fittrack.generated.v1 import account_pb2, account_pb2_grpc, common_pb2, metric_pb2, metric_pb2_grpc
 
 P99_TARGET_MS = 50.0

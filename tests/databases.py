@@ -20,7 +20,8 @@ import pytest
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from fittrack.core.adapters.mongo import COLLECTION, MINUTES_COLLECTION, MongoMetricStore
+from fittrack.core.adapters.mongo import MongoMetricStore
+from fittrack.core.adapters.mongo_layout import COLLECTION, MINUTES_COLLECTION
 from fittrack.core.adapters.postgres import PostgresDatabase
 from tests.production import SERVICES_ENV, service_settings
 

@@ -27,7 +27,7 @@ def migrate(config: Config) -> int:
         finally:
             database.close()
         # The metric store's documents too: month keys, minutes in their own collection
-        # (fittrack/core/adapters/mongo.py).
+        # (fittrack/core/adapters/mongo_layout.py).
         # Run with the persisters stopped, as make up does.
         store = metric_store(config, "primary")
         try:

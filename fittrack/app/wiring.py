@@ -341,7 +341,8 @@ def metric_store(config: Config, read_preference: str):
     """The production profile's metric store, its indexes ensured (on FerretDB's tables too, when it is FerretDB)."""
     from fittrack.core.adapters.ferretdb_indexes import FerretDBIndexes
     from fittrack.core.adapters.ferretdb_reads import FerretDBReads
-    from fittrack.core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MongoMetricStore
+    from fittrack.core.adapters.mongo import MongoMetricStore
+    from fittrack.core.adapters.mongo_layout import COLLECTION, EQUALITY_FIELDS
 
     indexes = reads = None
     if config.ferretdb_pg_dsn:

@@ -26,7 +26,7 @@ PY = ROOT / ".venv" / "bin" / "python"
 TASKS = HERE / "app_tasks.py"
 TOKEN_KEYS = CLUSTER_VAR / "token-keys.json"
 MODULES = {role: f"fittrack.app.{role}" for role in ("server", "persister", "dispatcher", "evaluator")}
-# collections the metric store uses (fittrack/core/adapters/mongo.py); every FerretDB must list them
+# collections the metric store uses (fittrack/core/adapters/mongo_layout.py); every FerretDB must list them
 COLLECTIONS = (b"metrics", b"minutes", b"fittrack_meta")
 
 

@@ -28,7 +28,7 @@ def migrate() -> int:
     from fittrack.app.migrate import migrate as fittrack_migrate
     from fittrack.app.wiring import ensure_kafka_topics
     from fittrack.core.adapters.kafka import ensure_topics
-    from fittrack.core.adapters.mongo import COLLECTION, META_COLLECTION, MINUTES_COLLECTION
+    from fittrack.core.adapters.mongo_layout import COLLECTION, META_COLLECTION, MINUTES_COLLECTION
 
     config = Config.from_env()
     client = pymongo.MongoClient(config.mongo_uri, serverSelectionTimeoutMS=10_000)
@@ -52,7 +52,7 @@ def verify(uris: list[str]) -> int:
     """A document written through the first FerretDB is readable through every other one."""
     import pymongo
 
-    from fittrack.core.adapters.mongo import META_COLLECTION
+    from fittrack.core.adapters.mongo_layout import META_COLLECTION
 
     clients = [pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000) for uri in uris]
     key = f"cluster-check-{secrets.token_hex(4)}"

@@ -20,8 +20,9 @@ from pymongo.errors import PyMongoError
 
 from fittrack.core.adapters.ferretdb_indexes import FerretDBIndexes, building_paused, index_name
 from fittrack.core.adapters.ferretdb_reads import FerretDBReads
-from fittrack.core.adapters.mongo import COLLECTION, EQUALITY_FIELDS, MINUTES_COLLECTION, MongoMetricStore
+from fittrack.core.adapters.mongo import MongoMetricStore
 from fittrack.core.adapters.mongo_documents import month_key
+from fittrack.core.adapters.mongo_layout import COLLECTION, EQUALITY_FIELDS, MINUTES_COLLECTION
 from fittrack.core.domain.aggregation import DaySummary, SourceFigures
 from fittrack.core.domain.metrics import MetricKind, PlacedReading
 from tests.production import ROOT, service_settings

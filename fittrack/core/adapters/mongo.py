@@ -1,20 +1,9 @@
 """The production profile's metric store: MongoDB (FerretDB 1.x in our deployment).
 
-One document per user per local day in each of two collections, keyed alike
-(`_id` is `<user_id>:<YYYY-MM-DD>`):
-
-    metrics  (the daily figures: what views, reports and goal checks read)
-    {"_id", "user_id", "date": "YYYY-MM-DD", "um": "<user_id>:<YYYY-MM>",
-     "d": {"<metric>": {"value": .., "min": .., "max": .., "minutes": ..,
-                        "sources": {"<escaped source>": {"value": .., "minutes": ..}, ...}}, ...}}
-
-    minutes  (each source's minutes: what the persister reads and rewrites)
-    {"_id", "user_id", "date",
-     "b": {"<metric>": {"<escaped source>": <binary: the source's minutes of the day>, ...}, ...}}
-
-Why two: FerretDB 1.x decodes a whole document for every read, whatever the
-projection, and a wearable's day of minutes is tens of kilobytes. With the
-minutes in the day document, a week view cost 63 ms; without, 7 ms.
+Its two collections, the shape of their documents and their upkeep (indexes,
+the move from an earlier release's layout) are described in
+fittrack/core/adapters/mongo_layout.py; a document's keys and fields are made
+and read in fittrack/core/adapters/mongo_documents.py.
 
 Every query is an equality on one indexed field: `_id` for a day, `um` (the
 user and the month) for a range of days, a month at a time, `user_id` to
@@ -32,17 +21,6 @@ connection for every update of a command until the whole command returns
 (internal/handler/msg_update.go), so a command with as many updates as its
 pool has connections (`pool_max_conns`, 50 by default), or several commands
 adding up to that, wait for each other for ever.
-
-A source's minutes are one binary value in the layout of fittrack/core/adapters/minute_blob.py:
-FerretDB 1.x converts every field of a document on each read and write, so a
-day held as 1,440 fields cost about 10 ms to read and 15 ms to update, and as
-one value under 2 ms. Earlier releases wrote a field per minute under "m"
-(`"m": {"<metric>": {"<escaped source>": {"t<minute>": value}}}`), and kept
-the minutes and `m` in the metrics document, without `um`: such a collection
-is used as it is (minutes in the day document, ranges read the old way) until
-`fittrack-migrate` moves it to this layout (migrate_layout, noted in
-`fittrack_meta` as LAYOUT). Source names are escaped because device ids may
-hold '.', '$', '%' or spaces, which would split or break a field path.
 
 Only the update operators FerretDB 1.x implements are used ($set, $unset,
 $setOnInsert, upsert, unordered bulk_write). Minute values and daily figures
@@ -63,7 +41,6 @@ has between the persister's account check and its write.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -74,11 +51,10 @@ from functools import wraps
 from typing import TypeVar
 
 import psycopg2
-from pymongo import ASCENDING, MongoClient, UpdateOne
+from pymongo import MongoClient
 from pymongo.errors import (
     AutoReconnect,
     ConnectionFailure,
-    DuplicateKeyError,
     NetworkTimeout,
     ServerSelectionTimeoutError,
 )
@@ -89,7 +65,6 @@ from fittrack.core.adapters.ferretdb_indexes import FerretDBIndexes
 from fittrack.core.adapters.ferretdb_reads import FerretDBReads
 from fittrack.core.adapters.minute_blob import decoded, encoded, merged
 from fittrack.core.adapters.mongo_documents import (
-    MAX_UPDATES_PER_COMMAND,
     Pending,
     day_summary,
     doc_id,
@@ -101,19 +76,13 @@ from fittrack.core.adapters.mongo_documents import (
     months,
     unescape_source,
 )
+from fittrack.core.adapters.mongo_layout import COLLECTION, MINUTES_COLLECTION, CollectionLayout
 from fittrack.core.domain.aggregation import DaySummary
 from fittrack.core.domain.errors import Unavailable
 from fittrack.core.domain.metrics import MetricKind, PlacedReading
 from fittrack.core.domain.placement import Write, place_minutes
 from fittrack.core.ports import MetricStore
 
-COLLECTION = "metrics"
-MINUTES_COLLECTION = "minutes"
-# Where the store notes the layout of its collections: version 2 is the one in the module docstring.
-META_COLLECTION = "fittrack_meta"
-LAYOUT = {"_id": "metrics_layout", "version": 2}
-# The fields each collection is queried by, by equality (see the module docstring).
-EQUALITY_FIELDS = {COLLECTION: ("_id", "um", "user_id"), MINUTES_COLLECTION: ("_id", "user_id")}
 SERVER_SELECTION_TIMEOUT_MS = 3000
 
 READ_PREFERENCES = {
@@ -155,7 +124,7 @@ class _Group:
 
 
 class MongoMetricStore(MetricStore):
-    """MetricStore on the `metrics` and `minutes` collections; see the module docstring for their shape.
+    """MetricStore on the `metrics` and `minutes` collections; mongo_layout.py describes their shape.
 
     Call ensure_indexes() once at start-up (the constructor does not touch the
     network, so building the store never fails because the server is down).
@@ -199,10 +168,9 @@ class MongoMetricStore(MetricStore):
         )
         # Views, reports and goal checks tolerate replica lag.
         self._reader = db.get_collection(COLLECTION, read_preference=READ_PREFERENCES[read_preference])
-        self._meta = db.get_collection(META_COLLECTION, read_preference=Primary())
         self._local = threading.local()
         self._one_command = threading.Lock()
-        self._ferretdb_indexes = ferretdb_indexes
+        self._layout = CollectionLayout(self._days, self._minutes_of_layout, ferretdb_indexes)
         self._ferretdb_reads = ferretdb_reads
         # Until ensure_indexes() finds LAYOUT noted, the collection is used as earlier releases left it.
         self.migrated = False
@@ -242,86 +210,18 @@ class MongoMetricStore(MetricStore):
 
         Also learns whether the collections are in LAYOUT; new, empty ones are noted so at once.
         """
-        if self._is_ferretdb():
-            self._ensure_ferretdb_indexes()
-        else:
-            for collection, fields in EQUALITY_FIELDS.items():
-                for field in fields:
-                    if field != "_id":
-                        self._days.database[collection].create_index([(field, ASCENDING)], name=field)
-        if self._meta.find_one({"_id": LAYOUT["_id"]}) == LAYOUT:
+        if self._layout.ensure_indexes():
             self.migrated = True
-        elif self._days.find_one({}, {"_id": 1}) is None:
-            self._note_layout()
-            self.migrated = True
-        else:
-            log.warning(
-                "the %s collection is in an earlier release's layout: views read every document of a user, "
-                "and the day documents hold the minutes, until `fittrack-migrate` has run",
-                COLLECTION,
-            )
-
-    def _is_ferretdb(self) -> bool:
-        return "ferretdbVersion" in self._client.admin.command("buildInfo")
-
-    def _ensure_ferretdb_indexes(self) -> None:
-        if self._ferretdb_indexes is None:
-            log.warning(
-                "the metric store is FerretDB but FITTRACK_FERRETDB_PG_DSN is not set: every query reads "
-                "the whole collection (see the README's production section)"
-            )
-            return
-        try:
-            self._ferretdb_indexes.ensure()
-        except psycopg2.Error as error:
-            # Queries stay correct without the indexes, only slow; the persister's upkeep tries again.
-            log.warning("could not index FerretDB's tables: %s", str(error).strip())
 
     @_mapped_errors
     def migrate_layout(self) -> int:
-        """Bring an earlier release's collection to LAYOUT, then note it; how many day documents changed.
+        """Bring an earlier release's collection to LAYOUT (mongo_layout.py); how many day documents changed.
 
-        Each day document gets its month key, and its minutes move to their own
-        collection. Run it with the persisters stopped (fittrack-migrate): FerretDB
-        1.x could lose a persister's write made to a document between this read
-        and this write.
+        Run it with the persisters stopped, as fittrack-migrate does.
         """
-        changed = 0
-        moves: list[tuple[UpdateOne, UpdateOne | None]] = []
-        for document in self._days.find({"um": {"$exists": False}}):
-            key = month_key(document["user_id"], date.fromisoformat(document["date"]))
-            minutes = {field: document[field] for field in ("b", "m") if field in document}
-            day = {"$set": {"um": key}}
-            move = None
-            if minutes:
-                day["$unset"] = dict.fromkeys(minutes, "")
-                move = UpdateOne(
-                    {"_id": document["_id"]},
-                    {"$set": {"user_id": document["user_id"], "date": document["date"], **minutes}},
-                    upsert=True,
-                )
-            moves.append((UpdateOne({"_id": document["_id"]}, day), move))
-            if len(moves) == MAX_UPDATES_PER_COMMAND:
-                changed += self._move(moves)
-                moves = []
-        if moves:
-            changed += self._move(moves)
-        self._note_layout()
+        changed = self._layout.migrate()
         self.migrated = True
         return changed
-
-    def _note_layout(self) -> None:
-        # Two processes starting on a new database upsert at once; one insert loses (FerretDB does not
-        # retry it as MongoDB does), and the winner wrote the same LAYOUT.
-        with contextlib.suppress(DuplicateKeyError):
-            self._meta.replace_one({"_id": LAYOUT["_id"]}, LAYOUT, upsert=True)
-
-    def _move(self, moves: list[tuple[UpdateOne, UpdateOne | None]]) -> int:
-        # The minutes are copied before they are taken out of the day documents: a crash in between leaves both.
-        copies = [move for _, move in moves if move is not None]
-        if copies:
-            self._minutes_of_layout.bulk_write(copies, ordered=False)
-        return self._days.bulk_write([day for day, _ in moves], ordered=False).modified_count
 
     def close(self) -> None:
         if self._ferretdb_reads is not None:

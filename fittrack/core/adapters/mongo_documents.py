@@ -1,6 +1,6 @@
 """The metric store's documents in MongoDB: their keys, field names, and the writes of a group.
 
-Everything here is about the shape of the documents (fittrack/core/adapters/mongo.py
+Everything here is about the shape of the documents (fittrack/core/adapters/mongo_layout.py
 describes it); nothing talks to the server but Pending, which a store hands
 the collection to read from and write to.
 """
