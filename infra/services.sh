@@ -53,7 +53,7 @@ START_TIMEOUT="${FITTRACK_START_TIMEOUT:-120}"   # seconds, per service
 
 PG_DSN="postgresql://${PG_USER}@127.0.0.1:${PG_PORT}/${PG_APP_DB}"
 # pool_max_conns: FerretDB 1.24 holds a connection per update of a command until the command returns; the
-# metric store keeps its commands small enough for this pool (MAX_UPDATES_PER_COMMAND in fittrack/core/adapters/mongo.py).
+# metric store keeps its commands small enough for this pool (MAX_UPDATES_PER_COMMAND in fittrack/core/adapters/mongo_documents.py).
 # plan_cache_mode: FerretDB's statements name the field as a parameter; only a plan made with the parameters
 # can use the indexes on its tables (fittrack/core/adapters/ferretdb_indexes.py).
 FERRET_POOL_MAX_CONNS=50
