@@ -104,6 +104,8 @@ class LoadFigures:
     error_codes: dict[str, int]
     failed_devices: int
     refused_devices: int
+    # Reconnects after gRPC lost a hello to a refusal it could not report (fittrack.clients.sync): no error.
+    lost_hellos: int
     login_seconds: float
 
     @property
@@ -322,6 +324,7 @@ def figures_of(
         error_codes=dict(codes),
         failed_devices=failed,
         refused_devices=refused,
+        lost_hellos=sum(d.lost_hellos for d in stats),
         login_seconds=round(login_seconds, 3),
     )
 

@@ -167,6 +167,9 @@ class DeviceStats:
     readings_accepted: int = 0
     readings_delivered: int = 0  # in batches accepted, duplicate or trimmed
     drops: int = 0  # connections the device dropped on purpose
+    # Hellos gRPC could not send because the server had just ended the call (a refusal): tried again, and the
+    # next attempt hears the server's reason. Not a server error: the server's status never reached the device.
+    lost_hellos: int = 0
     reconnects: int = 0
     server_errors: Counter[str] = field(default_factory=Counter)
     anomalies: list[str] = field(default_factory=list)
@@ -192,6 +195,15 @@ class _Dropped(Exception):
 
 class _Broken(Exception):
     """The connection ended or stalled without a status to go by."""
+
+
+class _HelloLost(Exception):
+    """gRPC failed to send the hello because the server had ended the call, and kept no status but its own."""
+
+
+def _lost_write(error: grpc.aio.AioRpcError) -> bool:
+    """The status gRPC gives a call whose write it could not send: its own INTERNAL, not the server's."""
+    return error.code() == grpc.StatusCode.INTERNAL and error.details() == "Internal error from Core"
 
 
 @dataclass
@@ -264,6 +276,10 @@ class DeviceSync:
                 self.stats.anomalies.append(str(broken))
                 self._failures += 1
                 delay = self._retry_delay()
+            except _HelloLost:
+                self.stats.lost_hellos += 1
+                self._failures += 1
+                delay = self._retry_delay()
             if self._failures > self._behaviour.max_failures:
                 self.stats.error = f"gave up after {self._failures} failed connections in a row"
                 break
@@ -322,8 +338,14 @@ class DeviceSync:
             await call.write(metric_pb2.SyncReadingsRequest(hello=metric_pb2.SyncHello(device_id=self._device_id)))
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
             # The server may end the call (a refusal: RESOURCE_EXHAUSTED, UNAUTHENTICATED) while the hello is
-            # on its way; gRPC then reports the lost write as its own INTERNAL. The call's status says why.
-            await call.read()  # raises the call's error
+            # on its way; gRPC then reports the lost write as its own INTERNAL. The call's status says why,
+            # unless gRPC failed the call itself before the server's status arrived: then nothing does.
+            try:
+                await call.read()  # raises the call's error
+            except grpc.aio.AioRpcError as error:
+                if _lost_write(error):
+                    raise _HelloLost() from error
+                raise
             raise
 
     async def _welcome(self, call) -> metric_pb2.SyncWelcome:

@@ -15,6 +15,7 @@ from fittrack.clients.sync import (
     DeviceSync,
     SyncBehaviour,
     UserSession,
+    _lost_write,
     backoff_delay,
     percentile,
     plan_resume,
@@ -253,3 +254,14 @@ def test_a_rejection_whose_reason_names_the_batch_is_not_prefixed_with_it_again(
     named = "batch from device watch-1, sequence 7, reading 1 of 500: steps 5000 is impossible in one minute"
     assert rejection(7, named) == named
     assert rejection(7, "the batch holds no readings") == "batch 7: the batch holds no readings"
+
+
+def test_a_hello_grpc_could_not_send_is_told_apart_from_a_status_the_server_sent():
+    # gRPC fails a call whose write found the stream already ended by the server, with its own INTERNAL;
+    # the device then tries again instead of reporting an INTERNAL the server never sent.
+    def error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+        return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+
+    assert _lost_write(error(grpc.StatusCode.INTERNAL, "Internal error from Core"))
+    assert not _lost_write(error(grpc.StatusCode.INTERNAL, "the server failed"))
+    assert not _lost_write(error(grpc.StatusCode.RESOURCE_EXHAUSTED, "this account already has 8 open streams"))
