@@ -18,6 +18,7 @@ from datetime import date, datetime
 from fittrack.core.domain.accounts import Credentials, Profile, User
 from fittrack.core.domain.aggregation import DaySummary
 from fittrack.core.domain.delivery import DeadLetter, Delivery, PushResult
+from fittrack.core.domain.events import Event
 from fittrack.core.domain.goals import Goal
 from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from fittrack.core.domain.notifications import Notification, NotificationKind, NotificationPreferences
@@ -559,3 +560,18 @@ class IdentityProvider(abc.ABC):
 
         Unauthenticated saying what is wrong; Unavailable when the provider's keys cannot be fetched.
         """
+
+
+class Observer(abc.ABC):
+    """Told what the services did (fittrack.core.domain.events): the metrics and the audit log listen here."""
+
+    @abc.abstractmethod
+    def saw(self, event: Event) -> None:
+        """Must not raise, and must return quickly: it is called on the path of the request."""
+
+
+class Unobserved(Observer):
+    """No one is listening (tests of the domain, tools)."""
+
+    def saw(self, event: Event) -> None:
+        pass
