@@ -6,6 +6,7 @@ import logging
 import sys
 import threading
 
+import prometheus_client
 from prometheus_client import CollectorRegistry, start_http_server
 
 from fittrack.app.config import Config, parse_listen
@@ -60,6 +61,9 @@ def instruments_for(config: Config) -> tuple[Instruments, MetricsEndpoint | None
     """The process's instruments and their endpoint (not started yet); no-op instruments and None when off."""
     if not config.metrics_listen:
         return NO_INSTRUMENTS, None
+    # Without it every counter and histogram also exports a `_created` series: twice the lines to scrape and
+    # store, for a start time Prometheus does not use (it detects counter resets itself).
+    prometheus_client.disable_created_metrics()
     registry = CollectorRegistry()
     return Instruments(registry), MetricsEndpoint(config.metrics_listen, registry)
 
