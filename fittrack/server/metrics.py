@@ -25,32 +25,53 @@ def _code_name(context: grpc.aio.ServicerContext, default: grpc.StatusCode) -> s
     return code.name
 
 
+class _Method:
+    """One method's instruments, bound to its labels once: a call then costs no label lookups."""
+
+    def __init__(self, instruments: Instruments, service: str, method: str, kind: str) -> None:
+        self._handled_family = instruments.grpc_handled
+        self._labels = (service, method, kind)
+        self.started = instruments.grpc_started.labels(service, method, kind)
+        self.seconds = instruments.grpc_seconds.labels(service, method, kind)
+        self.open_streams = instruments.grpc_open_streams.labels(service, method) if kind != "unary" else None
+        self._handled: dict[str, object] = {}  # by code name: the few codes a method ends with
+
+    def handled(self, code: str) -> None:
+        child = self._handled.get(code)
+        if child is None:
+            child = self._handled[code] = self._handled_family.labels(*self._labels, code)
+        child.inc()
+
+
+def _kind(handler: grpc.RpcMethodHandler) -> str:
+    if handler.unary_unary:
+        return "unary"
+    if handler.stream_unary:
+        return "client_stream"
+    if handler.unary_stream:
+        return "server_stream"
+    return "bidi_stream"
+
+
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, instruments: Instruments) -> None:
         self._instruments = instruments
+        self._methods: dict[str, _Method] = {}
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        service, _, method = handler_call_details.method.lstrip("/").rpartition("/")
-        return self._wrap(handler, service, method)
+        bound = self._methods.get(handler_call_details.method)
+        if bound is None:
+            service, _, method = handler_call_details.method.lstrip("/").rpartition("/")
+            bound = self._methods[handler_call_details.method] = _Method(
+                self._instruments, service, method, _kind(handler)
+            )
+        return self._wrap(handler, bound)
 
-    def _wrap(self, handler: grpc.RpcMethodHandler, service: str, method: str) -> grpc.RpcMethodHandler:
-        i = self._instruments
-        if handler.unary_unary:
-            kind = "unary"
-        elif handler.stream_unary:
-            kind = "client_stream"
-        elif handler.unary_stream:
-            kind = "server_stream"
-        else:
-            kind = "bidi_stream"
-        # Children bound once per call site, so a call costs no label lookups beyond its code.
-        started = i.grpc_started.labels(service, method, kind)
-        seconds = i.grpc_seconds.labels(service, method, kind)
-        handled = i.grpc_handled
-        open_streams = i.grpc_open_streams.labels(service, method) if kind != "unary" else None
+    def _wrap(self, handler: grpc.RpcMethodHandler, bound: _Method) -> grpc.RpcMethodHandler:
+        started, seconds, open_streams = bound.started, bound.seconds, bound.open_streams
 
         def finish(context, began: float, error: BaseException | None) -> None:
             if error is None:
@@ -59,7 +80,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 code = grpc.StatusCode.CANCELLED.name
             else:  # an abort carries its code in the context; anything else reaches the client as UNKNOWN
                 code = _code_name(context, grpc.StatusCode.UNKNOWN)
-            handled.labels(service, method, kind, code).inc()
+            bound.handled(code)
             seconds.observe(time.perf_counter() - began)
             if open_streams is not None:
                 open_streams.dec()

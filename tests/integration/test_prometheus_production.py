@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import signal
 import socket
 import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +23,7 @@ from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue
 from fittrack.core.domain.errors import Unavailable
 from fittrack.core.domain.notifications import Notification, NotificationKind
 from fittrack.generated.v1 import common_pb2, metric_pb2
-from tests.production import ProductionStack
+from tests.production import ROOT, ProductionStack
 from tests.prometheus import free_port, scrape
 from tests.support import (
     Clock,
@@ -220,6 +223,26 @@ def test_a_record_kafka_refuses_is_a_produce_error_of_its_topic(stack, measured)
     finally:
         queue.close()
     assert instruments.registry.get_sample_value("fittrack_kafka_produce_errors_total", {"topic": topic}) == 1
+
+
+def test_the_evaluator_exports_its_store_calls_and_its_process(stack):
+    port = free_port()
+    env = {**os.environ, **stack.env, "FITTRACK_LOG_LEVEL": "WARNING", "FITTRACK_METRICS_LISTEN": f"127.0.0.1:{port}"}
+    process = subprocess.Popen([sys.executable, "-m", "fittrack.app.evaluator"], cwd=ROOT, env=env)
+    try:
+        # Its first tick looks for due slots and abandoned claims in the account database.
+        figures = eventually(
+            lambda: scrape(port) if _answers(port) else None,
+            lambda f: f is not None and f.value("fittrack_store_operation_seconds_count", store="postgresql") > 0,
+            timeout=60,
+            interval=0.5,
+        )
+        assert figures.value("process_resident_memory_bytes") > 0
+        assert figures.series("fittrack_store_pool_connections_in_use")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert process.returncode == 0
 
 
 def test_a_worker_whose_metrics_address_is_taken_refuses_to_start_naming_the_setting(stack):

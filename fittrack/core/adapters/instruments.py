@@ -80,9 +80,11 @@ class Instruments:
         self.ingest_batches = Counter(
             "fittrack_ingest_batches", "Reading batches received, by what became of them.", ("outcome",), registry=r
         )
-        for outcome in OUTCOMES:  # present at 0 from the start, so rate() and alerts see the series
-            self.ingest_readings.labels(outcome)
-            self.ingest_batches.labels(outcome)
+        # Present at 0 from the start, so rate() and alerts see the series; bound once, so a batch costs no
+        # label lookup.
+        self._readings_of = {outcome: self.ingest_readings.labels(outcome) for outcome in OUTCOMES}
+        self._batches_of = {outcome: self.ingest_batches.labels(outcome) for outcome in OUTCOMES}
+        self._store_observers: dict[tuple[str, str], Callable[[float], None]] = {}
         self.ingest_ack_seconds = Histogram(
             "fittrack_ingest_ack_seconds",
             "Time from a batch's arrival until its ack (or the upload's summary) was ready.",
@@ -170,8 +172,8 @@ class Instruments:
 
     # Ingest (the metric servicer).
     def ingested(self, outcome: str, batches: int, readings: int) -> None:
-        self.ingest_batches.labels(outcome).inc(batches)
-        self.ingest_readings.labels(outcome).inc(readings)
+        self._batches_of[outcome].inc(batches)
+        self._readings_of[outcome].inc(readings)
 
     def acked(self, seconds: float) -> None:
         self.ingest_ack_seconds.observe(seconds)
@@ -202,7 +204,14 @@ class Instruments:
 
     # Stores.
     def store_call(self, store: str, operation: str, seconds: float) -> None:
-        self.store_seconds.labels(store, operation).observe(seconds)
+        self.store_observer(store, operation)(seconds)
+
+    def store_observer(self, store: str, operation: str) -> Callable[[float], None]:
+        """What records one operation's seconds, bound once per operation (the timing proxies keep it)."""
+        observe = self._store_observers.get((store, operation))
+        if observe is None:
+            observe = self._store_observers[store, operation] = self.store_seconds.labels(store, operation).observe
+        return observe
 
     def watch_pool(self, store: str, pool: str, in_use: Callable[[], int]) -> None:
         """Read at each scrape: nothing is recorded per connection lent."""
@@ -248,11 +257,18 @@ class NoInstruments(Instruments):
     def store_call(self, store: str, operation: str, seconds: float) -> None:
         pass
 
+    def store_observer(self, store: str, operation: str) -> Callable[[float], None]:
+        return _ignore
+
     def watch_pool(self, store: str, pool: str, in_use: Callable[[], int]) -> None:
         pass
 
     def dependency(self, what: str, up: bool) -> None:
         pass
+
+
+def _ignore(_seconds: float) -> None:
+    pass
 
 
 NO_INSTRUMENTS = NoInstruments()
@@ -299,15 +315,14 @@ class Timed:
         value = getattr(self._target, name)
         if name.startswith("_") or name in self.UNTIMED or not callable(value):
             return value
-        record = self._instruments.store_call
-        store, operation = self._store, f"{self._prefix}.{name}"
+        observe = self._instruments.store_observer(self._store, f"{self._prefix}.{name}")
 
         def timed(*args, **kwargs):
             started = time.perf_counter()
             try:
                 return value(*args, **kwargs)
             finally:
-                record(store, operation, time.perf_counter() - started)
+                observe(time.perf_counter() - started)
 
         self.__dict__[name] = timed  # the next lookup skips __getattr__
         return timed
@@ -341,7 +356,7 @@ class TimedUnitOfWork:
         try:
             self._target.commit()
         finally:
-            self._instruments.store_call(self._store, "uow.commit", time.perf_counter() - started)
+            self._instruments.store_observer(self._store, "uow.commit")(time.perf_counter() - started)
 
     def rollback(self) -> None:
         self._target.rollback()
