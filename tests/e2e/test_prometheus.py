@@ -258,6 +258,8 @@ def test_port_0_picks_a_free_port_that_the_server_logs_and_serves_the_process_fi
         while line and "metrics: GET" not in line:
             line = process.stdout.readline()
         port = int(re.search(r"http://127\.0\.0\.1:(\d+)/metrics", line).group(1))
+        while line and "serving on" not in line:  # signals are the server's own from then on
+            line = process.stdout.readline()
         figures = scrape(port)
         assert figures.value("process_resident_memory_bytes") > 0
         assert figures.series("python_info")
