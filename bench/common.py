@@ -75,6 +75,12 @@ def memory_mb(pid: int) -> dict[str, float]:
     return figures
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far (/proc/PID/stat utime and stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def raise_open_files_limit() -> int:
     """Raise this process's RLIMIT_NOFILE soft limit to the hard limit (children inherit it); returns it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -17,6 +17,8 @@ its services are up, else a line saying why it was skipped):
   server (and persisters) with telemetry on (TELEMETRY_ON: FITTRACK_METRICS_LISTEN, its endpoint scraped
   once a second meanwhile). `telemetry_on` holds that run's figures, and telemetry_ratio =
   on readings_per_s / off readings_per_s (telemetry_acked_ratio, the same for the acks): the overhead.
+  telemetry_cpu_ratio: the CPU seconds the server and persisters spent on the run, on over off; on a shared
+  machine it moves less than the rates, which other processes' load swings.
   --telemetry on measures only the run with it on.
 
     python -m bench.ingest [--devices 100] [--readings 300000] [--batch 100] [--window 8]
@@ -43,6 +45,7 @@ from bench import production
 from bench.common import (
     Process,
     channel_options,
+    cpu_seconds,
     emit,
     free_port,
     log_in_users,
@@ -278,6 +281,9 @@ async def run_profile(profile: str, plan: list[Device], options, log_dir: Path) 
             else None
         )
         figures["telemetry_acked_ratio"] = round(on["acked_readings_per_s"] / off["acked_readings_per_s"], 4)
+        # CPU for the same work with telemetry on, over off (server and persisters): above 1 is its cost.
+        spent = [run["server_cpu_s"] + run.get("persisters_cpu_s", 0) for run in (off, on)]
+        figures["telemetry_cpu_ratio"] = round(spent[1] / spent[0], 4) if spent[0] else None
         if "error" in on and "error" not in figures:
             figures["error"] = f"telemetry on: {on['error']}"
     return figures
@@ -290,6 +296,8 @@ async def measure(profile: str, plan: list[Device], options, log_dir: Path, tele
     async with serving(profile, log_dir, options, telemetry) as (server, persisters):
         metadata = await log_in_users(server.address, [device.username for device in plan])
         scraping = asyncio.create_task(scrape_every_second(telemetry.metrics_port)) if telemetry.on else None
+        processes = [server, *persisters]
+        cpu_before = [cpu_seconds(process.pid) for process in processes]
         try:
             started = time.perf_counter()
             acked = await drive(server.address, plan, metadata, options.window, options.channels)
@@ -297,6 +305,8 @@ async def measure(profile: str, plan: list[Device], options, log_dir: Path, tele
             timeout = visibility_timeout(total, options.visible_timeout)
             visible, visible_readings = await wait_visible(server.address, plan, metadata, timeout)
             visible_s = time.perf_counter() - started
+            # CPU the processes spent on the run: on a shared machine, steadier than the rates.
+            cpu = [cpu_seconds(process.pid) - before for process, before in zip(processes, cpu_before, strict=True)]
         finally:
             if scraping is not None:
                 scraping.cancel()
@@ -319,6 +329,9 @@ async def measure(profile: str, plan: list[Device], options, log_dir: Path, tele
     if persister_peaks:
         figures["persisters"] = len(persister_peaks)
         figures["persister_peak_rss_mb"] = round(max(persister_peaks), 1)
+    figures["server_cpu_s"] = round(cpu[0], 2)
+    if persisters:
+        figures["persisters_cpu_s"] = round(sum(cpu[1:]), 2)
     figures["acked_s"] = round(acked.seconds, 3)
     figures["visible_s"] = round(visible_s, 3)
     figures["visible_readings"] = visible_readings

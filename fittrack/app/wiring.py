@@ -13,11 +13,12 @@ from typing import Protocol
 
 from fittrack.app.config import Config
 from fittrack.core.adapters.common_passwords import CommonPasswordList
-from fittrack.core.adapters.instruments import NO_INSTRUMENTS, Instruments, count_producer_retries, timed, timed_units
+from fittrack.core.adapters.instruments import NO_INSTRUMENTS, Instruments, count_producer_retries
 from fittrack.core.adapters.live import LiveNotifications
 from fittrack.core.adapters.oidc import HttpIdentityProvider
 from fittrack.core.adapters.passwords import BcryptHasher
 from fittrack.core.adapters.report_pdf import MatplotlibReportRenderer
+from fittrack.core.adapters.store_timing import timed, timed_units
 from fittrack.core.adapters.tokens import JwtSigner, KeysFile
 from fittrack.core.domain.delivery import RetryPolicy
 from fittrack.core.domain.metrics import BatchLimits

@@ -12,10 +12,9 @@ from fittrack.core.adapters.instruments import (
     Instruments,
     count_producer_retries,
     label_safe,
-    timed,
-    timed_units,
 )
 from fittrack.core.adapters.metrics_observer import MetricsObserver, metrics_observer
+from fittrack.core.adapters.store_timing import timed, timed_units
 from fittrack.core.domain import events
 from fittrack.core.domain.events import LoginMethod, LoginOutcome
 from fittrack.core.ports import Unobserved
