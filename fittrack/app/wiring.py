@@ -274,7 +274,7 @@ def _embedded_stores(config: Config, instruments: Instruments = NO_INSTRUMENTS) 
 
 
 def _production_stores(config: Config, live: LiveNotifications, instruments: Instruments = NO_INSTRUMENTS):
-    from fittrack.core.adapters.kafka import KafkaLiveness, ensure_topics, make_producer
+    from fittrack.core.adapters.kafka import KafkaLiveness, ensure_topics
     from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue, NotificationRelay
     from fittrack.core.adapters.kafka_readings import KafkaReadingBus
     from fittrack.core.adapters.postgres import PostgresDatabase
@@ -287,12 +287,7 @@ def _production_stores(config: Config, live: LiveNotifications, instruments: Ins
     store = metric_store(config, config.mongo_read_preference)
     ensure_kafka_topics(config, ensure_topics)
     liveness = KafkaLiveness(config.kafka_bootstrap)
-
-    def producer():
-        return count_producer_retries(
-            make_producer(config.kafka_bootstrap, config.publish_timeout_seconds), instruments
-        )
-
+    producer = _producer_maker(config, instruments)
     bus = KafkaReadingBus(
         producer,
         config.readings_topic,
