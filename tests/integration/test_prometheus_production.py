@@ -18,7 +18,8 @@ from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry
 
 from fittrack.app.config import Config
-from fittrack.core.adapters.instruments import Instruments
+from fittrack.core.adapters.instruments import Instruments, count_producer_retries
+from fittrack.core.adapters.kafka import make_producer
 from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue
 from fittrack.core.domain.errors import Unavailable
 from fittrack.core.domain.notifications import Notification, NotificationKind
@@ -223,6 +224,20 @@ def test_a_record_kafka_refuses_is_a_produce_error_of_its_topic(stack, measured)
     finally:
         queue.close()
     assert instruments.registry.get_sample_value("fittrack_kafka_produce_errors_total", {"topic": topic}) == 1
+
+
+def test_the_retries_of_a_real_producer_are_counted_through_its_senders_hook(stack):
+    """kafka-python keeps only a rate of retries; the count hangs on its sender's hook, which an upgrade could
+    rename: this fails then, rather than the counter staying silently at 0."""
+    instruments = Instruments(CollectorRegistry())
+    producer = count_producer_retries(make_producer(stack.env["FITTRACK_KAFKA_BOOTSTRAP"], 5.0), instruments)
+    try:
+        sensors = producer._sender._sensors
+        sensors.record_retries("readings", 2)  # what the sender calls when Kafka answers a retriable error
+        retries = instruments.registry.get_sample_value("fittrack_kafka_produce_retries_total", {"topic": "readings"})
+        assert retries == 2
+    finally:
+        producer.close(timeout=5)
 
 
 def test_the_evaluator_exports_its_store_calls_and_its_process(stack):
