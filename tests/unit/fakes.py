@@ -263,6 +263,7 @@ class FakeSessions(SessionRepository):
     def create(self, session_id: str, user_id: str, now: datetime) -> None:
         if session_id in self._state.sessions:
             raise AlreadyExists(f"session {session_id} exists")
+        _hold_account(self._state, user_id)
         self._state.sessions[session_id] = _SessionRow(user_id, now)
 
     def is_active(self, session_id: str) -> bool:
@@ -297,6 +298,12 @@ class FakeSessions(SessionRepository):
             self._state.refresh_tokens[token_hash] = replace(record, used=True)
 
 
+def _hold_account(state: AccountsState, user_id: str) -> None:
+    """The adapters' check before adding a row that belongs to an account (sql.dialect's _hold_account)."""
+    if user_id not in state.users:
+        raise NotFound("this account no longer exists: it was deleted")
+
+
 class FakeGoals(GoalRepository):
     def __init__(self, state: AccountsState) -> None:
         self._state = state
@@ -306,6 +313,7 @@ class FakeGoals(GoalRepository):
             g.user_id == goal.user_id and g.metric == goal.metric and g.period == goal.period
             for g in self._state.goals.values()
         )
+        _hold_account(self._state, goal.user_id)
         if clash or goal.goal_id in self._state.goals:
             raise AlreadyExists(
                 f"you already have a {goal.period.name.lower()} {goal.metric.label} goal; update it instead"
@@ -350,6 +358,7 @@ class FakePreferences(PreferenceRepository):
         return {u: self._state.preferences.get(u, NotificationPreferences(u)) for u in user_ids}
 
     def put(self, preferences: NotificationPreferences) -> None:
+        _hold_account(self._state, preferences.user_id)
         self._state.preferences[preferences.user_id] = preferences
 
 
@@ -549,8 +558,7 @@ class FakeIdentities(IdentityRepository):
         key = (identity.issuer, identity.subject)
         if key in self._state.identities:
             raise AlreadyExists("this provider login is linked to an account already")
-        if identity.user_id not in self._state.users:
-            raise NotFound(f"user {identity.user_id} does not exist")  # the adapters' foreign key
+        _hold_account(self._state, identity.user_id)
         self._state.identities[key] = identity
 
     def for_user(self, user_id: str) -> list[ExternalIdentity]:
