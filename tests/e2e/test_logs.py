@@ -20,7 +20,7 @@ import grpc
 import pytest
 
 from fittrack.app.config import Config
-from fittrack.clients.simulator import sync_readings
+from fittrack.clients.sync_call import sync_readings
 from fittrack.generated.v1 import account_pb2, common_pb2, goal_pb2, metric_pb2, notification_pb2
 from tests.production import ROOT, ProductionStack
 from tests.support import RunningServer, Stubs, batch, eventually, local_midnight, reading, rpc_error, server_settings
