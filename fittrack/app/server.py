@@ -37,6 +37,7 @@ from fittrack.generated.v1 import (
 from fittrack.server.auth import AuthInterceptor
 from fittrack.server.errors import ErrorInterceptor
 from fittrack.server.readiness import ReadinessEndpoint
+from fittrack.server.request_ids import RequestIdInterceptor
 from fittrack.server.servicers.account import AccountServicer
 from fittrack.server.servicers.goal import GoalServicer
 from fittrack.server.servicers.metric import MetricServicer
@@ -206,7 +207,9 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
         ("grpc.so_reuseport", 0),
     ]
     grpc_server = grpc.aio.server(
-        interceptors=[ErrorInterceptor(), AuthInterceptor(app.accounts.authenticate)], options=options
+        # The request id first: the others' lines carry it too.
+        interceptors=[RequestIdInterceptor(), ErrorInterceptor(), AuthInterceptor(app.accounts.authenticate)],
+        options=options,
     )
 
     def today():
@@ -320,7 +323,7 @@ def main() -> int:
         print(f"fittrack-server: {error}", file=sys.stderr)
         return 2
     sys.setswitchinterval(config.gil_switch_interval_ms / 1000)
-    configure_logging(config.logging_level)
+    configure_logging(config)
     try:
         asyncio.run(serve(config))
     except Unavailable as error:  # a dependency it cannot start without, after waiting for it

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Protocol
 
 from fittrack.app.config import Config
+from fittrack.core.adapters.audit import AuditLog
 from fittrack.core.adapters.common_passwords import CommonPasswordList
 from fittrack.core.adapters.live import LiveNotifications
+from fittrack.core.adapters.observers import Observers
 from fittrack.core.adapters.oidc import HttpIdentityProvider
 from fittrack.core.adapters.passwords import BcryptHasher
 from fittrack.core.adapters.report_pdf import MatplotlibReportRenderer
@@ -27,6 +29,7 @@ from fittrack.core.ports import (
     MetricStore,
     NotificationQueue,
     NotificationSink,
+    Observer,
     PasswordHasher,
     PushChannel,
     ReadingBus,
@@ -86,6 +89,8 @@ class App:
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Where new notifications go (the goal evaluator sends its nudges here): the dispatcher stores and delivers them.
     notification_queue: NotificationQueue | None = None
+    # What the services report to (process_observer): the server's interceptors may report there too.
+    observer: Observers = field(default_factory=Observers)
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -105,14 +110,21 @@ class Stores:
     notification_queue: NotificationQueue | None = None
 
 
-def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
+def process_observer(config: Config) -> Observers:
+    """The one observer of a process, which all its services report to: the audit log (FITTRACK_AUDIT_LOG)
+    and, beside it, whatever else listens (the metrics)."""
+    return Observers([AuditLog()] if config.audit_log_on else [])
+
+
+def build_app(config: Config, clock: Callable[[], datetime] = utc_now, observer: Observers | None = None) -> App:
+    observer = observer if observer is not None else process_observer(config)
     live = LiveNotifications()
     if config.profile == "embedded":
         stores, dependencies, relay = _embedded_stores(config), [], None
     else:
         stores, dependencies, relay = _production_stores(config, live)
     try:
-        return _app_on(stores, dependencies, relay, live, config, clock)
+        return _app_on(stores, dependencies, relay, live, config, clock, observer)
     except BaseException:
         # A part that cannot be made (an unreadable token secret, say) must not leave the stores open: the
         # data directory's lock among them, which would refuse the next start in this process.
@@ -128,6 +140,7 @@ def _app_on(
     live: LiveNotifications,
     config: Config,
     clock: Callable[[], datetime],
+    observer: Observers,
 ) -> App:
     background: list[Background] = []
     if relay is None:  # embedded: the workers run in this process
@@ -136,16 +149,22 @@ def _app_on(
         from fittrack.workers.persister import EmbeddedPersister
 
         # Before the persister, which stops first (in reverse): what it still sends is handled at the next start.
-        dispatcher = dispatcher_on(stores, live, config, clock)
+        dispatcher = dispatcher_on(stores, live, config, clock, observer)
         background.append(EmbeddedDispatcher(stores.notification_queue, dispatcher))
         background.append(EmbeddedPersister(stores.bus, persister))
         schedule = evaluation_schedule(
-            config, stores.read_uow, stores.metric_store, stores.notification_queue, clock, write_uow=stores.uow
+            config,
+            stores.read_uow,
+            stores.metric_store,
+            stores.notification_queue,
+            clock,
+            write_uow=stores.uow,
+            observer=observer,
         )
         background.append(EvaluatorInBackground(schedule))
     else:
         background.append(relay)
-    services = build_services(stores, config, clock)
+    services = build_services(stores, config, clock, observer=observer)
     return App(
         config=config,
         accounts=services.accounts,
@@ -158,6 +177,7 @@ def _app_on(
         dependencies=dependencies,
         closers=stores.closers,
         notification_queue=stores.notification_queue,
+        observer=observer,
     )
 
 
@@ -180,10 +200,11 @@ def build_services(
     hasher: PasswordHasher | None = None,
     signer: TokenSigner | None = None,
     common_passwords: CommonPasswords | None = None,
+    observer: Observer | None = None,
 ) -> Services:
-    """The services on the given stores, set as the configuration says. The server passes only the stores;
-    unit tests pass in-memory stores, and a fast hasher, a fixed signer and a short password list, and so
-    run the same wiring."""
+    """The services on the given stores, set as the configuration says. The server passes the stores and
+    its observer; unit tests pass in-memory stores, a fast hasher, a fixed signer, a short password list and
+    an observer that records, and so run the same wiring."""
     limits = IngestLimits(BatchLimits(config.max_readings_per_batch), config.max_readings_per_upload)
     return Services(
         accounts=Accounts(
@@ -196,6 +217,7 @@ def build_services(
             stores.lookup_uow,
             common_passwords=common_passwords or CommonPasswordList(),
             identity_providers=identity_providers(config),
+            observer=observer,
         ),
         goals=Goals(stores.uow, stores.metric_store, clock),
         metrics=Metrics(stores.lookup_uow, stores.metric_store, stores.bus, clock, limits),
@@ -218,9 +240,15 @@ def persister_on(stores: Stores, clock: Callable[[], datetime]) -> Persister:
     return Persister(stores.metric_store, stores.uow, stores.notification_queue, clock)
 
 
-def dispatcher_on(stores: Stores, live: NotificationSink, config: Config, clock: Callable[[], datetime]) -> Dispatcher:
+def dispatcher_on(
+    stores: Stores,
+    live: NotificationSink,
+    config: Config,
+    clock: Callable[[], datetime],
+    observer: Observer | None = None,
+) -> Dispatcher:
     """The embedded dispatcher's handler: notifications off the outbox, stored, shown live and pushed."""
-    return Dispatcher(stores.uow, live, clock, push_channel(config), None, dispatch_settings(config))
+    return Dispatcher(stores.uow, live, clock, push_channel(config), None, dispatch_settings(config), observer=observer)
 
 
 def identity_providers(config: Config) -> dict[str, HttpIdentityProvider]:
@@ -431,12 +459,13 @@ def evaluation_schedule(
     queue: NotificationQueue,
     clock: Callable[[], datetime],
     write_uow: Callable[[], AccountsUnitOfWork] | None = None,
+    observer: Observer | None = None,
 ) -> EvaluationSchedule:
     """Goal evaluation on its tick, with the password-expiry notices and, given a writing unit of work, the
     hourly housekeeping beside it."""
     # With a writing unit of work, evaluators share the work through claims; without, this one does it all.
     claims = WorkClaims(write_uow, clock) if write_uow is not None else None
-    evaluator = GoalEvaluator(read_uow, store, queue, clock, config.evaluation_settings(), claims)
+    evaluator = GoalEvaluator(read_uow, store, queue, clock, config.evaluation_settings(), claims, observer)
     catch_up = timedelta(minutes=config.evaluation_catch_up_minutes)
     also: list = [PasswordExpiryNotifier(read_uow, queue, clock)]
     if write_uow is not None:
@@ -450,9 +479,12 @@ class EvaluatorParts:
 
     schedule: EvaluationSchedule
     closers: list[Callable[[], None]]
+    observer: Observers = field(default_factory=Observers)
 
 
-def build_evaluator(config: Config, clock: Callable[[], datetime] = utc_now) -> EvaluatorParts:
+def build_evaluator(
+    config: Config, clock: Callable[[], datetime] = utc_now, observer: Observers | None = None
+) -> EvaluatorParts:
     from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
 
     db = _postgres(config)
@@ -463,8 +495,11 @@ def build_evaluator(config: Config, clock: Callable[[], datetime] = utc_now) -> 
     def read_uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db, read_only=True)
 
-    schedule = evaluation_schedule(config, read_uow, store, queue, clock, write_uow=lambda: PostgresUnitOfWork(db))
-    return EvaluatorParts(schedule, [db.close, store.close, queue.close])
+    observer = observer if observer is not None else process_observer(config)
+    schedule = evaluation_schedule(
+        config, read_uow, store, queue, clock, write_uow=lambda: PostgresUnitOfWork(db), observer=observer
+    )
+    return EvaluatorParts(schedule, [db.close, store.close, queue.close], observer)
 
 
 def push_channel(config: Config) -> PushChannel | None:
@@ -487,9 +522,12 @@ class DispatcherParts:
 
     dispatcher: Dispatcher
     closers: list[Callable[[], None]]
+    observer: Observers = field(default_factory=Observers)
 
 
-def build_dispatcher(config: Config, clock: Callable[[], datetime] = utc_now) -> DispatcherParts:
+def build_dispatcher(
+    config: Config, clock: Callable[[], datetime] = utc_now, observer: Observers | None = None
+) -> DispatcherParts:
     from fittrack.core.adapters.kafka import make_producer
     from fittrack.core.adapters.kafka_notifications import KafkaNotificationSink
     from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
@@ -502,8 +540,11 @@ def build_dispatcher(config: Config, clock: Callable[[], datetime] = utc_now) ->
     def uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db)
 
-    dispatcher = Dispatcher(uow, live, clock, push_channel(config), dead_letters, dispatch_settings(config))
-    return DispatcherParts(dispatcher, [db.close, lambda: producer.close(timeout=5), dead_letters.close])
+    observer = observer if observer is not None else process_observer(config)
+    dispatcher = Dispatcher(
+        uow, live, clock, push_channel(config), dead_letters, dispatch_settings(config), observer=observer
+    )
+    return DispatcherParts(dispatcher, [db.close, lambda: producer.close(timeout=5), dead_letters.close], observer)
 
 
 def build_dead_letters(
