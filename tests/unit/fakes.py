@@ -32,6 +32,7 @@ from fittrack.core.domain.accounts import Credentials, Principal, Profile, Profi
 from fittrack.core.domain.aggregation import DaySummary
 from fittrack.core.domain.delivery import DeadLetter, Delivery, DeliveryState, PushOutcome, PushResult
 from fittrack.core.domain.errors import AlreadyExists, NotFound, Unauthenticated, Unavailable
+from fittrack.core.domain.events import Event
 from fittrack.core.domain.goals import Goal
 from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from fittrack.core.domain.notifications import Notification, NotificationKind, NotificationPreferences
@@ -56,6 +57,7 @@ from fittrack.core.ports import (
     NotificationQueue,
     NotificationRepository,
     NotificationSink,
+    Observer,
     PasswordHasher,
     PreferenceRepository,
     PublishOutcome,
@@ -865,6 +867,7 @@ class FakeApp:
     persister: Persister
     queue: FakeNotificationQueue
     dispatcher: Dispatcher
+    observer: RecordingObserver
 
     def sign_up(self, username: str, time_zone: str = "UTC", password: str = PASSWORD) -> Principal:
         """Register and log in; the principal the session's access token authenticates as."""
@@ -881,6 +884,22 @@ class FakeApp:
         return batch
 
 
+class RecordingObserver(Observer):
+    """What the services reported, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def saw(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type[Event]) -> list[Event]:
+        return [event for event in self.events if isinstance(event, kind)]
+
+    def clear(self) -> None:
+        self.events.clear()
+
+
 def fake_app(now: datetime = datetime(2026, 6, 10, 12, 0, tzinfo=UTC), config: Config | None = None) -> FakeApp:
     """The embedded wiring (fittrack.app.wiring) on in-memory stores, at a clock the test moves."""
     config = config or Config()
@@ -892,10 +911,17 @@ def fake_app(now: datetime = datetime(2026, 6, 10, 12, 0, tzinfo=UTC), config: C
     sink = FakeSink()
     queue = FakeNotificationQueue()
     stores = Stores(database, database, database, store, bus, closers=[], notification_queue=queue)
+    observer = RecordingObserver()
     services = build_services(
-        stores, config, clock, hasher=hasher, signer=make_signer(), common_passwords=FakeCommonPasswords()
+        stores,
+        config,
+        clock,
+        hasher=hasher,
+        signer=make_signer(),
+        common_passwords=FakeCommonPasswords(),
+        observer=observer,
     )
-    queue.dispatcher = dispatcher_on(stores, sink, config, clock)
+    queue.dispatcher = dispatcher_on(stores, sink, config, clock, observer)
     return FakeApp(
         clock=clock,
         database=database,
@@ -911,4 +937,5 @@ def fake_app(now: datetime = datetime(2026, 6, 10, 12, 0, tzinfo=UTC), config: C
         persister=persister_on(stores, clock),
         queue=queue,
         dispatcher=queue.dispatcher,
+        observer=observer,
     )
