@@ -207,7 +207,6 @@ def test_json_lines_carry_request_ids_and_each_security_event_is_one_audit_line_
     assert [line["request_id"] for line in audit[:4]] == ["login-bob-1", "ref-1", "ref-2", "ref-2"]
     assert audit[5]["request_id"] == "change-1" and audit[7]["request_id"] == "delete-1"
     assert audit[5]["message"] == f"password_changed user_id={bob_id} address=198.51.100.2"
-    # Lines other than the audit's carry it too: the server's own lines written during a call.
     assert made_up is not None and len(made_up) == 32 and made_up != "two words"
     assert "two words" not in text
     assert known.found_in(text) == []
