@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fittrack.app.config import Config
+from fittrack.app.tracing import Tracing, tracing_off
 from fittrack.core.adapters.common_passwords import CommonPasswordList
 from fittrack.core.adapters.live import LiveNotifications
 from fittrack.core.adapters.oidc import HttpIdentityProvider
@@ -86,10 +87,15 @@ class App:
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Where new notifications go (the goal evaluator sends its nudges here): the dispatcher stores and delivers them.
     notification_queue: NotificationQueue | None = None
+    # The process's tracing: its provider is shut down (the spans it holds exported) after everything else closed.
+    tracing: Tracing = field(default_factory=tracing_off)
 
     def close(self) -> None:
-        for close in reversed(self.closers):
-            close()
+        try:
+            for close in reversed(self.closers):
+                close()
+        finally:
+            self.tracing.shutdown()
 
 
 @dataclass
@@ -105,14 +111,18 @@ class Stores:
     notification_queue: NotificationQueue | None = None
 
 
-def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
+def build_app(config: Config, clock: Callable[[], datetime] = utc_now, tracing: Tracing | None = None) -> App:
+    """The server process's parts; `tracing` is the process's (off when not given: create_server builds it)."""
     live = LiveNotifications()
+    tracing = tracing or tracing_off()
     if config.profile == "embedded":
         stores, dependencies, relay = _embedded_stores(config), [], None
     else:
         stores, dependencies, relay = _production_stores(config, live)
     try:
-        return _app_on(stores, dependencies, relay, live, config, clock)
+        app = _app_on(stores, dependencies, relay, live, config, clock)
+        app.tracing = tracing
+        return app
     except BaseException:
         # A part that cannot be made (an unreadable token secret, say) must not leave the stores open: the
         # data directory's lock among them, which would refuse the next start in this process.
