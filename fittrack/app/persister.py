@@ -7,6 +7,7 @@ import os
 import sys
 
 from fittrack.app.process import production_config, stop_on_signals
+from fittrack.app.tracing import PERSISTER, build_tracing
 from fittrack.app.wiring import build_persister, ensure_kafka_topics
 from fittrack.core.adapters.kafka import ensure_topics
 from fittrack.core.domain.errors import Unavailable
@@ -30,6 +31,7 @@ def main() -> int:
         log.error("%s", error)
         return 1
     consumer = make_consumer(config, config.readings_topic, config.persister_group, max_poll_records=500)
+    tracing = build_tracing(config, PERSISTER)
     stopping = stop_on_signals()
     worker = KafkaPersister(
         consumer,
@@ -38,6 +40,7 @@ def main() -> int:
         # FerretDB builds a bare table again when its collection was dropped; the indexes follow within this.
         [Every(config.store_upkeep_seconds, parts.store_upkeep)],
         int(os.environ.get("FITTRACK_PERSISTER_CRASH_AFTER_WRITES", "0")),
+        tracer=tracing.tracer("fittrack.workers.persister"),
     )
     log.info("persister consuming %s as group %s", config.readings_topic, config.persister_group)
     try:
@@ -46,6 +49,7 @@ def main() -> int:
         consumer.close(autocommit=False)
         for close in reversed(parts.closers):
             close()
+        tracing.shutdown()  # last: exports the spans of the final writes
     log.info("persister stopped")
     return 0
 

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from opentelemetry.trace import Tracer
+
 from fittrack.app.config import Config
 from fittrack.app.tracing import Tracing, tracing_off
 from fittrack.core.adapters.common_passwords import CommonPasswordList
@@ -120,9 +122,7 @@ def build_app(config: Config, clock: Callable[[], datetime] = utc_now, tracing: 
     else:
         stores, dependencies, relay = _production_stores(config, live)
     try:
-        app = _app_on(stores, dependencies, relay, live, config, clock)
-        app.tracing = tracing
-        return app
+        return _app_on(stores, dependencies, relay, live, config, clock, tracing)
     except BaseException:
         # A part that cannot be made (an unreadable token secret, say) must not leave the stores open: the
         # data directory's lock among them, which would refuse the next start in this process.
@@ -138,6 +138,7 @@ def _app_on(
     live: LiveNotifications,
     config: Config,
     clock: Callable[[], datetime],
+    tracing: Tracing,
 ) -> App:
     background: list[Background] = []
     if relay is None:  # embedded: the workers run in this process
@@ -150,7 +151,13 @@ def _app_on(
         background.append(EmbeddedDispatcher(stores.notification_queue, dispatcher))
         background.append(EmbeddedPersister(stores.bus, persister))
         schedule = evaluation_schedule(
-            config, stores.read_uow, stores.metric_store, stores.notification_queue, clock, write_uow=stores.uow
+            config,
+            stores.read_uow,
+            stores.metric_store,
+            stores.notification_queue,
+            clock,
+            write_uow=stores.uow,
+            tracer=tracing.tracer("fittrack.workers.evaluator"),
         )
         background.append(EvaluatorInBackground(schedule))
     else:
@@ -168,6 +175,7 @@ def _app_on(
         dependencies=dependencies,
         closers=stores.closers,
         notification_queue=stores.notification_queue,
+        tracing=tracing,
     )
 
 
@@ -441,6 +449,7 @@ def evaluation_schedule(
     queue: NotificationQueue,
     clock: Callable[[], datetime],
     write_uow: Callable[[], AccountsUnitOfWork] | None = None,
+    tracer: Tracer | None = None,
 ) -> EvaluationSchedule:
     """Goal evaluation on its tick, with the password-expiry notices and, given a writing unit of work, the
     hourly housekeeping beside it."""
@@ -451,7 +460,7 @@ def evaluation_schedule(
     also: list = [PasswordExpiryNotifier(read_uow, queue, clock)]
     if write_uow is not None:
         also.append(Housekeeping(write_uow, throttle_policy(config), address_policy(config)))
-    return EvaluationSchedule(evaluator, clock, config.evaluation_tick_seconds, catch_up, also=also)
+    return EvaluationSchedule(evaluator, clock, config.evaluation_tick_seconds, catch_up, also=also, tracer=tracer)
 
 
 @dataclass
@@ -462,7 +471,9 @@ class EvaluatorParts:
     closers: list[Callable[[], None]]
 
 
-def build_evaluator(config: Config, clock: Callable[[], datetime] = utc_now) -> EvaluatorParts:
+def build_evaluator(
+    config: Config, clock: Callable[[], datetime] = utc_now, tracer: Tracer | None = None
+) -> EvaluatorParts:
     from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
 
     db = _postgres(config)
@@ -473,7 +484,9 @@ def build_evaluator(config: Config, clock: Callable[[], datetime] = utc_now) -> 
     def read_uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db, read_only=True)
 
-    schedule = evaluation_schedule(config, read_uow, store, queue, clock, write_uow=lambda: PostgresUnitOfWork(db))
+    schedule = evaluation_schedule(
+        config, read_uow, store, queue, clock, write_uow=lambda: PostgresUnitOfWork(db), tracer=tracer
+    )
     return EvaluatorParts(schedule, [db.close, store.close, queue.close])
 
 
