@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from fittrack.app.config import Config
 from fittrack.app.tracing import SERVER
 from fittrack.generated.v1 import account_pb2, common_pb2, metric_pb2
+from tests.e2e.test_startup import PRODUCTION, PROGRAMS, run
 from tests.otlp import Collector, in_memory_tracing
 from tests.support import (
     PASSWORD,
@@ -163,6 +164,9 @@ def test_each_synced_batch_has_its_own_span_under_the_call_and_says_how_it_ended
         assert call.start_time <= span.start_time <= span.end_time <= call.end_time
 
 
+ENDPOINT_MESSAGE = "FITTRACK_OTLP_ENDPOINT must be host:port, http://host:port or https://host:port"
+
+
 def environment(tmp_path: Path, **settings: str) -> dict[str, str]:
     clean = {name: value for name, value in os.environ.items() if not name.startswith(("FITTRACK_", "OTEL_"))}
     return {**clean, "FITTRACK_DATA_DIR": str(tmp_path / "var"), **settings}
@@ -172,20 +176,19 @@ def environment(tmp_path: Path, **settings: str) -> dict[str, str]:
     "endpoint",
     ["collector", "ftp://collector:4317", "http://collector:4317/v1/traces", "collector:70000"],
 )
-def test_a_malformed_otlp_endpoint_refuses_the_start_with_a_message_naming_the_setting(tmp_path, endpoint):
-    result = subprocess.run(
-        [sys.executable, "-m", "fittrack.app.server"],
-        cwd=ROOT,
-        env=environment(tmp_path, FITTRACK_OTLP_ENDPOINT=endpoint, FITTRACK_LISTEN="127.0.0.1:0"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+def test_a_malformed_otlp_endpoint_refuses_the_servers_start_with_a_message_naming_the_setting(tmp_path, endpoint):
+    result = run("fittrack.app.server", environment(tmp_path, FITTRACK_OTLP_ENDPOINT=endpoint))
     assert result.returncode == 2
-    assert "fittrack-server: FITTRACK_OTLP_ENDPOINT must be host:port, http://host:port or https://host:port" in (
-        result.stderr
-    )
+    assert f"fittrack-server: {ENDPOINT_MESSAGE}" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("program", ["fittrack-persister", "fittrack-dispatcher", "fittrack-evaluator"])
+def test_every_worker_process_refuses_a_malformed_otlp_endpoint_too(tmp_path, program):
+    env = environment(tmp_path, **PRODUCTION, FITTRACK_OTLP_ENDPOINT="collector")
+    result = run(PROGRAMS[program], env)
+    assert result.returncode == 2
+    assert f"{program}: {ENDPOINT_MESSAGE}" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
 
 
