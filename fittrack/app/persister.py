@@ -24,14 +24,16 @@ def main() -> int:
     )
     if config is None:
         return 2
+    tracing = build_tracing(config, PERSISTER)
+    tracer = tracing.tracer("fittrack.workers.persister")
     try:
         ensure_kafka_topics(config, ensure_topics)
-        parts = build_persister(config)
+        parts = build_persister(config, tracer=tracer)
     except Unavailable as error:  # a service it cannot start without, after waiting for it
         log.error("%s", error)
+        tracing.shutdown()
         return 1
     consumer = make_consumer(config, config.readings_topic, config.persister_group, max_poll_records=500)
-    tracing = build_tracing(config, PERSISTER)
     stopping = stop_on_signals()
     worker = KafkaPersister(
         consumer,
@@ -40,7 +42,7 @@ def main() -> int:
         # FerretDB builds a bare table again when its collection was dropped; the indexes follow within this.
         [Every(config.store_upkeep_seconds, parts.store_upkeep)],
         int(os.environ.get("FITTRACK_PERSISTER_CRASH_AFTER_WRITES", "0")),
-        tracer=tracing.tracer("fittrack.workers.persister"),
+        tracer=tracer,
     )
     log.info("persister consuming %s as group %s", config.readings_topic, config.persister_group)
     try:

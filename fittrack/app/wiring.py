@@ -418,7 +418,9 @@ class WorkerParts:
     closers: list[Callable[[], None]]
 
 
-def build_persister(config: Config, clock: Callable[[], datetime] = utc_now) -> WorkerParts:
+def build_persister(
+    config: Config, clock: Callable[[], datetime] = utc_now, tracer: Tracer | None = None
+) -> WorkerParts:
     from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
     from fittrack.core.adapters.postgres_devices import PostgresBatchClaims
 
@@ -429,7 +431,7 @@ def build_persister(config: Config, clock: Callable[[], datetime] = utc_now) -> 
     def uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db)
 
-    persister = Persister(store, uow, queue, clock)
+    persister = Persister(store, uow, queue, clock, tracer)
     copies = FirstCopies(PostgresBatchClaims(db), clock)
     return WorkerParts(persister, copies, store.ensure_indexes, [db.close, store.close, queue.close])
 

@@ -80,9 +80,14 @@ class KafkaPersister(ConsumerLoop):
 
     def handle(self, records) -> None:
         # Around the claims and the write: both are what storing each batch of the poll took.
-        with traced_records(self._tracer, "fittrack.persist_readings", records):
+        with traced_records(self._tracer, "fittrack.persist_readings", records) as spans:
             logged = [(decode_batch(record.value), LogPosition(record.partition, record.offset)) for record in records]
-            self._persister.apply(self._copies.counted(logged))
+            # A user's goal check (and the goal-met notification it may queue) joins the trace of the user's
+            # first traced batch in the poll.
+            traces = {}
+            for position in sorted(spans, reverse=True):
+                traces[logged[position][0].user_id] = trace.set_span_in_context(spans[position])
+            self._persister.apply(self._copies.counted(logged), traces)
 
     def upkeep(self) -> None:
         self._copies.forget_expired()

@@ -91,7 +91,7 @@ class ConsumerLoop:
 
 
 @contextmanager
-def traced_records(tracer: trace.Tracer, name: str, records: Sequence) -> Iterator[None]:
+def traced_records(tracer: trace.Tracer, name: str, records: Sequence) -> Iterator[dict[int, trace.Span]]:
     """Spans for one poll's handling: one per record that carries trace context, each the child of its record's
     context (the server's batch, the evaluator's run), and each around the whole handling.
 
@@ -101,9 +101,11 @@ def traced_records(tracer: trace.Tracer, name: str, records: Sequence) -> Iterat
     span with links to each record would leave the batch's trace ending at Kafka. The spans share their times
     and say how many records the write held. A record without context (its sender was not tracing) gets none:
     there is no trace to join, and starting one per record would only add noise.
+
+    Yields the spans by the position of their record in `records`.
     """
-    spans = []
-    for record in records:
+    spans: dict[int, trace.Span] = {}
+    for position, record in enumerate(records):
         parent = context_from(getattr(record, "headers", None))
         if parent is None:
             continue
@@ -115,16 +117,16 @@ def traced_records(tracer: trace.Tracer, name: str, records: Sequence) -> Iterat
             "messaging.kafka.offset": record.offset,
             "messaging.batch.message_count": len(records),
         }
-        spans.append(tracer.start_span(name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes))
+        spans[position] = tracer.start_span(name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes)
     try:
-        yield
+        yield spans
     except BaseException as error:
-        for span in spans:
+        for span in spans.values():
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, type(error).__name__))
         raise
     finally:
-        for span in spans:
+        for span in spans.values():
             span.end()
 
 

@@ -19,7 +19,7 @@ from fittrack.app.tracing import DISPATCHER, PERSISTER, SERVER, Tracing
 from fittrack.app.wiring import _notification_queue, build_dispatcher, build_persister, ensure_kafka_topics
 from fittrack.core.adapters.kafka import ensure_topics
 from fittrack.core.domain.notifications import Notification, NotificationKind
-from fittrack.generated.v1 import common_pb2, metric_pb2
+from fittrack.generated.v1 import common_pb2, goal_pb2, metric_pb2, notification_pb2
 from fittrack.workers.dispatcher import KafkaDispatcher
 from fittrack.workers.persister import KafkaPersister
 from fittrack.workers.runtime import make_consumer
@@ -59,9 +59,9 @@ def persister_in_process(stack: ProductionStack, tracing: Tracing) -> Iterator[N
     in-memory exporter."""
     config = worker_config(stack)
     ensure_kafka_topics(config, ensure_topics)
-    parts = build_persister(config)
-    consumer = make_consumer(config, config.readings_topic, config.persister_group, max_poll_records=500)
     tracer = tracing.tracer("fittrack.workers.persister")
+    parts = build_persister(config, tracer=tracer)
+    consumer = make_consumer(config, config.readings_topic, config.persister_group, max_poll_records=500)
     worker = KafkaPersister(consumer, parts.persister, parts.copies, tracer=tracer)
     stopping = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stopping,), name="test-persister")
@@ -75,6 +75,32 @@ def persister_in_process(stack: ProductionStack, tracing: Tracing) -> Iterator[N
         for close in reversed(parts.closers):
             close()
         tracing.shutdown()
+
+
+@contextlib.contextmanager
+def dispatcher_in_process(stack: ProductionStack, tracing: Tracing) -> Iterator[None]:
+    """A dispatcher as fittrack-dispatcher wires it, in a thread of this process."""
+    config = worker_config(stack)
+    ensure_kafka_topics(config, ensure_topics)
+    parts = build_dispatcher(config)
+    consumer = make_consumer(config, config.notifications_topic, config.dispatcher_group, max_poll_records=20)
+    worker = KafkaDispatcher(consumer, parts.dispatcher, tracing.tracer("fittrack.workers.dispatcher"))
+    stopping = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stopping,), name="test-dispatcher")
+    thread.start()
+    try:
+        yield
+    finally:
+        stopping.set()
+        thread.join(timeout=30)
+        consumer.close(autocommit=False)
+        for close in reversed(parts.closers):
+            close()
+        tracing.shutdown()
+
+
+def named(exporter, name: str) -> list:
+    return [span for span in exporter.get_finished_spans() if span.name == name]
 
 
 def sync(stubs: Stubs, user, clock, device: str, sequences: list[int], metadata=()) -> list:
@@ -207,39 +233,64 @@ def test_with_tracing_on_each_record_carries_its_batchs_traceparent(stack, tmp_p
 def test_a_queued_notification_is_followed_into_the_dispatchers_handling(stack):
     config = worker_config(stack)
     ensure_kafka_topics(config, ensure_topics)
-    sender_tracing, sender_spans = in_memory_tracing(PERSISTER)
+    sender_tracing, _ = in_memory_tracing(PERSISTER)
     dispatcher_tracing, dispatcher_spans = in_memory_tracing(DISPATCHER)
     queue = _notification_queue(config)
-    parts = build_dispatcher(config)
-    consumer = make_consumer(config, config.notifications_topic, config.dispatcher_group, max_poll_records=20)
-    worker = KafkaDispatcher(consumer, parts.dispatcher, dispatcher_tracing.tracer("fittrack.workers.dispatcher"))
-    stopping = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stopping,), name="test-dispatcher")
-    thread.start()
     try:
-        notification = Notification(
-            uuid.uuid4().hex, "no-such-user", NotificationKind.REPORT_READY, "Your report", "is ready", _now(), "k1"
-        )
-        with sender_tracing.tracer("test").start_as_current_span("a goal met") as sent:
-            queue.send([notification])
-        (handled,) = eventually(
-            lambda: [s for s in dispatcher_spans.get_finished_spans() if s.name == "fittrack.dispatch_notifications"],
-            bool,
-            timeout=30,
-        )
+        with dispatcher_in_process(stack, dispatcher_tracing):
+            notification = Notification(
+                uuid.uuid4().hex, "no-such-user", NotificationKind.REPORT_READY, "Your report", "is ready", _now(), "k1"
+            )
+            with sender_tracing.tracer("test").start_as_current_span("a goal met") as sent:
+                queue.send([notification])
+            (handled,) = eventually(
+                lambda: named(dispatcher_spans, "fittrack.dispatch_notifications"), bool, timeout=30
+            )
     finally:
-        stopping.set()
-        thread.join(timeout=30)
-        consumer.close(autocommit=False)
         queue.close()
-        for close in reversed(parts.closers):
-            close()
         sender_tracing.shutdown()
-        dispatcher_tracing.shutdown()
     assert handled.context.trace_id == sent.get_span_context().trace_id
     assert handled.parent.span_id == sent.get_span_context().span_id
     assert handled.resource.attributes["service.name"] == "fittrack-dispatcher"
-    assert sender_spans.get_finished_spans()
+
+
+def test_a_goal_met_by_a_synced_batch_is_followed_from_the_devices_call_to_the_notifications_delivery(
+    stack, tmp_path, clock
+):
+    server_tracing, _ = in_memory_tracing(SERVER)
+    persister_tracing, persister_spans = in_memory_tracing(PERSISTER)
+    dispatcher_tracing, dispatcher_spans = in_memory_tracing(DISPATCHER)
+    server = TracedServer(Config(**server_settings(tmp_path), **stack.config_values()), clock, server_tracing)
+    stubs = Stubs.connect(server.address)
+    try:
+        with persister_in_process(stack, persister_tracing), dispatcher_in_process(stack, dispatcher_tracing):
+            user = register_and_login(stubs, "achiever")
+            stubs.goals.CreateGoal(
+                goal_pb2.CreateGoalRequest(metric=STEPS, period=common_pb2.GOAL_PERIOD_DAILY, target=15),
+                metadata=user.auth,
+            )
+            sync(stubs, user, clock, "watch", [1, 2], metadata=[TRACEPARENT])
+            (delivered,) = eventually(
+                lambda: named(dispatcher_spans, "fittrack.dispatch_notifications"), bool, timeout=30
+            )
+            listed = eventually(
+                lambda: (
+                    stubs.notifications.ListNotifications(
+                        notification_pb2.ListNotificationsRequest(), metadata=user.auth
+                    ).notifications
+                ),
+                bool,
+            )
+    finally:
+        stubs.channel.close()
+        server.stop()
+    assert [n.kind for n in listed] == [notification_pb2.NOTIFICATION_KIND_GOAL_MET]
+    checks = named(persister_spans, "fittrack.goal_check")
+    writes = {span.context.span_id: span for span in named(persister_spans, "fittrack.persist_readings")}
+    (check,) = [span for span in checks if span.context.span_id == delivered.parent.span_id]
+    # device's call -> batch -> write -> goal check -> delivery, one trace across three processes' parts
+    assert check.parent.span_id in writes
+    assert hex_trace_id(check) == hex_trace_id(delivered) == CALLER_TRACE_ID
 
 
 def _now() -> datetime:
