@@ -218,6 +218,8 @@ def create_server(
         # Off, it is not there at all: a caller's traceparent is then not even read.
         interceptors.insert(0, TracingInterceptor(tracer))
     grpc_server = grpc.aio.server(interceptors=interceptors, options=options)
+    # Off, the servicer starts no batch spans at all (None rather than a no-op tracer: not even a context switch).
+    batch_tracer = tracer if app.tracing.enabled else None
 
     def today():
         return clock().date()
@@ -228,7 +230,7 @@ def create_server(
     goal_pb2_grpc.add_GoalServiceServicer_to_server(GoalServicer(app.goals), grpc_server)
     streams = OpenStreams(config.max_streams_per_user, app.accounts.check_session, config.stream_recheck_seconds)
     metric_pb2_grpc.add_MetricServiceServicer_to_server(
-        MetricServicer(app.metrics, streams, config.stream_window, tracer), grpc_server
+        MetricServicer(app.metrics, streams, config.stream_window, batch_tracer), grpc_server
     )
     report_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(app.reports), grpc_server)
     notification_pb2_grpc.add_NotificationServiceServicer_to_server(

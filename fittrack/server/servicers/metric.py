@@ -50,7 +50,8 @@ class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
         self._metrics = metrics
         self._streams = streams
         self._window = window
-        self._tracer = tracer or trace.NoOpTracer()
+        # None when tracing is off: batches then get the shared invalid span, which costs nothing to end.
+        self._tracer = tracer
 
     async def UploadReadings(self, request_iterator, context):
         """All or nothing: batches are checked as they arrive and published
@@ -132,17 +133,23 @@ class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
                 batch = request.batch
                 # A span per batch, from its arrival to its ack, child of the call's: one batch of a stream
                 # that runs for hours can be followed on its own, into Kafka and the persister's write.
-                span = self._tracer.start_span(
-                    "fittrack.reading_batch",
-                    attributes={"fittrack.device_id": batch.device_id, "fittrack.batch.sequence": batch.sequence},
-                )
+                span = trace.INVALID_SPAN
+                if self._tracer is not None:
+                    span = self._tracer.start_span(
+                        "fittrack.reading_batch",
+                        attributes={"fittrack.device_id": batch.device_id, "fittrack.batch.sequence": batch.sequence},
+                    )
                 try:
                     accepted = ingest.check(mapping.raw_batch(batch))
                 except DomainError as error:
                     in_order.put_nowait(_Rejected(batch, error, span))
                     continue
-                # Current while it is submitted: the bus carries its context into the record's headers.
-                with trace.use_span(span):
+                if span.is_recording():
+                    # Current while it is submitted: the bus carries its context into the record's headers. (A
+                    # batch sampled out is not made current: its record carries the call's context, not sampled.)
+                    with trace.use_span(span):
+                        stored = asyncio.wrap_future(ingest.submit([accepted]))
+                else:
                     stored = asyncio.wrap_future(ingest.submit([accepted]))
                 # If the call ends first, nobody awaits it; its failure is then no news.
                 stored.add_done_callback(_retrieve)
