@@ -121,6 +121,15 @@ class Config:
     # Not shown by repr: it may hold client secrets.
     oidc_providers: str = field(default="", repr=False)
     oidc_timeout_seconds: float = 5.0
+    # Tracing: where spans go over OTLP/gRPC (host:port, http://host:port, or https://host:port for TLS); off
+    # when empty. Only this turns it on: OTEL_EXPORTER_OTLP_ENDPOINT, set on a host for another program, does not.
+    otlp_endpoint: str = ""
+    # Of the traces that start here (not joined from a caller, whose choice is kept), the share recorded.
+    trace_sample_ratio: float = 1.0
+
+    def otlp_target(self) -> tuple[str, bool] | None:
+        """FITTRACK_OTLP_ENDPOINT as (host:port, TLS or not) for the OTLP/gRPC exporter; None when tracing is off."""
+        return parse_otlp_endpoint(self.otlp_endpoint)
 
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """FITTRACK_TRUSTED_PROXIES as networks (an address is a network of one); ConfigError naming a bad entry."""
@@ -317,6 +326,9 @@ class Config:
         if not 0 < self.oidc_timeout_seconds <= 60:
             raise ConfigError("FITTRACK_OIDC_TIMEOUT_SECONDS must be above 0 and at most 60")
         self.oidc_provider_settings()
+        self.otlp_target()
+        if not 0 <= self.trace_sample_ratio <= 1:
+            raise ConfigError("FITTRACK_TRACE_SAMPLE_RATIO must be 0 to 1 (the share of new traces recorded)")
 
     def _validate_services(self) -> None:
         """The production profile's addresses are well formed, so a typo is a message here rather than a
@@ -399,6 +411,39 @@ def parse_listen(listen: str, variable: str = "FITTRACK_LISTEN") -> tuple[str, i
     return host, int(port)
 
 
+def parse_otlp_endpoint(endpoint: str) -> tuple[str, bool] | None:
+    """`host:port` or `http://host:port` (plaintext), `https://host:port` (TLS) as (host:port, TLS); None if empty.
+
+    Checked here because the exporter takes anything and then fails to connect, in the background, for ever.
+    """
+    endpoint = endpoint.strip()
+    if not endpoint:
+        return None
+    scheme, separator, rest = endpoint.partition("://")
+    if not separator:
+        scheme, rest = "", endpoint
+    address = rest.rstrip("/")
+    problem = ""
+    if scheme not in ("", "http", "https"):
+        problem = f"the scheme must be http or https, not {scheme!r}"
+    elif "/" in address:
+        problem = "OTLP/gRPC takes no path (the collector's gRPC port, usually 4317)"
+    else:
+        try:
+            host, port = parse_listen(address, "FITTRACK_OTLP_ENDPOINT")
+        except ConfigError:
+            problem = "it needs a host and a port"
+        else:
+            if port == 0:
+                problem = "port 0 is no collector's port"
+    if problem:
+        raise ConfigError(
+            f"FITTRACK_OTLP_ENDPOINT must be host:port, http://host:port or https://host:port of an OTLP/gRPC "
+            f"collector, such as 127.0.0.1:4317 (or empty for no tracing); {problem}: got {endpoint!r}"
+        )
+    return address, scheme == "https"
+
+
 READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
 
 _VARIABLES = {
@@ -467,6 +512,8 @@ _VARIABLES = {
     "store_upkeep_seconds": float,
     "oidc_providers": str,
     "oidc_timeout_seconds": float,
+    "otlp_endpoint": str,
+    "trace_sample_ratio": float,
 }
 
 

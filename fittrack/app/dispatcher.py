@@ -7,6 +7,7 @@ import sys
 import threading
 
 from fittrack.app.process import production_config, stop_on_signals
+from fittrack.app.tracing import DISPATCHER, build_tracing
 from fittrack.app.wiring import build_dispatcher, ensure_kafka_topics
 from fittrack.core.adapters.kafka import ensure_topics
 from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue
@@ -35,6 +36,7 @@ def main() -> int:
     # A record holds up to PER_RECORD notifications: a poll is at most CHUNK of them, one short transaction.
     per_poll = max(1, CHUNK // KafkaNotificationQueue.PER_RECORD)
     consumer = make_consumer(config, config.notifications_topic, config.dispatcher_group, max_poll_records=per_poll)
+    tracing = build_tracing(config, DISPATCHER)
     stopping = stop_on_signals()
     retries = None
     if parts.dispatcher.pushes:
@@ -47,7 +49,7 @@ def main() -> int:
         "to the webhook" if parts.dispatcher.pushes else "off (no FITTRACK_WEBHOOK_URL)",
     )
     try:
-        KafkaDispatcher(consumer, parts.dispatcher).run(stopping)
+        KafkaDispatcher(consumer, parts.dispatcher, tracing.tracer("fittrack.workers.dispatcher")).run(stopping)
     finally:
         stopping.set()
         if retries is not None:
@@ -55,6 +57,7 @@ def main() -> int:
         consumer.close(autocommit=False)
         for close in reversed(parts.closers):
             close()
+        tracing.shutdown()  # last: exports the spans of the final deliveries
     log.info("dispatcher stopped")
     return 0
 

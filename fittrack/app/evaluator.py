@@ -6,6 +6,7 @@ import logging
 import sys
 
 from fittrack.app.process import production_config, stop_on_signals
+from fittrack.app.tracing import EVALUATOR, build_tracing
 from fittrack.app.wiring import build_evaluator
 from fittrack.core.domain.errors import Unavailable
 
@@ -19,10 +20,12 @@ def main() -> int:
     )
     if config is None:
         return 2
+    tracing = build_tracing(config, EVALUATOR)
     try:
-        parts = build_evaluator(config)
+        parts = build_evaluator(config, tracer=tracing.tracer("fittrack.workers.evaluator"))
     except Unavailable as error:  # a service it cannot start without
         log.error("%s", error)
+        tracing.shutdown()
         return 1
     stopping = stop_on_signals()
     parts.schedule.start()
@@ -31,6 +34,7 @@ def main() -> int:
     parts.schedule.stop()
     for close in reversed(parts.closers):
         close()
+    tracing.shutdown()  # last: exports the spans of the final ticks
     log.info("evaluator stopped")
     return 0
 

@@ -7,6 +7,7 @@ import os
 import sys
 
 from fittrack.app.process import production_config, stop_on_signals
+from fittrack.app.tracing import PERSISTER, build_tracing
 from fittrack.app.wiring import build_persister, ensure_kafka_topics
 from fittrack.core.adapters.kafka import ensure_topics
 from fittrack.core.domain.errors import Unavailable
@@ -23,11 +24,14 @@ def main() -> int:
     )
     if config is None:
         return 2
+    tracing = build_tracing(config, PERSISTER)
+    tracer = tracing.tracer("fittrack.workers.persister")
     try:
         ensure_kafka_topics(config, ensure_topics)
-        parts = build_persister(config)
+        parts = build_persister(config, tracer=tracer)
     except Unavailable as error:  # a service it cannot start without, after waiting for it
         log.error("%s", error)
+        tracing.shutdown()
         return 1
     consumer = make_consumer(config, config.readings_topic, config.persister_group, max_poll_records=500)
     stopping = stop_on_signals()
@@ -38,6 +42,7 @@ def main() -> int:
         # FerretDB builds a bare table again when its collection was dropped; the indexes follow within this.
         [Every(config.store_upkeep_seconds, parts.store_upkeep)],
         int(os.environ.get("FITTRACK_PERSISTER_CRASH_AFTER_WRITES", "0")),
+        tracer=tracer,
     )
     log.info("persister consuming %s as group %s", config.readings_topic, config.persister_group)
     try:
@@ -46,6 +51,7 @@ def main() -> int:
         consumer.close(autocommit=False)
         for close in reversed(parts.closers):
             close()
+        tracing.shutdown()  # last: exports the spans of the final writes
     log.info("persister stopped")
     return 0
 

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from fittrack.app.config import Config, ConfigError, parse_listen
 from fittrack.app.process import command_line, configure_logging
+from fittrack.app.tracing import SERVER, Tracing, build_tracing
 from fittrack.app.wiring import App, Dependency, build_app, utc_now
 from fittrack.core.adapters.file_lock import HeldElsewhere
 from fittrack.core.domain.errors import Unavailable
@@ -44,6 +45,7 @@ from fittrack.server.servicers.metric import MetricServicer
 from fittrack.server.servicers.notification import NotificationServicer
 from fittrack.server.servicers.report import ReportServicer
 from fittrack.server.streams import OpenStreams
+from fittrack.server.tracing import TracingInterceptor
 
 log = logging.getLogger("fittrack.server")
 
@@ -159,16 +161,20 @@ class Server:
         await self.grpc_server.wait_for_termination()
 
 
-def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tuple[Server, int]:
+def create_server(
+    config: Config, clock: Callable[[], datetime] = utc_now, tracing: Tracing | None = None
+) -> tuple[Server, int]:
     """A server bound to config.listen (port 0 picks a free one), not started yet.
 
     Call from inside the event loop that will run it. CannotStart when the
     address is taken or unusable (found before the database is opened), or
-    the data directory cannot be used.
+    the data directory cannot be used. `tracing` (tests: an in-memory exporter's) is made from the
+    configuration when not given; the server shuts it down when it stops.
     """
     check_listenable(config)
+    tracing = tracing or build_tracing(config, SERVER)
     try:
-        app = build_app(config, clock)
+        app = build_app(config, clock, tracing=tracing)
     except HeldElsewhere as held:
         raise CannotStart(
             f"the database {config.database_path} is in use by another Fittrack server "
@@ -206,11 +212,16 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
         # share its connections (and, embedded, its SQLite file) with the first: refuse instead.
         ("grpc.so_reuseport", 0),
     ]
-    grpc_server = grpc.aio.server(
-        # The request id first: the others' lines carry it too.
-        interceptors=[RequestIdInterceptor(), ErrorInterceptor(), AuthInterceptor(app.accounts.authenticate)],
-        options=options,
-    )
+    tracer = app.tracing.tracer("fittrack.server")
+    # The request id before the others: their lines carry it too.
+    interceptors = [RequestIdInterceptor(), ErrorInterceptor(), AuthInterceptor(app.accounts.authenticate)]
+    if app.tracing.enabled:
+        # First, outside the others: its span holds the whole call and sees the status the client gets.
+        # Off, it is not there at all: a caller's traceparent is then not even read.
+        interceptors.insert(0, TracingInterceptor(tracer))
+    grpc_server = grpc.aio.server(interceptors=interceptors, options=options)
+    # Off, the servicer starts no batch spans at all (None rather than a no-op tracer: not even a context switch).
+    batch_tracer = tracer if app.tracing.enabled else None
 
     def today():
         return clock().date()
@@ -221,7 +232,7 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
     goal_pb2_grpc.add_GoalServiceServicer_to_server(GoalServicer(app.goals), grpc_server)
     streams = OpenStreams(config.max_streams_per_user, app.accounts.check_session, config.stream_recheck_seconds)
     metric_pb2_grpc.add_MetricServiceServicer_to_server(
-        MetricServicer(app.metrics, streams, config.stream_window), grpc_server
+        MetricServicer(app.metrics, streams, config.stream_window, batch_tracer), grpc_server
     )
     report_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(app.reports), grpc_server)
     notification_pb2_grpc.add_NotificationServiceServicer_to_server(

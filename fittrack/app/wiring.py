@@ -11,7 +11,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from opentelemetry.trace import Tracer
+
 from fittrack.app.config import Config
+from fittrack.app.tracing import Tracing, tracing_off
 from fittrack.core.adapters.audit import AuditLog
 from fittrack.core.adapters.common_passwords import CommonPasswordList
 from fittrack.core.adapters.live import LiveNotifications
@@ -91,10 +94,15 @@ class App:
     notification_queue: NotificationQueue | None = None
     # What the services report to (process_observer): the server's interceptors may report there too.
     observer: Observers = field(default_factory=Observers)
+    # The process's tracing: its provider is shut down (the spans it holds exported) after everything else closed.
+    tracing: Tracing = field(default_factory=tracing_off)
 
     def close(self) -> None:
-        for close in reversed(self.closers):
-            close()
+        try:
+            for close in reversed(self.closers):
+                close()
+        finally:
+            self.tracing.shutdown()
 
 
 @dataclass
@@ -116,15 +124,22 @@ def process_observer(config: Config) -> Observers:
     return Observers([AuditLog()] if config.audit_log_on else [])
 
 
-def build_app(config: Config, clock: Callable[[], datetime] = utc_now, observer: Observers | None = None) -> App:
+def build_app(
+    config: Config,
+    clock: Callable[[], datetime] = utc_now,
+    observer: Observers | None = None,
+    tracing: Tracing | None = None,
+) -> App:
+    """The server process's parts; `tracing` is the process's (off when not given: create_server builds it)."""
     observer = observer if observer is not None else process_observer(config)
     live = LiveNotifications()
+    tracing = tracing or tracing_off()
     if config.profile == "embedded":
         stores, dependencies, relay = _embedded_stores(config), [], None
     else:
         stores, dependencies, relay = _production_stores(config, live)
     try:
-        return _app_on(stores, dependencies, relay, live, config, clock, observer)
+        return _app_on(stores, dependencies, relay, live, config, clock, observer, tracing)
     except BaseException:
         # A part that cannot be made (an unreadable token secret, say) must not leave the stores open: the
         # data directory's lock among them, which would refuse the next start in this process.
@@ -141,6 +156,7 @@ def _app_on(
     config: Config,
     clock: Callable[[], datetime],
     observer: Observers,
+    tracing: Tracing,
 ) -> App:
     background: list[Background] = []
     if relay is None:  # embedded: the workers run in this process
@@ -160,6 +176,7 @@ def _app_on(
             clock,
             write_uow=stores.uow,
             observer=observer,
+            tracer=tracing.tracer("fittrack.workers.evaluator"),
         )
         background.append(EvaluatorInBackground(schedule))
     else:
@@ -178,6 +195,7 @@ def _app_on(
         closers=stores.closers,
         notification_queue=stores.notification_queue,
         observer=observer,
+        tracing=tracing,
     )
 
 
@@ -428,7 +446,9 @@ class WorkerParts:
     closers: list[Callable[[], None]]
 
 
-def build_persister(config: Config, clock: Callable[[], datetime] = utc_now) -> WorkerParts:
+def build_persister(
+    config: Config, clock: Callable[[], datetime] = utc_now, tracer: Tracer | None = None
+) -> WorkerParts:
     from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
     from fittrack.core.adapters.postgres_devices import PostgresBatchClaims
 
@@ -439,7 +459,7 @@ def build_persister(config: Config, clock: Callable[[], datetime] = utc_now) -> 
     def uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db)
 
-    persister = Persister(store, uow, queue, clock)
+    persister = Persister(store, uow, queue, clock, tracer)
     copies = FirstCopies(PostgresBatchClaims(db), clock)
     return WorkerParts(persister, copies, store.ensure_indexes, [db.close, store.close, queue.close])
 
@@ -460,6 +480,7 @@ def evaluation_schedule(
     clock: Callable[[], datetime],
     write_uow: Callable[[], AccountsUnitOfWork] | None = None,
     observer: Observer | None = None,
+    tracer: Tracer | None = None,
 ) -> EvaluationSchedule:
     """Goal evaluation on its tick, with the password-expiry notices and, given a writing unit of work, the
     hourly housekeeping beside it."""
@@ -470,7 +491,7 @@ def evaluation_schedule(
     also: list = [PasswordExpiryNotifier(read_uow, queue, clock)]
     if write_uow is not None:
         also.append(Housekeeping(write_uow, throttle_policy(config), address_policy(config)))
-    return EvaluationSchedule(evaluator, clock, config.evaluation_tick_seconds, catch_up, also=also)
+    return EvaluationSchedule(evaluator, clock, config.evaluation_tick_seconds, catch_up, also=also, tracer=tracer)
 
 
 @dataclass
@@ -483,7 +504,10 @@ class EvaluatorParts:
 
 
 def build_evaluator(
-    config: Config, clock: Callable[[], datetime] = utc_now, observer: Observers | None = None
+    config: Config,
+    clock: Callable[[], datetime] = utc_now,
+    observer: Observers | None = None,
+    tracer: Tracer | None = None,
 ) -> EvaluatorParts:
     from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
 
@@ -497,7 +521,14 @@ def build_evaluator(
 
     observer = observer if observer is not None else process_observer(config)
     schedule = evaluation_schedule(
-        config, read_uow, store, queue, clock, write_uow=lambda: PostgresUnitOfWork(db), observer=observer
+        config,
+        read_uow,
+        store,
+        queue,
+        clock,
+        write_uow=lambda: PostgresUnitOfWork(db),
+        observer=observer,
+        tracer=tracer,
     )
     return EvaluatorParts(schedule, [db.close, store.close, queue.close], observer)
 

@@ -4,6 +4,7 @@ import asyncio
 from dataclasses import dataclass
 
 from google.rpc import code_pb2
+from opentelemetry import trace
 
 from fittrack.core.domain.errors import DomainError, InvalidArgument, ResourceExhausted
 from fittrack.core.ports import PublishOutcome
@@ -26,12 +27,14 @@ class _InFlight:
     batch: metric_pb2.ReadingBatch
     stored: asyncio.Future  # resolves to the PublishOutcome
     readings: int
+    span: trace.Span
 
 
 @dataclass(frozen=True)
 class _Rejected:
     batch: metric_pb2.ReadingBatch
     error: DomainError
+    span: trace.Span
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,12 @@ _END = object()
 
 
 class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
-    def __init__(self, metrics: Metrics, streams: OpenStreams, window: int) -> None:
+    def __init__(self, metrics: Metrics, streams: OpenStreams, window: int, tracer: trace.Tracer | None = None) -> None:
         self._metrics = metrics
         self._streams = streams
         self._window = window
+        # None when tracing is off: batches then get the shared invalid span, which costs nothing to end.
+        self._tracer = tracer
 
     async def UploadReadings(self, request_iterator, context):
         """All or nothing: batches are checked as they arrive and published
@@ -104,6 +109,12 @@ class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
                     slots.release()
             finally:
                 reader.cancel()
+                # Batches read but never answered (the call ended first): their spans end here, marked so.
+                while not in_order.empty():
+                    item = in_order.get_nowait()
+                    if isinstance(item, _InFlight | _Rejected):
+                        item.span.set_attribute("fittrack.batch.outcome", "unanswered")
+                        item.span.end()
 
     async def _read_batches(
         self, request_iterator, ingest: Ingest, slots: asyncio.Semaphore, in_order: asyncio.Queue
@@ -120,15 +131,29 @@ class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
                     in_order.put_nowait(_Hello(request.hello.device_id))
                     continue
                 batch = request.batch
+                # A span per batch, from its arrival to its ack, child of the call's: one batch of a stream
+                # that runs for hours can be followed on its own, into Kafka and the persister's write.
+                span = trace.INVALID_SPAN
+                if self._tracer is not None:
+                    span = self._tracer.start_span(
+                        "fittrack.reading_batch",
+                        attributes={"fittrack.device_id": batch.device_id, "fittrack.batch.sequence": batch.sequence},
+                    )
                 try:
                     accepted = ingest.check(mapping.raw_batch(batch))
                 except DomainError as error:
-                    in_order.put_nowait(_Rejected(batch, error))
+                    in_order.put_nowait(_Rejected(batch, error, span))
                     continue
-                stored = asyncio.wrap_future(ingest.submit([accepted]))
+                if span.is_recording():
+                    # Current while it is submitted: the bus carries its context into the record's headers. (A
+                    # batch sampled out is not made current: its record carries the call's context, not sampled.)
+                    with trace.use_span(span):
+                        stored = asyncio.wrap_future(ingest.submit([accepted]))
+                else:
+                    stored = asyncio.wrap_future(ingest.submit([accepted]))
                 # If the call ends first, nobody awaits it; its failure is then no news.
                 stored.add_done_callback(_retrieve)
-                in_order.put_nowait(_InFlight(batch, stored, len(accepted.readings)))
+                in_order.put_nowait(_InFlight(batch, stored, len(accepted.readings), span))
         except asyncio.CancelledError:
             raise
         except BaseException as error:  # noqa: BLE001 - handed to the writer, which ends the call with it
@@ -148,16 +173,33 @@ class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
             code = (
                 code_pb2.RESOURCE_EXHAUSTED if isinstance(item.error, ResourceExhausted) else code_pb2.INVALID_ARGUMENT
             )
+            _ended(item.span, "rejected")
             return _ack(item.batch, Ack.STATUS_REJECTED, reason=str(item.error), code=code)
-        (outcome,) = await item.stored
+        try:
+            (outcome,) = await item.stored
+        except asyncio.CancelledError:
+            _ended(item.span, "unanswered")  # the call ended while the batch was on its way
+            raise
+        except BaseException as error:
+            # Unavailable ends the call (the error interceptor answers it); the call's span has the status.
+            item.span.record_exception(error)
+            _ended(item.span, "failed")
+            raise
         if outcome == PublishOutcome.ACCEPTED:
+            _ended(item.span, "accepted", item.readings)
             return _ack(item.batch, Ack.STATUS_ACCEPTED, readings=item.readings)
+        _ended(item.span, "duplicate")
         return _ack(item.batch, Ack.STATUS_DUPLICATE)
 
     async def ViewMetric(self, request, context):
         preset, explicit = mapping.view_range(request)
         summary = await asyncio.to_thread(self._metrics.view, current_principal(), request.metric, preset, explicit)
         return mapping.metric_view(summary)
+
+
+def _ended(span: trace.Span, outcome: str, readings: int = 0) -> None:
+    span.set_attributes({"fittrack.batch.outcome": outcome, "fittrack.batch.readings_accepted": readings})
+    span.end()
 
 
 def _retrieve(future: asyncio.Future) -> None:
