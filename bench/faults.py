@@ -32,7 +32,7 @@ import grpc
 import psycopg2
 from google.type.date_pb2 import Date
 
-from fittrack.clients.simulator import STEPS
+from fittrack.clients.activity import STEPS
 from fittrack.clients.sync import CHANNEL_OPTIONS, DeviceSync, SyncBehaviour, UserSession, register_users
 from fittrack.generated.v1 import (
     account_pb2,

@@ -18,6 +18,8 @@ from fittrack.core.services.evaluation import EvaluationSettings, parse_settings
 
 PROFILES = ("embedded", "production")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+SWITCHES = ("on", "off")
 
 
 class ConfigError(ValueError):
@@ -68,6 +70,10 @@ class Config:
     shutdown_grace_seconds: float = 5.0
     stream_recheck_seconds: float = 15.0
     log_level: str = "INFO"
+    # text: one readable line per record; json: one object per line, for a log shipper.
+    log_format: str = "text"
+    # Security events (logins, throttling, refresh-token reuse, password changes, deletions) on `fittrack.audit`.
+    audit_log: str = "on"
     # How long a thread may hold the GIL while others wait for it (Python's default is 5 ms). The server
     # hands each call between its event loop, worker threads and Kafka's threads: at 3,000 readings/s,
     # 0.5 ms took the upload ack p50 from 22-27 ms to 15-17 ms and p99 from 80-114 to 64-76 ms.
@@ -118,6 +124,15 @@ class Config:
     # Not shown by repr: it may hold client secrets.
     oidc_providers: str = field(default="", repr=False)
     oidc_timeout_seconds: float = 5.0
+    # Tracing: where spans go over OTLP/gRPC (host:port, http://host:port, or https://host:port for TLS); off
+    # when empty. Only this turns it on: OTEL_EXPORTER_OTLP_ENDPOINT, set on a host for another program, does not.
+    otlp_endpoint: str = ""
+    # Of the traces that start here (not joined from a caller, whose choice is kept), the share recorded.
+    trace_sample_ratio: float = 1.0
+
+    def otlp_target(self) -> tuple[str, bool] | None:
+        """FITTRACK_OTLP_ENDPOINT as (host:port, TLS or not) for the OTLP/gRPC exporter; None when tracing is off."""
+        return parse_otlp_endpoint(self.otlp_endpoint)
 
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """FITTRACK_TRUSTED_PROXIES as networks (an address is a network of one); ConfigError naming a bad entry."""
@@ -168,6 +183,10 @@ class Config:
         return parse_settings(self.evaluation_times, self.report_ready_time, self.active_day)
 
     @property
+    def audit_log_on(self) -> bool:
+        return self.audit_log.lower() == "on"
+
+    @property
     def logging_level(self) -> int:
         """FITTRACK_LOG_LEVEL, in any case, as the logging module's number."""
         return logging.getLevelNamesMapping()[self.log_level.upper()]
@@ -210,6 +229,10 @@ class Config:
             raise ConfigError(
                 f"FITTRACK_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (in any case), got {self.log_level!r}"
             )
+        if self.log_format.lower() not in LOG_FORMATS:
+            raise ConfigError(f"FITTRACK_LOG_FORMAT must be {' or '.join(LOG_FORMATS)}, got {self.log_format!r}")
+        if self.audit_log.lower() not in SWITCHES:
+            raise ConfigError(f"FITTRACK_AUDIT_LOG must be on or off, got {self.audit_log!r}")
         if not 4 <= self.bcrypt_rounds <= 31:
             raise ConfigError("FITTRACK_BCRYPT_ROUNDS must be 4 to 31")
         if self.allow_low_bcrypt_rounds not in (0, 1):
@@ -308,6 +331,9 @@ class Config:
         if not 0 < self.oidc_timeout_seconds <= 60:
             raise ConfigError("FITTRACK_OIDC_TIMEOUT_SECONDS must be above 0 and at most 60")
         self.oidc_provider_settings()
+        self.otlp_target()
+        if not 0 <= self.trace_sample_ratio <= 1:
+            raise ConfigError("FITTRACK_TRACE_SAMPLE_RATIO must be 0 to 1 (the share of new traces recorded)")
 
     def _validate_services(self) -> None:
         """The production profile's addresses are well formed, so a typo is a message here rather than a
@@ -390,6 +416,39 @@ def parse_listen(listen: str, variable: str = "FITTRACK_LISTEN") -> tuple[str, i
     return host, int(port)
 
 
+def parse_otlp_endpoint(endpoint: str) -> tuple[str, bool] | None:
+    """`host:port` or `http://host:port` (plaintext), `https://host:port` (TLS) as (host:port, TLS); None if empty.
+
+    Checked here because the exporter takes anything and then fails to connect, in the background, for ever.
+    """
+    endpoint = endpoint.strip()
+    if not endpoint:
+        return None
+    scheme, separator, rest = endpoint.partition("://")
+    if not separator:
+        scheme, rest = "", endpoint
+    address = rest.rstrip("/")
+    problem = ""
+    if scheme not in ("", "http", "https"):
+        problem = f"the scheme must be http or https, not {scheme!r}"
+    elif "/" in address:
+        problem = "OTLP/gRPC takes no path (the collector's gRPC port, usually 4317)"
+    else:
+        try:
+            host, port = parse_listen(address, "FITTRACK_OTLP_ENDPOINT")
+        except ConfigError:
+            problem = "it needs a host and a port"
+        else:
+            if port == 0:
+                problem = "port 0 is no collector's port"
+    if problem:
+        raise ConfigError(
+            f"FITTRACK_OTLP_ENDPOINT must be host:port, http://host:port or https://host:port of an OTLP/gRPC "
+            f"collector, such as 127.0.0.1:4317 (or empty for no tracing); {problem}: got {endpoint!r}"
+        )
+    return address, scheme == "https"
+
+
 READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
 
 _VARIABLES = {
@@ -423,6 +482,8 @@ _VARIABLES = {
     "shutdown_grace_seconds": float,
     "stream_recheck_seconds": float,
     "log_level": str,
+    "log_format": str,
+    "audit_log": str,
     "gil_switch_interval_ms": float,
     "evaluation_times": str,
     "active_day": str,
@@ -457,6 +518,8 @@ _VARIABLES = {
     "store_upkeep_seconds": float,
     "oidc_providers": str,
     "oidc_timeout_seconds": float,
+    "otlp_endpoint": str,
+    "trace_sample_ratio": float,
 }
 
 

@@ -8,6 +8,7 @@ import threading
 
 from fittrack.app.metrics_endpoint import start_metrics, stop_metrics
 from fittrack.app.process import production_config, stop_on_signals
+from fittrack.app.tracing import DISPATCHER, build_tracing
 from fittrack.app.wiring import build_dispatcher, ensure_kafka_topics
 from fittrack.core.adapters.kafka import ensure_topics
 from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue
@@ -47,6 +48,7 @@ def _run(config, instruments) -> int:
     # A record holds up to PER_RECORD notifications: a poll is at most CHUNK of them, one short transaction.
     per_poll = max(1, CHUNK // KafkaNotificationQueue.PER_RECORD)
     consumer = make_consumer(config, config.notifications_topic, config.dispatcher_group, max_poll_records=per_poll)
+    tracing = build_tracing(config, DISPATCHER)
     stopping = stop_on_signals()
     retries = None
     if parts.dispatcher.pushes:
@@ -59,7 +61,8 @@ def _run(config, instruments) -> int:
         "to the webhook" if parts.dispatcher.pushes else "off (no FITTRACK_WEBHOOK_URL)",
     )
     try:
-        KafkaDispatcher(consumer, parts.dispatcher, instruments=instruments).run(stopping)
+        tracer = tracing.tracer("fittrack.workers.dispatcher")
+        KafkaDispatcher(consumer, parts.dispatcher, tracer, instruments=instruments).run(stopping)
     finally:
         stopping.set()
         if retries is not None:
@@ -67,6 +70,7 @@ def _run(config, instruments) -> int:
         consumer.close(autocommit=False)
         for close in reversed(parts.closers):
             close()
+        tracing.shutdown()  # last: exports the spans of the final deliveries
     log.info("dispatcher stopped")
     return 0
 

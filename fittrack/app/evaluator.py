@@ -7,6 +7,7 @@ import sys
 
 from fittrack.app.metrics_endpoint import start_metrics, stop_metrics
 from fittrack.app.process import production_config, stop_on_signals
+from fittrack.app.tracing import EVALUATOR, build_tracing
 from fittrack.app.wiring import build_evaluator
 from fittrack.core.domain.errors import Unavailable
 
@@ -31,10 +32,12 @@ def main() -> int:
 
 
 def _run(config, instruments) -> int:
+    tracing = build_tracing(config, EVALUATOR)
     try:
-        parts = build_evaluator(config, instruments=instruments)
+        parts = build_evaluator(config, tracer=tracing.tracer("fittrack.workers.evaluator"), instruments=instruments)
     except Unavailable as error:  # a service it cannot start without
         log.error("%s", error)
+        tracing.shutdown()
         return 1
     stopping = stop_on_signals()
     parts.schedule.start()
@@ -43,6 +46,7 @@ def _run(config, instruments) -> int:
     parts.schedule.stop()
     for close in reversed(parts.closers):
         close()
+    tracing.shutdown()  # last: exports the spans of the final ticks
     log.info("evaluator stopped")
     return 0
 

@@ -8,6 +8,7 @@ import sys
 
 from fittrack.app.metrics_endpoint import start_metrics, stop_metrics
 from fittrack.app.process import production_config, stop_on_signals
+from fittrack.app.tracing import PERSISTER, build_tracing
 from fittrack.app.wiring import build_persister, ensure_kafka_topics
 from fittrack.core.adapters.kafka import ensure_topics
 from fittrack.core.domain.errors import Unavailable
@@ -35,11 +36,14 @@ def main() -> int:
 
 
 def _run(config, instruments) -> int:
+    tracing = build_tracing(config, PERSISTER)
+    tracer = tracing.tracer("fittrack.workers.persister")
     try:
         ensure_kafka_topics(config, ensure_topics)
-        parts = build_persister(config, instruments=instruments)
+        parts = build_persister(config, tracer=tracer, instruments=instruments)
     except Unavailable as error:  # a service it cannot start without, after waiting for it
         log.error("%s", error)
+        tracing.shutdown()
         return 1
     consumer = make_consumer(config, config.readings_topic, config.persister_group, max_poll_records=500)
     stopping = stop_on_signals()
@@ -50,6 +54,7 @@ def _run(config, instruments) -> int:
         # FerretDB builds a bare table again when its collection was dropped; the indexes follow within this.
         [Every(config.store_upkeep_seconds, parts.store_upkeep)],
         int(os.environ.get("FITTRACK_PERSISTER_CRASH_AFTER_WRITES", "0")),
+        tracer=tracer,
         instruments=instruments,
     )
     log.info("persister consuming %s as group %s", config.readings_topic, config.persister_group)
@@ -59,6 +64,7 @@ def _run(config, instruments) -> int:
         consumer.close(autocommit=False)
         for close in reversed(parts.closers):
             close()
+        tracing.shutdown()  # last: exports the spans of the final writes
     log.info("persister stopped")
     return 0
 

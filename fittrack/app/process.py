@@ -15,6 +15,8 @@ import threading
 from collections.abc import Sequence
 
 from fittrack.app.config import Config, ConfigError
+from fittrack.app.logs import handler_for
+from fittrack.core.adapters.audit import AUDIT_LOGGER
 
 # kafka-python narrates every connection at INFO, APScheduler every run of the evaluator's tick (twice a
 # minute): their warnings are what an operator needs.
@@ -32,10 +34,21 @@ def command_line(program: str, summary: str, argv: Sequence[str] | None = None) 
     parser.parse_args(argv)
 
 
-def configure_logging(level: int) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_logging(config: Config) -> None:
+    """The process's logging as the settings say: level, format (text or JSON lines on stderr), the audit log."""
+    level = config.logging_level
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # a second call (tests) replaces the first rather than doubling lines
+        if getattr(handler, "fittrack", False):
+            root.removeHandler(handler)
+    handler = handler_for(config.log_format)
+    handler.fittrack = True
+    root.addHandler(handler)
+    root.setLevel(level)
     for name in _NARRATORS:
         logging.getLogger(name).setLevel(max(logging.WARNING, level))
+    # Security events are kept whatever the level (FITTRACK_AUDIT_LOG=off writes none: process_observer).
+    logging.getLogger(AUDIT_LOGGER).setLevel(logging.INFO)
 
 
 def production_config(program: str, summary: str) -> Config | None:
@@ -46,7 +59,7 @@ def production_config(program: str, summary: str) -> Config | None:
     except ConfigError as error:
         print(f"{program}: {error}", file=sys.stderr)
         return None
-    configure_logging(config.logging_level)
+    configure_logging(config)
     return config
 
 

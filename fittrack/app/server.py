@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from fittrack.app.config import Config, ConfigError, parse_listen
 from fittrack.app.metrics_endpoint import CannotExport, MetricsEndpoint, instruments_for
 from fittrack.app.process import command_line, configure_logging
+from fittrack.app.tracing import SERVER, Tracing, build_tracing
 from fittrack.app.wiring import App, Dependency, build_app, utc_now
 from fittrack.core.adapters.file_lock import HeldElsewhere
 from fittrack.core.domain.errors import Unavailable
@@ -39,12 +40,14 @@ from fittrack.server.auth import AuthInterceptor
 from fittrack.server.errors import ErrorInterceptor
 from fittrack.server.metrics import MetricsInterceptor
 from fittrack.server.readiness import ReadinessEndpoint
+from fittrack.server.request_ids import RequestIdInterceptor
 from fittrack.server.servicers.account import AccountServicer
 from fittrack.server.servicers.goal import GoalServicer
 from fittrack.server.servicers.metric import MetricServicer
 from fittrack.server.servicers.notification import NotificationServicer
 from fittrack.server.servicers.report import ReportServicer
 from fittrack.server.streams import OpenStreams
+from fittrack.server.tracing import TracingInterceptor
 
 log = logging.getLogger("fittrack.server")
 
@@ -174,17 +177,21 @@ class Server:
         await self.grpc_server.wait_for_termination()
 
 
-def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tuple[Server, int]:
+def create_server(
+    config: Config, clock: Callable[[], datetime] = utc_now, tracing: Tracing | None = None
+) -> tuple[Server, int]:
     """A server bound to config.listen (port 0 picks a free one), not started yet.
 
     Call from inside the event loop that will run it. CannotStart when the
     address is taken or unusable (found before the database is opened), or
-    the data directory cannot be used.
+    the data directory cannot be used. `tracing` (tests: an in-memory exporter's) is made from the
+    configuration when not given; the server shuts it down when it stops.
     """
     check_listenable(config)
+    tracing = tracing or build_tracing(config, SERVER)
     instruments, metrics = instruments_for(config)
     try:
-        app = build_app(config, clock, instruments)
+        app = build_app(config, clock, tracing=tracing, instruments=instruments)
     except HeldElsewhere as held:
         raise CannotStart(
             f"the database {config.database_path} is in use by another Fittrack server "
@@ -222,10 +229,18 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
         # share its connections (and, embedded, its SQLite file) with the first: refuse instead.
         ("grpc.so_reuseport", 0),
     ]
-    interceptors = [ErrorInterceptor(), AuthInterceptor(app.accounts.authenticate)]
-    if instruments.enabled:  # outermost: it sees the status the client gets
+    tracer = app.tracing.tracer("fittrack.server")
+    # The request id before the others: their lines carry it too.
+    interceptors = [RequestIdInterceptor(), ErrorInterceptor(), AuthInterceptor(app.accounts.authenticate)]
+    if instruments.enabled:  # outside the error and auth interceptors: it counts the status the client gets
         interceptors.insert(0, MetricsInterceptor(instruments))
+    if app.tracing.enabled:
+        # First, outside the others: its span holds the whole call and sees the status the client gets.
+        # Off, it is not there at all: a caller's traceparent is then not even read.
+        interceptors.insert(0, TracingInterceptor(tracer))
     grpc_server = grpc.aio.server(interceptors=interceptors, options=options)
+    # Off, the servicer starts no batch spans at all (None rather than a no-op tracer: not even a context switch).
+    batch_tracer = tracer if app.tracing.enabled else None
 
     def today():
         return clock().date()
@@ -236,7 +251,7 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
     goal_pb2_grpc.add_GoalServiceServicer_to_server(GoalServicer(app.goals), grpc_server)
     streams = OpenStreams(config.max_streams_per_user, app.accounts.check_session, config.stream_recheck_seconds)
     metric_pb2_grpc.add_MetricServiceServicer_to_server(
-        MetricServicer(app.metrics, streams, config.stream_window, instruments), grpc_server
+        MetricServicer(app.metrics, streams, config.stream_window, batch_tracer, instruments), grpc_server
     )
     report_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(app.reports), grpc_server)
     notification_pb2_grpc.add_NotificationServiceServicer_to_server(
@@ -338,7 +353,7 @@ def main() -> int:
         print(f"fittrack-server: {error}", file=sys.stderr)
         return 2
     sys.setswitchinterval(config.gil_switch_interval_ms / 1000)
-    configure_logging(config.logging_level)
+    configure_logging(config)
     try:
         asyncio.run(serve(config))
     except Unavailable as error:  # a dependency it cannot start without, after waiting for it

@@ -11,10 +11,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from opentelemetry.trace import Tracer
+
 from fittrack.app.config import Config
+from fittrack.app.tracing import Tracing, tracing_off
+from fittrack.core.adapters.audit import AuditLog
 from fittrack.core.adapters.common_passwords import CommonPasswordList
 from fittrack.core.adapters.instruments import NO_INSTRUMENTS, Instruments, count_producer_retries
 from fittrack.core.adapters.live import LiveNotifications
+from fittrack.core.adapters.metrics_observer import MetricsObserver
+from fittrack.core.adapters.observers import Observers
 from fittrack.core.adapters.oidc import HttpIdentityProvider
 from fittrack.core.adapters.passwords import BcryptHasher
 from fittrack.core.adapters.report_pdf import MatplotlibReportRenderer
@@ -29,6 +35,7 @@ from fittrack.core.ports import (
     MetricStore,
     NotificationQueue,
     NotificationSink,
+    Observer,
     PasswordHasher,
     PushChannel,
     ReadingBus,
@@ -88,12 +95,19 @@ class App:
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Where new notifications go (the goal evaluator sends its nudges here): the dispatcher stores and delivers them.
     notification_queue: NotificationQueue | None = None
+    # What the services report to (process_observer): the server's interceptors may report there too.
+    observer: Observers = field(default_factory=Observers)
+    # The process's tracing: its provider is shut down (the spans it holds exported) after everything else closed.
+    tracing: Tracing = field(default_factory=tracing_off)
     # The process's Prometheus instruments (NoInstruments when FITTRACK_METRICS_LISTEN is unset).
     instruments: Instruments = NO_INSTRUMENTS
 
     def close(self) -> None:
-        for close in reversed(self.closers):
-            close()
+        try:
+            for close in reversed(self.closers):
+                close()
+        finally:
+            self.tracing.shutdown()
 
 
 @dataclass
@@ -109,16 +123,33 @@ class Stores:
     notification_queue: NotificationQueue | None = None
 
 
+def process_observer(config: Config, instruments: Instruments = NO_INSTRUMENTS) -> Observers:
+    """The one observer of a process, which all its services report to: the audit log (FITTRACK_AUDIT_LOG)
+    and, beside it, the metrics' counters when FITTRACK_METRICS_LISTEN is set."""
+    observers: list[Observer] = [AuditLog()] if config.audit_log_on else []
+    if instruments.enabled:
+        observers.append(MetricsObserver(instruments))
+    return Observers(observers)
+
+
 def build_app(
-    config: Config, clock: Callable[[], datetime] = utc_now, instruments: Instruments = NO_INSTRUMENTS
+    config: Config,
+    clock: Callable[[], datetime] = utc_now,
+    observer: Observers | None = None,
+    tracing: Tracing | None = None,
+    instruments: Instruments = NO_INSTRUMENTS,
 ) -> App:
+    """The server process's parts; `tracing` is the process's (off when not given: create_server builds it),
+    `instruments` its Prometheus instruments (off when not given)."""
+    observer = observer if observer is not None else process_observer(config, instruments)
     live = LiveNotifications()
+    tracing = tracing or tracing_off()
     if config.profile == "embedded":
         stores, dependencies, relay = _embedded_stores(config, instruments), [], None
     else:
         stores, dependencies, relay = _production_stores(config, live, instruments)
     try:
-        app = _app_on(stores, dependencies, relay, live, config, clock)
+        app = _app_on(stores, dependencies, relay, live, config, clock, observer, tracing)
         app.instruments = instruments
         return app
     except BaseException:
@@ -136,6 +167,8 @@ def _app_on(
     live: LiveNotifications,
     config: Config,
     clock: Callable[[], datetime],
+    observer: Observers,
+    tracing: Tracing,
 ) -> App:
     background: list[Background] = []
     if relay is None:  # embedded: the workers run in this process
@@ -144,16 +177,23 @@ def _app_on(
         from fittrack.workers.persister import EmbeddedPersister
 
         # Before the persister, which stops first (in reverse): what it still sends is handled at the next start.
-        dispatcher = dispatcher_on(stores, live, config, clock)
+        dispatcher = dispatcher_on(stores, live, config, clock, observer)
         background.append(EmbeddedDispatcher(stores.notification_queue, dispatcher))
         background.append(EmbeddedPersister(stores.bus, persister))
         schedule = evaluation_schedule(
-            config, stores.read_uow, stores.metric_store, stores.notification_queue, clock, write_uow=stores.uow
+            config,
+            stores.read_uow,
+            stores.metric_store,
+            stores.notification_queue,
+            clock,
+            write_uow=stores.uow,
+            observer=observer,
+            tracer=tracing.tracer("fittrack.workers.evaluator"),
         )
         background.append(EvaluatorInBackground(schedule))
     else:
         background.append(relay)
-    services = build_services(stores, config, clock)
+    services = build_services(stores, config, clock, observer=observer)
     return App(
         config=config,
         accounts=services.accounts,
@@ -166,6 +206,8 @@ def _app_on(
         dependencies=dependencies,
         closers=stores.closers,
         notification_queue=stores.notification_queue,
+        observer=observer,
+        tracing=tracing,
     )
 
 
@@ -188,10 +230,11 @@ def build_services(
     hasher: PasswordHasher | None = None,
     signer: TokenSigner | None = None,
     common_passwords: CommonPasswords | None = None,
+    observer: Observer | None = None,
 ) -> Services:
-    """The services on the given stores, set as the configuration says. The server passes only the stores;
-    unit tests pass in-memory stores, and a fast hasher, a fixed signer and a short password list, and so
-    run the same wiring."""
+    """The services on the given stores, set as the configuration says. The server passes the stores and
+    its observer; unit tests pass in-memory stores, a fast hasher, a fixed signer, a short password list and
+    an observer that records, and so run the same wiring."""
     limits = IngestLimits(BatchLimits(config.max_readings_per_batch), config.max_readings_per_upload)
     return Services(
         accounts=Accounts(
@@ -204,6 +247,7 @@ def build_services(
             stores.lookup_uow,
             common_passwords=common_passwords or CommonPasswordList(),
             identity_providers=identity_providers(config),
+            observer=observer,
         ),
         goals=Goals(stores.uow, stores.metric_store, clock),
         metrics=Metrics(stores.lookup_uow, stores.metric_store, stores.bus, clock, limits),
@@ -226,9 +270,15 @@ def persister_on(stores: Stores, clock: Callable[[], datetime]) -> Persister:
     return Persister(stores.metric_store, stores.uow, stores.notification_queue, clock)
 
 
-def dispatcher_on(stores: Stores, live: NotificationSink, config: Config, clock: Callable[[], datetime]) -> Dispatcher:
+def dispatcher_on(
+    stores: Stores,
+    live: NotificationSink,
+    config: Config,
+    clock: Callable[[], datetime],
+    observer: Observer | None = None,
+) -> Dispatcher:
     """The embedded dispatcher's handler: notifications off the outbox, stored, shown live and pushed."""
-    return Dispatcher(stores.uow, live, clock, push_channel(config), None, dispatch_settings(config))
+    return Dispatcher(stores.uow, live, clock, push_channel(config), None, dispatch_settings(config), observer=observer)
 
 
 def identity_providers(config: Config) -> dict[str, HttpIdentityProvider]:
@@ -428,7 +478,10 @@ class WorkerParts:
 
 
 def build_persister(
-    config: Config, clock: Callable[[], datetime] = utc_now, instruments: Instruments = NO_INSTRUMENTS
+    config: Config,
+    clock: Callable[[], datetime] = utc_now,
+    tracer: Tracer | None = None,
+    instruments: Instruments = NO_INSTRUMENTS,
 ) -> WorkerParts:
     from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
     from fittrack.core.adapters.postgres_devices import PostgresBatchClaims
@@ -445,6 +498,7 @@ def build_persister(
         timed_units(uow, instruments, "postgresql"),
         queue,
         clock,
+        tracer,
     )
     claims = timed(PostgresBatchClaims(db), instruments, "postgresql", "batch_claims")
     copies = FirstCopies(claims, clock)
@@ -466,17 +520,19 @@ def evaluation_schedule(
     queue: NotificationQueue,
     clock: Callable[[], datetime],
     write_uow: Callable[[], AccountsUnitOfWork] | None = None,
+    observer: Observer | None = None,
+    tracer: Tracer | None = None,
 ) -> EvaluationSchedule:
     """Goal evaluation on its tick, with the password-expiry notices and, given a writing unit of work, the
     hourly housekeeping beside it."""
     # With a writing unit of work, evaluators share the work through claims; without, this one does it all.
     claims = WorkClaims(write_uow, clock) if write_uow is not None else None
-    evaluator = GoalEvaluator(read_uow, store, queue, clock, config.evaluation_settings(), claims)
+    evaluator = GoalEvaluator(read_uow, store, queue, clock, config.evaluation_settings(), claims, observer)
     catch_up = timedelta(minutes=config.evaluation_catch_up_minutes)
     also: list = [PasswordExpiryNotifier(read_uow, queue, clock)]
     if write_uow is not None:
         also.append(Housekeeping(write_uow, throttle_policy(config), address_policy(config)))
-    return EvaluationSchedule(evaluator, clock, config.evaluation_tick_seconds, catch_up, also=also)
+    return EvaluationSchedule(evaluator, clock, config.evaluation_tick_seconds, catch_up, also=also, tracer=tracer)
 
 
 @dataclass
@@ -485,10 +541,15 @@ class EvaluatorParts:
 
     schedule: EvaluationSchedule
     closers: list[Callable[[], None]]
+    observer: Observers = field(default_factory=Observers)
 
 
 def build_evaluator(
-    config: Config, clock: Callable[[], datetime] = utc_now, instruments: Instruments = NO_INSTRUMENTS
+    config: Config,
+    clock: Callable[[], datetime] = utc_now,
+    observer: Observers | None = None,
+    tracer: Tracer | None = None,
+    instruments: Instruments = NO_INSTRUMENTS,
 ) -> EvaluatorParts:
     from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
 
@@ -503,6 +564,7 @@ def build_evaluator(
     def write_uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db)
 
+    observer = observer if observer is not None else process_observer(config, instruments)
     schedule = evaluation_schedule(
         config,
         timed_units(read_uow, instruments, "postgresql"),
@@ -510,8 +572,10 @@ def build_evaluator(
         queue,
         clock,
         write_uow=timed_units(write_uow, instruments, "postgresql"),
+        observer=observer,
+        tracer=tracer,
     )
-    return EvaluatorParts(schedule, [db.close, store.close, queue.close])
+    return EvaluatorParts(schedule, [db.close, store.close, queue.close], observer)
 
 
 def push_channel(config: Config) -> PushChannel | None:
@@ -534,10 +598,14 @@ class DispatcherParts:
 
     dispatcher: Dispatcher
     closers: list[Callable[[], None]]
+    observer: Observers = field(default_factory=Observers)
 
 
 def build_dispatcher(
-    config: Config, clock: Callable[[], datetime] = utc_now, instruments: Instruments = NO_INSTRUMENTS
+    config: Config,
+    clock: Callable[[], datetime] = utc_now,
+    observer: Observers | None = None,
+    instruments: Instruments = NO_INSTRUMENTS,
 ) -> DispatcherParts:
     from fittrack.core.adapters.kafka_notifications import KafkaNotificationSink
     from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
@@ -550,6 +618,7 @@ def build_dispatcher(
     def uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db)
 
+    observer = observer if observer is not None else process_observer(config, instruments)
     dispatcher = Dispatcher(
         timed_units(uow, instruments, "postgresql"),
         live,
@@ -557,8 +626,9 @@ def build_dispatcher(
         push_channel(config),
         dead_letters,
         dispatch_settings(config),
+        observer=observer,
     )
-    return DispatcherParts(dispatcher, [db.close, lambda: producer.close(timeout=5), dead_letters.close])
+    return DispatcherParts(dispatcher, [db.close, lambda: producer.close(timeout=5), dead_letters.close], observer)
 
 
 def build_dead_letters(

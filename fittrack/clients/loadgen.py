@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 import grpc
 
 from fittrack.clients.channel import PLAINTEXT, ChannelError, Security, add_tls_options, aio_channel
-from fittrack.clients.simulator import (
+from fittrack.clients.command_line import (
     A_CHANCE,
     ANY_WHOLE_NUMBER,
     AT_LEAST_ONE,

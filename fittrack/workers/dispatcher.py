@@ -20,10 +20,12 @@ import contextlib
 import logging
 import threading
 
+from opentelemetry import trace
+
 from fittrack.core.adapters.codec import decode_notifications
 from fittrack.core.services.dispatch import Dispatcher
 from fittrack.workers.draining import LogDrainer
-from fittrack.workers.runtime import RETRY_SECONDS, ConsumerLoop
+from fittrack.workers.runtime import RETRY_SECONDS, ConsumerLoop, traced_records
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +94,17 @@ class KafkaDispatcher(ConsumerLoop):
 
     what = "dispatcher"
 
-    def __init__(self, consumer, dispatcher: Dispatcher, **loop) -> None:  # ConsumerLoop's instruments, lag_seconds
-        super().__init__(consumer, **loop)
+    def __init__(self, consumer, dispatcher: Dispatcher, tracer: trace.Tracer | None = None, **loop) -> None:
+        super().__init__(consumer, **loop)  # loop: ConsumerLoop's instruments, lag_seconds
         self._dispatcher = dispatcher
+        self._tracer = tracer or trace.NoOpTracer()
 
     def handle(self, records) -> None:
+        # Each notification record joins the trace that queued it (a persister's write, an evaluator's tick).
+        with traced_records(self._tracer, "fittrack.dispatch_notifications", records):
+            self._handle(records)
+
+    def _handle(self, records) -> None:
         notifications = []
         for record in records:
             try:

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from opentelemetry import trace
 
 from fittrack.core.services.evaluation import GoalEvaluator, RunSummary
 
@@ -43,8 +44,10 @@ class EvaluationSchedule:
         tick_seconds: float,
         catch_up: timedelta,
         also: Sequence[DueWork] = (),
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.evaluator = evaluator
+        self._tracer = tracer or trace.NoOpTracer()
         self.also = list(also)
         self._now = clock
         self._tick_seconds = tick_seconds
@@ -55,9 +58,18 @@ class EvaluationSchedule:
     def tick(self) -> RunSummary:
         """Evaluate what fell due since the last successful tick."""
         until = self._now()
-        summary = self.evaluator.run_due(self._evaluated_until, until)
-        for work in self.also:
-            work.run_due(self._evaluated_until, until)
+        # Current while it runs: the nudges it queues carry its context, so the dispatcher's spans join it.
+        with self._tracer.start_as_current_span("fittrack.evaluation_tick") as span:
+            summary = self.evaluator.run_due(self._evaluated_until, until)
+            for work in self.also:
+                work.run_due(self._evaluated_until, until)
+            span.set_attributes(
+                {
+                    "fittrack.evaluation.slots": summary.slots,
+                    "fittrack.evaluation.users": summary.users,
+                    "fittrack.evaluation.notifications": summary.notifications,
+                }
+            )
         # Only after success: a tick that failed leaves its window to the next one.
         self._evaluated_until = until
         self.ticks += 1

@@ -14,11 +14,13 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 
+from opentelemetry import trace
+
 from fittrack.core.adapters.codec import decode_batch
 from fittrack.core.domain.sequences import LogPosition
 from fittrack.core.services.persistence import FirstCopies, Persister
 from fittrack.workers.draining import LogDrainer
-from fittrack.workers.runtime import ConsumerLoop
+from fittrack.workers.runtime import ConsumerLoop, traced_records
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +67,11 @@ class KafkaPersister(ConsumerLoop):
         copies: FirstCopies,
         chores: Sequence[Callable[[], None]] = (),
         crash_after_writes: int = 0,
+        tracer: trace.Tracer | None = None,
         **loop,  # ConsumerLoop's: instruments, lag_seconds
     ) -> None:
         super().__init__(consumer, **loop)
+        self._tracer = tracer or trace.NoOpTracer()
         self._persister = persister
         self._copies = copies
         self._chores = chores
@@ -76,8 +80,15 @@ class KafkaPersister(ConsumerLoop):
         self._writes = 0
 
     def handle(self, records) -> None:
-        logged = [(decode_batch(record.value), LogPosition(record.partition, record.offset)) for record in records]
-        self._persister.apply(self._copies.counted(logged))
+        # Around the claims and the write: both are what storing each batch of the poll took.
+        with traced_records(self._tracer, "fittrack.persist_readings", records) as spans:
+            logged = [(decode_batch(record.value), LogPosition(record.partition, record.offset)) for record in records]
+            # A user's goal check (and the goal-met notification it may queue) joins the trace of the user's
+            # first traced batch in the poll.
+            traces = {}
+            for position in sorted(spans, reverse=True):
+                traces[logged[position][0].user_id] = trace.set_span_in_context(spans[position])
+            self._persister.apply(self._copies.counted(logged), traces)
 
     def upkeep(self) -> None:
         self._copies.forget_expired()

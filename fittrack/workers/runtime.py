@@ -9,9 +9,14 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from fittrack.core.adapters.instruments import NO_INSTRUMENTS, Instruments
+from fittrack.core.adapters.trace_context import context_from
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +123,46 @@ class ConsumerLoop:
             except Exception:
                 log.exception("%s could not handle a poll; retrying in %.0f s", self.what, RETRY_SECONDS)
                 stopping.wait(RETRY_SECONDS)
+
+
+@contextmanager
+def traced_records(tracer: trace.Tracer, name: str, records: Sequence) -> Iterator[dict[int, trace.Span]]:
+    """Spans for one poll's handling: one per record that carries trace context, each the child of its record's
+    context (the server's batch, the evaluator's run), and each around the whole handling.
+
+    A poll's records are handled in one write (one grouped store call for many users' batches), so no span can
+    be the write of one batch alone. A span per record with its record's context as parent puts that write in
+    the trace of every batch it stored, which is what following one batch from the device needs; one write
+    span with links to each record would leave the batch's trace ending at Kafka. The spans share their times
+    and say how many records the write held. A record without context (its sender was not tracing) gets none:
+    there is no trace to join, and starting one per record would only add noise.
+
+    Yields the spans by the position of their record in `records`.
+    """
+    spans: dict[int, trace.Span] = {}
+    for position, record in enumerate(records):
+        parent = context_from(getattr(record, "headers", None))
+        if parent is None:
+            continue
+        attributes = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": record.topic,
+            "messaging.destination.partition.id": str(record.partition),
+            "messaging.kafka.offset": record.offset,
+            "messaging.batch.message_count": len(records),
+        }
+        spans[position] = tracer.start_span(name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes)
+    try:
+        yield spans
+    except BaseException as error:
+        for span in spans.values():
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        raise
+    finally:
+        for span in spans.values():
+            span.end()
 
 
 class Every:

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 import pymongo
 
-from fittrack.clients.simulator import STEPS, sync_readings
+from fittrack.clients.activity import STEPS
+from fittrack.clients.sync_call import sync_readings
 from tests.support import Stubs, eventually, local_midnight, register_and_login, view_today
 
 

@@ -140,6 +140,26 @@ def test_a_second_goal_for_the_same_metric_and_period_already_exists(uow):
             unit.goals.add(goal("g3"))
 
 
+def test_nothing_is_added_for_an_account_deleted_a_moment_before_and_the_unit_stays_usable(uow):
+    add_user(uow)
+    add_user(uow, "u2", "bob")
+    with uow() as unit:
+        unit.users.delete("u1")
+        unit.commit()
+    with uow() as unit:
+        with pytest.raises(NotFound, match="no longer exists"):
+            unit.goals.add(goal("g1"))
+        with pytest.raises(NotFound, match="no longer exists"):
+            unit.preferences.put(NotificationPreferences("u1", False))
+        with pytest.raises(NotFound, match="no longer exists"):
+            unit.sessions.create("s1", "u1", T0)
+        unit.goals.add(goal("g2", user_id="u2"))  # a PostgreSQL transaction is not aborted by the refusals
+        unit.commit()
+    with uow() as unit:
+        assert unit.goals.get("g1") is None and unit.sessions.started_at("s1") is None
+        assert [g.goal_id for g in unit.goals.list_for_user("u2")] == ["g2"]
+
+
 def test_goals_are_listed_oldest_first_and_inactive_ones_only_on_request(uow):
     add_user(uow)
     with uow() as unit:

@@ -13,7 +13,7 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from fittrack.clients.simulator import STEPS, simulate_day
+from fittrack.clients.activity import STEPS, simulate_day
 from fittrack.generated.v1 import account_pb2
 from tests.cli_runner import REPO_ROOT, Cli, in_a_terminal, read_line, table, utc_today, write_csv
 from tests.support import PASSWORD, RunningServer, eventually, rpc_error

@@ -8,8 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from fittrack.clients import loadgen, simulator
+from fittrack.clients.activity import STEPS, day_seed, simulate_day, simulate_phone, within_hours
+from fittrack.clients.fleet import FleetPlan, FleetReport, run_fleet
 from fittrack.clients.loadgen import LoadPlan, generate_load
-from fittrack.clients.simulator import STEPS, FleetPlan, run_fleet, simulate_day, simulate_phone, within_hours
 from fittrack.clients.sync import SyncBehaviour
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -24,14 +25,14 @@ def yesterday() -> date:
     return datetime.now(UTC).date() - timedelta(days=1)
 
 
-def fleet(server, **plan) -> simulator.FleetReport:
+def fleet(server, **plan) -> FleetReport:
     defaults = {"last_day": yesterday(), "hours": MORNING, "batch_size": 25, "behaviour": FLAKY, "verify_timeout": 15}
     return asyncio.run(run_fleet(server.address, FleetPlan(**(defaults | plan))))
 
 
 def watch_steps(seed: int, user: int, day: date) -> float:
     """What the simulator's watch counts for `user` that morning, computed here from simulate_day alone."""
-    readings = simulate_day(day, UTC_ZONE, simulator.day_seed(seed, user, day))
+    readings = simulate_day(day, UTC_ZONE, day_seed(seed, user, day))
     return sum(value for metric, _, value in within_hours(readings, UTC_ZONE, MORNING) if metric == STEPS)
 
 
@@ -58,9 +59,9 @@ def test_a_watch_and_a_phone_of_one_user_count_each_minute_once_at_the_higher_de
     assert report.failures == []
     assert [device.device_id.split("-")[0] for device in report.devices] == ["watch", "phone"]
     day = report.days[0]
-    watch = within_hours(simulate_day(day, UTC_ZONE, simulator.day_seed(5, 0, day)), UTC_ZONE, MORNING)
+    watch = within_hours(simulate_day(day, UTC_ZONE, day_seed(5, 0, day)), UTC_ZONE, MORNING)
     phone = within_hours(
-        simulate_phone(simulate_day(day, UTC_ZONE, simulator.day_seed(5, 0, day)), simulator.day_seed(5, 0, day, 1)),
+        simulate_phone(simulate_day(day, UTC_ZONE, day_seed(5, 0, day)), day_seed(5, 0, day, 1)),
         UTC_ZONE,
         MORNING,
     )

@@ -8,6 +8,7 @@ production, the stderr of the persister and dispatcher processes, which log at D
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import secrets
@@ -20,7 +21,9 @@ import grpc
 import pytest
 
 from fittrack.app.config import Config
-from fittrack.clients.simulator import sync_readings
+from fittrack.app.logs import JsonFormatter, RequestContext
+from fittrack.clients.sync_call import sync_readings
+from fittrack.core.adapters.audit import AUDIT_LOGGER
 from fittrack.generated.v1 import account_pb2, common_pb2, goal_pb2, metric_pb2, notification_pb2
 from tests.production import ROOT, ProductionStack
 from tests.support import RunningServer, Stubs, batch, eventually, local_midnight, reading, rpc_error, server_settings
@@ -33,18 +36,26 @@ PUSH_SETTINGS = {"push_max_attempts": 4, "push_backoff_base_seconds": 0.1, "push
 
 
 class Lines(logging.Handler):
-    """Every record, formatted with its traceback, as one string each."""
+    """Every record, formatted with its traceback, as one string each: in both log formats, since the JSON
+    one also writes an audit line's fields as keys of their own (FITTRACK_LOG_FORMAT)."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        self.addFilter(RequestContext())
+        self.json = JsonFormatter()
         self.lines: list[str] = []
+        self.json_lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self.lines.append(self.format(record))
+            self.json_lines.append(self.json.format(record))
         except Exception as error:  # noqa: BLE001 - a record that cannot be formatted is still evidence
             self.lines.append(f"unformattable record {record.msg!r} {record.args!r}: {error!r}")
+
+    def audit_events(self) -> set[str]:
+        return {line["event"] for line in map(json.loads, self.json_lines) if line["logger"] == AUDIT_LOGGER}
 
 
 @pytest.fixture
@@ -116,6 +127,8 @@ def session_setup(profile, tmp_path, request, webhook):
             **os.environ,
             **stack.env,
             "FITTRACK_LOG_LEVEL": "DEBUG",
+            # The workers write JSON lines: that format is searched for secrets too.
+            "FITTRACK_LOG_FORMAT": "json",
             "FITTRACK_WEBHOOK_URL": webhook_url,
             **{f"FITTRACK_{name.upper()}": str(value) for name, value in PUSH_SETTINGS.items()},
         }
@@ -215,13 +228,21 @@ def test_a_whole_session_leaves_no_password_token_or_secret_in_any_log_line(
         server.stop()
 
     captured = capfd.readouterr()
-    lines = [*every_log_line.lines, *captured.out.splitlines(), *captured.err.splitlines()]
+    lines = [*every_log_line.lines, *every_log_line.json_lines, *captured.out.splitlines(), *captured.err.splitlines()]
     for path in worker_stderr:
         lines.extend(Path(path).read_text(errors="replace").splitlines())
 
-    # The capture works: the session did log (and the workers did, in production).
+    # The capture works: the session did log (and the workers did, in production), the audit log included.
     assert every_log_line.lines
+    assert every_log_line.audit_events() >= {
+        "login_attempted",
+        "refresh_token_reused",
+        "password_changed",
+        "account_deleted",
+    }
     for path in worker_stderr:
-        assert Path(path).read_text(errors="replace").strip(), f"{path.name} is empty: nothing was captured"
+        text = Path(path).read_text(errors="replace")
+        assert text.strip(), f"{path.name} is empty: nothing was captured"
+        assert all(json.loads(line)["logger"] for line in text.splitlines()), f"{path.name} is not JSON lines"
     assert len(known.values) >= 25  # passwords, six logins' tokens by their parts, the webhook's credentials
     assert known.found_in(lines) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from datetime import timedelta
 import grpc
 import pytest
 
+from fittrack.core.adapters.audit import AUDIT_LOGGER
 from fittrack.generated.v1 import account_pb2
 from tests.oidc import (
     CLIENT_SECRET,
@@ -263,3 +265,22 @@ def test_the_cli_logs_in_through_the_provider_with_a_loopback_redirect(sso_serve
     shown = subprocess.run([*base, "--json", "profile", "show"], capture_output=True, text=True, env=env, timeout=60)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["username"].startswith("cli-")
+
+
+def test_sso_logins_are_audit_lines_naming_the_provider_the_account_and_the_address(
+    sso_stubs, oidc, new_username, caplog
+):
+    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
+    login, request = code_login(sso_stubs, oidc, new_username("audited"))
+    request.nonce = "another-nonce"
+    assert rpc_error(lambda: sso_stubs.accounts.LoginSSO(request)).code() == Code.UNAUTHENTICATED
+    audited = [record for record in caplog.records if record.name == AUDIT_LOGGER]
+    common = {"event": "login_attempted", "method": "sso", "address": "127.0.0.1", "provider": "local"}
+    assert [record.audit for record in audited] == [
+        {**common, "outcome": "success", "user_id": login.user_id},
+        {**common, "outcome": "failure", "user_id": None},
+    ]
+    assert audited[0].getMessage() == (
+        f"login_attempted method=sso outcome=success user_id={login.user_id} address=127.0.0.1 provider=local"
+    )
+    assert request.authorization_code not in caplog.text and login.access_token not in caplog.text

@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fittrack.app.config import Config
 from fittrack.clients.channel import Security, secure_channel
-from fittrack.clients.simulator import FleetPlan, run_fleet
+from fittrack.clients.fleet import FleetPlan, run_fleet
 from fittrack.clients.sync import SyncBehaviour
 from fittrack.generated.v1 import account_pb2, account_pb2_grpc
 from tests.certificates import CertificateAuthority, Issued

@@ -32,6 +32,7 @@ from fittrack.core.domain.accounts import Credentials, Principal, Profile, Profi
 from fittrack.core.domain.aggregation import DaySummary
 from fittrack.core.domain.delivery import DeadLetter, Delivery, DeliveryState, PushOutcome, PushResult
 from fittrack.core.domain.errors import AlreadyExists, NotFound, Unauthenticated, Unavailable
+from fittrack.core.domain.events import Event
 from fittrack.core.domain.goals import Goal
 from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from fittrack.core.domain.notifications import Notification, NotificationKind, NotificationPreferences
@@ -56,6 +57,7 @@ from fittrack.core.ports import (
     NotificationQueue,
     NotificationRepository,
     NotificationSink,
+    Observer,
     PasswordHasher,
     PreferenceRepository,
     PublishOutcome,
@@ -263,6 +265,7 @@ class FakeSessions(SessionRepository):
     def create(self, session_id: str, user_id: str, now: datetime) -> None:
         if session_id in self._state.sessions:
             raise AlreadyExists(f"session {session_id} exists")
+        _hold_account(self._state, user_id)
         self._state.sessions[session_id] = _SessionRow(user_id, now)
 
     def is_active(self, session_id: str) -> bool:
@@ -297,6 +300,12 @@ class FakeSessions(SessionRepository):
             self._state.refresh_tokens[token_hash] = replace(record, used=True)
 
 
+def _hold_account(state: AccountsState, user_id: str) -> None:
+    """The adapters' check before adding a row that belongs to an account (sql.dialect's _hold_account)."""
+    if user_id not in state.users:
+        raise NotFound("this account no longer exists: it was deleted")
+
+
 class FakeGoals(GoalRepository):
     def __init__(self, state: AccountsState) -> None:
         self._state = state
@@ -306,6 +315,7 @@ class FakeGoals(GoalRepository):
             g.user_id == goal.user_id and g.metric == goal.metric and g.period == goal.period
             for g in self._state.goals.values()
         )
+        _hold_account(self._state, goal.user_id)
         if clash or goal.goal_id in self._state.goals:
             raise AlreadyExists(
                 f"you already have a {goal.period.name.lower()} {goal.metric.label} goal; update it instead"
@@ -350,6 +360,7 @@ class FakePreferences(PreferenceRepository):
         return {u: self._state.preferences.get(u, NotificationPreferences(u)) for u in user_ids}
 
     def put(self, preferences: NotificationPreferences) -> None:
+        _hold_account(self._state, preferences.user_id)
         self._state.preferences[preferences.user_id] = preferences
 
 
@@ -549,8 +560,7 @@ class FakeIdentities(IdentityRepository):
         key = (identity.issuer, identity.subject)
         if key in self._state.identities:
             raise AlreadyExists("this provider login is linked to an account already")
-        if identity.user_id not in self._state.users:
-            raise NotFound(f"user {identity.user_id} does not exist")  # the adapters' foreign key
+        _hold_account(self._state, identity.user_id)
         self._state.identities[key] = identity
 
     def for_user(self, user_id: str) -> list[ExternalIdentity]:
@@ -857,6 +867,7 @@ class FakeApp:
     persister: Persister
     queue: FakeNotificationQueue
     dispatcher: Dispatcher
+    observer: RecordingObserver
 
     def sign_up(self, username: str, time_zone: str = "UTC", password: str = PASSWORD) -> Principal:
         """Register and log in; the principal the session's access token authenticates as."""
@@ -873,6 +884,22 @@ class FakeApp:
         return batch
 
 
+class RecordingObserver(Observer):
+    """What the services reported, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def saw(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type[Event]) -> list[Event]:
+        return [event for event in self.events if isinstance(event, kind)]
+
+    def clear(self) -> None:
+        self.events.clear()
+
+
 def fake_app(now: datetime = datetime(2026, 6, 10, 12, 0, tzinfo=UTC), config: Config | None = None) -> FakeApp:
     """The embedded wiring (fittrack.app.wiring) on in-memory stores, at a clock the test moves."""
     config = config or Config()
@@ -884,10 +911,17 @@ def fake_app(now: datetime = datetime(2026, 6, 10, 12, 0, tzinfo=UTC), config: C
     sink = FakeSink()
     queue = FakeNotificationQueue()
     stores = Stores(database, database, database, store, bus, closers=[], notification_queue=queue)
+    observer = RecordingObserver()
     services = build_services(
-        stores, config, clock, hasher=hasher, signer=make_signer(), common_passwords=FakeCommonPasswords()
+        stores,
+        config,
+        clock,
+        hasher=hasher,
+        signer=make_signer(),
+        common_passwords=FakeCommonPasswords(),
+        observer=observer,
     )
-    queue.dispatcher = dispatcher_on(stores, sink, config, clock)
+    queue.dispatcher = dispatcher_on(stores, sink, config, clock, observer)
     return FakeApp(
         clock=clock,
         database=database,
@@ -903,4 +937,5 @@ def fake_app(now: datetime = datetime(2026, 6, 10, 12, 0, tzinfo=UTC), config: C
         persister=persister_on(stores, clock),
         queue=queue,
         dispatcher=queue.dispatcher,
+        observer=observer,
     )

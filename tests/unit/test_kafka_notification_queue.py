@@ -6,9 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 from kafka.errors import KafkaTimeoutError
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 
 from fittrack.core.adapters.codec import decode_notifications
 from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue, partition_of
+from fittrack.core.adapters.trace_context import context_from
 from fittrack.core.domain.errors import Unavailable
 from fittrack.core.domain.notifications import Notification, NotificationKind
 
@@ -35,14 +38,16 @@ class FakeProducer:
         self.config = {"delivery_timeout_ms": 5_100}
         self.error = error
         self.records: list[tuple[str, int, bytes]] = []
+        self.headers: list = []
         self.sent: list[Sent] = []
         self.closed = False
 
     def partitions_for(self, topic: str) -> set[int]:
         return self.PARTITIONS
 
-    def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> Sent:
+    def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None, headers=None) -> Sent:
         self.records.append((topic, partition, value))
+        self.headers.append(headers)
         self.sent.append(Sent(self.error))
         return self.sent[-1]
 
@@ -99,3 +104,19 @@ def test_without_kafkas_acknowledgement_send_is_unavailable_and_the_next_send_us
         queue.send([notification("u1")])
     queue.send([notification("u1")])
     assert len(producers[1].records) == 1
+
+
+def test_notifications_sent_inside_a_span_carry_its_trace_context_and_untraced_ones_carry_no_headers():
+    producer = FakeProducer()
+    queue = KafkaNotificationQueue(lambda: producer, "notifications")
+    with TracerProvider().get_tracer("test").start_as_current_span("a persister write") as span:
+        queue.send([notification("u1"), notification("u2")])
+    traced = len(producer.headers)
+    queue.send([notification("u3")])
+    for headers in producer.headers[:traced]:
+        carried = trace.get_current_span(context_from(headers)).get_span_context()
+        assert (carried.trace_id, carried.span_id) == (
+            span.get_span_context().trace_id,
+            span.get_span_context().span_id,
+        )
+    assert producer.headers[traced:] == [None]

@@ -27,11 +27,11 @@ class FailingOnce:
         self._persister = persister
         self.failed = False
 
-    def apply(self, batches) -> None:
+    def apply(self, batches, traces=None) -> None:
         if not self.failed:
             self.failed = True
             raise Unavailable("the metric store is unavailable; try again")
-        self._persister.apply(batches)
+        self._persister.apply(batches, traces)
 
 
 @pytest.fixture

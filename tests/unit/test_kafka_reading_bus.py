@@ -7,8 +7,11 @@ from datetime import date
 from types import SimpleNamespace
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 
 from fittrack.core.adapters.kafka_readings import KafkaReadingBus
+from fittrack.core.adapters.trace_context import context_from
 from fittrack.core.domain.errors import Unavailable
 from fittrack.core.domain.metrics import AcceptedBatch, MetricKind, PlacedReading
 from fittrack.core.domain.sequences import DeviceCursor
@@ -43,10 +46,12 @@ class Producer:
     def __init__(self) -> None:
         self.config = {"delivery_timeout_ms": 100}
         self.sends: list[Send] = []
+        self.headers: list = []
         self.closed = False
 
-    def send(self, topic: str, key: bytes, value: bytes) -> Send:
+    def send(self, topic: str, key: bytes, value: bytes, headers=None) -> Send:
         self.sends.append(Send())
+        self.headers.append(headers)
         return self.sends[-1]
 
     def close(self, timeout: float = 0) -> None:
@@ -103,3 +108,16 @@ def test_a_batch_acknowledged_in_time_is_accepted_and_its_resend_is_a_duplicate(
     producers[0].sends[0].acknowledge()
     assert future.result(timeout=5) == [PublishOutcome.ACCEPTED]
     assert bus.submit([a_batch(1)]).result(timeout=5) == [PublishOutcome.DUPLICATE]
+
+
+def test_a_batch_submitted_inside_a_span_carries_its_trace_context_and_one_outside_carries_no_headers(bus, producers):
+    with TracerProvider().get_tracer("test").start_as_current_span("a batch") as span:
+        traced = bus.submit([a_batch(1)])
+    untraced = bus.submit([a_batch(2)])
+    eventually(lambda: producers and len(producers[0].sends) == 2, bool)
+    for send in producers[0].sends:
+        send.acknowledge()
+    assert traced.result(timeout=5) == untraced.result(timeout=5) == [PublishOutcome.ACCEPTED]
+    carried = context_from(producers[0].headers[0])
+    assert trace.get_current_span(carried).get_span_context().span_id == span.get_span_context().span_id
+    assert producers[0].headers[1] is None

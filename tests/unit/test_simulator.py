@@ -4,24 +4,20 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from fittrack.clients.simulator import (
+from fittrack.clients.activity import (
     ACTIVE_MINUTES,
     CALORIES,
     DISTANCE,
     HEART_RATE,
     STEPS,
-    FleetPlan,
-    FleetReport,
     day_seed,
-    days_problem,
     merged_daily_totals,
-    number,
-    plural,
     simulate_day,
     simulate_phone,
-    whole_number,
     within_hours,
 )
+from fittrack.clients.command_line import days_problem, number, plural, whole_number
+from fittrack.clients.fleet import FleetPlan, FleetReport
 from fittrack.clients.sync import DeviceStats
 
 A_WEEK = [date(2026, 11, 16) + timedelta(days=offset) for offset in range(7)]

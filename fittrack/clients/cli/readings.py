@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from fittrack.clients import simulator
+from fittrack.clients.activity import simulate_day
 from fittrack.clients.cli import vocabulary as words
 from fittrack.clients.cli.context import Context, local_time
 from fittrack.clients.cli.errors import CliError
 from fittrack.clients.cli.session import Metadata
 from fittrack.clients.cli.vocabulary import Metric
+from fittrack.clients.sync import SimulatedReading, reading_message
+from fittrack.clients.sync_call import DEFAULT_BATCH_SIZE, sync_readings
 from fittrack.core.domain.metrics import EARLIEST_READING, FUTURE_TOLERANCE
 from fittrack.generated.v1 import metric_pb2
 
@@ -54,15 +56,13 @@ def add_commands(commands: Commands) -> None:
     day.add_argument("--device-id", default="fittrack-simulator", help="simulated device (default fittrack-simulator)")
     day.add_argument("--date", type=words.day, help="local day to simulate: YYYY-MM-DD, yesterday or today (default)")
     day.add_argument("--seed", type=int, help="random seed (default: derived from the device and the day)")
-    day.add_argument(
-        "--batch-size", type=words.batch_size, default=simulator.DEFAULT_BATCH_SIZE, help=argparse.SUPPRESS
-    )
+    day.add_argument("--batch-size", type=words.batch_size, default=DEFAULT_BATCH_SIZE, help=argparse.SUPPRESS)
 
 
 # --- CSV files ---
 
 
-def parse_readings_csv(path: Path, now: datetime | None = None) -> list[simulator.SimulatedReading]:
+def parse_readings_csv(path: Path, now: datetime | None = None) -> list[SimulatedReading]:
     """Every row of a `time,metric,value` file, or an error naming the first bad line; nothing is sent before."""
     now = now or datetime.now(UTC)
     readings = []
@@ -91,7 +91,7 @@ def _is_header(row: list[str]) -> bool:
     return all(cell.strip().strip('"').lower() in HEADER_WORDS for cell in row if cell.strip())
 
 
-def _csv_reading(path: Path, line: int, row: list[str], now: datetime) -> simulator.SimulatedReading:
+def _csv_reading(path: Path, line: int, row: list[str], now: datetime) -> SimulatedReading:
     def bad(reason: str) -> CliError:
         return CliError(f"{path}:{line}: {reason}; nothing was sent")
 
@@ -135,7 +135,7 @@ def cmd_readings_push(ctx: Context, args: argparse.Namespace) -> None:
         metric_pb2.ReadingBatch(
             device_id=args.device_id,
             sequence=args.sequence_start + index if args.sequence_start else 0,
-            readings=[simulator.reading_message(*r) for r in readings[offset : offset + args.batch_size]],
+            readings=[reading_message(*r) for r in readings[offset : offset + args.batch_size]],
         )
         for index, offset in enumerate(range(0, len(readings), args.batch_size))
     ]
@@ -184,9 +184,9 @@ def cmd_simulate_day(ctx: Context, args: argparse.Namespace) -> None:
     # By default the seed follows the device and day, so re-simulating a day resends the same readings,
     # which replace themselves instead of changing the totals.
     seed = args.seed if args.seed is not None else zlib.crc32(f"{args.device_id}/{day}".encode())
-    readings = simulator.simulate_day(day, zone, seed, until=now if day == today else None)
+    readings = simulate_day(day, zone, seed, until=now if day == today else None)
     result = client.call(
-        lambda auth: simulator.sync_readings(
+        lambda auth: sync_readings(
             client.metrics, readings, args.device_id, auth, args.batch_size, timeout=client.timeout
         )
     )

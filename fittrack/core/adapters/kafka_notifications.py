@@ -22,6 +22,7 @@ from fittrack.core.adapters.codec import (
 )
 from fittrack.core.adapters.instruments import NO_INSTRUMENTS, Instruments
 from fittrack.core.adapters.kafka import bootstrap_list, close_quietly
+from fittrack.core.adapters.trace_context import trace_headers
 from fittrack.core.domain.delivery import DeadLetter
 from fittrack.core.domain.errors import Unavailable
 from fittrack.core.domain.notifications import Notification
@@ -143,10 +144,18 @@ class _Producing:
 
     def send_all(self, topic: str, records: Sequence[tuple[bytes | None, bytes, int | None]]) -> None:
         """Produce the (key, value, partition) records and wait until Kafka acknowledged all of them;
-        Unavailable otherwise. A record without a partition goes where its key hashes to."""
+        Unavailable otherwise. A record without a partition goes where its key hashes to.
+
+        Each record carries the caller's trace context (none when untraced), so whoever consumes it joins
+        the trace of what sent it: a goal-met notification the trace of the persister's write, say.
+        """
         producer = self._current(topic)
+        headers = trace_headers()
         try:
-            sent = [producer.send(topic, key=key, value=value, partition=part) for key, value, part in records]
+            sent = [
+                producer.send(topic, key=key, value=value, partition=part, headers=headers)
+                for key, value, part in records
+            ]
             for future in sent:
                 future.get(timeout=self._timeout)
         except KafkaError as error:

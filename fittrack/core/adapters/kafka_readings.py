@@ -21,6 +21,7 @@ from fittrack.core.adapters.codec import (
 from fittrack.core.adapters.futures import fail, resolve, submission_groups
 from fittrack.core.adapters.instruments import NO_INSTRUMENTS, Instruments
 from fittrack.core.adapters.kafka import UNAVAILABLE, KafkaLiveness, close_quietly
+from fittrack.core.adapters.trace_context import trace_headers
 from fittrack.core.domain.errors import Unavailable
 from fittrack.core.domain.metrics import AcceptedBatch
 from fittrack.core.domain.sequences import DeviceCursor
@@ -81,7 +82,8 @@ class KafkaReadingBus(ReadingBus):
         self._dirty: set[tuple[str, str]] = set()
         self._in_flight: Counter[tuple[str, str, int]] = Counter()
         self._cache_lock = threading.Lock()
-        self._queue: queue.SimpleQueue[tuple[Sequence[AcceptedBatch], Future] | None] = queue.SimpleQueue()
+        # Each submission with the trace context of its caller (None untraced), for its records' headers.
+        self._queue: queue.SimpleQueue[tuple[Sequence[AcceptedBatch], Future, _Headers] | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._threads_lock = threading.Lock()
@@ -98,7 +100,8 @@ class KafkaReadingBus(ReadingBus):
         self._start_threads()
         with self._open_lock:
             self._queued[future] = time.monotonic() + self._timeout + self.SETTLE_MARGIN_SECONDS
-        self._queue.put((batches, future))
+        # Taken here, on the caller's side: the publisher thread that sends the records runs in no call's context.
+        self._queue.put((batches, future, trace_headers()))
         return future
 
     def fail_overdue(self) -> int:
@@ -133,13 +136,13 @@ class KafkaReadingBus(ReadingBus):
             except Exception as error:  # noqa: BLE001 - every waiting stream must hear of it
                 if not isinstance(error, Unavailable):
                     log.warning("publishing %d submissions failed", len(group), exc_info=True)
-                for _, future in group:
+                for _, future, _ in group:
                     fail(future, Unavailable(UNAVAILABLE))
 
-    def _publish_group(self, group: list[tuple[Sequence[AcceptedBatch], Future]]) -> None:
-        self._cache_missing({(b.user_id, b.source) for batches, _ in group for b in batches if b.sequence})
+    def _publish_group(self, group: list[tuple[Sequence[AcceptedBatch], Future, _Headers]]) -> None:
+        self._cache_missing({(b.user_id, b.source) for batches, _, _ in group for b in batches if b.sequence})
         producer = self._current_producer()
-        for batches, future in group:
+        for batches, future, headers in group:
             with self._open_lock:
                 deadline = self._queued.pop(future, None)
             if deadline is None:
@@ -153,7 +156,9 @@ class KafkaReadingBus(ReadingBus):
                 self._sending[waiting] = deadline
             try:
                 for batch in to_send:
-                    send = producer.send(self._topic, key=batch.user_id.encode(), value=encode_batch(batch))
+                    send = producer.send(
+                        self._topic, key=batch.user_id.encode(), value=encode_batch(batch), headers=headers
+                    )
                     send.add_callback(waiting.one_sent).add_errback(waiting.failed)
             except KafkaError as error:
                 waiting.failed(error)
@@ -283,6 +288,7 @@ class KafkaReadingBus(ReadingBus):
 
 
 _NOTHING = DeviceCursor()
+_Headers = list[tuple[str, bytes]] | None
 
 
 class _Submission:

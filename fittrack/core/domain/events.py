@@ -36,6 +36,7 @@ class LoginAttempted(Event):
     outcome: LoginOutcome
     user_id: str | None = None  # None when no account matched
     address: str | None = None  # the client's address, when known
+    provider: str | None = None  # SSO: the configured provider's name
     audited: ClassVar[bool] = True
 
 
@@ -49,9 +50,12 @@ class AddressThrottled(Event):
 
 @dataclass(frozen=True)
 class AccountThrottled(Event):
-    """An account just reached its limit of failed logins and is locked for a while."""
+    """An account just reached its limit of failed logins and is locked for a while.
 
-    user_id: str
+    The limit counts by username whether or not an account has it (so it never tells which names exist):
+    user_id is None for a name no account has."""
+
+    user_id: str | None
     address: str | None = None
     audited: ClassVar[bool] = True
 

@@ -32,8 +32,19 @@ from fittrack.core.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
     Unauthenticated,
     Unavailable,
+)
+from fittrack.core.domain.events import (
+    AccountDeleted,
+    AccountThrottled,
+    AddressThrottled,
+    LoginAttempted,
+    LoginMethod,
+    LoginOutcome,
+    PasswordChanged,
+    RefreshTokenReused,
 )
 from fittrack.core.domain.oidc import CLOCK_LEEWAY, ExternalIdentity, ProviderSettings, VerifiedIdentity, username_base
 from fittrack.core.domain.throttle import (
@@ -49,9 +60,11 @@ from fittrack.core.ports import (
     CommonPasswords,
     IdentityProvider,
     MetricStore,
+    Observer,
     PasswordHasher,
     RefreshRecord,
     TokenSigner,
+    Unobserved,
 )
 
 WRONG_CREDENTIALS = "unknown username or wrong password"
@@ -102,6 +115,7 @@ class Accounts:
         lookup_uow: Callable[[], AccountsUnitOfWork] | None = None,
         common_passwords: CommonPasswords | None = None,
         identity_providers: Mapping[str, IdentityProvider] | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._uow = uow
         # Reads that must see the latest write (session checks, the profile): read-only, and in production
@@ -114,6 +128,8 @@ class Accounts:
         self._settings = settings
         self._common_passwords = common_passwords
         self._identity_providers = dict(identity_providers or {})
+        # Told every login and its outcome, the throttles as they close, and the other security events.
+        self._observer = observer or Unobserved()
 
     def register(self, raw_username: str, password: str, changes: ProfileChanges) -> Account:
         username = normalize_username(raw_username)
@@ -135,10 +151,31 @@ class Accounts:
         and one to record a failure. A name that cannot exist opened none: it gets one that does both.
         """
         now = self._now()
-        user, credentials, failures = self._find(raw_username, now, address)
-        self._check_password(raw_username, password, credentials, failures, now, WRONG_CREDENTIALS, address)
-        _refuse_if_expired(credentials, now)
-        return self._open_session(user.user_id, now)
+        user = None
+        try:
+            user, credentials, failures = self._find(raw_username, now, address)
+            self._check_password(raw_username, password, credentials, failures, now, WRONG_CREDENTIALS, address)
+            _refuse_if_expired(credentials, now)
+            session = self._open_session(user.user_id, now)
+        except ResourceExhausted:
+            self._login_seen(LoginMethod.PASSWORD, LoginOutcome.THROTTLED, user, address)
+            raise
+        except (Unauthenticated, FailedPrecondition):
+            self._login_seen(LoginMethod.PASSWORD, LoginOutcome.FAILURE, user, address)
+            raise
+        self._login_seen(LoginMethod.PASSWORD, LoginOutcome.SUCCESS, user, address)
+        return session
+
+    def _login_seen(
+        self,
+        method: LoginMethod,
+        outcome: LoginOutcome,
+        user: User | str | None,
+        address: str | None,
+        provider: str | None = None,
+    ) -> None:
+        user_id = user.user_id if isinstance(user, User) else user
+        self._observer.saw(LoginAttempted(method, outcome, user_id, address, provider))
 
     def _check_password(
         self,
@@ -169,12 +206,19 @@ class Accounts:
                     uow.commit()
             return
         if USERNAME.fullmatch(username):
+            address_closed = False
             with self._uow() as uow:
                 latest = uow.login_failures.get(username)
-                uow.login_failures.put(after_failure(latest, username, now, self._settings.login_throttle))
+                counted = after_failure(latest, username, now, self._settings.login_throttle)
+                uow.login_failures.put(counted)
                 if address is not None:
-                    self._address_failed(uow, address, now)
+                    address_closed = self._address_failed(uow, address, now)
                 uow.commit()
+            if counted.paused_until is not None and (latest is None or latest.paused_until != counted.paused_until):
+                user_id = credentials.user_id if credentials is not None else None
+                self._observer.saw(AccountThrottled(user_id, address))
+            if address_closed:
+                self._observer.saw(AddressThrottled(address))
         raise Unauthenticated(complaint)
 
     def _refuse_if_address_limited(self, uow: AccountsUnitOfWork, address: str | None, now: datetime) -> None:
@@ -184,16 +228,23 @@ class Accounts:
         start, end = policy.counted_span(now)
         refuse_if_address_limited(uow.address_failures.recent(address, start, end, policy.max_failures), now, policy)
 
-    def _address_failed(self, uow: AccountsUnitOfWork, address: str, now: datetime) -> None:
-        uow.address_failures.add(address, now, self._settings.address_throttle.forget_before(now))
+    def _address_failed(self, uow: AccountsUnitOfWork, address: str, now: datetime) -> bool:
+        """Counts a failure against the address; True when this one reached the limit (the caller reports it
+        once the transaction commits). Failures are rare, so the extra read costs the logins nothing."""
+        policy = self._settings.address_throttle
+        uow.address_failures.add(address, now, policy.forget_before(now))
+        start, end = policy.counted_span(now)
+        return len(uow.address_failures.recent(address, start, end, policy.max_failures)) == policy.max_failures
 
     def _count_address_failure(self, address: str | None, now: datetime) -> None:
         """A failed login that no other write records: counted against the address in a transaction of its own."""
         if address is None:
             return
         with self._uow() as uow:
-            self._address_failed(uow, address, now)
+            closed = self._address_failed(uow, address, now)
             uow.commit()
+        if closed:
+            self._observer.saw(AddressThrottled(address))
 
     def sso_providers(self) -> list[ProviderSettings]:
         """The configured OpenID Providers, in configuration order."""
@@ -217,14 +268,21 @@ class Accounts:
         getting a provider to vouch for its owner's address. Forged or
         replayed tokens count against the client's `address` like wrong passwords.
         """
-        if address is not None:
-            with self._uow() as uow:
-                self._refuse_if_address_limited(uow, address, self._now())
         try:
-            return self._login_sso(provider_name, id_token, authorization_code, code_verifier, redirect_uri, nonce)
+            if address is not None:
+                with self._uow() as uow:
+                    self._refuse_if_address_limited(uow, address, self._now())
+        except ResourceExhausted:
+            self._login_seen(LoginMethod.SSO, LoginOutcome.THROTTLED, None, address, provider_name)
+            raise
+        try:
+            session = self._login_sso(provider_name, id_token, authorization_code, code_verifier, redirect_uri, nonce)
         except Unauthenticated:
+            self._login_seen(LoginMethod.SSO, LoginOutcome.FAILURE, None, address, provider_name)
             self._count_address_failure(address, self._now())
             raise
+        self._login_seen(LoginMethod.SSO, LoginOutcome.SUCCESS, session.user_id, address, provider_name)
+        return session
 
     def _login_sso(
         self,
@@ -302,7 +360,18 @@ class Accounts:
             candidate = f"{base}-{secrets.token_hex(2)}"
         return candidate
 
-    def refresh(self, refresh_token: str) -> Session:
+    def refresh(self, refresh_token: str, address: str | None = None) -> Session:
+        """A new pair of tokens for a refresh token used once; `address` (the client's) is for the audit log."""
+        owner: list[str] = []  # the token's user, once its record is found: a failure is theirs
+        try:
+            session = self._refresh(refresh_token, address, owner)
+        except (Unauthenticated, FailedPrecondition):
+            self._login_seen(LoginMethod.REFRESH, LoginOutcome.FAILURE, owner[0] if owner else None, address)
+            raise
+        self._login_seen(LoginMethod.REFRESH, LoginOutcome.SUCCESS, session.user_id, address)
+        return session
+
+    def _refresh(self, refresh_token: str, address: str | None, owner: list[str]) -> Session:
         if not refresh_token:
             raise Unauthenticated("refresh_token is missing")
         now = self._now()
@@ -311,10 +380,12 @@ class Accounts:
             record = uow.sessions.get_refresh(token_hash)
             if record is None or not uow.sessions.is_active(record.session_id):
                 raise Unauthenticated("the refresh token is unknown or its session ended; log in again")
+            owner.append(record.user_id)
             if record.used:
                 # A used token coming back means it leaked: end the whole session.
                 uow.sessions.revoke(record.session_id, now)
                 uow.commit()
+                self._observer.saw(RefreshTokenReused(record.user_id, address))
                 raise Unauthenticated("the refresh token was already used; log in again")
             if now >= record.expires_at:
                 raise Unauthenticated("the refresh token has expired; log in again")
@@ -390,9 +461,19 @@ class Accounts:
                 self._count_address_failure(address, self._now())
                 raise Unauthenticated("the current password is wrong")
         elif raw_username:
-            # Without a token this is a login by another name: the same answers and the same limits.
-            user, credentials, failures = self._find(raw_username, self._now(), address)
-            self._check_password(raw_username, current, credentials, failures, self._now(), WRONG_CREDENTIALS, address)
+            # Without a token this is a login by another name: the same answers, limits and audit lines.
+            user = None
+            try:
+                user, credentials, failures = self._find(raw_username, self._now(), address)
+                self._check_password(
+                    raw_username, current, credentials, failures, self._now(), WRONG_CREDENTIALS, address
+                )
+            except ResourceExhausted:
+                self._login_seen(LoginMethod.PASSWORD, LoginOutcome.THROTTLED, user, address)
+                raise
+            except Unauthenticated:
+                self._login_seen(LoginMethod.PASSWORD, LoginOutcome.FAILURE, user, address)
+                raise
         else:
             raise Unauthenticated("send a bearer token, or the username with the current password")
         fresh = self._new_credentials(user.user_id, new, self._now())
@@ -402,9 +483,10 @@ class Accounts:
             # caller's own session goes on.
             uow.sessions.revoke_all(user.user_id, self._now(), keep=principal.session_id if principal else None)
             uow.commit()
+        self._observer.saw(PasswordChanged(user.user_id, address))
         return fresh.expires_at
 
-    def delete_account(self, principal: Principal, password: str) -> None:
+    def delete_account(self, principal: Principal, password: str, address: str | None = None) -> None:
         with self._uow() as uow:
             user = uow.users.get(principal.user_id)
             credentials = uow.users.get_credentials(principal.user_id)
@@ -427,6 +509,7 @@ class Accounts:
         with self._uow() as uow:
             uow.users.delete(principal.user_id)
             uow.commit()
+        self._observer.saw(AccountDeleted(principal.user_id, address))
 
     def _find(
         self, raw_username: str, now: datetime, address: str | None = None
@@ -444,8 +527,10 @@ class Accounts:
         with self._uow() as uow:
             self._refuse_if_address_limited(uow, address, now)
             if not possible:
-                self._address_failed(uow, address, now)
+                closed = self._address_failed(uow, address, now)
                 uow.commit()
+                if closed:
+                    self._observer.saw(AddressThrottled(address))
                 return None, None, None
             failures = uow.login_failures.get(username)
             refuse_if_paused(failures, now)

@@ -36,6 +36,7 @@ from fittrack.core.domain.delivery import (
     push_due_at,
 )
 from fittrack.core.domain.errors import InvalidArgument
+from fittrack.core.domain.events import NotificationDeadLettered, NotificationPushed, NotificationsStored, PushRetried
 from fittrack.core.domain.goals import Goal
 from fittrack.core.domain.notifications import (
     DAILY_NUDGE_CAP,
@@ -43,7 +44,7 @@ from fittrack.core.domain.notifications import (
     NotificationKind,
     NotificationPreferences,
 )
-from fittrack.core.ports import AccountsUnitOfWork, DeadLetterLog, NotificationSink, PushChannel
+from fittrack.core.ports import AccountsUnitOfWork, DeadLetterLog, NotificationSink, Observer, PushChannel, Unobserved
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class Dispatcher:
         dead_letters: DeadLetterLog | None = None,
         settings: DispatchSettings | None = None,
         rng: random.Random | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._uow = uow
         self._live = live
@@ -79,6 +81,8 @@ class Dispatcher:
         self._dead_letters = dead_letters
         self._settings = settings or DispatchSettings()
         self._rng = rng or random.Random()
+        # Told what was stored, pushed, retried and given up, once each is committed.
+        self._observer = observer or Unobserved()
 
     @property
     def pushes(self) -> bool:
@@ -130,6 +134,8 @@ class Dispatcher:
                     if n.notification_id in pending and pending[n.notification_id].state is DeliveryState.PENDING
                 ]
             uow.commit()
+        if fresh:
+            self._observer.saw(NotificationsStored(len(fresh)))
         self._fan_out(fresh + again)
         if self._push is not None and (fresh or again):
             try:
@@ -197,6 +203,7 @@ class Dispatcher:
         now = self._now()
         policy = self._settings.retry
         letters: list[DeadLetter] = []
+        settled_events: list = []
         with self._uow() as uow:
             retrying = {d.user_id for (d, _), r in zip(claimed, results, strict=True) if _retries(d, r, policy)}
             users = uow.users.get_many(list(retrying))
@@ -207,17 +214,24 @@ class Dispatcher:
                     settled = replace(
                         delivery, state=DeliveryState.DELIVERED, due_at=now, updated_at=now, last_error=""
                     )
+                    event = NotificationPushed()
                 elif _retries(delivery, result, policy):
                     assert result is not None
                     wait = timedelta(seconds=policy.delay(delivery.attempts, self._rng))
                     # A retry must not land inside the quiet hours either.
                     due = push_due_at(preferences[delivery.user_id], _zone_of(users.get(delivery.user_id)), now + wait)
                     settled = replace(delivery, due_at=due, updated_at=now, last_error=result.detail)
+                    event = PushRetried()
                 else:
                     error = result.detail if result is not None else _interrupted(delivery)
                     settled = replace(delivery, state=DeliveryState.DEAD, due_at=now, updated_at=now, last_error=error)
                     letter = DeadLetter(notification, delivery.attempts, error, now)
-                if uow.deliveries.settle(settled) and letter is not None:
+                    event = NotificationDeadLettered()
+                # False when the lease ran out and another dispatcher took the delivery: its to report.
+                if not uow.deliveries.settle(settled):
+                    continue
+                settled_events.append(event)
+                if letter is not None:
                     letters.append(letter)
                     log.warning(
                         "notification %s is a dead letter after %d attempts: %s",
@@ -231,6 +245,8 @@ class Dispatcher:
             if letters and self._dead_letters is not None:
                 self._dead_letters.record(letters)
             uow.commit()
+        for event in settled_events:
+            self._observer.saw(event)
 
 
 class DeadLetters:

@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import socket
+import time as clock_time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,9 +40,10 @@ from fittrack.core.domain.evaluation import (
     slot_instants,
     slot_moment,
 )
+from fittrack.core.domain.events import EvaluationSlotRun
 from fittrack.core.domain.goals import Goal
 from fittrack.core.domain.metrics import MetricKind
-from fittrack.core.ports import AccountsUnitOfWork, MetricStore, NotificationQueue
+from fittrack.core.ports import AccountsUnitOfWork, MetricStore, NotificationQueue, Observer, Unobserved
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +143,7 @@ class GoalEvaluator:
         clock: Callable[[], datetime],
         settings: EvaluationSettings = EvaluationSettings(),
         claims: WorkClaims | None = None,
+        observer: Observer | None = None,
     ) -> None:
         """`claims` shares the work with other evaluators; without it this one does all of it."""
         self._uow = uow
@@ -149,6 +152,7 @@ class GoalEvaluator:
         self._now = clock
         self._settings = settings
         self._claims = claims
+        self._observer = observer or Unobserved()  # told each slot run: its users and how long it took
 
     def run_due(self, since: datetime, until: datetime) -> RunSummary:
         """Evaluate every slot, in every user's zone, whose moment falls in (since, until], and the work
@@ -223,6 +227,7 @@ class GoalEvaluator:
         self, zone_name: str, day: date, slot: time, still_ours: Callable[[], bool] = lambda: True
     ) -> RunSummary:
         """The nudges of one slot for every user of one zone with goals to watch."""
+        started = clock_time.monotonic()
         zone = zone_named(zone_name)
         as_of = max(self._now(), slot_moment(zone, day, slot))
         summary = RunSummary(slots=1)
@@ -254,6 +259,7 @@ class GoalEvaluator:
             summary.goals,
             summary.notifications,
         )
+        self._observer.saw(EvaluationSlotRun(summary.users, clock_time.monotonic() - started))
         return summary
 
     def _read_page(self, zone_name: str, after: str, first: date, day: date) -> _Page | None:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
+
+from opentelemetry import trace
+from opentelemetry.context import Context
 
 from fittrack.core.domain.accounts import User
 from fittrack.core.domain.aggregation import summarize_sources
@@ -35,14 +38,18 @@ class Persister:
         uow: Callable[[], AccountsUnitOfWork],
         queue: NotificationQueue,
         clock: Callable[[], datetime],
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._store = store
         self._uow = uow
         self._queue = queue
         self._now = clock
+        self._tracer = tracer or trace.NoOpTracer()
         self._sent_keys: dict[str, None] = {}
 
-    def apply(self, batches: Sequence[AcceptedBatch]) -> None:
+    def apply(self, batches: Sequence[AcceptedBatch], traces: Mapping[str, Context] | None = None) -> None:
+        """Store the batches; `traces` holds, by user id, the trace context a user's goal check joins (and so
+        the goal-met notifications it queues, and their delivery), when the user's batches were traced."""
         users = self._existing_users({batch.user_id for batch in batches})
         touched: dict[str, set[tuple[MetricKind, date]]] = defaultdict(set)
         # One commit for the whole chunk where the store has transactions: a
@@ -65,7 +72,12 @@ class Persister:
         # After the commit, so that a goal is only ever met on stored figures (and, embedded, because the
         # accounts share the store's connection, which holds one transaction at a time).
         for user_id, pairs in touched.items():
-            self._notify_goals_met(users[user_id], {metric for metric, _ in pairs})
+            context = traces.get(user_id) if traces else None
+            if context is None:
+                self._notify_goals_met(users[user_id], {metric for metric, _ in pairs})
+                continue
+            with self._tracer.start_as_current_span("fittrack.goal_check", context=context):
+                self._notify_goals_met(users[user_id], {metric for metric, _ in pairs})
 
     def _existing_users(self, user_ids: set[str]) -> dict[str, User]:
         with self._uow() as uow:

@@ -48,7 +48,8 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         return mapping.sso_providers(self._accounts.sso_providers())
 
     async def RefreshToken(self, request, context):
-        return mapping.session(await asyncio.to_thread(self._accounts.refresh, request.refresh_token))
+        refreshed = await asyncio.to_thread(self._accounts.refresh, request.refresh_token, self._address(context))
+        return mapping.session(refreshed)
 
     async def Logout(self, request, context):
         await asyncio.to_thread(self._accounts.logout, current_principal())
@@ -75,5 +76,7 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         return account_pb2.ChangePasswordResponse(password_expires_at=mapping.timestamp(expires))
 
     async def DeleteAccount(self, request, context):
-        await asyncio.to_thread(self._accounts.delete_account, current_principal(), request.password)
+        await asyncio.to_thread(
+            self._accounts.delete_account, current_principal(), request.password, self._address(context)
+        )
         return account_pb2.DeleteAccountResponse()

@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass
 
 from google.rpc import code_pb2
+from opentelemetry import trace
 
 from fittrack.core.adapters.instruments import NO_INSTRUMENTS, Instruments
 from fittrack.core.domain.errors import DomainError, InvalidArgument, ResourceExhausted
@@ -28,6 +29,7 @@ class _InFlight:
     batch: metric_pb2.ReadingBatch
     stored: asyncio.Future  # resolves to the PublishOutcome
     readings: int
+    span: trace.Span
     began: float  # perf_counter when it was read: its ack's latency runs from here
 
 
@@ -35,6 +37,7 @@ class _InFlight:
 class _Rejected:
     batch: metric_pb2.ReadingBatch
     error: DomainError
+    span: trace.Span
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,19 @@ _END = object()
 
 class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
     def __init__(
-        self, metrics: Metrics, streams: OpenStreams, window: int, instruments: Instruments = NO_INSTRUMENTS
+        self,
+        metrics: Metrics,
+        streams: OpenStreams,
+        window: int,
+        tracer: trace.Tracer | None = None,
+        instruments: Instruments = NO_INSTRUMENTS,
     ) -> None:
         self._metrics = metrics
         self._streams = streams
         self._window = window
         self._instruments = instruments
+        # None when tracing is off: batches then get the shared invalid span, which costs nothing to end.
+        self._tracer = tracer
 
     async def UploadReadings(self, request_iterator, context):
         """All or nothing: batches are checked as they arrive and published
@@ -126,6 +136,12 @@ class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
                     slots.release()
             finally:
                 reader.cancel()
+                # Batches read but never answered (the call ended first): their spans end here, marked so.
+                while not in_order.empty():
+                    item = in_order.get_nowait()
+                    if isinstance(item, _InFlight | _Rejected):
+                        item.span.set_attribute("fittrack.batch.outcome", "unanswered")
+                        item.span.end()
 
     async def _read_batches(
         self, request_iterator, ingest: Ingest, slots: asyncio.Semaphore, in_order: asyncio.Queue
@@ -143,19 +159,33 @@ class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
                     continue
                 batch = request.batch
                 began = time.perf_counter()
+                # A span per batch, from its arrival to its ack, child of the call's: one batch of a stream
+                # that runs for hours can be followed on its own, into Kafka and the persister's write.
+                span = trace.INVALID_SPAN
+                if self._tracer is not None:
+                    span = self._tracer.start_span(
+                        "fittrack.reading_batch",
+                        attributes={"fittrack.device_id": batch.device_id, "fittrack.batch.sequence": batch.sequence},
+                    )
                 try:
                     accepted = ingest.check(mapping.raw_batch(batch))
                 except DomainError as error:
                     self._instruments.ingested("rejected", 1, len(batch.readings))
-                    in_order.put_nowait(_Rejected(batch, error))
+                    in_order.put_nowait(_Rejected(batch, error, span))
                     continue
-                stored = asyncio.wrap_future(ingest.submit([accepted]))
+                if span.is_recording():
+                    # Current while it is submitted: the bus carries its context into the record's headers. (A
+                    # batch sampled out is not made current: its record carries the call's context, not sampled.)
+                    with trace.use_span(span):
+                        stored = asyncio.wrap_future(ingest.submit([accepted]))
+                else:
+                    stored = asyncio.wrap_future(ingest.submit([accepted]))
                 # If the call ends first, nobody awaits it; its failure is then no news.
                 stored.add_done_callback(_retrieve)
                 if self._instruments.enabled:
                     self._instruments.in_flight(1)
                     stored.add_done_callback(self._landed)
-                in_order.put_nowait(_InFlight(batch, stored, len(accepted.readings), began))
+                in_order.put_nowait(_InFlight(batch, stored, len(accepted.readings), span, began))
         except asyncio.CancelledError:
             raise
         except BaseException as error:  # noqa: BLE001 - handed to the writer, which ends the call with it
@@ -175,11 +205,23 @@ class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
             code = (
                 code_pb2.RESOURCE_EXHAUSTED if isinstance(item.error, ResourceExhausted) else code_pb2.INVALID_ARGUMENT
             )
+            _ended(item.span, "rejected")
             return _ack(item.batch, Ack.STATUS_REJECTED, reason=str(item.error), code=code)
-        (outcome,) = await item.stored
+        try:
+            (outcome,) = await item.stored
+        except asyncio.CancelledError:
+            _ended(item.span, "unanswered")  # the call ended while the batch was on its way
+            raise
+        except BaseException as error:
+            # Unavailable ends the call (the error interceptor answers it); the call's span has the status.
+            item.span.record_exception(error)
+            _ended(item.span, "failed")
+            raise
         if outcome == PublishOutcome.ACCEPTED:
+            _ended(item.span, "accepted", item.readings)
             self._acked("accepted", item)
             return _ack(item.batch, Ack.STATUS_ACCEPTED, readings=item.readings)
+        _ended(item.span, "duplicate")
         self._acked("duplicate", item)
         return _ack(item.batch, Ack.STATUS_DUPLICATE)
 
@@ -195,6 +237,11 @@ class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
         preset, explicit = mapping.view_range(request)
         summary = await asyncio.to_thread(self._metrics.view, current_principal(), request.metric, preset, explicit)
         return mapping.metric_view(summary)
+
+
+def _ended(span: trace.Span, outcome: str, readings: int = 0) -> None:
+    span.set_attributes({"fittrack.batch.outcome": outcome, "fittrack.batch.readings_accepted": readings})
+    span.end()
 
 
 def _retrieve(future: asyncio.Future) -> None:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+from fittrack.core.domain.errors import NotFound
+
 _PLACEHOLDER = re.compile(r"(?<!%)%s")
 
 
@@ -126,6 +128,18 @@ class SqlRepository:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
         self._d = sql.dialect
+
+    def _hold_account(self, user_id: str) -> None:
+        """NotFound unless the account exists, and kept from being deleted until this transaction ends.
+
+        Rows that belong to an account are added after this check rather than left to the foreign key: an account
+        deleted in the same instant (DeleteAccount racing CreateGoal) would otherwise fail the INSERT with the
+        driver's IntegrityError (an INTERNAL to the caller), and in PostgreSQL abort the whole transaction.
+        PostgreSQL holds the row with FOR UPDATE; SQLite writes one transaction at a time (BEGIN IMMEDIATE).
+        """
+        held = self._sql.execute(f"SELECT 1 FROM users WHERE user_id = %s{self._sql.for_update}", (user_id,))
+        if held.fetchone() is None:
+            raise NotFound("this account no longer exists: it was deleted")
 
 
 class Sql:

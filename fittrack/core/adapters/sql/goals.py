@@ -16,6 +16,7 @@ class SqlGoals(SqlRepository, GoalRepository):
     _QUALIFIED = ", ".join(f"g.{column}" for column in _COLUMNS.split(", "))
 
     def add(self, goal: Goal) -> None:
+        self._hold_account(goal.user_id)
         # ON CONFLICT DO NOTHING: a failed INSERT would abort a whole PostgreSQL transaction.
         cursor = self._sql.execute(
             f"INSERT INTO goals ({self._COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",

@@ -23,6 +23,7 @@ class SqlPreferences(SqlRepository, PreferenceRepository):
         return found
 
     def put(self, preferences: NotificationPreferences) -> None:
+        self._hold_account(preferences.user_id)
         self._sql.execute(
             "INSERT INTO notification_preferences (user_id, enabled, quiet_start, quiet_end) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (user_id) DO UPDATE SET enabled = excluded.enabled, quiet_start = excluded.quiet_start,"

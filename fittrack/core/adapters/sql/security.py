@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fittrack.core.adapters.sql.dialect import SqlRepository
-from fittrack.core.domain.errors import AlreadyExists, NotFound
+from fittrack.core.domain.errors import AlreadyExists
 from fittrack.core.domain.oidc import ExternalIdentity
 from fittrack.core.domain.throttle import LoginFailures
 from fittrack.core.ports import (
@@ -129,9 +129,7 @@ class SqlIdentities(SqlRepository, IdentityRepository):
         return ExternalIdentity(issuer, subject, row[0], self._d.moment(row[1])) if row else None
 
     def add(self, identity: ExternalIdentity) -> None:
-        # The user's existence is checked first: a foreign-key failure would abort a PostgreSQL transaction.
-        if self._sql.execute("SELECT 1 FROM users WHERE user_id = %s", (identity.user_id,)).fetchone() is None:
-            raise NotFound(f"user {identity.user_id} does not exist")
+        self._hold_account(identity.user_id)
         cursor = self._sql.execute(
             "INSERT INTO sso_identities (issuer, subject, user_id, created_at) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT DO NOTHING",

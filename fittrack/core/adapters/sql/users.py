@@ -143,6 +143,7 @@ class SqlUsers(SqlRepository, UserRepository):
 
 class SqlSessions(SqlRepository, SessionRepository):
     def create(self, session_id: str, user_id: str, now: datetime) -> None:
+        self._hold_account(user_id)
         self._sql.execute(
             "INSERT INTO sessions (session_id, user_id, created_at) VALUES (%s, %s, %s)",
             (session_id, user_id, self._d.instant(now)),
