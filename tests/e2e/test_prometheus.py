@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from fittrack.app.config import Config
-from fittrack.generated.v1 import account_pb2, common_pb2, metric_pb2, notification_pb2
+from fittrack.generated.v1 import account_pb2, common_pb2, goal_pb2, metric_pb2, notification_pb2
 from tests.production import ROOT
 from tests.prometheus import free_port, scrape
 from tests.support import (
@@ -23,6 +23,7 @@ from tests.support import (
     Stubs,
     batch,
     eventually,
+    local_midnight,
     minute_start,
     reading,
     register_and_login,
@@ -30,6 +31,7 @@ from tests.support import (
     server_settings,
     upload,
 )
+from tests.webhook import Webhook
 
 STEPS = common_pb2.METRIC_KIND_STEPS
 Ack = metric_pb2.BatchAck
@@ -267,3 +269,86 @@ def test_port_0_picks_a_free_port_that_the_server_logs_and_serves_the_process_fi
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)
     assert process.returncode == 0
+
+
+@pytest.fixture
+def guarded(tmp_path, clock):
+    """A server that throttles an address after 3 failed logins, exporting its metrics."""
+    settings = server_settings(tmp_path, metrics_listen="127.0.0.1:0", max_login_failures_per_address=3)
+    running = RunningServer(Config(**settings), clock)
+    running.metrics_port = running.server.metrics.port
+    yield running
+    running.stop()
+
+
+def test_logins_throttled_addresses_and_reused_refresh_tokens_are_counted(guarded):
+    stubs = Stubs.connect(guarded.address)
+    try:
+        user = register_and_login(stubs, "guarded")
+        refresh = account_pb2.RefreshTokenRequest(refresh_token=user.login.refresh_token)
+        stubs.accounts.RefreshToken(refresh)
+        # The same refresh token again: reuse, which revokes the session.
+        assert rpc_error(lambda: stubs.accounts.RefreshToken(refresh)).code() == grpc.StatusCode.UNAUTHENTICATED
+        wrong = account_pb2.LoginRequest(username="guarded", password="not the password at all")
+        codes = [rpc_error(lambda: stubs.accounts.Login(wrong)).code() for _ in range(5)]
+    finally:
+        stubs.channel.close()
+    assert codes[:3] == [grpc.StatusCode.UNAUTHENTICATED] * 3
+    assert codes[3:] == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 2
+
+    figures = scrape(guarded.metrics_port)
+    assert figures.value("fittrack_logins_total", method="password", outcome="success") == 1
+    assert figures.value("fittrack_logins_total", method="password", outcome="failure") == 3
+    assert figures.value("fittrack_logins_total", method="password", outcome="throttled") == 2
+    assert figures.value("fittrack_logins_total", method="refresh", outcome="success") == 1
+    assert figures.value("fittrack_refresh_token_reuse_total") == 1
+    assert figures.value("fittrack_throttled_addresses_total") == 1
+    assert figures.value("fittrack_throttled_accounts_total") == 0
+    assert not {user.user_id, user.username, "127.0.0.1"} & figures.label_values()
+
+
+@pytest.fixture
+def pushing(tmp_path, clock):
+    """A server whose dispatcher pushes to a webhook, retrying twice (3 attempts) before a dead letter."""
+    webhook = Webhook()
+    settings = server_settings(
+        tmp_path,
+        metrics_listen="127.0.0.1:0",
+        webhook_url=webhook.url,
+        push_max_attempts=3,
+        push_backoff_base_seconds=0.2,
+        push_backoff_max_seconds=0.5,
+    )
+    running = RunningServer(Config(**settings), clock)
+    running.metrics_port = running.server.metrics.port
+    running.webhook = webhook
+    yield running
+    running.stop()
+    webhook.close()
+
+
+def test_notifications_stored_pushed_retried_and_dead_lettered_are_counted(pushing, clock):
+    stubs = Stubs.connect(pushing.address)
+    try:
+        lucky, unlucky = register_and_login(stubs, "lucky", "Europe/Paris"), register_and_login(stubs, "unlucky")
+        pushing.webhook.answer(lucky.user_id, 503)  # fails once, then takes it
+        pushing.webhook.fail(unlucky.user_id, 503)  # fails every attempt: a dead letter after the third
+        for user, zone in ((lucky, "Europe/Paris"), (unlucky, "UTC")):
+            goal = goal_pb2.CreateGoalRequest(metric=STEPS, period=common_pb2.GOAL_PERIOD_DAILY, target=100)
+            stubs.goals.CreateGoal(goal, metadata=user.auth)
+            upload(stubs, user, batch([reading(STEPS, local_midnight(clock, zone) + 600, 150)]))
+    finally:
+        stubs.channel.close()
+    figures = eventually(
+        lambda: scrape(pushing.metrics_port),
+        lambda f: (
+            f.value("fittrack_notifications_pushed_total") == 1
+            and f.value("fittrack_notifications_dead_lettered_total") == 1
+        ),
+        timeout=30,
+    )
+    assert figures.value("fittrack_notifications_stored_total") == 2
+    # lucky's one retry, and unlucky's two before its last attempt failed.
+    assert figures.value("fittrack_notifications_push_retries_total") == 3
+    assert [p.status for p in pushing.webhook.received(lucky.user_id)] == [503, 200]
+    assert [p.status for p in pushing.webhook.received(unlucky.user_id)] == [503, 503, 503]
