@@ -17,7 +17,7 @@ from fittrack.app.config import Config
 from fittrack.app.tracing import Tracing, tracing_off
 from fittrack.core.adapters.audit import AuditLog
 from fittrack.core.adapters.common_passwords import CommonPasswordList
-from fittrack.core.adapters.instruments import NO_INSTRUMENTS, Instruments, count_producer_retries
+from fittrack.core.adapters.instruments import NO_INSTRUMENTS, Instruments, count_producer_retries, mongo_listeners
 from fittrack.core.adapters.live import LiveNotifications
 from fittrack.core.adapters.metrics_observer import MetricsObserver
 from fittrack.core.adapters.observers import Observers
@@ -334,7 +334,7 @@ def _production_stores(config: Config, live: LiveNotifications, instruments: Ins
     db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, config.pg_pool_max)
     db.migrate()
     watch_pools(db, instruments)
-    store = metric_store(config, config.mongo_read_preference)
+    store = metric_store(config, config.mongo_read_preference, instruments)
     ensure_kafka_topics(config, ensure_topics)
     liveness = KafkaLiveness(config.kafka_bootstrap)
     producer = _producer_maker(config, instruments)
@@ -400,7 +400,7 @@ class RelayInBackground:
         await asyncio.to_thread(self.relay.stop)
 
 
-def metric_store(config: Config, read_preference: str):
+def metric_store(config: Config, read_preference: str, instruments: Instruments = NO_INSTRUMENTS):
     """The production profile's metric store, its indexes ensured (on FerretDB's tables too, when it is FerretDB)."""
     from fittrack.core.adapters.ferretdb_indexes import FerretDBIndexes
     from fittrack.core.adapters.ferretdb_reads import FerretDBReads
@@ -414,7 +414,13 @@ def metric_store(config: Config, read_preference: str):
             config.ferretdb_pg_dsn, config.mongo_database, COLLECTION, timeout_seconds=config.mongo_timeout_seconds
         )
     store = MongoMetricStore(
-        config.mongo_uri, config.mongo_database, read_preference, config.mongo_timeout_seconds, indexes, reads
+        config.mongo_uri,
+        config.mongo_database,
+        read_preference,
+        config.mongo_timeout_seconds,
+        indexes,
+        reads,
+        event_listeners=mongo_listeners(instruments),
     )
     store.ensure_indexes()
     return store
@@ -487,7 +493,7 @@ def build_persister(
     from fittrack.core.adapters.postgres_devices import PostgresBatchClaims
 
     db = _postgres(config, instruments=instruments)
-    store = metric_store(config, "primary")
+    store = metric_store(config, "primary", instruments)
     queue = _notification_queue(config, instruments)
 
     def uow() -> PostgresUnitOfWork:
@@ -555,7 +561,7 @@ def build_evaluator(
 
     db = _postgres(config, instruments=instruments)
     # Reads only: goals and preferences from the replica, daily values wherever the read preference allows.
-    store = metric_store(config, config.mongo_read_preference)
+    store = metric_store(config, config.mongo_read_preference, instruments)
     queue = _notification_queue(config, instruments)
 
     def read_uow() -> PostgresUnitOfWork:

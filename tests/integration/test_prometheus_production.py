@@ -138,7 +138,13 @@ def test_a_sync_is_counted_by_the_server_and_the_persister_consumes_it_until_no_
         )
         >= 1
     )
-    assert persister.series("fittrack_store_pool_connections_in_use")
+    pools = {
+        labels["store"]: labels["pool"] for labels, _ in persister.series("fittrack_store_pool_connections_in_use")
+    }
+    assert pools["postgresql"] == "primary"
+    # pymongo's pool of the server the URI names, by host:port; idle, every connection is back in it.
+    assert pools["mongodb"] in stack.settings["FITTRACK_MONGO_URI"]
+    assert persister.value("fittrack_store_pool_connections_in_use", store="mongodb") == 0
     # Every one of the topic's 4 partitions is reported, and none lags once the records are committed.
     lagging = eventually(
         lambda: scrape(persister_port).series("fittrack_kafka_consumer_lag"),

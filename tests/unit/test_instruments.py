@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from fittrack.core.adapters.instruments import (
     NO_INSTRUMENTS,
     Instruments,
+    MongoPoolGauge,
     count_producer_retries,
     label_safe,
 )
@@ -295,3 +296,15 @@ def test_the_producers_retries_are_counted_by_topic(instruments):
 def test_a_dependency_is_named_by_a_short_label():
     assert label_safe("the account database (PostgreSQL)") == "postgresql"
     assert label_safe("Kafka") == "kafka"
+
+
+def test_mongodb_connections_checked_out_of_a_pool_are_in_use_until_checked_in(instruments):
+    gauge = MongoPoolGauge(instruments)
+    event = type("Event", (), {"address": ("db1", 27017)})()
+    gauge.pool_created(event)
+    gauge.connection_checked_out(event)
+    gauge.connection_checked_out(event)
+    in_use = {"store": "mongodb", "pool": "db1:27017"}
+    assert value(instruments, "fittrack_store_pool_connections_in_use", **in_use) == 2
+    gauge.connection_checked_in(event)
+    assert value(instruments, "fittrack_store_pool_connections_in_use", **in_use) == 1

@@ -23,6 +23,7 @@ from prometheus_client import (
     platform_collector,
     process_collector,
 )
+from pymongo import monitoring
 
 # Seconds: gRPC calls and acks run from a millisecond (a cached lookup) to the publish timeout (10 s).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -271,6 +272,57 @@ def _ignore(_seconds: float) -> None:
 
 
 NO_INSTRUMENTS = NoInstruments()
+
+
+class MongoPoolGauge(monitoring.ConnectionPoolListener):
+    """fittrack_store_pool_connections_in_use{store="mongodb", pool=<server host:port>}: pymongo's connections
+    checked out of each server's pool, kept from the driver's pool events (give it to MongoClient's
+    event_listeners)."""
+
+    def __init__(self, instruments: Instruments) -> None:
+        self._gauge = instruments.store_pool_in_use
+
+    def _pool(self, event):
+        host, port = event.address
+        return self._gauge.labels("mongodb", f"{host}:{port}")
+
+    def pool_created(self, event) -> None:
+        self._pool(event).set(0)
+
+    def connection_checked_out(self, event) -> None:
+        self._pool(event).inc()
+
+    def connection_checked_in(self, event) -> None:
+        self._pool(event).dec()
+
+    def pool_ready(self, event) -> None:
+        pass
+
+    def pool_cleared(self, event) -> None:
+        pass
+
+    def pool_closed(self, event) -> None:
+        pass
+
+    def connection_created(self, event) -> None:
+        pass
+
+    def connection_ready(self, event) -> None:
+        pass
+
+    def connection_closed(self, event) -> None:
+        pass
+
+    def connection_check_out_started(self, event) -> None:
+        pass
+
+    def connection_check_out_failed(self, event) -> None:
+        pass
+
+
+def mongo_listeners(instruments: Instruments) -> list:
+    """The event listeners a MongoClient is given for these instruments: none when metrics are off."""
+    return [MongoPoolGauge(instruments)] if instruments.enabled else []
 
 
 def count_producer_retries(producer, instruments: Instruments):

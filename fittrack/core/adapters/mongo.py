@@ -138,6 +138,7 @@ class MongoMetricStore(MetricStore):
         timeout_seconds: float = 5.0,
         ferretdb_indexes: FerretDBIndexes | None = None,
         ferretdb_reads: FerretDBReads | None = None,
+        event_listeners: Sequence = (),
     ) -> None:
         if read_preference not in READ_PREFERENCES:
             raise ValueError(f"read_preference must be one of {', '.join(READ_PREFERENCES)}, not {read_preference!r}")
@@ -151,6 +152,8 @@ class MongoMetricStore(MetricStore):
                 serverSelectionTimeoutMS=min(SERVER_SELECTION_TIMEOUT_MS, timeout_ms),
                 connectTimeoutMS=min(SERVER_SELECTION_TIMEOUT_MS, timeout_ms),
                 socketTimeoutMS=timeout_ms,
+                # The metrics' pool gauge (fittrack/core/adapters/instruments.py), when they are on.
+                event_listeners=list(event_listeners),
             )
             self._owns_client = True
         else:
