@@ -86,3 +86,15 @@ def test_a_malformed_production_setting_is_refused_naming_it_and_never_quoting_a
     with pytest.raises(ConfigError, match=f"^{name}") as refused:
         Config.from_env({**PRODUCTION, name: value})
     assert "s3cret" not in str(refused.value)
+
+
+def test_the_metrics_address_is_off_by_default_and_port_0_is_accepted():
+    assert Config.from_env({}).metrics_listen == ""
+    assert Config.from_env({"FITTRACK_METRICS_LISTEN": "127.0.0.1:0"}).metrics_listen == "127.0.0.1:0"
+    assert Config.from_env({"FITTRACK_METRICS_LISTEN": "[::1]:9464"}).metrics_listen == "[::1]:9464"
+
+
+@pytest.mark.parametrize("value", ["metrics", "127.0.0.1", "127.0.0.1:99999", ":9464", "host name:9464"])
+def test_a_metrics_address_that_is_not_host_and_port_is_refused_naming_its_variable(value):
+    with pytest.raises(ConfigError, match="FITTRACK_METRICS_LISTEN must be host:port"):
+        Config.from_env({"FITTRACK_METRICS_LISTEN": value})
