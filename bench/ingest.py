@@ -14,8 +14,10 @@ its services are up, else a line saying why it was skipped):
   (bench/anchor.py, its own process) in the same run, and
   ratio_to_anchor = readings_per_s / anchor_readings_per_s.
 - with --telemetry both: the run above has telemetry off, and the same devices are run again against a fresh
-  server (and persisters) with telemetry on (TELEMETRY_ON: FITTRACK_METRICS_LISTEN, its endpoint scraped
-  once a second meanwhile). `telemetry_on` holds that run's figures, and telemetry_ratio =
+  server (and persisters) with telemetry on (telemetry_on(): FITTRACK_METRICS_LISTEN, its endpoint scraped
+  once a second meanwhile, and FITTRACK_OTLP_ENDPOINT, an OTLP collector in this process receiving every
+  span; --telemetry-parts metrics or tracing for one of them). `telemetry_on` holds that run's figures, and
+  telemetry_ratio =
   on readings_per_s / off readings_per_s (telemetry_acked_ratio, the same for the acks): the overhead.
   telemetry_cpu_ratio: the CPU seconds the server and persisters spent on the run, on over off; on a shared
   machine it moves less than the rates, which other processes' load swings.
@@ -23,6 +25,7 @@ its services are up, else a line saying why it was skipped):
 
     python -m bench.ingest [--devices 100] [--readings 300000] [--batch 100] [--window 8]
                            [--profile all|embedded|production] [--telemetry off|on|both]
+                           [--telemetry-parts all|metrics|tracing]
 """
 
 from __future__ import annotations
@@ -74,24 +77,35 @@ class Telemetry:
     server_env: dict[str, str]
     worker_env: dict[str, str]
     metrics_port: int | None = None  # the server's endpoint, scraped during the run
+    collector: object | None = None  # the OTLP collector the processes export their spans to
 
     @property
     def on(self) -> bool:
         return bool(self.server_env)
 
+    def close(self) -> None:
+        if self.collector is not None:
+            self.collector.stop()
+
 
 TELEMETRY_OFF = Telemetry({}, {})
+PARTS = ("all", "metrics", "tracing")
 
 
-def telemetry_on() -> Telemetry:
-    """Everything that turns telemetry on. Tracing's setting goes here too, so the comparison measures both."""
-    port = free_port()
-    return Telemetry(
-        server_env={"FITTRACK_METRICS_LISTEN": f"127.0.0.1:{port}"},
+def telemetry_on(parts: str = "all") -> Telemetry:
+    """Everything that turns telemetry on (or the part asked for): metrics and tracing, as production runs them."""
+    server_env, worker_env, port, collector = {}, {}, None, None
+    if parts in ("all", "metrics"):
+        port = free_port()
+        server_env["FITTRACK_METRICS_LISTEN"] = f"127.0.0.1:{port}"
         # Several persisters share these settings: port 0 gives each its own.
-        worker_env={"FITTRACK_METRICS_LISTEN": "127.0.0.1:0"},
-        metrics_port=port,
-    )
+        worker_env["FITTRACK_METRICS_LISTEN"] = "127.0.0.1:0"
+    if parts in ("all", "tracing"):
+        from tests.otlp import Collector  # the test suite's OTLP/gRPC receiver, keeping what it is sent
+
+        collector = Collector().start()
+        server_env["FITTRACK_OTLP_ENDPOINT"] = worker_env["FITTRACK_OTLP_ENDPOINT"] = collector.endpoint
+    return Telemetry(server_env, worker_env, port, collector)
 
 
 @dataclass
@@ -257,12 +271,16 @@ async def run_profile(profile: str, plan: list[Device], options, log_dir: Path) 
     finally:
         anchor.stop()
 
-    sides = {"off": [TELEMETRY_OFF], "on": [telemetry_on()], "both": [TELEMETRY_OFF, telemetry_on()]}
+    sides = {"off": ["off"], "on": ["on"], "both": ["off", "on"]}
     runs = []
-    for telemetry in sides[options.telemetry]:
-        run_dir = log_dir / ("telemetry-on" if telemetry.on else "telemetry-off")
+    for side in sides[options.telemetry]:
+        telemetry = telemetry_on(options.telemetry_parts) if side == "on" else TELEMETRY_OFF
+        run_dir = log_dir / f"telemetry-{side}"
         run_dir.mkdir(exist_ok=True)
-        runs.append(await measure(profile, plan, options, run_dir, telemetry))
+        try:
+            runs.append(await measure(profile, plan, options, run_dir, telemetry))
+        finally:
+            telemetry.close()
     figures.update(runs[0])
     figures["anchor_readings_per_s"] = round(total / anchor_drive.seconds)
     figures["anchor_ack_p50_ms"] = ms(percentile(anchor_drive.latencies, 0.50))
@@ -293,9 +311,11 @@ async def measure(profile: str, plan: list[Device], options, log_dir: Path, tele
     """One run of all devices against a fresh server (and persisters), telemetry on or off as given."""
     total = sum(device.readings for device in plan)
     figures: dict = {"telemetry": "on" if telemetry.on else "off"}
+    if telemetry.on:
+        figures["telemetry_settings"] = sorted(telemetry.server_env)
     async with serving(profile, log_dir, options, telemetry) as (server, persisters):
         metadata = await log_in_users(server.address, [device.username for device in plan])
-        scraping = asyncio.create_task(scrape_every_second(telemetry.metrics_port)) if telemetry.on else None
+        scraping = asyncio.create_task(scrape_every_second(telemetry.metrics_port)) if telemetry.metrics_port else None
         processes = [server, *persisters]
         cpu_before = [cpu_seconds(process.pid) for process in processes]
         try:
@@ -320,6 +340,9 @@ async def measure(profile: str, plan: list[Device], options, log_dir: Path, tele
             )
         server_memory = server.memory_mb()
         persister_peaks = [process.memory_mb()["VmHWM"] for process in persisters if process.popen.poll() is None]
+    if telemetry.collector is not None:
+        # The processes have stopped, and flushed their spans on the way out.
+        figures["spans_exported"] = len(telemetry.collector.spans())
 
     figures["readings_per_s"] = round(total / visible_s) if visible else None
     figures["acked_readings_per_s"] = round(total / acked.seconds)
@@ -406,6 +429,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("off", "on", "both"),
         default="off",
         help="metrics (and tracing) off, on, or both in turn to measure their overhead (off)",
+    )
+    parser.add_argument(
+        "--telemetry-parts",
+        choices=PARTS,
+        default="all",
+        help="what --telemetry on turns on: metrics and tracing (all), or one of them",
     )
     parser.add_argument("--log-dir", type=Path, help="keep the processes' logs and data under this directory")
     options = parser.parse_args(argv)

@@ -58,6 +58,9 @@ def test_ingest_measures_telemetry_on_and_off_in_one_run_and_prints_their_ratio(
     assert on["telemetry"] == "on" and on["visible_readings"] == 2000 and on["readings_per_s"] > 0
     # The "on" run's own endpoint counted every reading it sent, and was scraped while it ran.
     assert on["metrics_accepted_readings"] == 2000 and on["scrapes"] >= 1
+    # And its spans reached the OTLP collector: one per batch at least (20 batches of 100 readings).
+    assert on["telemetry_settings"] == ["FITTRACK_METRICS_LISTEN", "FITTRACK_OTLP_ENDPOINT"]
+    assert on["spans_exported"] >= 20
     assert figures["telemetry_ratio"] == pytest.approx(
         on["readings_per_s"] / figures["readings_per_s"], rel=1e-3, abs=1e-4
     )
