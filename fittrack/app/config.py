@@ -31,6 +31,9 @@ class Config:
     # host:port of a plain-HTTP readiness endpoint for load balancers that cannot send a gRPC health check
     # (HAProxy 2.6, open-source nginx): GET /ready answers 200 while every service is SERVING. Off when empty.
     ready_listen: str = ""
+    # host:port of the Prometheus endpoint (GET /metrics) of this process, whatever its role; port 0 picks a
+    # free one (logged). Off when empty.
+    metrics_listen: str = ""
     # TLS: PEM files of the server's certificate chain and key (both or neither; plaintext without them, for
     # loopback development), and of the CA that signs internal services' client certificates (mutual TLS).
     tls_cert_file: str = ""
@@ -201,6 +204,8 @@ class Config:
         self.listen_address()
         if self.ready_listen:
             parse_listen(self.ready_listen, "FITTRACK_READY_LISTEN")
+        if self.metrics_listen:
+            parse_listen(self.metrics_listen, "FITTRACK_METRICS_LISTEN")
         if self.log_level.upper() not in LOG_LEVELS:
             raise ConfigError(
                 f"FITTRACK_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (in any case), got {self.log_level!r}"
@@ -391,6 +396,7 @@ _VARIABLES = {
     "profile": str,
     "listen": str,
     "ready_listen": str,
+    "metrics_listen": str,
     "tls_cert_file": str,
     "tls_key_file": str,
     "tls_client_ca_file": str,

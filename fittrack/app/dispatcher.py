@@ -6,6 +6,7 @@ import logging
 import sys
 import threading
 
+from fittrack.app.metrics_endpoint import start_metrics, stop_metrics
 from fittrack.app.process import production_config, stop_on_signals
 from fittrack.app.wiring import build_dispatcher, ensure_kafka_topics
 from fittrack.core.adapters.kafka import ensure_topics
@@ -26,9 +27,20 @@ def main() -> int:
     )
     if config is None:
         return 2
+    exporting = start_metrics(config, "fittrack-dispatcher")
+    if exporting is None:
+        return 1
+    instruments, endpoint = exporting
+    try:
+        return _run(config, instruments)
+    finally:
+        stop_metrics(endpoint)
+
+
+def _run(config, instruments) -> int:
     try:
         ensure_kafka_topics(config, ensure_topics)
-        parts = build_dispatcher(config)
+        parts = build_dispatcher(config, instruments=instruments)
     except Unavailable as error:  # a service it cannot start without, after waiting for it
         log.error("%s", error)
         return 1
@@ -47,7 +59,7 @@ def main() -> int:
         "to the webhook" if parts.dispatcher.pushes else "off (no FITTRACK_WEBHOOK_URL)",
     )
     try:
-        KafkaDispatcher(consumer, parts.dispatcher).run(stopping)
+        KafkaDispatcher(consumer, parts.dispatcher, instruments=instruments).run(stopping)
     finally:
         stopping.set()
         if retries is not None:

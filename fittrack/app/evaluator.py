@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from fittrack.app.metrics_endpoint import start_metrics, stop_metrics
 from fittrack.app.process import production_config, stop_on_signals
 from fittrack.app.wiring import build_evaluator
 from fittrack.core.domain.errors import Unavailable
@@ -19,8 +20,19 @@ def main() -> int:
     )
     if config is None:
         return 2
+    exporting = start_metrics(config, "fittrack-evaluator")
+    if exporting is None:
+        return 1
+    instruments, endpoint = exporting
     try:
-        parts = build_evaluator(config)
+        return _run(config, instruments)
+    finally:
+        stop_metrics(endpoint)
+
+
+def _run(config, instruments) -> int:
+    try:
+        parts = build_evaluator(config, instruments=instruments)
     except Unavailable as error:  # a service it cannot start without
         log.error("%s", error)
         return 1

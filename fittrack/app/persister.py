@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 
+from fittrack.app.metrics_endpoint import start_metrics, stop_metrics
 from fittrack.app.process import production_config, stop_on_signals
 from fittrack.app.wiring import build_persister, ensure_kafka_topics
 from fittrack.core.adapters.kafka import ensure_topics
@@ -23,9 +24,20 @@ def main() -> int:
     )
     if config is None:
         return 2
+    exporting = start_metrics(config, "fittrack-persister")
+    if exporting is None:
+        return 1
+    instruments, endpoint = exporting
+    try:
+        return _run(config, instruments)
+    finally:
+        stop_metrics(endpoint)
+
+
+def _run(config, instruments) -> int:
     try:
         ensure_kafka_topics(config, ensure_topics)
-        parts = build_persister(config)
+        parts = build_persister(config, instruments=instruments)
     except Unavailable as error:  # a service it cannot start without, after waiting for it
         log.error("%s", error)
         return 1
@@ -38,6 +50,7 @@ def main() -> int:
         # FerretDB builds a bare table again when its collection was dropped; the indexes follow within this.
         [Every(config.store_upkeep_seconds, parts.store_upkeep)],
         int(os.environ.get("FITTRACK_PERSISTER_CRASH_AFTER_WRITES", "0")),
+        instruments=instruments,
     )
     log.info("persister consuming %s as group %s", config.readings_topic, config.persister_group)
     try:

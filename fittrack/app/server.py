@@ -18,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from fittrack.app.config import Config, ConfigError, parse_listen
+from fittrack.app.metrics_endpoint import CannotExport, MetricsEndpoint, instruments_for
 from fittrack.app.process import command_line, configure_logging
 from fittrack.app.wiring import App, Dependency, build_app, utc_now
 from fittrack.core.adapters.file_lock import HeldElsewhere
@@ -36,6 +37,7 @@ from fittrack.generated.v1 import (
 )
 from fittrack.server.auth import AuthInterceptor
 from fittrack.server.errors import ErrorInterceptor
+from fittrack.server.metrics import MetricsInterceptor
 from fittrack.server.readiness import ReadinessEndpoint
 from fittrack.server.servicers.account import AccountServicer
 from fittrack.server.servicers.goal import GoalServicer
@@ -75,10 +77,13 @@ class CannotStart(Exception):
 class Server:
     """The grpc.aio server together with what runs beside it in the process."""
 
-    def __init__(self, grpc_server: grpc.aio.Server, app: App, health_servicer) -> None:
+    def __init__(
+        self, grpc_server: grpc.aio.Server, app: App, health_servicer, metrics: MetricsEndpoint | None = None
+    ) -> None:
         self.grpc_server = grpc_server
         self.app = app
         self.health = health_servicer
+        self.metrics = metrics  # the Prometheus endpoint, when FITTRACK_METRICS_LISTEN is set
         self._monitor: asyncio.Task | None = None
         # What keeps the server from serving, as the readiness endpoint reports it: the same facts the
         # gRPC health service is told.
@@ -95,10 +100,17 @@ class Server:
         return problems + [f"{what} is unreachable" for what in sorted(self._unreachable)]
 
     async def start(self) -> None:
+        if self.metrics is not None:
+            try:
+                self.metrics.start()
+            except CannotExport as error:
+                raise CannotStart(str(error)) from None
         if self.readiness is not None:
             try:
                 await self.readiness.start()
             except OSError as error:
+                if self.metrics is not None:
+                    self.metrics.stop()
                 raise CannotStart(
                     f"cannot listen on {self.app.config.ready_listen} for readiness checks: {error.strerror}; "
                     "set FITTRACK_READY_LISTEN to a free address"
@@ -121,9 +133,11 @@ class Server:
         """
         up = {dependency.what: True for dependency in dependencies}
         serving = dict.fromkeys(SERVICE_NAMES, True)
+        instruments = self.app.instruments
         while True:
             for dependency in dependencies:
                 now_up = await asyncio.to_thread(dependency.check)
+                instruments.dependency(dependency.what, now_up)
                 if now_up != up[dependency.what]:
                     up[dependency.what] = now_up
                     (self._unreachable.discard if now_up else self._unreachable.add)(dependency.what)
@@ -153,6 +167,8 @@ class Server:
         await asyncio.to_thread(self.app.close)
         if self.readiness is not None:
             await self.readiness.stop()
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.stop)
 
     async def wait_for_termination(self) -> None:
         await self.grpc_server.wait_for_termination()
@@ -166,8 +182,9 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
     the data directory cannot be used.
     """
     check_listenable(config)
+    instruments, metrics = instruments_for(config)
     try:
-        app = build_app(config, clock)
+        app = build_app(config, clock, instruments)
     except HeldElsewhere as held:
         raise CannotStart(
             f"the database {config.database_path} is in use by another Fittrack server "
@@ -205,9 +222,10 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
         # share its connections (and, embedded, its SQLite file) with the first: refuse instead.
         ("grpc.so_reuseport", 0),
     ]
-    grpc_server = grpc.aio.server(
-        interceptors=[ErrorInterceptor(), AuthInterceptor(app.accounts.authenticate)], options=options
-    )
+    interceptors = [ErrorInterceptor(), AuthInterceptor(app.accounts.authenticate)]
+    if instruments.enabled:  # outermost: it sees the status the client gets
+        interceptors.insert(0, MetricsInterceptor(instruments))
+    grpc_server = grpc.aio.server(interceptors=interceptors, options=options)
 
     def today():
         return clock().date()
@@ -218,7 +236,7 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
     goal_pb2_grpc.add_GoalServiceServicer_to_server(GoalServicer(app.goals), grpc_server)
     streams = OpenStreams(config.max_streams_per_user, app.accounts.check_session, config.stream_recheck_seconds)
     metric_pb2_grpc.add_MetricServiceServicer_to_server(
-        MetricServicer(app.metrics, streams, config.stream_window), grpc_server
+        MetricServicer(app.metrics, streams, config.stream_window, instruments), grpc_server
     )
     report_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(app.reports), grpc_server)
     notification_pb2_grpc.add_NotificationServiceServicer_to_server(
@@ -236,7 +254,7 @@ def create_server(config: Config, clock: Callable[[], datetime] = utc_now) -> tu
     if port == 0:
         app.close()
         raise CannotStart(f"cannot listen on {config.listen}; set FITTRACK_LISTEN to an address of this machine")
-    return Server(grpc_server, app, health_servicer), port
+    return Server(grpc_server, app, health_servicer, metrics), port
 
 
 def check_listenable(config: Config) -> None:

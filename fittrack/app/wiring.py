@@ -13,6 +13,7 @@ from typing import Protocol
 
 from fittrack.app.config import Config
 from fittrack.core.adapters.common_passwords import CommonPasswordList
+from fittrack.core.adapters.instruments import NO_INSTRUMENTS, Instruments, count_producer_retries, timed, timed_units
 from fittrack.core.adapters.live import LiveNotifications
 from fittrack.core.adapters.oidc import HttpIdentityProvider
 from fittrack.core.adapters.passwords import BcryptHasher
@@ -86,6 +87,8 @@ class App:
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Where new notifications go (the goal evaluator sends its nudges here): the dispatcher stores and delivers them.
     notification_queue: NotificationQueue | None = None
+    # The process's Prometheus instruments (NoInstruments when FITTRACK_METRICS_LISTEN is unset).
+    instruments: Instruments = NO_INSTRUMENTS
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -105,14 +108,18 @@ class Stores:
     notification_queue: NotificationQueue | None = None
 
 
-def build_app(config: Config, clock: Callable[[], datetime] = utc_now) -> App:
+def build_app(
+    config: Config, clock: Callable[[], datetime] = utc_now, instruments: Instruments = NO_INSTRUMENTS
+) -> App:
     live = LiveNotifications()
     if config.profile == "embedded":
-        stores, dependencies, relay = _embedded_stores(config), [], None
+        stores, dependencies, relay = _embedded_stores(config, instruments), [], None
     else:
-        stores, dependencies, relay = _production_stores(config, live)
+        stores, dependencies, relay = _production_stores(config, live, instruments)
     try:
-        return _app_on(stores, dependencies, relay, live, config, clock)
+        app = _app_on(stores, dependencies, relay, live, config, clock)
+        app.instruments = instruments
+        return app
     except BaseException:
         # A part that cannot be made (an unreadable token secret, say) must not leave the stores open: the
         # data directory's lock among them, which would refuse the next start in this process.
@@ -232,7 +239,7 @@ def identity_providers(config: Config) -> dict[str, HttpIdentityProvider]:
     }
 
 
-def _embedded_stores(config: Config) -> Stores:
+def _embedded_stores(config: Config, instruments: Instruments = NO_INSTRUMENTS) -> Stores:
     from fittrack.core.adapters.file_lock import FileLock
     from fittrack.core.adapters.sqlite import SqliteDatabase
     from fittrack.core.adapters.sqlite_accounts import SqliteUnitOfWork
@@ -259,10 +266,13 @@ def _embedded_stores(config: Config) -> Stores:
     bus = SqliteReadingBus(db)
     # The bus's writer goes first: what it still holds is stored before the database closes.
     closers = [hold.release, db.close, bus.close]  # closed in reverse: the hold last
-    return Stores(uow, read_uow, read_uow, SqliteMetricStore(db), bus, closers, SqliteNotificationQueue(db))
+    timed_uow = timed_units(uow, instruments, "sqlite")
+    timed_read_uow = timed_units(read_uow, instruments, "sqlite")
+    store = timed(SqliteMetricStore(db), instruments, "sqlite", "metric_store")
+    return Stores(timed_uow, timed_read_uow, timed_read_uow, store, bus, closers, SqliteNotificationQueue(db))
 
 
-def _production_stores(config: Config, live: LiveNotifications):
+def _production_stores(config: Config, live: LiveNotifications, instruments: Instruments = NO_INSTRUMENTS):
     from fittrack.core.adapters.kafka import KafkaLiveness, ensure_topics, make_producer
     from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue, NotificationRelay
     from fittrack.core.adapters.kafka_readings import KafkaReadingBus
@@ -272,23 +282,27 @@ def _production_stores(config: Config, live: LiveNotifications):
 
     db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, config.pg_pool_max)
     db.migrate()
+    watch_pools(db, instruments)
     store = metric_store(config, config.mongo_read_preference)
     ensure_kafka_topics(config, ensure_topics)
     liveness = KafkaLiveness(config.kafka_bootstrap)
+
+    def producer():
+        return count_producer_retries(
+            make_producer(config.kafka_bootstrap, config.publish_timeout_seconds), instruments
+        )
+
     bus = KafkaReadingBus(
-        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
+        producer,
         config.readings_topic,
         PostgresDeviceCursors(db),
         liveness,
         config.publish_timeout_seconds,
+        instruments,
     )
     # The relay reads what dispatchers stored, not the queue: a notification the dispatcher drops never shows.
     relay = RelayInBackground(NotificationRelay(config.kafka_bootstrap, config.live_notifications_topic, live.deliver))
-    queue = KafkaNotificationQueue(
-        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
-        config.notifications_topic,
-        config.publish_timeout_seconds,
-    )
+    queue = KafkaNotificationQueue(producer, config.notifications_topic, config.publish_timeout_seconds, instruments)
 
     def uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db)
@@ -299,13 +313,16 @@ def _production_stores(config: Config, live: LiveNotifications):
     def lookup_uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db, lookup=True)
 
+    uow, read_uow, lookup_uow = (timed_units(each, instruments, "postgresql") for each in (uow, read_uow, lookup_uow))
+    timed_store = timed(store, instruments, "mongodb", "metric_store")
+
     closers = [db.close, store.close, bus.close, queue.close]
     dependencies = [
         # Every call but the health check authenticates against the account database.
         Dependency("the account database (PostgreSQL)", db.reachable),
         Dependency("Kafka", liveness.check, (METRIC_SERVICE,)),
     ]
-    return Stores(uow, read_uow, lookup_uow, store, bus, closers, queue), dependencies, relay
+    return Stores(uow, read_uow, lookup_uow, timed_store, bus, closers, queue), dependencies, relay
 
 
 def ensure_kafka_topics(config: Config, ensure_topics) -> None:
@@ -357,35 +374,49 @@ def metric_store(config: Config, read_preference: str):
     return store
 
 
-def _postgres(config: Config, pool_max: int | None = None):
+def _postgres(config: Config, pool_max: int | None = None, instruments: Instruments = NO_INSTRUMENTS):
     """The account database of a production worker process, migrated."""
     from fittrack.core.adapters.postgres import PostgresDatabase
 
     db = PostgresDatabase(config.pg_dsn, config.pg_replica_dsn, pool_max or config.pg_pool_max)
     db.migrate()
+    watch_pools(db, instruments)
     return db
 
 
-def _notification_queue(config: Config):
-    from fittrack.core.adapters.kafka import make_producer
-    from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue
+def watch_pools(db, instruments: Instruments) -> None:
+    """fittrack_store_pool_connections_in_use of the primary's pool, and the replica's when there is one."""
+    instruments.watch_pool("postgresql", "primary", db.primary.in_use)
+    if db.has_replica:
+        instruments.watch_pool("postgresql", "replica", db.replica.in_use)
 
-    return KafkaNotificationQueue(
-        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
-        config.notifications_topic,
-        config.publish_timeout_seconds,
+
+def _producer_maker(config: Config, instruments: Instruments):
+    """What makes each Kafka producer of a process (a failed one is replaced), its retries counted."""
+    from fittrack.core.adapters.kafka import make_producer
+
+    return lambda: count_producer_retries(
+        make_producer(config.kafka_bootstrap, config.publish_timeout_seconds), instruments
     )
 
 
-def _dead_letter_log(config: Config):
-    from fittrack.core.adapters.kafka import make_producer
+def _notification_queue(config: Config, instruments: Instruments = NO_INSTRUMENTS):
+    from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue
+
+    return KafkaNotificationQueue(
+        _producer_maker(config, instruments), config.notifications_topic, config.publish_timeout_seconds, instruments
+    )
+
+
+def _dead_letter_log(config: Config, instruments: Instruments = NO_INSTRUMENTS):
     from fittrack.core.adapters.kafka_notifications import KafkaDeadLetterLog
 
     return KafkaDeadLetterLog(
         config.kafka_bootstrap,
         config.dead_letter_topic,
-        lambda: make_producer(config.kafka_bootstrap, config.publish_timeout_seconds),
+        _producer_maker(config, instruments),
         config.publish_timeout_seconds,
+        instruments,
     )
 
 
@@ -400,19 +431,27 @@ class WorkerParts:
     closers: list[Callable[[], None]]
 
 
-def build_persister(config: Config, clock: Callable[[], datetime] = utc_now) -> WorkerParts:
+def build_persister(
+    config: Config, clock: Callable[[], datetime] = utc_now, instruments: Instruments = NO_INSTRUMENTS
+) -> WorkerParts:
     from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
     from fittrack.core.adapters.postgres_devices import PostgresBatchClaims
 
-    db = _postgres(config)
+    db = _postgres(config, instruments=instruments)
     store = metric_store(config, "primary")
-    queue = _notification_queue(config)
+    queue = _notification_queue(config, instruments)
 
     def uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db)
 
-    persister = Persister(store, uow, queue, clock)
-    copies = FirstCopies(PostgresBatchClaims(db), clock)
+    persister = Persister(
+        timed(store, instruments, "mongodb", "metric_store"),
+        timed_units(uow, instruments, "postgresql"),
+        queue,
+        clock,
+    )
+    claims = timed(PostgresBatchClaims(db), instruments, "postgresql", "batch_claims")
+    copies = FirstCopies(claims, clock)
     return WorkerParts(persister, copies, store.ensure_indexes, [db.close, store.close, queue.close])
 
 
@@ -452,18 +491,30 @@ class EvaluatorParts:
     closers: list[Callable[[], None]]
 
 
-def build_evaluator(config: Config, clock: Callable[[], datetime] = utc_now) -> EvaluatorParts:
+def build_evaluator(
+    config: Config, clock: Callable[[], datetime] = utc_now, instruments: Instruments = NO_INSTRUMENTS
+) -> EvaluatorParts:
     from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
 
-    db = _postgres(config)
+    db = _postgres(config, instruments=instruments)
     # Reads only: goals and preferences from the replica, daily values wherever the read preference allows.
     store = metric_store(config, config.mongo_read_preference)
-    queue = _notification_queue(config)
+    queue = _notification_queue(config, instruments)
 
     def read_uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db, read_only=True)
 
-    schedule = evaluation_schedule(config, read_uow, store, queue, clock, write_uow=lambda: PostgresUnitOfWork(db))
+    def write_uow() -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(db)
+
+    schedule = evaluation_schedule(
+        config,
+        timed_units(read_uow, instruments, "postgresql"),
+        timed(store, instruments, "mongodb", "metric_store"),
+        queue,
+        clock,
+        write_uow=timed_units(write_uow, instruments, "postgresql"),
+    )
     return EvaluatorParts(schedule, [db.close, store.close, queue.close])
 
 
@@ -489,20 +540,28 @@ class DispatcherParts:
     closers: list[Callable[[], None]]
 
 
-def build_dispatcher(config: Config, clock: Callable[[], datetime] = utc_now) -> DispatcherParts:
-    from fittrack.core.adapters.kafka import make_producer
+def build_dispatcher(
+    config: Config, clock: Callable[[], datetime] = utc_now, instruments: Instruments = NO_INSTRUMENTS
+) -> DispatcherParts:
     from fittrack.core.adapters.kafka_notifications import KafkaNotificationSink
     from fittrack.core.adapters.postgres_accounts import PostgresUnitOfWork
 
-    db = _postgres(config)
-    producer = make_producer(config.kafka_bootstrap, config.publish_timeout_seconds)
-    live: NotificationSink = KafkaNotificationSink(producer, config.live_notifications_topic)
-    dead_letters = _dead_letter_log(config)
+    db = _postgres(config, instruments=instruments)
+    producer = _producer_maker(config, instruments)()
+    live: NotificationSink = KafkaNotificationSink(producer, config.live_notifications_topic, instruments=instruments)
+    dead_letters = _dead_letter_log(config, instruments)
 
     def uow() -> PostgresUnitOfWork:
         return PostgresUnitOfWork(db)
 
-    dispatcher = Dispatcher(uow, live, clock, push_channel(config), dead_letters, dispatch_settings(config))
+    dispatcher = Dispatcher(
+        timed_units(uow, instruments, "postgresql"),
+        live,
+        clock,
+        push_channel(config),
+        dead_letters,
+        dispatch_settings(config),
+    )
     return DispatcherParts(dispatcher, [db.close, lambda: producer.close(timeout=5), dead_letters.close])
 
 

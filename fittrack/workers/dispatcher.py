@@ -92,8 +92,8 @@ class KafkaDispatcher(ConsumerLoop):
 
     what = "dispatcher"
 
-    def __init__(self, consumer, dispatcher: Dispatcher) -> None:
-        super().__init__(consumer)
+    def __init__(self, consumer, dispatcher: Dispatcher, **loop) -> None:  # ConsumerLoop's instruments, lag_seconds
+        super().__init__(consumer, **loop)
         self._dispatcher = dispatcher
 
     def handle(self, records) -> None:

@@ -65,8 +65,9 @@ class KafkaPersister(ConsumerLoop):
         copies: FirstCopies,
         chores: Sequence[Callable[[], None]] = (),
         crash_after_writes: int = 0,
+        **loop,  # ConsumerLoop's: instruments, lag_seconds
     ) -> None:
-        super().__init__(consumer)
+        super().__init__(consumer, **loop)
         self._persister = persister
         self._copies = copies
         self._chores = chores

@@ -11,9 +11,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from fittrack.core.adapters.instruments import NO_INSTRUMENTS, Instruments
+
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
+# How often a worker asks Kafka for its partitions' end offsets to export its lag: one request per interval,
+# not one per poll.
+LAG_SECONDS = 5.0
 
 
 def make_consumer(config, topic: str, group: str, max_poll_records: int):
@@ -43,10 +48,15 @@ class ConsumerLoop:
     Subclasses say how a poll's records are handled.
     """
 
-    what = "worker"  # who, in the log
+    what = "worker"  # who, in the log and in the metrics' role label
 
-    def __init__(self, consumer) -> None:
+    def __init__(
+        self, consumer, *, instruments: Instruments = NO_INSTRUMENTS, lag_seconds: float = LAG_SECONDS
+    ) -> None:
         self._consumer = consumer
+        self._instruments = instruments
+        self._lag = Every(lag_seconds, self.refresh_lag)
+        self._lagging: set[tuple[str, int]] = set()  # the partitions whose lag is exported
 
     def handle(self, records: Sequence) -> None:
         raise NotImplementedError
@@ -63,6 +73,7 @@ class ConsumerLoop:
         records = [record for partition_records in polled.values() for record in partition_records]
         if not records:
             return 0
+        began = time.perf_counter()
         try:
             self.handle(records)
         except Exception:
@@ -72,13 +83,38 @@ class ConsumerLoop:
             raise
         self.before_commit()
         self._consumer.commit()
+        if self._instruments.enabled:
+            self._instruments.applied(self.what, time.perf_counter() - began)
+            for partition, partition_records in polled.items():
+                self._instruments.consumed(self.what, partition.topic, len(partition_records))
         return len(records)
+
+    def refresh_lag(self) -> None:
+        """Export each assigned partition's lag: its end offset minus this consumer's position (committed, since
+        a poll's records are committed before the next). Partitions given to another worker stop being exported."""
+        if not self._instruments.enabled:
+            return
+        try:
+            assigned = set(self._consumer.assignment())
+            ends = self._consumer.end_offsets(list(assigned), timeout_ms=2000) if assigned else {}
+            lags = {}
+            for partition, end in ends.items():
+                position = self._consumer.position(partition, timeout_ms=2000)
+                if end is not None and position is not None:  # None: not known yet; the next round tries again
+                    lags[partition.topic, partition.partition] = max(0, end - position)
+        except Exception:  # noqa: BLE001 - a figure left stale until the next round; the poll loop meets the outage
+            log.debug("could not read the consumer's lag", exc_info=True)
+            return
+        gone = self._lagging - set(lags)
+        self._lagging = set(lags)
+        self._instruments.lag(self.what, lags, gone)
 
     def run(self, stopping: threading.Event) -> None:
         while not stopping.is_set():
             try:
                 self.run_once()
                 self.upkeep()
+                self._lag()
             except Exception:
                 log.exception("%s could not handle a poll; retrying in %.0f s", self.what, RETRY_SECONDS)
                 stopping.wait(RETRY_SECONDS)

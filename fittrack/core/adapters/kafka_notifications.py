@@ -20,6 +20,7 @@ from fittrack.core.adapters.codec import (
     encode_notification,
     encode_notifications,
 )
+from fittrack.core.adapters.instruments import NO_INSTRUMENTS, Instruments
 from fittrack.core.adapters.kafka import bootstrap_list, close_quietly
 from fittrack.core.domain.delivery import DeadLetter
 from fittrack.core.domain.errors import Unavailable
@@ -32,16 +33,23 @@ log = logging.getLogger(__name__)
 class KafkaNotificationSink(NotificationSink):
     """The dispatcher's side: stored notifications go to the live topic, which every server relays."""
 
-    def __init__(self, producer: KafkaProducer, topic: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self, producer: KafkaProducer, topic: str, timeout: float = 10.0, instruments: Instruments = NO_INSTRUMENTS
+    ) -> None:
         self._producer = producer
         self._topic = topic
         self._timeout = timeout
+        self._instruments = instruments
 
     def deliver(self, notification: Notification) -> None:
-        future = self._producer.send(
-            self._topic, key=notification.user_id.encode(), value=encode_notification(notification)
-        )
-        future.get(timeout=self._timeout)
+        try:
+            future = self._producer.send(
+                self._topic, key=notification.user_id.encode(), value=encode_notification(notification)
+            )
+            future.get(timeout=self._timeout)
+        except KafkaError:
+            self._instruments.produce_failed(self._topic)
+            raise
 
 
 class NotificationRelay:
@@ -119,8 +127,15 @@ class NotificationRelay:
 class _Producing:
     """A producer made on first use and replaced after a failure (see KafkaReadingBus._discard)."""
 
-    def __init__(self, make_producer: Callable[[], KafkaProducer], timeout: float, unavailable: str) -> None:
+    def __init__(
+        self,
+        make_producer: Callable[[], KafkaProducer],
+        timeout: float,
+        unavailable: str,
+        instruments: Instruments = NO_INSTRUMENTS,
+    ) -> None:
         self._make_producer = make_producer
+        self._instruments = instruments
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
         self._timeout = timeout
@@ -129,33 +144,35 @@ class _Producing:
     def send_all(self, topic: str, records: Sequence[tuple[bytes | None, bytes, int | None]]) -> None:
         """Produce the (key, value, partition) records and wait until Kafka acknowledged all of them;
         Unavailable otherwise. A record without a partition goes where its key hashes to."""
-        producer = self._current()
+        producer = self._current(topic)
         try:
             sent = [producer.send(topic, key=key, value=value, partition=part) for key, value, part in records]
             for future in sent:
                 future.get(timeout=self._timeout)
         except KafkaError as error:
-            self._failed(producer, topic, error)
+            self._failed(producer, topic, error, records=len(records))
 
     def partitions(self, topic: str) -> list[int]:
         """The topic's partitions, in order, as the producer's metadata has them."""
-        producer = self._current()
+        producer = self._current(topic)
         try:
             return sorted(producer.partitions_for(topic))
         except KafkaError as error:
             self._failed(producer, topic, error)
 
-    def _current(self) -> KafkaProducer:
+    def _current(self, topic: str) -> KafkaProducer:
         with self._lock:
             if self._producer is None:
                 try:
                     self._producer = self._make_producer()
                 except KafkaError as error:
+                    self._instruments.produce_failed(topic)
                     raise Unavailable(self._unavailable) from error
             return self._producer
 
-    def _failed(self, producer: KafkaProducer, topic: str, error: KafkaError) -> typing.NoReturn:
+    def _failed(self, producer: KafkaProducer, topic: str, error: KafkaError, records: int = 1) -> typing.NoReturn:
         log.warning("producing to %s failed: %s", topic, error)
+        self._instruments.produce_failed(topic, records)
         with self._lock:
             if self._producer is producer:
                 self._producer = None
@@ -191,8 +208,14 @@ class KafkaNotificationQueue(NotificationQueue):
     # 100,000 nudges is 2,000 records, not 100,000.
     PER_RECORD = 50
 
-    def __init__(self, make_producer: Callable[[], KafkaProducer], topic: str, timeout: float = 10.0) -> None:
-        self._producing = _Producing(make_producer, timeout, self.UNAVAILABLE)
+    def __init__(
+        self,
+        make_producer: Callable[[], KafkaProducer],
+        topic: str,
+        timeout: float = 10.0,
+        instruments: Instruments = NO_INSTRUMENTS,
+    ) -> None:
+        self._producing = _Producing(make_producer, timeout, self.UNAVAILABLE, instruments)
         self._topic = topic
 
     def send(self, notifications: Sequence[Notification]) -> None:
@@ -225,11 +248,16 @@ class KafkaDeadLetterLog(DeadLetterLog):
     UNAVAILABLE = "the dead-letter topic (Kafka) is unavailable; try again"
 
     def __init__(
-        self, bootstrap: str, topic: str, make_producer: Callable[[], KafkaProducer], timeout: float = 10.0
+        self,
+        bootstrap: str,
+        topic: str,
+        make_producer: Callable[[], KafkaProducer],
+        timeout: float = 10.0,
+        instruments: Instruments = NO_INSTRUMENTS,
     ) -> None:
         self._bootstrap = bootstrap
         self._topic = topic
-        self._producing = _Producing(make_producer, timeout, self.UNAVAILABLE)
+        self._producing = _Producing(make_producer, timeout, self.UNAVAILABLE, instruments)
         self._timeout = timeout
 
     def record(self, letters: Sequence[DeadLetter]) -> None:

@@ -19,6 +19,7 @@ from fittrack.core.adapters.codec import (
     encode_batch,
 )
 from fittrack.core.adapters.futures import fail, resolve, submission_groups
+from fittrack.core.adapters.instruments import NO_INSTRUMENTS, Instruments
 from fittrack.core.adapters.kafka import UNAVAILABLE, KafkaLiveness, close_quietly
 from fittrack.core.domain.errors import Unavailable
 from fittrack.core.domain.metrics import AcceptedBatch
@@ -66,8 +67,10 @@ class KafkaReadingBus(ReadingBus):
         cursors: DeviceCursors,
         liveness: KafkaLiveness,
         publish_timeout_seconds: float,
+        instruments: Instruments = NO_INSTRUMENTS,
     ) -> None:
         self._make_producer = make_producer
+        self._instruments = instruments
         self._producer: KafkaProducer | None = None
         self._producer_lock = threading.Lock()
         self._topic = topic
@@ -235,6 +238,7 @@ class KafkaReadingBus(ReadingBus):
                 try:
                     self._producer = self._make_producer()
                 except KafkaError as error:
+                    self._instruments.produce_failed(self._topic)
                     raise Unavailable(UNAVAILABLE) from error
             return self._producer
 
@@ -310,6 +314,7 @@ class _Submission:
 
     def failed(self, error) -> None:
         log.warning("publishing a batch failed: %s", error)
+        self._bus._instruments.produce_failed(self._bus._topic)
         self._bus._discard(self._producer)
         if self._end():
             self._bus._settled(self, self._batches, durable=False)

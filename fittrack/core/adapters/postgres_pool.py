@@ -72,6 +72,11 @@ class Pool(ThreadedConnectionPool):
             slow = bool(self._connecting) and now - min(self._connecting) > SLOW_CONNECT_SECONDS
         return slow or now < self._out_until
 
+    def in_use(self) -> int:
+        """Connections lent out now (the metrics read it at each scrape)."""
+        with self._lock:
+            return len(self._used)
+
     def acquire(self) -> psycopg2.extensions.connection:
         if not self._slots.acquire(timeout=self._wait_seconds):
             raise Busy(f"the account database is busy (all {self.maxconn} connections in use); try again")

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 from google.rpc import code_pb2
 
+from fittrack.core.adapters.instruments import NO_INSTRUMENTS, Instruments
 from fittrack.core.domain.errors import DomainError, InvalidArgument, ResourceExhausted
 from fittrack.core.ports import PublishOutcome
 from fittrack.core.services.metrics import Ingest, Metrics
@@ -26,6 +28,7 @@ class _InFlight:
     batch: metric_pb2.ReadingBatch
     stored: asyncio.Future  # resolves to the PublishOutcome
     readings: int
+    began: float  # perf_counter when it was read: its ack's latency runs from here
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,13 @@ _END = object()
 
 
 class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
-    def __init__(self, metrics: Metrics, streams: OpenStreams, window: int) -> None:
+    def __init__(
+        self, metrics: Metrics, streams: OpenStreams, window: int, instruments: Instruments = NO_INSTRUMENTS
+    ) -> None:
         self._metrics = metrics
         self._streams = streams
         self._window = window
+        self._instruments = instruments
 
     async def UploadReadings(self, request_iterator, context):
         """All or nothing: batches are checked as they arrive and published
@@ -64,12 +70,28 @@ class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
                     break
                 raw = mapping.raw_batch(request.batch)
                 readings += len(raw.readings)
-                ingest.check_upload_size(readings)
-                accepted.append(ingest.check(raw, in_upload=len(accepted) + 1))
+                try:
+                    ingest.check_upload_size(readings)
+                    accepted.append(ingest.check(raw, in_upload=len(accepted) + 1))
+                except DomainError:
+                    # All or nothing: every batch of the upload is refused with this one.
+                    self._instruments.ingested("rejected", len(accepted) + 1, readings)
+                    raise
             if not accepted:
                 raise InvalidArgument("the upload contained no batches; send at least one batch of readings")
-            outcomes = await asyncio.wrap_future(ingest.submit(accepted))
+            began = time.perf_counter()
+            self._instruments.in_flight(len(accepted))
+            try:
+                outcomes = await asyncio.wrap_future(ingest.submit(accepted))
+            finally:
+                self._instruments.in_flight(-len(accepted))
+            self._instruments.acked(time.perf_counter() - began)
         stored = [b for b, outcome in zip(accepted, outcomes, strict=True) if outcome == PublishOutcome.ACCEPTED]
+        if self._instruments.enabled:
+            stored_readings = sum(len(b.readings) for b in stored)
+            self._instruments.ingested("accepted", len(stored), stored_readings)
+            total = sum(len(b.readings) for b in accepted)
+            self._instruments.ingested("duplicate", len(accepted) - len(stored), total - stored_readings)
         minutes = [r.minute for b in accepted for r in b.readings]
         return metric_pb2.UploadSummary(
             batches_accepted=len(stored),
@@ -120,15 +142,20 @@ class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
                     in_order.put_nowait(_Hello(request.hello.device_id))
                     continue
                 batch = request.batch
+                began = time.perf_counter()
                 try:
                     accepted = ingest.check(mapping.raw_batch(batch))
                 except DomainError as error:
+                    self._instruments.ingested("rejected", 1, len(batch.readings))
                     in_order.put_nowait(_Rejected(batch, error))
                     continue
                 stored = asyncio.wrap_future(ingest.submit([accepted]))
                 # If the call ends first, nobody awaits it; its failure is then no news.
                 stored.add_done_callback(_retrieve)
-                in_order.put_nowait(_InFlight(batch, stored, len(accepted.readings)))
+                if self._instruments.enabled:
+                    self._instruments.in_flight(1)
+                    stored.add_done_callback(self._landed)
+                in_order.put_nowait(_InFlight(batch, stored, len(accepted.readings), began))
         except asyncio.CancelledError:
             raise
         except BaseException as error:  # noqa: BLE001 - handed to the writer, which ends the call with it
@@ -151,8 +178,18 @@ class MetricServicer(metric_pb2_grpc.MetricServiceServicer):
             return _ack(item.batch, Ack.STATUS_REJECTED, reason=str(item.error), code=code)
         (outcome,) = await item.stored
         if outcome == PublishOutcome.ACCEPTED:
+            self._acked("accepted", item)
             return _ack(item.batch, Ack.STATUS_ACCEPTED, readings=item.readings)
+        self._acked("duplicate", item)
         return _ack(item.batch, Ack.STATUS_DUPLICATE)
+
+    def _acked(self, outcome: str, item: _InFlight) -> None:
+        if self._instruments.enabled:
+            self._instruments.ingested(outcome, 1, item.readings)
+            self._instruments.acked(time.perf_counter() - item.began)
+
+    def _landed(self, _stored: asyncio.Future) -> None:
+        self._instruments.in_flight(-1)
 
     async def ViewMetric(self, request, context):
         preset, explicit = mapping.view_range(request)
