@@ -7,21 +7,24 @@ without anyone noticing: the name checks below fail instead.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
-ROOT = Path(__file__).resolve().parents[2]
-PROMETHEUS_DIR = ROOT / "ops" / "prometheus"
-SCRAPE_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
-ALERTS = PROMETHEUS_DIR / "alerts.yml"
-ALERT_TESTS = PROMETHEUS_DIR / "alerts_test.yml"
-DASHBOARD = ROOT / "ops" / "grafana" / "fittrack.json"
+from fittrack.core.adapters.instruments import Instruments
+from tests.operations import (
+    ALERT_TESTS,
+    ALERTS,
+    ROOT,
+    SCRAPE_CONFIG,
+    alert_rules,
+    dashboard_expressions,
+    metric_names,
+)
 
 # The metrics the processes export (issue 14's agreed names), by kind: a counter is read as <name>_total, a
 # histogram as <name>_bucket, _sum and _count. `up` is Prometheus's own, one per scraped target.
@@ -65,42 +68,13 @@ SERIES = (
     | {"up"}
 )
 
-# PromQL words that are not metric names where they stand (functions are told apart by their parenthesis).
-KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right"}
-KEYWORDS |= {"inf", "nan"}
-# A Grafana dashboard's own range variable, which Prometheus does not know.
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h"}
 
-
-def metric_names(expression: str) -> set[str]:
-    """The metric names a PromQL expression selects: what is left of it without strings, label matchers,
-    ranges, grouping clauses, functions, keywords and numbers."""
-    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expression)
-    text = re.sub(r"\{[^}]*\}", " ", text)
-    text = re.sub(r"\[[^\]]*\]", " ", text)
-    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
-    names = set()
-    for match in re.finditer(r"(?<![\w.$])[A-Za-z_:][A-Za-z0-9_:]*", text):
-        if text[match.end() :].lstrip().startswith("(") or match.group().lower() in KEYWORDS:
-            continue
-        names.add(match.group())
-    return names
-
-
-def alert_rules() -> list[dict]:
-    return [rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]]
-
-
-def dashboard_expressions() -> list[tuple[str, str]]:
-    """(panel title, expression) of every query of the dashboard, with Grafana's variables given values."""
-    found = []
-    for panel in json.loads(DASHBOARD.read_text())["panels"]:
-        for target in panel["targets"]:
-            expression = target["expr"]
-            for variable, value in GRAFANA_VARIABLES.items():
-                expression = expression.replace(variable, value)
-            found.append((panel["title"], expression))
-    return found
+def exported_series() -> set[str]:
+    """The series names a process's instruments (fittrack/core/adapters/instruments.py) can expose."""
+    registry = CollectorRegistry()
+    Instruments(registry)
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    return {family.name + suffix for family in registry.collect() for suffix in suffixes.get(family.type, ("",))}
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +132,11 @@ def test_the_alerts_cover_lag_dead_letters_errors_dependencies_targets_and_silen
         "up",
         "fittrack_ingest_readings_total",
     } <= selected
+
+
+def test_the_processes_export_every_metric_the_rules_and_dashboard_may_name():
+    # A metric renamed in the code fails here, before an alert silently stops matching anything.
+    assert SERIES - {"up"} - exported_series() == set()
 
 
 def test_the_alert_rules_name_only_metrics_the_processes_export():
