@@ -19,3 +19,7 @@ cleanup() { [ -z "$created" ] || rm -f "$POLICY"; }
 trap cleanup EXIT INT TERM
 apt-get update
 apt-get install -y --no-install-recommends prometheus
+# Under systemd the package also enables its unit for the next boot: the suite needs only the binaries.
+if [ -d /run/systemd/system ]; then
+  systemctl disable --now prometheus.service || true
+fi
