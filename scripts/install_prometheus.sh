@@ -16,7 +16,8 @@ if [ ! -e "$POLICY" ]; then
   created=yes
 fi
 cleanup() { [ -z "$created" ] || rm -f "$POLICY"; }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 apt-get update
 apt-get install -y --no-install-recommends prometheus
 # Under systemd the package also enables its unit for the next boot: the suite needs only the binaries.
