@@ -13,9 +13,14 @@ its services are up, else a line saying why it was skipped):
 - anchor_*: the same client and devices against the bare transport anchor
   (bench/anchor.py, its own process) in the same run, and
   ratio_to_anchor = readings_per_s / anchor_readings_per_s.
+- with --telemetry both: the run above has telemetry off, and the same devices are run again against a fresh
+  server (and persisters) with telemetry on (TELEMETRY_ON: FITTRACK_METRICS_LISTEN, its endpoint scraped
+  once a second meanwhile). `telemetry_on` holds that run's figures, and telemetry_ratio =
+  on readings_per_s / off readings_per_s (telemetry_acked_ratio, the same for the acks): the overhead.
+  --telemetry on measures only the run with it on.
 
     python -m bench.ingest [--devices 100] [--readings 300000] [--batch 100] [--window 8]
-                           [--profile all|embedded|production]
+                           [--profile all|embedded|production] [--telemetry off|on|both]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import collections
 import contextlib
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +44,7 @@ from bench.common import (
     Process,
     channel_options,
     emit,
+    free_port,
     log_in_users,
     ms,
     percentile,
@@ -54,6 +61,34 @@ VIEW = metric_pb2.ViewMetricRequest(metric=common_pb2.METRIC_KIND_STEPS, preset=
 # Readings are one per minute going back from now, and must all fall inside ViewMetric's last 30 days.
 MAX_MINUTES_PER_DEVICE = 29 * 24 * 60
 POLLING = 8  # ViewMetric calls at a time while waiting for the readings to become visible
+SCRAPE_SECONDS = 1.0  # as often as a Prometheus scrapes at its most eager
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """The settings of one side of the comparison: for the server, and for each worker process."""
+
+    server_env: dict[str, str]
+    worker_env: dict[str, str]
+    metrics_port: int | None = None  # the server's endpoint, scraped during the run
+
+    @property
+    def on(self) -> bool:
+        return bool(self.server_env)
+
+
+TELEMETRY_OFF = Telemetry({}, {})
+
+
+def telemetry_on() -> Telemetry:
+    """Everything that turns telemetry on. Tracing's setting goes here too, so the comparison measures both."""
+    port = free_port()
+    return Telemetry(
+        server_env={"FITTRACK_METRICS_LISTEN": f"127.0.0.1:{port}"},
+        # Several persisters share these settings: port 0 gives each its own.
+        worker_env={"FITTRACK_METRICS_LISTEN": "127.0.0.1:0"},
+        metrics_port=port,
+    )
 
 
 @dataclass
@@ -219,14 +254,60 @@ async def run_profile(profile: str, plan: list[Device], options, log_dir: Path) 
     finally:
         anchor.stop()
 
-    async with serving(profile, log_dir, options) as (server, persisters):
+    sides = {"off": [TELEMETRY_OFF], "on": [telemetry_on()], "both": [TELEMETRY_OFF, telemetry_on()]}
+    runs = []
+    for telemetry in sides[options.telemetry]:
+        run_dir = log_dir / ("telemetry-on" if telemetry.on else "telemetry-off")
+        run_dir.mkdir(exist_ok=True)
+        runs.append(await measure(profile, plan, options, run_dir, telemetry))
+    figures.update(runs[0])
+    figures["anchor_readings_per_s"] = round(total / anchor_drive.seconds)
+    figures["anchor_ack_p50_ms"] = ms(percentile(anchor_drive.latencies, 0.50))
+    figures["anchor_ack_p99_ms"] = ms(percentile(anchor_drive.latencies, 0.99))
+    figures["anchor_peak_rss_mb"] = round(anchor_memory["VmHWM"], 1)
+    figures["ratio_to_anchor"] = (
+        round(figures["readings_per_s"] / figures["anchor_readings_per_s"], 4) if figures["readings_per_s"] else None
+    )
+    figures["acked_ratio_to_anchor"] = round(figures["acked_readings_per_s"] / figures["anchor_readings_per_s"], 4)
+    if len(runs) == 2:
+        off, on = runs
+        figures["telemetry_on"] = on
+        figures["telemetry_ratio"] = (
+            round(on["readings_per_s"] / off["readings_per_s"], 4)
+            if on["readings_per_s"] and off["readings_per_s"]
+            else None
+        )
+        figures["telemetry_acked_ratio"] = round(on["acked_readings_per_s"] / off["acked_readings_per_s"], 4)
+        if "error" in on and "error" not in figures:
+            figures["error"] = f"telemetry on: {on['error']}"
+    return figures
+
+
+async def measure(profile: str, plan: list[Device], options, log_dir: Path, telemetry: Telemetry) -> dict:
+    """One run of all devices against a fresh server (and persisters), telemetry on or off as given."""
+    total = sum(device.readings for device in plan)
+    figures: dict = {"telemetry": "on" if telemetry.on else "off"}
+    async with serving(profile, log_dir, options, telemetry) as (server, persisters):
         metadata = await log_in_users(server.address, [device.username for device in plan])
-        started = time.perf_counter()
-        acked = await drive(server.address, plan, metadata, options.window, options.channels)
-        acked.seconds = time.perf_counter() - started
-        timeout = visibility_timeout(total, options.visible_timeout)
-        visible, visible_readings = await wait_visible(server.address, plan, metadata, timeout)
-        visible_s = time.perf_counter() - started
+        scraping = asyncio.create_task(scrape_every_second(telemetry.metrics_port)) if telemetry.on else None
+        try:
+            started = time.perf_counter()
+            acked = await drive(server.address, plan, metadata, options.window, options.channels)
+            acked.seconds = time.perf_counter() - started
+            timeout = visibility_timeout(total, options.visible_timeout)
+            visible, visible_readings = await wait_visible(server.address, plan, metadata, timeout)
+            visible_s = time.perf_counter() - started
+        finally:
+            if scraping is not None:
+                scraping.cancel()
+        if scraping is not None:
+            scrapes = await asyncio.gather(scraping, return_exceptions=True)
+            figures["scrapes"] = scrapes[0] if isinstance(scrapes[0], int) else 0
+            # The exporter's own count of what this run sent: a check that the figures measured were recorded.
+            final = await asyncio.to_thread(scrape_text, telemetry.metrics_port)
+            figures["metrics_accepted_readings"] = sample_value(
+                final, 'fittrack_ingest_readings_total{outcome="accepted"}'
+            )
         server_memory = server.memory_mb()
         persister_peaks = [process.memory_mb()["VmHWM"] for process in persisters if process.popen.poll() is None]
 
@@ -238,14 +319,6 @@ async def run_profile(profile: str, plan: list[Device], options, log_dir: Path) 
     if persister_peaks:
         figures["persisters"] = len(persister_peaks)
         figures["persister_peak_rss_mb"] = round(max(persister_peaks), 1)
-    figures["anchor_readings_per_s"] = round(total / anchor_drive.seconds)
-    figures["anchor_ack_p50_ms"] = ms(percentile(anchor_drive.latencies, 0.50))
-    figures["anchor_ack_p99_ms"] = ms(percentile(anchor_drive.latencies, 0.99))
-    figures["anchor_peak_rss_mb"] = round(anchor_memory["VmHWM"], 1)
-    figures["ratio_to_anchor"] = (
-        round(figures["readings_per_s"] / figures["anchor_readings_per_s"], 4) if visible else None
-    )
-    figures["acked_ratio_to_anchor"] = round(figures["acked_readings_per_s"] / figures["anchor_readings_per_s"], 4)
     figures["acked_s"] = round(acked.seconds, 3)
     figures["visible_s"] = round(visible_s, 3)
     figures["visible_readings"] = visible_readings
@@ -257,14 +330,41 @@ async def run_profile(profile: str, plan: list[Device], options, log_dir: Path) 
     return figures
 
 
+def scrape_text(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def sample_value(text: str, sample: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+async def scrape_every_second(port: int) -> int:
+    """GET /metrics once a second, as Prometheus would, until cancelled; how many scrapes were made."""
+    scrapes = 0
+    try:
+        while True:
+            await asyncio.to_thread(scrape_text, port)
+            scrapes += 1
+            await asyncio.sleep(SCRAPE_SECONDS)
+    except asyncio.CancelledError:
+        return scrapes
+
+
 @contextlib.asynccontextmanager
-async def serving(profile: str, log_dir: Path, options) -> AsyncIterator[tuple[Process, list[Process]]]:
+async def serving(
+    profile: str, log_dir: Path, options, telemetry: Telemetry = TELEMETRY_OFF
+) -> AsyncIterator[tuple[Process, list[Process]]]:
     """The profile's server and, for production, its persisters on a slice of the services, for one run."""
     if profile == "production":
-        async with production.production_stack(log_dir, options.persisters) as run:
+        stack = production.production_stack(log_dir, options.persisters, telemetry.server_env, telemetry.worker_env)
+        async with stack as run:
             yield run.server, run.persisters
         return
-    server = await start_server({}, log_dir)
+    server = await start_server(telemetry.server_env, log_dir)
     try:
         yield server, []
     finally:
@@ -287,6 +387,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=None,
         help="seconds to wait after the last ack for the readings to show in ViewMetric (60 + 5 ms per reading)",
+    )
+    parser.add_argument(
+        "--telemetry",
+        choices=("off", "on", "both"),
+        default="off",
+        help="metrics (and tracing) off, on, or both in turn to measure their overhead (off)",
     )
     parser.add_argument("--log-dir", type=Path, help="keep the processes' logs and data under this directory")
     options = parser.parse_args(argv)

@@ -56,10 +56,18 @@ class ProductionRun:
 
 
 @contextlib.asynccontextmanager
-async def production_stack(log_dir: Path, persisters: int = 2) -> AsyncIterator[ProductionRun]:
-    """Migrations, `persisters` persister processes and the server, as `make up` starts them, then clean-up."""
+async def production_stack(
+    log_dir: Path,
+    persisters: int = 2,
+    server_env: dict[str, str] | None = None,
+    worker_env: dict[str, str] | None = None,
+) -> AsyncIterator[ProductionRun]:
+    """Migrations, `persisters` persister processes and the server, as `make up` starts them, then clean-up.
+
+    server_env and worker_env: settings added to the server's and to each persister's (telemetry, say)."""
     stack = ProductionStack.create("bench")
     env = {**os.environ, **stack.env, "FITTRACK_LOG_LEVEL": "WARNING", "FITTRACK_DATA_DIR": str(log_dir / "data")}
+    env_of_workers = {**env, **(worker_env or {})}
     server = None
     workers: list[Process] = []
     try:
@@ -74,10 +82,10 @@ async def production_stack(log_dir: Path, persisters: int = 2) -> AsyncIterator[
         if migrated.returncode != 0:
             raise RuntimeError(f"migrations failed:\n{migrated.stdout}{migrated.stderr}")
         for number in range(1, persisters + 1):
-            worker = spawn(f"persister-{number}", ["-m", "fittrack.app.persister"], env, log_dir)
+            worker = spawn(f"persister-{number}", ["-m", "fittrack.app.persister"], env_of_workers, log_dir)
             stack.persisters.append(worker.popen)  # the stack stops them before it drops its databases
             workers.append(worker)
-        server = await start_server(stack.env, log_dir)
+        server = await start_server({**stack.env, **(server_env or {})}, log_dir)
         yield ProductionRun(server, workers, stack.env)
     finally:
         if server is not None:

@@ -50,6 +50,19 @@ def test_ingest_embedded_prints_its_figures_and_the_anchor():
     assert_ingest_figures(figures, "embedded")
 
 
+def test_ingest_measures_telemetry_on_and_off_in_one_run_and_prints_their_ratio():
+    (figures,) = run_bench("bench.ingest", "--profile", "embedded", "--telemetry", "both", *TINY_INGEST)
+    assert_ingest_figures(figures, "embedded")
+    assert figures["telemetry"] == "off"
+    on = figures["telemetry_on"]
+    assert on["telemetry"] == "on" and on["visible_readings"] == 2000 and on["readings_per_s"] > 0
+    # The "on" run's own endpoint counted every reading it sent, and was scraped while it ran.
+    assert on["metrics_accepted_readings"] == 2000 and on["scrapes"] >= 1
+    assert figures["telemetry_ratio"] == pytest.approx(
+        on["readings_per_s"] / figures["readings_per_s"], rel=1e-3, abs=1e-4
+    )
+
+
 @pytest.mark.production
 def test_ingest_production_prints_its_figures_and_the_anchor():
     (figures,) = run_bench("bench.ingest", "--profile", "production", *TINY_INGEST, "--visible-timeout", "30")
