@@ -69,9 +69,14 @@ ghz: var/bin/ghz
 var/bin/ghz:
 	GOBIN=$(CURDIR)/var/bin go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 
-# Command-line tools the suite runs: pdftoppm (poppler-utils) turns downloaded PDF reports into images.
+# Command-line tools the suite runs: pdftoppm (poppler-utils) turns downloaded PDF reports into images;
+# prometheus and promtool (Debian's prometheus package, installed without starting its service) check
+# ops/prometheus/ and scrape a running stack in tests/integration/test_prometheus.py; systemd-analyze
+# (Debian's systemd, on any Debian host already) verifies ops/systemd/'s units.
 tools:
 	command -v pdftoppm >/dev/null || (apt-get update && apt-get install -y --no-install-recommends poppler-utils)
+	sh scripts/install_prometheus.sh
+	command -v systemd-analyze >/dev/null || (apt-get update && apt-get install -y --no-install-recommends systemd)
 
 # The OpenID Provider the SSO tests run (oidc-provider, on the machine's Node.js), from package-lock.json.
 oidc: infra/oidc/node_modules/.package-lock.json
