@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from fittrack.app.config import Config
-from fittrack.clients.simulator import STEPS, sync_readings
+from fittrack.clients.activity import STEPS
+from fittrack.clients.sync_call import sync_readings
 from tests.operations import ALERTS, alert_rules, dashboard_expressions
 from tests.production import ProductionStack
 from tests.prometheus import free_port
