@@ -6,23 +6,12 @@ error into its code and AuthInterceptor has refused a call. Installed only when 
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import grpc
 
 from fittrack.core.adapters.instruments import Instruments
-
-_CODES = {code.value[0]: code for code in grpc.StatusCode}
-
-
-def _code_name(context: grpc.aio.ServicerContext, default: grpc.StatusCode) -> str:
-    code = context.code()
-    if code is None:
-        return default.name
-    if isinstance(code, int):
-        code = _CODES.get(code, grpc.StatusCode.UNKNOWN)
-    return code.name
+from fittrack.server.interception import rewrap, status_of_call
 
 
 class _Method:
@@ -74,12 +63,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         started, seconds, open_streams = bound.started, bound.seconds, bound.open_streams
 
         def finish(context, began: float, error: BaseException | None) -> None:
-            if error is None:
-                code = _code_name(context, grpc.StatusCode.OK)
-            elif isinstance(error, (asyncio.CancelledError, GeneratorExit)):  # the client went away
-                code = grpc.StatusCode.CANCELLED.name
-            else:  # an abort carries its code in the context; anything else reaches the client as UNKNOWN
-                code = _code_name(context, grpc.StatusCode.UNKNOWN)
+            code = status_of_call(context, error).name
             bound.handled(code)
             seconds.observe(time.perf_counter() - began)
             if open_streams is not None:
@@ -116,14 +100,4 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
 
             return call
 
-        codecs = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(unary_response(handler.unary_unary), **codecs)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(unary_response(handler.stream_unary), **codecs)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(stream_response(handler.unary_stream), **codecs)
-        return grpc.stream_stream_rpc_method_handler(stream_response(handler.stream_stream), **codecs)
+        return rewrap(handler, unary_response, stream_response)

@@ -14,7 +14,7 @@ import secrets
 
 import grpc
 
-from fittrack.server.interception import SERVICE_PREFIX
+from fittrack.server.interception import SERVICE_PREFIX, rewrap
 
 REQUEST_ID = "x-request-id"
 # Bounded and plain, since it is written into every log line of the call: no spaces, quotes or control
@@ -101,11 +101,4 @@ def _wrap(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
 
         return call
 
-    codecs = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(unary_response(handler.unary_unary), **codecs)
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(unary_response(handler.stream_unary), **codecs)
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(stream_response(handler.unary_stream), **codecs)
-    return grpc.stream_stream_rpc_method_handler(stream_response(handler.stream_stream), **codecs)
+    return rewrap(handler, unary_response, stream_response)

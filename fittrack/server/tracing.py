@@ -4,14 +4,12 @@ seconds would bury the calls that matter."""
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from fittrack.core.adapters.trace_context import context_from
-from fittrack.server.interception import SERVICE_PREFIX
+from fittrack.server.interception import SERVICE_PREFIX, rewrap, status_of_call
 
 # The codes that say the server failed, not the caller: only these mark a server span as an error
 # (OpenTelemetry's gRPC conventions); INVALID_ARGUMENT or NOT_FOUND is the caller's doing.
@@ -91,35 +89,12 @@ class _Traced:
 
             return call
 
-        codecs = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(unary_response(handler.unary_unary), **codecs)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(unary_response(handler.stream_unary), **codecs)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(stream_response(handler.unary_stream), **codecs)
-        return grpc.stream_stream_rpc_method_handler(stream_response(handler.stream_stream), **codecs)
+        return rewrap(handler, unary_response, stream_response)
 
 
 def _finish(span: trace.Span, context: grpc.aio.ServicerContext, error: BaseException | None) -> None:
-    code = _status_code(context, error)
+    code = status_of_call(context, error)
     span.set_attribute("rpc.grpc.status_code", code.value[0])
     if code in SERVER_FAULTS:
         span.set_status(Status(StatusCode.ERROR, code.name))
     span.end()
-
-
-def _status_code(context: grpc.aio.ServicerContext, error: BaseException | None) -> grpc.StatusCode:
-    code = context.code()
-    if isinstance(code, grpc.StatusCode):
-        return code
-    if isinstance(code, int):  # some grpcio versions answer the number
-        return next((each for each in grpc.StatusCode if each.value[0] == code), grpc.StatusCode.UNKNOWN)
-    if error is None:
-        return grpc.StatusCode.OK
-    if isinstance(error, asyncio.CancelledError | GeneratorExit):
-        return grpc.StatusCode.CANCELLED  # the client went away (or the server is stopping the call)
-    return grpc.StatusCode.UNKNOWN  # what grpc answers for an exception nothing turned into a status
