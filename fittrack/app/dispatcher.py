@@ -2,77 +2,52 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 
-from fittrack.app.metrics_endpoint import start_metrics, stop_metrics
-from fittrack.app.process import production_config, stop_on_signals
-from fittrack.app.tracing import DISPATCHER, build_tracing
+from fittrack.app.process import Worker, close_all, run_worker, stop_on_signals
+from fittrack.app.tracing import DISPATCHER
 from fittrack.app.wiring import build_dispatcher, ensure_kafka_topics
 from fittrack.core.adapters.kafka import ensure_topics
 from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue
-from fittrack.core.domain.errors import Unavailable
 from fittrack.workers.dispatcher import KafkaDispatcher, run_retries
 from fittrack.workers.draining import CHUNK
 from fittrack.workers.runtime import make_consumer
 
-# The worker's own logger: its lines and the loop's read as one process's.
-log = logging.getLogger("fittrack.workers.dispatcher")
 
-
-def main() -> int:
-    config = production_config(
-        "fittrack-dispatcher",
-        "Deliver notifications: store each once, push it, retry, keep dead letters (production profile).",
-    )
-    if config is None:
-        return 2
-    exporting = start_metrics(config, "fittrack-dispatcher")
-    if exporting is None:
-        return 1
-    instruments, endpoint = exporting
-    try:
-        return _run(config, instruments)
-    finally:
-        stop_metrics(endpoint)
-
-
-def _run(config, instruments) -> int:
-    try:
-        ensure_kafka_topics(config, ensure_topics)
-        parts = build_dispatcher(config, instruments=instruments)
-    except Unavailable as error:  # a service it cannot start without, after waiting for it
-        log.error("%s", error)
-        return 1
+def dispatch(worker: Worker) -> None:
+    config = worker.config
+    ensure_kafka_topics(config, ensure_topics)
+    parts = build_dispatcher(config, instruments=worker.instruments)
+    worker.closing.callback(close_all, parts.closers)
     # A record holds up to PER_RECORD notifications: a poll is at most CHUNK of them, one short transaction.
     per_poll = max(1, CHUNK // KafkaNotificationQueue.PER_RECORD)
     consumer = make_consumer(config, config.notifications_topic, config.dispatcher_group, max_poll_records=per_poll)
-    tracing = build_tracing(config, DISPATCHER)
+    worker.closing.callback(consumer.close, autocommit=False)
     stopping = stop_on_signals()
-    retries = None
     if parts.dispatcher.pushes:
         retries = threading.Thread(target=run_retries, args=(parts.dispatcher, stopping), name="push-retries")
         retries.start()
-    log.info(
+        worker.closing.callback(retries.join)
+        worker.closing.callback(stopping.set)  # first on the way out: the retries end before the stores close
+    worker.log.info(
         "dispatcher consuming %s as group %s; pushes %s",
         config.notifications_topic,
         config.dispatcher_group,
         "to the webhook" if parts.dispatcher.pushes else "off (no FITTRACK_WEBHOOK_URL)",
     )
-    try:
-        tracer = tracing.tracer("fittrack.workers.dispatcher")
-        KafkaDispatcher(consumer, parts.dispatcher, tracer, instruments=instruments).run(stopping)
-    finally:
-        stopping.set()
-        if retries is not None:
-            retries.join()
-        consumer.close(autocommit=False)
-        for close in reversed(parts.closers):
-            close()
-        tracing.shutdown()  # last: exports the spans of the final deliveries
-    log.info("dispatcher stopped")
-    return 0
+    tracer = worker.tracing.tracer("fittrack.workers.dispatcher")
+    KafkaDispatcher(consumer, parts.dispatcher, tracer, instruments=worker.instruments).run(stopping)
+
+
+def main() -> int:
+    return run_worker(
+        "fittrack-dispatcher",
+        "Deliver notifications: store each once, push it, retry, keep dead letters (production profile).",
+        DISPATCHER,
+        "dispatcher",
+        dispatch,
+    )
 
 
 if __name__ == "__main__":

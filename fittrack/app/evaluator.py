@@ -2,53 +2,35 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
-from fittrack.app.metrics_endpoint import start_metrics, stop_metrics
-from fittrack.app.process import production_config, stop_on_signals
-from fittrack.app.tracing import EVALUATOR, build_tracing
+from fittrack.app.process import Worker, close_all, run_worker, stop_on_signals
+from fittrack.app.tracing import EVALUATOR
 from fittrack.app.wiring import build_evaluator
-from fittrack.core.domain.errors import Unavailable
 
-# The worker's own logger: its lines and the loop's read as one process's.
-log = logging.getLogger("fittrack.workers.evaluator")
+
+def evaluate(worker: Worker) -> None:
+    config = worker.config
+    tracer = worker.tracing.tracer("fittrack.workers.evaluator")
+    parts = build_evaluator(config, tracer=tracer, instruments=worker.instruments)
+    worker.closing.callback(close_all, parts.closers)
+    stopping = stop_on_signals()
+    parts.schedule.start()
+    worker.closing.callback(parts.schedule.stop)
+    worker.log.info(
+        "evaluator running: slots %s, every %.0f s", config.evaluation_times, config.evaluation_tick_seconds
+    )
+    stopping.wait()
 
 
 def main() -> int:
-    config = production_config(
-        "fittrack-evaluator", "Evaluate goals at the configured local times and send the nudges (production profile)."
+    return run_worker(
+        "fittrack-evaluator",
+        "Evaluate goals at the configured local times and send the nudges (production profile).",
+        EVALUATOR,
+        "evaluator",
+        evaluate,
     )
-    if config is None:
-        return 2
-    exporting = start_metrics(config, "fittrack-evaluator")
-    if exporting is None:
-        return 1
-    instruments, endpoint = exporting
-    try:
-        return _run(config, instruments)
-    finally:
-        stop_metrics(endpoint)
-
-
-def _run(config, instruments) -> int:
-    tracing = build_tracing(config, EVALUATOR)
-    try:
-        parts = build_evaluator(config, tracer=tracing.tracer("fittrack.workers.evaluator"), instruments=instruments)
-    except Unavailable as error:  # a service it cannot start without
-        log.error("%s", error)
-        tracing.shutdown()
-        return 1
-    stopping = stop_on_signals()
-    parts.schedule.start()
-    log.info("evaluator running: slots %s, every %.0f s", config.evaluation_times, config.evaluation_tick_seconds)
-    stopping.wait()
-    parts.schedule.stop()
-    for close in reversed(parts.closers):
-        close()
-    tracing.shutdown()  # last: exports the spans of the final ticks
-    log.info("evaluator stopped")
-    return 0
 
 
 if __name__ == "__main__":

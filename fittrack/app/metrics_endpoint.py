@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 
 import prometheus_client
@@ -66,21 +65,3 @@ def instruments_for(config: Config) -> tuple[Instruments, MetricsEndpoint | None
     prometheus_client.disable_created_metrics()
     registry = CollectorRegistry()
     return Instruments(registry), MetricsEndpoint(config.metrics_listen, registry)
-
-
-def start_metrics(config: Config, program: str) -> tuple[Instruments, MetricsEndpoint | None] | None:
-    """A worker process's instruments with their endpoint started; None (after saying why on stderr) when the
-    endpoint cannot listen. Started before the stores are reached, so the process shows while it waits for them."""
-    instruments, endpoint = instruments_for(config)
-    if endpoint is not None:
-        try:
-            endpoint.start()
-        except CannotExport as error:
-            print(f"{program}: {error}", file=sys.stderr)
-            return None
-    return instruments, endpoint
-
-
-def stop_metrics(endpoint: MetricsEndpoint | None) -> None:
-    if endpoint is not None:
-        endpoint.stop()

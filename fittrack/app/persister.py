@@ -2,52 +2,26 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
-from fittrack.app.metrics_endpoint import start_metrics, stop_metrics
-from fittrack.app.process import production_config, stop_on_signals
-from fittrack.app.tracing import PERSISTER, build_tracing
+from fittrack.app.process import Worker, close_all, run_worker, stop_on_signals
+from fittrack.app.tracing import PERSISTER
 from fittrack.app.wiring import build_persister, ensure_kafka_topics
 from fittrack.core.adapters.kafka import ensure_topics
-from fittrack.core.domain.errors import Unavailable
 from fittrack.workers.persister import KafkaPersister
 from fittrack.workers.runtime import Every, make_consumer
 
-# The worker's own logger: its lines and the loop's read as one process's.
-log = logging.getLogger("fittrack.workers.persister")
 
-
-def main() -> int:
-    config = production_config(
-        "fittrack-persister", "Store the readings the servers put on Kafka into the metric store (production profile)."
-    )
-    if config is None:
-        return 2
-    exporting = start_metrics(config, "fittrack-persister")
-    if exporting is None:
-        return 1
-    instruments, endpoint = exporting
-    try:
-        return _run(config, instruments)
-    finally:
-        stop_metrics(endpoint)
-
-
-def _run(config, instruments) -> int:
-    tracing = build_tracing(config, PERSISTER)
-    tracer = tracing.tracer("fittrack.workers.persister")
-    try:
-        ensure_kafka_topics(config, ensure_topics)
-        parts = build_persister(config, tracer=tracer, instruments=instruments)
-    except Unavailable as error:  # a service it cannot start without, after waiting for it
-        log.error("%s", error)
-        tracing.shutdown()
-        return 1
+def persist(worker: Worker) -> None:
+    config = worker.config
+    tracer = worker.tracing.tracer("fittrack.workers.persister")
+    ensure_kafka_topics(config, ensure_topics)
+    parts = build_persister(config, tracer=tracer, instruments=worker.instruments)
+    worker.closing.callback(close_all, parts.closers)
     consumer = make_consumer(config, config.readings_topic, config.persister_group, max_poll_records=500)
-    stopping = stop_on_signals()
-    worker = KafkaPersister(
+    worker.closing.callback(consumer.close, autocommit=False)
+    loop = KafkaPersister(
         consumer,
         parts.persister,
         parts.copies,
@@ -55,18 +29,21 @@ def _run(config, instruments) -> int:
         [Every(config.store_upkeep_seconds, parts.store_upkeep)],
         int(os.environ.get("FITTRACK_PERSISTER_CRASH_AFTER_WRITES", "0")),
         tracer=tracer,
-        instruments=instruments,
+        instruments=worker.instruments,
     )
-    log.info("persister consuming %s as group %s", config.readings_topic, config.persister_group)
-    try:
-        worker.run(stopping)
-    finally:
-        consumer.close(autocommit=False)
-        for close in reversed(parts.closers):
-            close()
-        tracing.shutdown()  # last: exports the spans of the final writes
-    log.info("persister stopped")
-    return 0
+    stopping = stop_on_signals()
+    worker.log.info("persister consuming %s as group %s", config.readings_topic, config.persister_group)
+    loop.run(stopping)
+
+
+def main() -> int:
+    return run_worker(
+        "fittrack-persister",
+        "Store the readings the servers put on Kafka into the metric store (production profile).",
+        PERSISTER,
+        "persister",
+        persist,
+    )
 
 
 if __name__ == "__main__":

@@ -8,15 +8,21 @@ nothing but --help; anything else is refused rather than ignored, and --help nev
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from fittrack.app.config import Config, ConfigError
 from fittrack.app.logs import handler_for
+from fittrack.app.metrics_endpoint import CannotExport, instruments_for
+from fittrack.app.tracing import Tracing, build_tracing
 from fittrack.core.adapters.audit import AUDIT_LOGGER
+from fittrack.core.adapters.instruments import Instruments
+from fittrack.core.domain.errors import Unavailable
 
 # kafka-python narrates every connection at INFO, APScheduler every run of the evaluator's tick (twice a
 # minute): their warnings are what an operator needs.
@@ -69,3 +75,53 @@ def stop_on_signals() -> threading.Event:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     return stopping
+
+
+def close_all(closers: Sequence[Callable[[], None]]) -> None:
+    """Close in the reverse of the order opened; one that fails does not keep the others open (it raises after)."""
+    with contextlib.ExitStack() as stack:
+        for close in closers:
+            stack.callback(close)
+
+
+@dataclass
+class Worker:
+    """What a worker's body gets: its settings, its telemetry, and the exit stack its parts are closed by."""
+
+    config: Config
+    instruments: Instruments
+    tracing: Tracing
+    closing: contextlib.ExitStack
+    log: logging.Logger
+
+
+def run_worker(program: str, summary: str, service: str, role: str, body: Callable[[Worker], None]) -> int:
+    """A worker process from start to exit status: settings and logging, the metrics endpoint (started first, so
+    the process shows while it waits for its stores), tracing, then `body`, which builds the parts, registers
+    their closing on `worker.closing` and runs until stopped. On the way out everything closes in reverse: the
+    parts, then tracing (exporting the spans of the last work), then the endpoint.
+
+    Exit status: 2 for unusable settings, 1 for a dependency it cannot start without or an endpoint it cannot
+    open, 0 after a stop.
+    """
+    config = production_config(program, summary)
+    if config is None:
+        return 2
+    log = logging.getLogger(f"fittrack.workers.{role}")  # the worker's lines and its loop's read as one process's
+    try:
+        with contextlib.ExitStack() as closing:
+            instruments, endpoint = instruments_for(config)
+            if endpoint is not None:
+                endpoint.start()
+                closing.callback(endpoint.stop)
+            tracing = build_tracing(config, service)
+            closing.callback(tracing.shutdown)
+            body(Worker(config, instruments, tracing, closing, log))
+    except CannotExport as error:
+        print(f"{program}: {error}", file=sys.stderr)
+        return 1
+    except Unavailable as error:  # a service it cannot start without, after waiting for it
+        log.error("%s", error)
+        return 1
+    log.info("%s stopped", role)
+    return 0

@@ -14,6 +14,7 @@ from typing import Protocol
 from opentelemetry.trace import Tracer
 
 from fittrack.app.config import Config
+from fittrack.app.process import close_all
 from fittrack.app.tracing import Tracing, tracing_off
 from fittrack.core.adapters.audit import AuditLog
 from fittrack.core.adapters.common_passwords import CommonPasswordList
@@ -103,11 +104,7 @@ class App:
     instruments: Instruments = NO_INSTRUMENTS
 
     def close(self) -> None:
-        try:
-            for close in reversed(self.closers):
-                close()
-        finally:
-            self.tracing.shutdown()
+        close_all([self.tracing.shutdown, *self.closers])  # tracing last: it exports the spans of the last work
 
 
 @dataclass
@@ -155,8 +152,7 @@ def build_app(
     except BaseException:
         # A part that cannot be made (an unreadable token secret, say) must not leave the stores open: the
         # data directory's lock among them, which would refuse the next start in this process.
-        for close in reversed(stores.closers):
-            close()
+        close_all(stores.closers)
         raise
 
 
