@@ -21,6 +21,7 @@ from tests.prometheus import free_port, scrape
 from tests.support import (
     RunningServer,
     Stubs,
+    User,
     batch,
     eventually,
     local_midnight,
@@ -352,3 +353,37 @@ def test_notifications_stored_pushed_retried_and_dead_lettered_are_counted(pushi
     assert figures.value("fittrack_notifications_push_retries_total") == 3
     assert [p.status for p in pushing.webhook.received(lucky.user_id)] == [503, 200]
     assert [p.status for p in pushing.webhook.received(unlucky.user_id)] == [503, 503, 503]
+
+
+def test_an_evaluation_slot_is_counted_with_the_users_it_evaluated_and_its_duration(tmp_path, clock):
+    from tests.e2e.test_evaluation import next_slot, notifications_of, steps_goal
+
+    settings = server_settings(
+        tmp_path, metrics_listen="127.0.0.1:0", evaluation_tick_seconds=0.1, evaluation_catch_up_minutes=0
+    )
+    running = RunningServer(Config(**settings), clock)
+    stubs = Stubs.connect(running.address)
+    try:
+        before = scrape(running.server.metrics.port)
+        assert before.value("fittrack_evaluator_slots_total") == 0
+        user = register_and_login(stubs, "evaluated", time_zone="America/St_Johns")
+        steps_goal(stubs, user)
+        moment, _ = next_slot(clock, "America/St_Johns")
+        clock.advance(moment - clock() + timedelta(seconds=1))  # the next tick finds the user's slot
+        login = stubs.accounts.Login(account_pb2.LoginRequest(username=user.username, password=user.password))
+        user = User(user.user_id, user.username, user.password, login)  # the clock's jump outlived the old token
+        kind = notification_pb2.NOTIFICATION_KIND_BEHIND_GOAL
+        eventually(lambda: notifications_of(stubs, user, kind), lambda found: len(found) == 1)
+        figures = eventually(
+            lambda: scrape(running.server.metrics.port),
+            lambda f: f.value("fittrack_evaluator_slots_total") >= 1,
+        )
+        # One zone has a goal to check, so one slot ran, over its one user, and its time was measured.
+        assert figures.value("fittrack_evaluator_slots_total") == 1
+        assert figures.value("fittrack_evaluator_users_evaluated_total") == 1
+        assert figures.value("fittrack_evaluator_slot_seconds_count") == 1
+        assert figures.value("fittrack_evaluator_slot_seconds_sum") > 0
+        assert figures.value("fittrack_notifications_stored_total") == 1
+    finally:
+        stubs.channel.close()
+        running.stop()
