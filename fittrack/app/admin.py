@@ -199,7 +199,7 @@ def explain_unavailable(error: Unavailable, config: Config) -> AdminError:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    from fittrack.app.wiring import build_dead_letters
+    from fittrack.app.worker_parts import build_dead_letters
 
     try:
         config = Config.from_env()

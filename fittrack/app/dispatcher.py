@@ -6,8 +6,9 @@ import sys
 import threading
 
 from fittrack.app.process import Worker, close_all, run_worker, stop_on_signals
+from fittrack.app.stores import ensure_kafka_topics
 from fittrack.app.tracing import DISPATCHER
-from fittrack.app.wiring import build_dispatcher, ensure_kafka_topics
+from fittrack.app.worker_parts import build_dispatcher
 from fittrack.core.adapters.kafka import ensure_topics
 from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue
 from fittrack.workers.dispatcher import KafkaDispatcher, run_retries

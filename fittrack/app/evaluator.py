@@ -6,7 +6,7 @@ import sys
 
 from fittrack.app.process import Worker, close_all, run_worker, stop_on_signals
 from fittrack.app.tracing import EVALUATOR
-from fittrack.app.wiring import build_evaluator
+from fittrack.app.worker_parts import build_evaluator
 
 
 def evaluate(worker: Worker) -> None:

@@ -18,7 +18,7 @@ from fittrack.core.domain.errors import Unavailable
 def migrate(config: Config) -> int:
     """Migrate the database of `config`'s profile; returns its schema version."""
     if config.profile == "production":
-        from fittrack.app.wiring import metric_store
+        from fittrack.app.stores import metric_store
         from fittrack.core.adapters.postgres import PostgresDatabase
 
         database = PostgresDatabase(config.pg_dsn, pool_max=1)

@@ -6,8 +6,9 @@ import os
 import sys
 
 from fittrack.app.process import Worker, close_all, run_worker, stop_on_signals
+from fittrack.app.stores import ensure_kafka_topics
 from fittrack.app.tracing import PERSISTER
-from fittrack.app.wiring import build_persister, ensure_kafka_topics
+from fittrack.app.worker_parts import build_persister
 from fittrack.core.adapters.kafka import ensure_topics
 from fittrack.workers.persister import KafkaPersister
 from fittrack.workers.runtime import Every, make_consumer

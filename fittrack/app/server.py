@@ -20,8 +20,9 @@ from grpc_reflection.v1alpha import reflection
 from fittrack.app.config import Config, ConfigError, parse_listen
 from fittrack.app.metrics_endpoint import CannotExport, MetricsEndpoint, instruments_for
 from fittrack.app.process import command_line, configure_logging
+from fittrack.app.stores import Dependency
 from fittrack.app.tracing import SERVER, Tracing, build_tracing
-from fittrack.app.wiring import App, Dependency, build_app, utc_now
+from fittrack.app.wiring import App, build_app, utc_now
 from fittrack.core.adapters.file_lock import HeldElsewhere
 from fittrack.core.domain.errors import Unavailable
 from fittrack.generated.v1 import (

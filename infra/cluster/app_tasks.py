@@ -26,7 +26,7 @@ def migrate() -> int:
 
     from fittrack.app.config import Config
     from fittrack.app.migrate import migrate as fittrack_migrate
-    from fittrack.app.wiring import ensure_kafka_topics
+    from fittrack.app.stores import ensure_kafka_topics
     from fittrack.core.adapters.kafka import ensure_topics
     from fittrack.core.adapters.mongo_layout import COLLECTION, META_COLLECTION, MINUTES_COLLECTION
 

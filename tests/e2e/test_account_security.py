@@ -14,7 +14,8 @@ import grpc
 import jwt
 import pytest
 
-from fittrack.app.wiring import build_evaluator, evaluation_schedule
+from fittrack.app.wiring import evaluation_schedule
+from fittrack.app.worker_parts import build_evaluator
 from fittrack.generated.v1 import account_pb2, notification_pb2
 from tests.support import PASSWORD, RunningServer, Stubs, eventually, register_and_login, rpc_error
 

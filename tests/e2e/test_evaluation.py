@@ -20,7 +20,8 @@ import grpc
 import pytest
 from google.type import timeofday_pb2
 
-from fittrack.app.wiring import build_evaluator, evaluation_schedule
+from fittrack.app.wiring import evaluation_schedule
+from fittrack.app.worker_parts import build_evaluator
 from fittrack.core.domain.evaluation import DEFAULT_SLOTS, slot_instants
 from fittrack.core.services.evaluation import GoalEvaluator
 from fittrack.generated.v1 import common_pb2, goal_pb2, notification_pb2

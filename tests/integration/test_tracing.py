@@ -15,8 +15,9 @@ from kafka import KafkaConsumer, TopicPartition
 from opentelemetry.trace import SpanKind
 
 from fittrack.app.config import Config
+from fittrack.app.stores import ensure_kafka_topics, notification_queue
 from fittrack.app.tracing import DISPATCHER, PERSISTER, SERVER, Tracing
-from fittrack.app.wiring import _notification_queue, build_dispatcher, build_persister, ensure_kafka_topics
+from fittrack.app.worker_parts import build_dispatcher, build_persister
 from fittrack.core.adapters.kafka import ensure_topics
 from fittrack.core.domain.notifications import Notification, NotificationKind
 from fittrack.generated.v1 import common_pb2, goal_pb2, metric_pb2, notification_pb2
@@ -235,7 +236,7 @@ def test_a_queued_notification_is_followed_into_the_dispatchers_handling(stack):
     ensure_kafka_topics(config, ensure_topics)
     sender_tracing, _ = in_memory_tracing(PERSISTER)
     dispatcher_tracing, dispatcher_spans = in_memory_tracing(DISPATCHER)
-    queue = _notification_queue(config)
+    queue = notification_queue(config)
     try:
         with dispatcher_in_process(stack, dispatcher_tracing):
             notification = Notification(

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 from fittrack.app.config import Config
-from fittrack.app.wiring import Stores, build_services, dispatcher_on, persister_on
+from fittrack.app.stores import Stores
+from fittrack.app.wiring import build_services, dispatcher_on, persister_on
 from fittrack.core.adapters.tokens import JwtSigner
 from fittrack.core.domain.accounts import Credentials, Principal, Profile, ProfileChanges, User
 from fittrack.core.domain.aggregation import DaySummary
