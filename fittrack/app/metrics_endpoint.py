@@ -8,7 +8,8 @@ import threading
 import prometheus_client
 from prometheus_client import CollectorRegistry, start_http_server
 
-from fittrack.app.config import Config, parse_listen
+from fittrack.app.config import Config
+from fittrack.app.setting_values import parse_listen
 from fittrack.core.adapters.instruments import NO_INSTRUMENTS, Instruments
 
 log = logging.getLogger("fittrack.metrics")

@@ -17,9 +17,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from fittrack.app.config import Config, ConfigError, parse_listen
+from fittrack.app.config import Config, ConfigError
 from fittrack.app.metrics_endpoint import CannotExport, MetricsEndpoint, instruments_for
 from fittrack.app.process import command_line, configure_logging
+from fittrack.app.setting_values import parse_listen
 from fittrack.app.stores import Dependency
 from fittrack.app.tracing import SERVER, Tracing, build_tracing
 from fittrack.app.wiring import App, build_app, utc_now

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fittrack.app.config import Config, ConfigError, parse_oidc_providers
+from fittrack.app.config import Config, ConfigError
+from fittrack.app.setting_values import parse_oidc_providers
 from fittrack.core.domain.accounts import ProfileChanges
 from fittrack.core.domain.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
 from fittrack.core.domain.oidc import ProviderSettings, VerifiedIdentity, check_claims, username_base
