@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from fittrack.app.process import Worker, close_all, run_worker, stop_on_signals
+from fittrack.app.process import Worker, close_all, run_worker
 from fittrack.app.stores import ensure_kafka_topics
 from fittrack.app.tracing import DISPATCHER
 from fittrack.app.worker_parts import build_dispatcher
@@ -25,7 +25,7 @@ def dispatch(worker: Worker) -> None:
     per_poll = max(1, CHUNK // KafkaNotificationQueue.PER_RECORD)
     consumer = make_consumer(config, config.notifications_topic, config.dispatcher_group, max_poll_records=per_poll)
     worker.closing.callback(consumer.close, autocommit=False)
-    stopping = stop_on_signals()
+    stopping = worker.stop_signal()
     if parts.dispatcher.pushes:
         retries = threading.Thread(target=run_retries, args=(parts.dispatcher, stopping), name="push-retries")
         retries.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from fittrack.app.process import Worker, close_all, run_worker, stop_on_signals
+from fittrack.app.process import Worker, close_all, run_worker
 from fittrack.app.tracing import EVALUATOR
 from fittrack.app.worker_parts import build_evaluator
 
@@ -14,7 +14,7 @@ def evaluate(worker: Worker) -> None:
     tracer = worker.tracing.tracer("fittrack.workers.evaluator")
     parts = build_evaluator(config, tracer=tracer, instruments=worker.instruments)
     worker.closing.callback(close_all, parts.closers)
-    stopping = stop_on_signals()
+    stopping = worker.stop_signal()
     parts.schedule.start()
     worker.closing.callback(parts.schedule.stop)
     worker.log.info(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from fittrack.app.process import Worker, close_all, run_worker, stop_on_signals
+from fittrack.app.process import Worker, close_all, run_worker
 from fittrack.app.stores import ensure_kafka_topics
 from fittrack.app.tracing import PERSISTER
 from fittrack.app.worker_parts import build_persister
@@ -32,7 +32,7 @@ def persist(worker: Worker) -> None:
         tracer=tracer,
         instruments=worker.instruments,
     )
-    stopping = stop_on_signals()
+    stopping = worker.stop_signal()
     worker.log.info("persister consuming %s as group %s", config.readings_topic, config.persister_group)
     loop.run(stopping)
 

@@ -93,6 +93,9 @@ class Worker:
     tracing: Tracing
     closing: contextlib.ExitStack
     log: logging.Logger
+    # Called once the parts are built: the event that says stop. In a process, SIGTERM or SIGINT sets it (before,
+    # they end a process still waiting for its stores); a test running a body in a thread passes its own event.
+    stop_signal: Callable[[], threading.Event] = stop_on_signals
 
 
 def run_worker(program: str, summary: str, service: str, role: str, body: Callable[[Worker], None]) -> int:

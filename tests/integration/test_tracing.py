@@ -5,9 +5,10 @@ followed into the dispatcher; and no headers at all with tracing off."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -15,15 +16,15 @@ from kafka import KafkaConsumer, TopicPartition
 from opentelemetry.trace import SpanKind
 
 from fittrack.app.config import Config
+from fittrack.app.dispatcher import dispatch
+from fittrack.app.persister import persist
+from fittrack.app.process import Worker
 from fittrack.app.stores import ensure_kafka_topics, notification_queue
 from fittrack.app.tracing import DISPATCHER, PERSISTER, SERVER, Tracing
-from fittrack.app.worker_parts import build_dispatcher, build_persister
+from fittrack.core.adapters.instruments import NO_INSTRUMENTS
 from fittrack.core.adapters.kafka import ensure_topics
 from fittrack.core.domain.notifications import Notification, NotificationKind
 from fittrack.generated.v1 import common_pb2, goal_pb2, metric_pb2, notification_pb2
-from fittrack.workers.dispatcher import KafkaDispatcher
-from fittrack.workers.persister import KafkaPersister
-from fittrack.workers.runtime import make_consumer
 from tests.otlp import Collector, in_memory_tracing
 from tests.production import ProductionStack
 from tests.support import (
@@ -55,49 +56,29 @@ def worker_config(stack: ProductionStack) -> Config:
 
 
 @contextlib.contextmanager
-def persister_in_process(stack: ProductionStack, tracing: Tracing) -> Iterator[None]:
-    """A persister as fittrack-persister wires it, in a thread of this process, so its spans reach the test's
-    in-memory exporter."""
-    config = worker_config(stack)
-    ensure_kafka_topics(config, ensure_topics)
-    tracer = tracing.tracer("fittrack.workers.persister")
-    parts = build_persister(config, tracer=tracer)
-    consumer = make_consumer(config, config.readings_topic, config.persister_group, max_poll_records=500)
-    worker = KafkaPersister(consumer, parts.persister, parts.copies, tracer=tracer)
+def in_process(body: Callable[[Worker], None], stack: ProductionStack, tracing: Tracing) -> Iterator[None]:
+    """A worker's body (fittrack.app.persister's or .dispatcher's, as its process runs it) in a thread of this
+    process, so its spans reach the test's in-memory exporter; stopped and closed as the process would be."""
     stopping = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stopping,), name="test-persister")
-    thread.start()
-    try:
-        yield
-    finally:
-        stopping.set()
-        thread.join(timeout=30)
-        consumer.close(autocommit=False)
-        for close in reversed(parts.closers):
-            close()
-        tracing.shutdown()
+    with contextlib.ExitStack() as closing:
+        closing.callback(tracing.shutdown)
+        worker = Worker(worker_config(stack), NO_INSTRUMENTS, tracing, closing, logging.getLogger(__name__))
+        worker.stop_signal = lambda: stopping
+        thread = threading.Thread(target=body, args=(worker,), name=f"test-{body.__name__}")
+        thread.start()
+        try:
+            yield
+        finally:
+            stopping.set()
+            thread.join(timeout=30)
 
 
-@contextlib.contextmanager
-def dispatcher_in_process(stack: ProductionStack, tracing: Tracing) -> Iterator[None]:
-    """A dispatcher as fittrack-dispatcher wires it, in a thread of this process."""
-    config = worker_config(stack)
-    ensure_kafka_topics(config, ensure_topics)
-    parts = build_dispatcher(config)
-    consumer = make_consumer(config, config.notifications_topic, config.dispatcher_group, max_poll_records=20)
-    worker = KafkaDispatcher(consumer, parts.dispatcher, tracing.tracer("fittrack.workers.dispatcher"))
-    stopping = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stopping,), name="test-dispatcher")
-    thread.start()
-    try:
-        yield
-    finally:
-        stopping.set()
-        thread.join(timeout=30)
-        consumer.close(autocommit=False)
-        for close in reversed(parts.closers):
-            close()
-        tracing.shutdown()
+def persister_in_process(stack: ProductionStack, tracing: Tracing):
+    return in_process(persist, stack, tracing)
+
+
+def dispatcher_in_process(stack: ProductionStack, tracing: Tracing):
+    return in_process(dispatch, stack, tracing)
 
 
 def named(exporter, name: str) -> list:
