@@ -232,7 +232,7 @@ def create_server(
         ("grpc.so_reuseport", 0),
     ]
     tracer = app.tracing.tracer("fittrack.server")
-    # The request id before the others: their lines carry it too.
+    # The request id before the error and auth interceptors: the lines they write carry it.
     interceptors = [RequestIdInterceptor(), ErrorInterceptor(), AuthInterceptor(app.accounts.authenticate)]
     if instruments.enabled:  # outside the error and auth interceptors: it counts the status the client gets
         interceptors.insert(0, MetricsInterceptor(instruments))

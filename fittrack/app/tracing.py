@@ -64,8 +64,12 @@ def build_tracing(config: Config, service: str, processor: SpanProcessor | None 
     if target is None and processor is None:
         return tracing_off()
     resource = Resource.create({SERVICE_NAME: service, SERVICE_INSTANCE_ID: f"{socket.gethostname()}:{os.getpid()}"})
-    # A caller's decision to sample is kept (ParentBased), so one batch's trace is whole across processes.
-    sampler = ParentBased(TraceIdRatioBased(config.trace_sample_ratio))
+    # Within a process a span follows its parent. A parent from elsewhere (a device's traceparent, a record's
+    # headers) is decided by the ratio, not by its sampled flag: a device must not choose what this server pays
+    # for. The ratio decides on the trace id, so every process of one trace decides alike: a batch's trace
+    # stays whole from the server to the persister.
+    ratio = TraceIdRatioBased(config.trace_sample_ratio)
+    sampler = ParentBased(ratio, remote_parent_sampled=ratio, remote_parent_not_sampled=ratio)
     provider = TracerProvider(resource=resource, sampler=sampler)
     if processor is None:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter

@@ -65,7 +65,8 @@ class _Headers:
 
 
 class RequestIdInterceptor(grpc.aio.ServerInterceptor):
-    """First in the server's list, so the other interceptors' lines (an unexpected error) carry the id too."""
+    """Before the error and auth interceptors (after tracing and metrics, which log nothing per call), so the lines
+    those write (an unexpected error) carry the id too."""
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)

@@ -119,10 +119,11 @@ class ConsumerLoop:
             try:
                 self.run_once()
                 self.upkeep()
-                self._lag()
             except Exception:
                 log.exception("%s could not handle a poll; retrying in %.0f s", self.what, RETRY_SECONDS)
                 stopping.wait(RETRY_SECONDS)
+            # After a failed poll too: a worker stuck on one batch is when its growing lag must show.
+            self._lag()
 
 
 @contextmanager

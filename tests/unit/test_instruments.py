@@ -3,6 +3,8 @@ the consumer loop's figures and the producer's retries, read back from a registr
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
@@ -263,6 +265,24 @@ def test_a_consumer_loop_exports_each_partitions_lag_and_drops_a_revoked_one(ins
     loop.refresh_lag()
     assert (
         instruments.registry.get_sample_value(lag, {"role": "persister", "topic": "readings", "partition": "1"}) is None
+    )
+
+
+def test_a_consumer_stuck_on_a_poll_it_cannot_handle_still_exports_its_growing_lag(instruments):
+    consumer = Consumer({0: 3}, {0: 3})
+    stopping = threading.Event()
+
+    class Stuck(Loop):
+        def handle(self, records) -> None:
+            consumer.ends[0] += 4  # the devices go on sending while this worker fails
+            stopping.set()  # one round is enough
+            raise RuntimeError("the store refuses this batch")
+
+    Stuck(consumer, instruments=instruments).run(stopping)
+    behind = consumer.ends[0] - consumer.positions[TopicPartition("readings", 0)]
+    assert behind >= 4
+    assert (
+        value(instruments, "fittrack_kafka_consumer_lag", role="persister", topic="readings", partition="0") == behind
     )
 
 

@@ -68,6 +68,16 @@ def test_a_failed_login_is_one_audit_line_saying_what_who_where_how_and_the_outc
     }
 
 
+def test_a_value_with_spaces_or_line_breaks_is_quoted_so_it_cannot_pass_for_another_audit_line(audit_records):
+    forged = "x\n2026-12-02 INFO fittrack.audit: password_changed user_id=u-1"
+    AuditLog().saw(LoginAttempted(LoginMethod.SSO, LoginOutcome.THROTTLED, None, "203.0.113.7", forged + "y" * 500))
+    (record,) = audit_records
+    message = record.getMessage()
+    assert "\n" not in message and message.count("user_id=") == 1
+    assert message.startswith('login_attempted method=sso outcome=throttled address=203.0.113.7 provider="x\\n2026')
+    assert len(message) < 300
+
+
 def test_events_that_are_not_security_events_are_left_to_the_metrics(audit_records):
     AuditLog().saw(NotificationPushed())
     assert audit_records == []

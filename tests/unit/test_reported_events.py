@@ -30,6 +30,7 @@ from fittrack.core.domain.events import (
     RefreshTokenReused,
 )
 from fittrack.core.domain.notifications import Notification, NotificationKind, report_ready_key
+from fittrack.core.domain.throttle import AddressPolicy
 from fittrack.core.ports import Observer
 from fittrack.core.services.accounts import Accounts, AccountSettings
 from fittrack.core.services.dispatch import Dispatcher, DispatchSettings
@@ -223,6 +224,21 @@ def test_an_sso_login_is_reported_with_its_provider_and_a_replayed_token_as_a_fa
     assert observer.events == [
         LoginAttempted(LoginMethod.SSO, SUCCESS, session.user_id, HOME, "corp"),
         LoginAttempted(LoginMethod.SSO, FAILURE, None, HOME, "corp"),
+    ]
+
+
+def test_a_throttled_sso_login_names_only_a_configured_provider_never_the_callers_text():
+    observer = RecordingObserver()
+    accounts, provider = sso_accounts(observer)
+    for _ in range(AddressPolicy().max_failures):
+        with pytest.raises(Unauthenticated):
+            accounts.login_sso("corp", id_token="not a token", nonce="n-1", address=HOME)
+    for name in ("corp", "made-up\nprovider"):
+        with pytest.raises(ResourceExhausted):
+            accounts.login_sso(name, id_token="not a token", nonce="n-1", address=HOME)
+    assert observer.events[-2:] == [
+        LoginAttempted(LoginMethod.SSO, THROTTLED, None, HOME, "corp"),
+        LoginAttempted(LoginMethod.SSO, THROTTLED, None, HOME, None),
     ]
 
 

@@ -55,16 +55,20 @@ def test_without_an_endpoint_tracing_is_off_and_its_spans_record_nothing():
     assert not tracing.tracer("t").start_span("a call").is_recording()
 
 
-def test_a_ratio_of_0_records_no_new_trace_but_still_follows_a_caller_that_sampled_its_own():
-    exporter = InMemorySpanExporter()
-    tracing = build_tracing(Config(trace_sample_ratio=0.0), SERVER, SimpleSpanProcessor(exporter))
-    tracer = tracing.tracer("t")
-    assert not tracer.start_span("a new trace").is_recording()
+def test_the_ratio_decides_for_a_callers_trace_too_whatever_its_sampled_flag_says():
     sampled = context_from([("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")])
-    joined = tracer.start_span("a joined call", context=sampled)
-    assert joined.is_recording()
+    unsampled = context_from([("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")])
+    none = build_tracing(Config(trace_sample_ratio=0.0), SERVER, SimpleSpanProcessor(InMemorySpanExporter()))
+    # A device that flags every call sampled does not make a server that samples nothing pay for its spans.
+    assert not none.tracer("t").start_span("a new trace").is_recording()
+    assert not none.tracer("t").start_span("a joined call", context=sampled).is_recording()
+    none.shutdown()
+    exporter = InMemorySpanExporter()
+    every = build_tracing(Config(trace_sample_ratio=1.0), SERVER, SimpleSpanProcessor(exporter))
+    joined = every.tracer("t").start_span("a joined call", context=unsampled)
+    assert joined.is_recording()  # and one that asks for nothing is still recorded when the ratio says so
     joined.end()
-    tracing.shutdown()
+    every.shutdown()
     (span,) = exporter.get_finished_spans()
     assert span.resource.attributes["service.name"] == "fittrack-server"
     assert trace.format_trace_id(span.context.trace_id) == "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import logging
 import re
 
@@ -44,5 +45,19 @@ class AuditLog(Observer):
         if not event.audited:
             return
         fields = audit_fields(event)
-        details = " ".join(f"{key}={value}" for key, value in fields.items() if key != "event" and value is not None)
+        details = " ".join(
+            f"{key}={_shown(value)}" for key, value in fields.items() if key != "event" and value is not None
+        )
         self._log.info("%s %s", fields["event"], details, extra={"audit": fields})
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9._:@/+-]{1,200}")
+
+
+def _shown(value: object) -> str:
+    """A value as the text line shows it: plain words as they are, anything else quoted and escaped (and cut),
+    so no value can end the line or pass for another key."""
+    text = str(value)
+    if _PLAIN.fullmatch(text):
+        return text
+    return json.dumps(text[:200] + ("..." if len(text) > 200 else ""))

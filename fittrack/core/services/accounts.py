@@ -234,7 +234,10 @@ class Accounts:
         policy = self._settings.address_throttle
         uow.address_failures.add(address, now, policy.forget_before(now))
         start, end = policy.counted_span(now)
-        return len(uow.address_failures.recent(address, start, end, policy.max_failures)) == policy.max_failures
+        # One more than the limit is read, so that only the failure that crosses it reports (a failure already in
+        # flight when the address was refused would otherwise report the throttle again).
+        recent = uow.address_failures.recent(address, start, end, policy.max_failures + 1)
+        return len(recent) == policy.max_failures
 
     def _count_address_failure(self, address: str | None, now: datetime) -> None:
         """A failed login that no other write records: counted against the address in a transaction of its own."""
@@ -273,7 +276,10 @@ class Accounts:
                 with self._uow() as uow:
                     self._refuse_if_address_limited(uow, address, self._now())
         except ResourceExhausted:
-            self._login_seen(LoginMethod.SSO, LoginOutcome.THROTTLED, None, address, provider_name)
+            # Refused before the provider's name was checked: only a configured name goes into the audit line,
+            # never the caller's text as given.
+            known = provider_name if provider_name in self._identity_providers else None
+            self._login_seen(LoginMethod.SSO, LoginOutcome.THROTTLED, None, address, known)
             raise
         try:
             session = self._login_sso(provider_name, id_token, authorization_code, code_verifier, redirect_uri, nonce)
@@ -553,7 +559,10 @@ class Accounts:
     def _open_session(self, user_id: str, now: datetime) -> Session:
         session_id = uuid.uuid4().hex
         with self._uow() as uow:
-            uow.sessions.create(session_id, user_id, now)
+            try:
+                uow.sessions.create(session_id, user_id, now)
+            except NotFound as deleted:  # deleted since its password or token was checked: no session to open
+                raise Unauthenticated(str(deleted)) from None
             credentials = uow.users.get_credentials(user_id)
             session = self._rotate(uow, user_id, session_id, credentials, now)
             uow.commit()

@@ -37,6 +37,9 @@ class Dialect:
     for_update = " FOR UPDATE"
     # Writers run side by side: a claim of queued work locks its rows and passes over those others hold.
     skip_locked = " FOR UPDATE SKIP LOCKED"
+    # Keeps a row from being deleted (or its key changed) until commit, and nothing else: the lock a foreign-key
+    # check takes, so rows added for the same account side by side do not wait for each other.
+    key_share = " FOR KEY SHARE"
     # Array parameters (`= ANY(%s)`, unnest): one statement for any number of keys.
     arrays = True
     # WITH ... AS (DELETE ...) INSERT ...: two writes in one round trip.
@@ -69,7 +72,7 @@ class Dialect:
 class SqliteDialect(Dialect):
     # One writer at a time (BEGIN IMMEDIATE): nothing can change a row between a read and the write it
     # decides, nor claim a row another writer claims, so no row locks. No arrays, no DELETE inside WITH.
-    for_update = skip_locked = ""
+    for_update = skip_locked = key_share = ""
     arrays = writable_ctes = False
 
     def query(self, sql: str) -> str:
@@ -135,9 +138,9 @@ class SqlRepository:
         Rows that belong to an account are added after this check rather than left to the foreign key: an account
         deleted in the same instant (DeleteAccount racing CreateGoal) would otherwise fail the INSERT with the
         driver's IntegrityError (an INTERNAL to the caller), and in PostgreSQL abort the whole transaction.
-        PostgreSQL holds the row with FOR UPDATE; SQLite writes one transaction at a time (BEGIN IMMEDIATE).
+        PostgreSQL holds the row with FOR KEY SHARE; SQLite writes one transaction at a time (BEGIN IMMEDIATE).
         """
-        held = self._sql.execute(f"SELECT 1 FROM users WHERE user_id = %s{self._sql.for_update}", (user_id,))
+        held = self._sql.execute(f"SELECT 1 FROM users WHERE user_id = %s{self._d.key_share}", (user_id,))
         if held.fetchone() is None:
             raise NotFound("this account no longer exists: it was deleted")
 
