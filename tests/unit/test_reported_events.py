@@ -18,6 +18,7 @@ from fittrack.core.domain.events import (
     AccountDeleted,
     AccountThrottled,
     AddressThrottled,
+    Confirming,
     EvaluationSlotRun,
     LoginAttempted,
     LoginMethod,
@@ -26,6 +27,7 @@ from fittrack.core.domain.events import (
     NotificationPushed,
     NotificationsStored,
     PasswordChanged,
+    PasswordConfirmationFailed,
     PushRetried,
     RefreshTokenReused,
 )
@@ -186,14 +188,27 @@ def test_changing_the_password_by_username_with_a_wrong_one_is_a_failed_login_an
     assert app.observer.events == [LoginAttempted(PASSWORD_LOGIN, FAILURE, alice, HOME)]
 
 
-def test_a_deleted_account_is_reported_and_a_refused_deletion_is_not(app):
+def test_a_deleted_account_is_reported_and_a_refused_deletion_as_a_failed_confirmation(app):
     alice = register(app)
     principal = app.accounts.authenticate(app.accounts.login("alice", PASSWORD, HOME).access_token)
     app.observer.clear()
     with pytest.raises(Unauthenticated):
-        app.accounts.delete_account(principal, "not the password", HOME)
+        app.accounts.delete_account(principal, "not the password", ELSEWHERE)
     app.accounts.delete_account(principal, PASSWORD, HOME)
-    assert app.observer.events == [AccountDeleted(alice, HOME)]
+    assert app.observer.events == [
+        PasswordConfirmationFailed(alice, Confirming.ACCOUNT_DELETION, ELSEWHERE),
+        AccountDeleted(alice, HOME),
+    ]
+
+
+def test_a_wrong_current_password_with_a_token_is_a_failed_confirmation_and_changes_nothing(app):
+    alice = register(app)
+    principal = app.accounts.authenticate(app.accounts.login("alice", PASSWORD, HOME).access_token)
+    app.observer.clear()
+    with pytest.raises(Unauthenticated):
+        app.accounts.change_password(principal, "", "a guess with a stolen token", "Second-password-9", ELSEWHERE)
+    assert app.observer.events == [PasswordConfirmationFailed(alice, Confirming.PASSWORD_CHANGE, ELSEWHERE)]
+    app.accounts.login("alice", PASSWORD, HOME)  # the password is still the old one
 
 
 # --- SSO -------------------------------------------------------------------------------

@@ -69,6 +69,24 @@ class RefreshTokenReused(Event):
     audited: ClassVar[bool] = True
 
 
+class Confirming(enum.StrEnum):
+    """What a signed-in caller confirmed with their password."""
+
+    PASSWORD_CHANGE = "password_change"
+    ACCOUNT_DELETION = "account_deletion"
+
+
+@dataclass(frozen=True)
+class PasswordConfirmationFailed(Event):
+    """A signed-in caller gave a wrong password to change it or delete the account: someone holding a stolen
+    access token guesses this way, so it is audited like a failed login."""
+
+    user_id: str
+    confirming: Confirming
+    address: str | None = None
+    audited: ClassVar[bool] = True
+
+
 @dataclass(frozen=True)
 class PasswordChanged(Event):
     user_id: str

@@ -40,10 +40,12 @@ from fittrack.core.domain.events import (
     AccountDeleted,
     AccountThrottled,
     AddressThrottled,
+    Confirming,
     LoginAttempted,
     LoginMethod,
     LoginOutcome,
     PasswordChanged,
+    PasswordConfirmationFailed,
     RefreshTokenReused,
 )
 from fittrack.core.domain.oidc import CLOCK_LEEWAY, ExternalIdentity, ProviderSettings, VerifiedIdentity, username_base
@@ -464,6 +466,7 @@ class Accounts:
                 self._count_address_failure(address, self._now())
                 raise Unauthenticated(WRONG_CREDENTIALS)
             if not self._hasher.verify(current, credentials.password_hash):
+                self._observer.saw(PasswordConfirmationFailed(user.user_id, Confirming.PASSWORD_CHANGE, address))
                 self._count_address_failure(address, self._now())
                 raise Unauthenticated("the current password is wrong")
         elif raw_username:
@@ -508,6 +511,7 @@ class Accounts:
                     f"{FRESH_LOGIN.seconds // 60} minutes"
                 )
         elif not self._hasher.verify(password, credentials.password_hash):
+            self._observer.saw(PasswordConfirmationFailed(principal.user_id, Confirming.ACCOUNT_DELETION, address))
             raise Unauthenticated("the password is wrong; the account was not deleted")
         # Metrics first: if their store is down the account still exists, so
         # the user can retry; the other way round would strand the data.
