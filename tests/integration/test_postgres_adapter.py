@@ -6,7 +6,6 @@ PostgreSQL's own: its schema's constraints, migrations, locking, and what happen
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import socket
 import threading
@@ -39,6 +38,7 @@ from fittrack.core.domain.metrics import MetricKind
 from fittrack.core.domain.sequences import DeviceCursor, LogPosition
 from fittrack.core.ports import RefreshRecord
 from tests.contract import builders
+from tests.forwarder import Forwarder
 from tests.production import service_settings
 from tests.support import eventually
 
@@ -106,61 +106,6 @@ def add_user(database: PostgresDatabase, user_id: str = "u1", username: str = "a
     with PostgresUnitOfWork(database) as unit:
         unit.users.add(*builders.user(user_id, username))
         unit.commit()
-
-
-class Relay:
-    """A TCP relay in front of PostgreSQL that a test can cut and restore: an outage without stopping the server."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
-        self._sockets: list[socket.socket] = []
-        self._running = False
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen()
-        listener.settimeout(0.05)
-        self._running = True
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def stop(self) -> None:
-        self._running = False
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        self._sockets.clear()
-        time.sleep(0.1)  # the accept loop notices within its 0.05 s timeout and closes the listener
-
-    def _accept(self, listener: socket.socket) -> None:
-        with listener:
-            while self._running:
-                try:
-                    client, _ = listener.accept()
-                except TimeoutError:
-                    continue
-                server = socket.create_connection(self._target)
-                self._sockets += [client, server]
-                for source, sink in ((client, server), (server, client)):
-                    threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
 
 
 # --- migrations ----------------------------------------------------------------------
@@ -579,36 +524,36 @@ def test_a_connection_lost_mid_transaction_is_unavailable_and_the_next_unit_of_w
 
 def test_the_adapter_recovers_by_itself_once_the_server_is_back(pg_empty, pg_dsn):
     params = psycopg2.extensions.parse_dsn(pg_dsn)
-    relay = Relay(params.get("host", "127.0.0.1"), int(params.get("port", 5432)))
-    relay.start()
+    relay = Forwarder((params.get("host", "127.0.0.1"), int(params.get("port", 5432))))
+    relay.restore()
     relayed = psycopg2.extensions.make_dsn(pg_dsn, host="127.0.0.1", port=relay.port)
     database = PostgresDatabase(relayed, pool_max=2)
     cursors = PostgresDeviceCursors(database)
     try:
         add_user(database)
         cursors.save({("u1", "watch"): DeviceCursor(1)})
-        relay.stop()
+        relay.cut()
         for call in (lambda: add_user(database, "u2", "bob"), lambda: cursors.load([("u1", "watch")])):
             started = time.monotonic()
             with pytest.raises(Unavailable):
                 call()
             assert time.monotonic() - started < 5
-        relay.start()
+        relay.restore()
         add_user(database, "u2", "bob")
         assert cursors.load([("u1", "watch")]) == {("u1", "watch"): DeviceCursor(1)}
         with PostgresUnitOfWork(database, read_only=True) as unit:
             assert [unit.users.get(u) is not None for u in ("u1", "u2")] == [True, True]
     finally:
         database.close()
-        relay.stop()
+        relay.cut()
 
 
 def test_session_lookups_read_the_primary_and_the_replica_only_while_the_primary_is_out(pg_empty, pg_dsn):
     # Session checks must see the latest logout, so they read the primary; while a failover is under way
     # they read the replica instead of failing every call. Here the "primary" is a relay to the one server.
     params = psycopg2.extensions.parse_dsn(pg_dsn)
-    relay = Relay(params.get("host", "127.0.0.1"), int(params.get("port", 5432)))
-    relay.start()
+    relay = Forwarder((params.get("host", "127.0.0.1"), int(params.get("port", 5432))))
+    relay.restore()
     primary = psycopg2.extensions.make_dsn(pg_dsn, host="127.0.0.1", port=relay.port)
     unreachable = psycopg2.extensions.make_dsn(pg_dsn, host="127.0.0.1", port=1)
     with_replica = PostgresDatabase(primary, pg_dsn, pool_max=2)
@@ -617,7 +562,7 @@ def test_session_lookups_read_the_primary_and_the_replica_only_while_the_primary
         add_user(with_replica)
         with PostgresUnitOfWork(replica_down, lookup=True) as unit:
             assert unit.users.get("u1") is not None  # the primary answered: the replica was never needed
-        relay.stop()
+        relay.cut()
         started = time.monotonic()
         with PostgresUnitOfWork(with_replica, lookup=True) as unit:
             assert unit.users.get("u1") is not None
@@ -629,7 +574,7 @@ def test_session_lookups_read_the_primary_and_the_replica_only_while_the_primary
     finally:
         with_replica.close()
         replica_down.close()
-        relay.stop()
+        relay.cut()
 
 
 def test_while_the_primary_hangs_only_the_first_lookup_waits_for_it(pg_empty, pg_dsn):

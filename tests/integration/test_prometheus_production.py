@@ -3,14 +3,12 @@ running on the shared services: what they say agrees with what the test sent."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,6 +22,7 @@ from fittrack.core.adapters.kafka_notifications import KafkaNotificationQueue
 from fittrack.core.domain.errors import Unavailable
 from fittrack.core.domain.notifications import Notification, NotificationKind
 from fittrack.generated.v1 import common_pb2, metric_pb2
+from tests.forwarder import Forwarder
 from tests.production import ROOT, ProductionStack
 from tests.prometheus import free_port, scrape
 from tests.support import (
@@ -278,68 +277,3 @@ def test_a_worker_whose_metrics_address_is_taken_refuses_to_start_naming_the_set
     message = error.decode()
     assert "fittrack-persister:" in message and "FITTRACK_METRICS_LISTEN" in message
     assert "Traceback" not in message
-
-
-class Forwarder:
-    """A TCP forwarder to one address, whose listener the test can close (cut) and open again (restore)."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self._target = target
-        self.port = free_port()
-        self._listener: socket.socket | None = None
-        self._threads: list[threading.Thread] = []
-        self._connections: list[socket.socket] = []
-
-    def __enter__(self) -> Forwarder:
-        self.restore()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.cut()
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen()
-        self._listener = listener
-        thread = threading.Thread(target=self._accept, args=(listener,), daemon=True)
-        thread.start()
-        self._threads.append(thread)
-
-    def cut(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() waiting on it
-            self._listener.close()
-            self._listener = None
-        for connection in self._connections:
-            with contextlib.suppress(OSError):
-                connection.close()
-        self._connections.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self._target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            self._connections += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                sink.close()
